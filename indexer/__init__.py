@@ -1,0 +1,39 @@
+"""Indexing: convert files to text, split them into passages, embed and store them incrementally.
+
+``index_folder`` and ``IndexSummary`` are imported on first use, so that ``indexer.convert`` and
+``indexer.split`` stay importable (and fast to import) without loading torch and FAISS.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from indexer.convert import SUPPORTED_EXTENSIONS, ConversionError, ConvertedDocument, convert_file
+
+if TYPE_CHECKING:
+    from indexer.run import IndexSummary, index_folder
+    from indexer.split import split_document
+
+__all__ = [
+    "SUPPORTED_EXTENSIONS",
+    "ConversionError",
+    "ConvertedDocument",
+    "IndexSummary",
+    "convert_file",
+    "index_folder",
+    "split_document",
+]
+
+_LAZY = {
+    "split_document": "indexer.split",
+    "index_folder": "indexer.run",
+    "IndexSummary": "indexer.run",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'indexer' has no attribute {name!r}")

@@ -1,0 +1,561 @@
+"""Convert one file (PDF, DOCX, HTML, Markdown, plain text) into clean text with page/section spans.
+
+Every converter produces a list of *blocks* (a piece of text with the page and section it belongs
+to); :func:`_assemble` cleans each block, joins them with a blank line and records the
+:class:`Span` list, so offsets into :attr:`ConvertedDocument.text` are exact by construction. The
+splitter and the citations both rely on those offsets, never on re-searching the text.
+
+Problems with a file (missing, unreadable, corrupt, encrypted, scanned, not UTF-8, empty,
+unsupported type) raise :class:`ConversionError`, whose message is one line naming the file.
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+import logging
+import re
+import unicodedata
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_EXTENSIONS = {".pdf", ".docx", ".html", ".htm", ".md", ".markdown", ".txt"}
+
+_FILE_TYPES = {
+    ".pdf": "pdf",
+    ".docx": "docx",
+    ".html": "html",
+    ".htm": "html",
+    ".md": "md",
+    ".markdown": "md",
+    ".txt": "txt",
+}
+
+# A title taken from the first line of a document is cut here: a first "line" of a PDF page can
+# be a whole paragraph when the PDF has no line structure.
+_MAX_TITLE_CHARS = 200
+
+
+class ConversionError(Exception):
+    """A file that cannot be converted; ``str()`` is one line: "<file name>: <reason>"."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = " ".join(str(reason).split())  # one line, whatever the library said
+        super().__init__(f"{self.path.name}: {self.reason}")
+
+
+@dataclass(frozen=True)
+class Span:
+    """A stretch ``text[start:end]`` of a converted document on one page / in one section."""
+
+    start: int
+    end: int
+    page: int | None = None
+    section: str | None = None
+
+
+@dataclass
+class ConvertedDocument:
+    """The cleaned text of one file and the spans (contiguous, in order) that cover it."""
+
+    path: Path
+    text: str
+    title: str
+    file_type: str
+    spans: list[Span] = field(default_factory=list)
+
+
+@dataclass
+class _Block:
+    text: str
+    page: int | None = None
+    section: str | None = None
+
+
+# -- cleaning -----------------------------------------------------------------------------------
+
+_NEWLINES = re.compile(r"\r\n|\r|\u2028|\u2029|\x0c|\x0b|\x85")
+# Invisible characters that only get in the way of matching words: soft hyphen, zero-width
+# space/joiners, BOM, and C0/C1 control characters other than newline and tab.
+_INVISIBLE = re.compile(
+    r"[\u00ad\u200b\u200c\u200d\u2060\ufeff\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]"
+)
+_HSPACE = re.compile(r"[^\S\n]+")  # any whitespace except newline (tabs, NBSP, thin spaces...)
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+def clean_text(text: str) -> str:
+    """Normalize newlines and spaces, NFC, no trailing spaces, at most one blank line; stripped."""
+    text = _NEWLINES.sub("\n", text)
+    text = unicodedata.normalize("NFC", text)
+    text = _INVISIBLE.sub("", text)
+    text = _HSPACE.sub(" ", text)
+    text = "\n".join(line.strip(" ") for line in text.split("\n"))
+    text = _BLANK_LINES.sub("\n\n", text)
+    return text.strip()
+
+
+def _one_line(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+def _assemble(
+    path: Path, file_type: str, blocks: Iterable[_Block], title: str | None
+) -> ConvertedDocument:
+    """Clean and join the blocks; spans merge neighbouring blocks with the same page and section."""
+    parts: list[str] = []
+    spans: list[Span] = []
+    pos = 0
+    for block in blocks:
+        cleaned = clean_text(block.text)
+        if not cleaned:
+            continue
+        if parts:
+            pos += 2  # the "\n\n" separator belongs to the span before it
+        start = pos
+        parts.append(cleaned)
+        pos += len(cleaned)
+        if spans and (spans[-1].page, spans[-1].section) == (block.page, block.section):
+            spans[-1] = Span(spans[-1].start, pos, block.page, block.section)
+        else:
+            if spans:
+                spans[-1] = Span(spans[-1].start, start, spans[-1].page, spans[-1].section)
+            spans.append(Span(start, pos, block.page, block.section))
+    text = "\n\n".join(parts)
+    if not text:
+        raise ConversionError(path, "empty document")
+    title = _one_line(title)
+    if not title:
+        title = path.stem
+    return ConvertedDocument(path=path, text=text, title=title, file_type=file_type, spans=spans)
+
+
+def _first_line(blocks: list[_Block]) -> str | None:
+    for block in blocks:
+        for line in block.text.splitlines():
+            line = _one_line(line)
+            if line:
+                return line[:_MAX_TITLE_CHARS].rstrip()
+    return None
+
+
+def locate(doc: ConvertedDocument, offset: int) -> Span:
+    """The span containing character ``offset`` of ``doc.text`` (``len(text)`` gives the last)."""
+    if not doc.spans or offset < 0 or offset > len(doc.text):
+        raise ValueError(f"offset {offset} outside the document (length {len(doc.text)})")
+    starts = [span.start for span in doc.spans]
+    return doc.spans[max(0, bisect.bisect_right(starts, offset) - 1)]
+
+
+# -- entry point --------------------------------------------------------------------------------
+
+
+def convert_file(path: Path | str) -> ConvertedDocument:
+    """Convert one file; raises :class:`ConversionError` with a one-line reason on any problem."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConversionError(path, "is a directory, not a file")
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_EXTENSIONS:
+        shown = f"'{suffix}'" if suffix else "(no extension)"
+        supported = ", ".join(sorted(SUPPORTED_EXTENSIONS))
+        raise ConversionError(path, f"unsupported file type {shown} (supported: {supported})")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConversionError(path, "file not found") from None
+    except PermissionError:
+        raise ConversionError(path, "permission denied") from None
+    except OSError as exc:
+        raise ConversionError(path, f"cannot read file ({exc.strerror or exc})") from None
+    if not data.strip():
+        raise ConversionError(path, "empty document")
+    file_type = _FILE_TYPES[suffix]
+    converter = {
+        "pdf": _convert_pdf,
+        "docx": _convert_docx,
+        "html": _convert_html,
+        "md": _convert_markdown,
+        "txt": _convert_text,
+    }[file_type]
+    doc = converter(path, data)
+    logger.debug("converted %s: %d chars, %d spans", path, len(doc.text), len(doc.spans))
+    return doc
+
+
+# -- PDF ----------------------------------------------------------------------------------------
+
+
+def _convert_pdf(path: Path, data: bytes) -> ConvertedDocument:
+    from pypdf import PdfReader
+    from pypdf.errors import FileNotDecryptedError, PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            # Many PDFs are "encrypted" with an empty user password only to restrict editing.
+            try:
+                if not reader.decrypt(""):
+                    raise ConversionError(path, "encrypted PDF (a password is required)")
+            except (FileNotDecryptedError, NotImplementedError) as exc:
+                raise ConversionError(path, f"encrypted PDF (cannot decrypt: {exc})") from None
+        pages: list[str] = []
+        errors: list[str] = []
+        for number, page in enumerate(reader.pages, start=1):
+            try:
+                pages.append(page.extract_text() or "")
+            except Exception as exc:  # one damaged page should not cost the whole document
+                logger.warning("%s: page %d unreadable (%s)", path.name, number, exc)
+                errors.append(f"{type(exc).__name__}: {exc}")
+                pages.append("")
+        if errors and len(errors) == len(pages):
+            raise ConversionError(path, f"not a readable PDF ({errors[0]})")
+    except ConversionError:
+        raise
+    except FileNotDecryptedError:
+        raise ConversionError(path, "encrypted PDF (a password is required)") from None
+    except PdfReadError as exc:
+        raise ConversionError(path, f"not a readable PDF ({exc})") from None
+    except Exception as exc:  # pypdf raises many kinds of errors on damaged files
+        raise ConversionError(path, f"not a readable PDF ({type(exc).__name__}: {exc})") from None
+
+    blocks = [_Block(text, page=number) for number, text in enumerate(pages, start=1)]
+    if not any(clean_text(block.text) for block in blocks):
+        raise ConversionError(path, "no extractable text (scanned? OCR is not supported)")
+    title: str | None = None
+    try:
+        if reader.metadata is not None:
+            title = _one_line(reader.metadata.title)
+    except Exception:  # a broken info dictionary only costs us the title
+        logger.debug("%s: unreadable PDF metadata", path, exc_info=True)
+    return _assemble(path, "pdf", blocks, title or _first_line(blocks))
+
+
+# -- DOCX ---------------------------------------------------------------------------------------
+
+
+def _heading_level(style_name: str | None) -> int | None:
+    match = re.fullmatch(r"Heading\s*(\d)", style_name or "", flags=re.IGNORECASE)
+    return int(match.group(1)) if match else None
+
+
+def _table_rows(table: object) -> Iterator[str]:
+    for row in table.rows:  # type: ignore[attr-defined]
+        cells: list[str] = []
+        seen: set[int] = set()
+        for cell in row.cells:
+            # A merged cell is returned once per grid column it spans; keep it once.
+            if id(cell._tc) in seen:
+                continue
+            seen.add(id(cell._tc))
+            text = _one_line(cell.text)
+            if text:
+                cells.append(text)
+        if cells:
+            yield " | ".join(cells)
+
+
+def _convert_docx(path: Path, data: bytes) -> ConvertedDocument:
+    import docx
+    from docx.opc.exceptions import PackageNotFoundError
+    from docx.table import Table
+
+    try:
+        document = docx.Document(io.BytesIO(data))
+        blocks: list[_Block] = []
+        section: str | None = None
+        first_heading: str | None = None
+        for item in document.iter_inner_content():
+            if isinstance(item, Table):
+                blocks.append(_Block("\n".join(_table_rows(item)), section=section))
+                continue
+            text = item.text
+            style_name = item.style.name if item.style is not None else None
+            if _heading_level(style_name) is not None and _one_line(text):
+                section = _one_line(text)
+                first_heading = first_heading or section
+            elif style_name == "Title" and _one_line(text):
+                first_heading = first_heading or _one_line(text)
+            blocks.append(_Block(text, section=section))
+        core_title = _one_line(document.core_properties.title)
+    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise ConversionError(path, f"not a readable DOCX ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # lxml and zip errors from damaged packages
+        raise ConversionError(path, f"not a readable DOCX ({type(exc).__name__}: {exc})") from None
+    return _assemble(path, "docx", blocks, core_title or first_heading)
+
+
+# -- HTML ---------------------------------------------------------------------------------------
+
+# Elements whose text is not part of the document: code, navigation, page chrome, forms.
+_HTML_DROP = (
+    "script", "style", "noscript", "template", "nav", "footer", "aside", "form", "button",
+    "select", "iframe", "object", "embed", "svg", "canvas", "head", "menu", "dialog",
+)  # fmt: skip
+_HTML_HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
+_HTML_BLOCKS = {
+    "p", "div", "section", "article", "main", "header", "blockquote", "address", "figure",
+    "figcaption", "dl", "dt", "dd", "hr", "body", "html", "center", "details", "summary",
+    "fieldset", "caption", "hgroup", "li",
+}  # fmt: skip
+_WS = re.compile(r"\s+")
+
+
+class _HtmlWalker:
+    """Turns a parsed HTML tree into blocks: paragraphs, headings, lists and tables."""
+
+    def __init__(self) -> None:
+        self.blocks: list[_Block] = []
+        self.section: str | None = None
+        self.first_h1: str | None = None
+        self._inline: list[str] = []
+
+    def flush(self) -> None:
+        text = "".join(self._inline)
+        self._inline = []
+        if text.strip():
+            self.blocks.append(_Block(text, section=self.section))
+
+    @staticmethod
+    def inline_text(node: object) -> str:
+        from bs4 import Tag
+
+        if not isinstance(node, Tag):
+            return _one_line(str(node))
+        parts: list[str] = []
+        for element in node.descendants:
+            if isinstance(element, Tag):
+                if element.name == "br":
+                    parts.append(" ")
+                elif element.name in _HTML_BLOCKS or element.name in {"td", "th", "tr"}:
+                    parts.append(" ")  # <p>a</p><p>b</p> inside one cell is "a b", not "ab"
+            elif _is_text(element):
+                parts.append(str(element))
+        return _one_line("".join(parts))
+
+    def list_lines(self, node: object, ordered: bool) -> list[str]:
+        from bs4 import Tag
+
+        lines: list[str] = []
+        number = 1
+        if ordered and isinstance(node, Tag):
+            try:
+                number = int(str(node.get("start", "1")))
+            except ValueError:
+                number = 1
+        for item in getattr(node, "children", []):
+            if not isinstance(item, Tag) or item.name != "li":
+                continue
+            nested = [c for c in item.find_all(["ul", "ol"]) if c.find_parent("li") is item]
+            for sub in nested:
+                sub.extract()
+            marker = f"{number}." if ordered else "-"
+            text = self.inline_text(item)
+            if text:
+                lines.append(f"{marker} {text}")
+            number += 1
+            for sub in nested:
+                lines.extend(self.list_lines(sub, sub.name == "ol"))
+        return lines
+
+    def walk(self, node: object) -> None:
+        from bs4 import Tag
+
+        if not isinstance(node, Tag):
+            if _is_text(node):
+                self._inline.append(_WS.sub(" ", str(node)))
+            return
+        name = node.name
+        if name in _HTML_HEADINGS:
+            self.flush()
+            text = self.inline_text(node)
+            if text:
+                self.section = text
+                if name == "h1" and self.first_h1 is None:
+                    self.first_h1 = text
+                self.blocks.append(_Block(text, section=self.section))
+        elif name in ("ul", "ol"):
+            self.flush()
+            self.blocks.append(
+                _Block("\n".join(self.list_lines(node, name == "ol")), None, self.section)
+            )
+        elif name == "table":
+            self.flush()
+            rows = []
+            for row in node.find_all("tr"):
+                cells = [self.inline_text(c) for c in row.find_all(["td", "th"], recursive=False)]
+                cells = [c for c in cells if c]
+                if cells:
+                    rows.append(" | ".join(cells))
+            self.blocks.append(_Block("\n".join(rows), section=self.section))
+        elif name == "pre":
+            self.flush()
+            self.blocks.append(_Block(node.get_text(), section=self.section))
+        elif name == "br":
+            self._inline.append("\n")
+        elif name in _HTML_BLOCKS:
+            self.flush()
+            for child in list(node.children):
+                self.walk(child)
+            self.flush()
+        else:
+            for child in list(node.children):
+                self.walk(child)
+
+
+def _is_text(node: object) -> bool:
+    from bs4 import CData, NavigableString
+    from bs4.element import Comment, Declaration, Doctype, ProcessingInstruction
+
+    if not isinstance(node, NavigableString):
+        return False
+    if isinstance(node, CData):
+        return True
+    return not isinstance(node, (Comment, Declaration, Doctype, ProcessingInstruction))
+
+
+def _html_fragment_text(html: str) -> str:
+    """The visible text of an HTML fragment (raw HTML inside Markdown)."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "lxml")
+    for tag in soup.find_all(_HTML_DROP):
+        tag.decompose()
+    return soup.get_text(" ")
+
+
+def _convert_html(path: Path, data: bytes) -> ConvertedDocument:
+    from bs4 import BeautifulSoup
+
+    try:
+        soup = BeautifulSoup(data, "lxml")  # detects the encoding from BOM / <meta charset>
+    except Exception as exc:
+        raise ConversionError(path, f"not readable HTML ({type(exc).__name__}: {exc})") from None
+    title = _one_line(soup.title.get_text()) if soup.title is not None else ""
+    for tag in soup.find_all(_HTML_DROP):
+        tag.decompose()
+    for tag in soup.find_all(attrs={"hidden": True}):
+        tag.decompose()
+    walker = _HtmlWalker()
+    walker.walk(soup.body if soup.body is not None else soup)
+    walker.flush()
+    return _assemble(path, "html", walker.blocks, title or walker.first_h1)
+
+
+# -- Markdown and text --------------------------------------------------------------------------
+
+
+def _decode_utf8(path: Path, data: bytes) -> str:
+    bom = b"\xef\xbb\xbf"
+    skipped = len(bom) if data.startswith(bom) else 0
+    try:
+        return data[skipped:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        offset = exc.start + skipped
+        raise ConversionError(
+            path, f"not valid UTF-8 at byte {offset}; re-save the file as UTF-8"
+        ) from None
+
+
+def _convert_text(path: Path, data: bytes) -> ConvertedDocument:
+    return _assemble(path, "txt", [_Block(_decode_utf8(path, data))], None)
+
+
+def _md_inline(token: object) -> str:
+    parts: list[str] = []
+    for child in getattr(token, "children", None) or []:
+        kind = child.type
+        if kind in ("text", "code_inline"):
+            parts.append(child.content)
+        elif kind in ("softbreak", "hardbreak"):
+            parts.append("\n")
+        elif kind == "image":
+            parts.append(_md_inline(child))  # the alt text
+    return "".join(parts)
+
+
+def _convert_markdown(path: Path, data: bytes) -> ConvertedDocument:
+    from markdown_it import MarkdownIt
+
+    source = _decode_utf8(path, data)
+    tokens = MarkdownIt("commonmark").enable("table").parse(source)
+    blocks: list[_Block] = []
+    section: str | None = None
+    first_h1: str | None = None
+    first_heading: str | None = None
+    list_lines: list[str] = []  # lines of the outermost list being read
+    list_stack: list[bool] = []  # ordered? per open list
+    item_open = False  # the current list item already has a line to append paragraphs to
+    table_rows: list[str] = []
+    row_cells: list[str] | None = None
+
+    def emit(text: str) -> None:
+        if list_stack:
+            list_lines.append(text)
+        else:
+            blocks.append(_Block(text, section=section))
+
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        kind = token.type
+        if kind == "heading_open":
+            text = _one_line(_md_inline(tokens[i + 1]))
+            if text:
+                if not list_stack:
+                    section = text
+                first_heading = first_heading or text
+                if token.tag == "h1" and first_h1 is None:
+                    first_h1 = text
+                emit(text)
+            i += 3
+            continue
+        if kind in ("bullet_list_open", "ordered_list_open"):
+            list_stack.append(kind == "ordered_list_open")
+            item_open = False
+        elif kind in ("bullet_list_close", "ordered_list_close"):
+            list_stack.pop()
+            item_open = False
+            if not list_stack:
+                # An item with nothing after its marker ("- ") leaves no line.
+                lines = [line for line in list_lines if not re.fullmatch(r"(-|\d+\.) ?", line)]
+                blocks.append(_Block("\n".join(lines), section=section))
+                list_lines = []
+        elif kind == "list_item_open":
+            marker = f"{token.info}." if list_stack and list_stack[-1] and token.info else "-"
+            list_lines.append(f"{marker} ")
+            item_open = True
+        elif kind == "list_item_close":
+            item_open = False
+        elif kind == "inline" and row_cells is not None:
+            row_cells.append(_one_line(_md_inline(token)))
+        elif kind == "inline":
+            text = _md_inline(token)
+            if list_stack and item_open:
+                # Several paragraphs of one item stay on the item's line.
+                sep = "" if list_lines[-1].endswith(" ") else " "
+                list_lines[-1] += sep + _one_line(text)
+                item_open = True
+            else:
+                emit(text)
+        elif kind in ("fence", "code_block"):
+            emit(token.content)
+        elif kind == "html_block":
+            emit(_html_fragment_text(token.content))
+        elif kind == "tr_open":
+            row_cells = []
+        elif kind == "tr_close":
+            cells = [c for c in (row_cells or []) if c]
+            if cells:
+                table_rows.append(" | ".join(cells))
+            row_cells = None
+        elif kind == "table_close":
+            emit("\n".join(table_rows))
+            table_rows = []
+        i += 1
+    return _assemble(path, "md", blocks, first_h1 or first_heading)

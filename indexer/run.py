@@ -1,0 +1,408 @@
+"""Index folders incrementally: find files, convert, split, embed, and store what changed.
+
+One run (``docqa index FOLDER...``):
+
+1. takes ``settings.home / "index.lock"`` so two indexers never write the same index;
+2. walks the folders (hidden files and folders ignored, symbolic links that lead outside the
+   folder refused, unsupported files reported as skipped);
+3. compares the files with the store's records (:mod:`indexer.manifest`): new and changed files
+   are converted, split and embedded, vanished files are removed, the rest is left alone;
+4. saves the store atomically at the end, and every ``checkpoint_every`` files so an interrupted
+   run keeps most of its work (the next run redoes only what was not saved).
+
+A file that fails (corrupt, encrypted, scanned, not UTF-8, unreadable...) is logged with its
+one-line reason and listed in :attr:`IndexSummary.failed`; the other files are indexed. A
+changed file that now fails is removed from the index, so answers never cite content that no
+longer exists in the folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from filelock import FileLock, Timeout
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from indexer.convert import SUPPORTED_EXTENSIONS, ConversionError, convert_file
+from indexer.manifest import FileState, is_under, plan_changes
+from indexer.split import doc_id_for, modified_iso, split_document
+from pipelines.settings import Settings
+
+if TYPE_CHECKING:
+    from haystack import Document
+
+    from pipelines.embedder import PassageEmbedder
+    from pipelines.store import PassageStore, SourceRecord
+
+logger = logging.getLogger(__name__)
+
+LOCK_NAME = "index.lock"
+# Passages embedded together: larger batches keep the model busy across many small files.
+_EMBED_GROUP_BATCHES = 8
+
+
+class IndexingError(Exception):
+    """The run cannot start (nothing to index, a missing folder); the message says why."""
+
+
+class IndexLockedError(IndexingError):
+    """Another process holds the index lock."""
+
+
+@dataclass
+class IndexSummary:
+    """What one run did. ``passages``: passages embedded in this run; totals: the whole index."""
+
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    passages: int = 0
+    total_documents: int = 0
+    total_passages: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["failed"] = [{"path": path, "reason": reason} for path, reason in self.failed]
+        data["skipped"] = [{"path": path, "reason": reason} for path, reason in self.skipped]
+        data["seconds"] = round(self.seconds, 3)
+        return data
+
+    def describe(self) -> str:
+        """One line for logs and the CLI."""
+        return (
+            f"{self.added} added, {self.updated} updated, {self.removed} removed, "
+            f"{self.unchanged} unchanged, {len(self.failed)} failed, "
+            f"{len(self.skipped)} skipped; {self.passages} passages embedded in "
+            f"{self.seconds:.1f} s; index: {self.total_documents} documents, "
+            f"{self.total_passages} passages"
+        )
+
+
+# -- finding files ------------------------------------------------------------------------------
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def collect_files(
+    roots: list[Path], exclude: list[Path] | None = None
+) -> tuple[list[FileState], list[tuple[str, str]], list[tuple[str, str]]]:
+    """Supported files under ``roots`` (resolved), plus (source, reason) lists: skipped, failed.
+
+    Hidden files and folders (".name") and the folders in ``exclude`` (DocQA's own data) are
+    ignored without a word. A symbolic link is followed only when it stays inside its root;
+    folder links are never followed (they could loop or index a folder twice).
+    """
+    excluded = [path.resolve() for path in exclude or []]
+    found: dict[Path, FileState] = {}
+    skipped: list[tuple[str, str]] = []
+    failed: list[tuple[str, str]] = []
+
+    def consider(path: Path, root: Path, shown: str) -> None:
+        if path.is_symlink():
+            target = path.resolve()
+            if not is_under(target, [root]):
+                skipped.append((shown, "symbolic link to a file outside the indexed folder"))
+                return
+        suffix = path.suffix.lower()
+        if suffix not in SUPPORTED_EXTENSIONS:
+            skipped.append((shown, f"unsupported file type '{suffix or '(none)'}'"))
+            return
+        if not path.is_file():
+            skipped.append((shown, "not a regular file"))
+            return
+        try:
+            state = FileState.from_path(path, shown)
+        except OSError as exc:
+            failed.append((shown, f"cannot read file ({exc.strerror or exc})"))
+            return
+        found.setdefault(state.path, state)  # first root wins when roots overlap
+
+    for root in roots:
+        if root.is_file():
+            consider(root, root.parent, root.name)
+            continue
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            folder = Path(dirpath)
+            keep = []
+            for name in sorted(dirnames):
+                sub = folder / name
+                if _hidden(name) or sub.resolve() in excluded:
+                    continue
+                if sub.is_symlink():
+                    skipped.append((source_for_link(sub, root), "symbolic link to a folder"))
+                    continue
+                keep.append(name)
+            dirnames[:] = keep
+            for name in sorted(filenames):
+                if not _hidden(name):
+                    path = folder / name
+                    consider(path, root, source_for_link(path, root))
+    return list(found.values()), skipped, failed
+
+
+def source_for_link(path: Path, root: Path) -> str:
+    """The displayed name of ``path`` under ``root`` without resolving a final symlink."""
+    return (Path(root.name) / path.relative_to(root)).as_posix()
+
+
+# -- indexing -----------------------------------------------------------------------------------
+
+
+def index_folder(
+    paths: list[Path],
+    settings: Settings,
+    full: bool = False,
+    progress: bool = True,
+    *,
+    checkpoint_every: int = 50,
+) -> IndexSummary:
+    """Bring the index in ``settings.index_dir`` up to date with the files under ``paths``.
+
+    ``paths`` are folders (or single files). Documents indexed from other folders are kept;
+    documents under ``paths`` whose file is gone are removed. ``full`` re-indexes every file.
+    Raises :class:`IndexLockedError` when another indexer runs, :class:`IndexingError` when a
+    path does not exist, and ``StoreError`` when the existing index cannot be loaded.
+    """
+    started = time.monotonic()
+    if not paths:
+        raise IndexingError("nothing to index: no folder given")
+    roots: list[Path] = []
+    for path in paths:
+        root = Path(path).expanduser()
+        if not root.exists():
+            raise IndexingError(f"no such file or folder: {root}")
+        roots.append(root.resolve())
+    settings.home.mkdir(parents=True, exist_ok=True)
+    lock_path = settings.home / LOCK_NAME
+    lock = FileLock(str(lock_path), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise IndexLockedError(f"another indexer is running (lock: {lock_path})") from None
+    try:
+        summary = _Run(roots, settings, full, progress, checkpoint_every).run()
+    finally:
+        lock.release()
+    summary.seconds = time.monotonic() - started
+    logger.info("indexing done: %s", summary.describe())
+    return summary
+
+
+class _Run:
+    """The state of one locked indexing run."""
+
+    def __init__(
+        self, roots: list[Path], settings: Settings, full: bool, progress: bool, every: int
+    ) -> None:
+        self.roots = roots
+        self.settings = settings
+        self.full = full
+        self.progress = progress
+        self.checkpoint_every = max(1, every)
+        self.summary = IndexSummary()
+        self.store: PassageStore | None = None
+        self.embedder: PassageEmbedder | None = None
+        self.pending: list[tuple[SourceRecord, str, list[Document], bool]] = []
+        self.dirty = False
+
+    def run(self) -> IndexSummary:
+        from pipelines.store import PassageStore
+
+        index_dir = self.settings.index_dir
+        exists = PassageStore.exists(index_dir)
+        # A new store is created on the first embeddings, with their dimension.
+        self.store = PassageStore.load(index_dir) if exists else None
+        records = self.store.sources() if self.store is not None else []
+
+        files, skipped, failed = collect_files(self.roots, exclude=[self.settings.home])
+        self.summary.skipped.extend(skipped)
+        self.summary.failed.extend(failed)
+        for source, reason in skipped:
+            logger.info("skipped %s: %s", source, reason)
+        for source, reason in failed:
+            logger.warning("failed %s: %s", source, reason)
+
+        plan = plan_changes(files, records, roots=self.roots, full=self.full)
+        self.summary.unchanged = len(plan.unchanged)
+        for state, reason in plan.unreadable:
+            self._fail(state, f"cannot read file ({reason})", drop=True)
+        for record in plan.removed:
+            assert self.store is not None
+            self.store.remove_source(record.doc_id)
+            self.summary.removed += 1
+            self.dirty = True
+            logger.info("removed %s (file gone)", record.source)
+        for state in plan.touched:
+            self._touch(state)
+
+        todo = plan.to_index()
+        added = {state.path for state in plan.added}
+        since_save = 0
+        bar = tqdm(total=len(todo), unit="file", desc="Indexing", disable=not self.progress)
+        # Log lines printed through tqdm so they do not tear the progress bar apart.
+        redirect = logging_redirect_tqdm() if self.progress else contextlib.nullcontext()
+        try:
+            with redirect:
+                for state in todo:
+                    self._prepare(state, is_new=state.path in added)
+                    bar.update(1)
+                    since_save += 1
+                    if self._pending_passages() >= self._group_size():
+                        self._flush()
+                    if since_save >= self.checkpoint_every:
+                        self._flush()
+                        self._save()
+                        since_save = 0
+                self._flush()
+        except KeyboardInterrupt:
+            # Keep what is fully stored; the files of the unflushed group are redone next run.
+            logger.warning("interrupted: saving the files indexed so far")
+            self._save()
+            raise
+        finally:
+            bar.close()
+        if self.dirty or not exists:
+            self._save()
+        if self.store is not None:
+            self.summary.total_documents = len(self.store.sources())
+            self.summary.total_passages = self.store.count_documents()
+        return self.summary
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _fail(self, state: FileState, reason: str, drop: bool) -> None:
+        """Report a failed file; ``drop``: remove its previously indexed version."""
+        self.summary.failed.append((state.source, reason))
+        logger.warning("failed %s: %s", state.source, reason)
+        if drop and self.store is not None:
+            doc_id = doc_id_for(state.path)
+            if self.store.source(doc_id) is not None:
+                self.store.remove_source(doc_id)
+                self.summary.removed += 1
+                self.dirty = True
+                logger.warning("removed the previously indexed version of %s", state.source)
+
+    def _prepare(self, state: FileState, is_new: bool) -> None:
+        """Convert, split and hash one file; queue its passages for embedding."""
+        from pipelines.store import SourceRecord
+
+        try:
+            doc = convert_file(state.path)
+            sha256 = state.sha256
+        except ConversionError as exc:
+            self._fail(state, exc.reason, drop=not is_new)
+            return
+        except OSError as exc:
+            self._fail(state, f"cannot read file ({exc.strerror or exc})", drop=not is_new)
+            return
+        doc_id = doc_id_for(state.path)
+        passages = split_document(
+            doc,
+            self.settings.split_words,
+            self.settings.split_overlap,
+            source=state.source,
+            doc_id=doc_id,
+            modified=modified_iso(state.mtime),
+        )
+        record = SourceRecord(
+            doc_id=doc_id,
+            source=state.source,
+            path=str(state.path),
+            title=doc.title,
+            file_type=doc.file_type,
+            sha256=sha256,
+            size=state.size,
+            mtime=state.mtime,
+            indexed_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            passages=len(passages),
+        )
+        self.pending.append((record, doc.text, passages, is_new))
+
+    def _pending_passages(self) -> int:
+        return sum(len(passages) for _, _, passages, _ in self.pending)
+
+    def _group_size(self) -> int:
+        return max(1, self.settings.embed_batch_size) * _EMBED_GROUP_BATCHES
+
+    def _flush(self) -> None:
+        """Embed the queued passages and store their files."""
+        if not self.pending:
+            return
+        from pipelines.embedder import PassageEmbedder
+        from pipelines.store import PassageStore
+
+        if self.embedder is None:
+            self.embedder = PassageEmbedder(self.settings)
+            warm_up = getattr(self.embedder, "warm_up", None)
+            if callable(warm_up):
+                warm_up()
+        documents = [doc for _, _, passages, _ in self.pending for doc in passages]
+        embedded = {doc.id: doc for doc in self.embedder.run(documents=documents)["documents"]}
+        if self.store is None:
+            dim = len(next(iter(embedded.values())).embedding or [])
+            self.store = PassageStore(embedding_dim=dim)
+        for record, text, passages, is_new in self.pending:
+            self.store.replace_source(record, text, [embedded[doc.id] for doc in passages])
+            self.summary.passages += len(passages)
+            if is_new:
+                self.summary.added += 1
+            else:
+                self.summary.updated += 1
+            logger.debug("indexed %s: %d passages", record.source, len(passages))
+        self.pending = []
+        self.dirty = True
+
+    def _touch(self, state: FileState) -> None:
+        """Same content, new mtime or name: refresh the record and passage meta, no embedding."""
+        assert self.store is not None
+        doc_id = doc_id_for(state.path)
+        record = self.store.source(doc_id)
+        if record is None:
+            return
+        passages = self.store.filter_documents(
+            {"field": "meta.doc_id", "operator": "==", "value": doc_id}
+        )
+        modified = modified_iso(state.mtime)
+        for passage in passages:
+            passage.meta["modified"] = modified
+            passage.meta["source"] = state.source
+        passages.sort(key=lambda passage: passage.meta.get("passage_index", 0))
+        updated = dataclasses.replace(
+            record, source=state.source, size=state.size, mtime=state.mtime
+        )
+        self.store.replace_source(updated, self.store.source_text(doc_id), passages)
+        self.dirty = True
+        logger.debug("touched %s (same content)", state.source)
+
+    def _save(self) -> None:
+        from pipelines.store import PassageStore
+
+        if self.store is None:
+            # Nothing was ever embedded: save an empty index so that queries find one.
+            self.store = PassageStore()
+        self.store.save(self.settings.index_dir)
+        self.dirty = False
+
+
+__all__ = [
+    "IndexLockedError",
+    "IndexSummary",
+    "IndexingError",
+    "collect_files",
+    "index_folder",
+]

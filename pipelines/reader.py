@@ -1,0 +1,404 @@
+"""The extractive reader: a Haystack component over any ``AutoModelForQuestionAnswering``.
+
+Reading is split in three steps, as in the transformers QA example (``utils_qa.py``), so that
+training-time evaluation and query-time reading decode spans the same way:
+
+1. :func:`tokenize_pairs` cuts each (question, context) pair into windows of ``max_seq_length``
+   tokens with ``doc_stride`` overlap and keeps each token's character offsets in the context.
+2. :class:`SpanPredictor` runs the model over all windows of all pairs in batches (bf16 autocast on
+   CPU when asked, fp16 on GPU) and returns start/end logits.
+3. :func:`decode_spans` turns logits into candidate spans with a *margin*: span logit minus the
+   window's null ("no answer") logit plus the model's calibrated no-answer threshold. A margin above
+   zero means "answer"; ``sigmoid(margin / temperature)`` is the score in [0, 1]. Because every
+   window was trained to put its null logit above any span when it lacks the answer, the margin is
+   comparable across passages, which raw span logits are not.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from haystack import Document, component, default_from_dict, default_to_dict
+from haystack.dataclasses import ExtractedAnswer
+
+logger = logging.getLogger(__name__)
+
+READER_CONFIG_FILE = "docqa_reader.json"
+
+
+@dataclass(frozen=True)
+class ReaderConfig:
+    """Decoding settings saved beside a trained reader (``docqa_reader.json``)."""
+
+    no_answer_threshold: float = 0.0  # added to span-minus-null margins; tuned on held-out pairs
+    temperature: float = 2.0
+    max_seq_length: int = 384
+    doc_stride: int = 128
+    max_answer_tokens: int = 30
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> ReaderConfig:
+        path = Path(model_dir) / READER_CONFIG_FILE
+        if not path.is_file():
+            return cls()
+        data = json.loads(path.read_text(encoding="utf-8"))
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def save(self, model_dir: str | Path) -> None:
+        path = Path(model_dir) / READER_CONFIG_FILE
+        path.write_text(json.dumps(self.__dict__, indent=2) + "\n", encoding="utf-8")
+
+
+@dataclass
+class Windows:
+    """Tokenized windows of many (question, context) pairs."""
+
+    encodings: dict[str, torch.Tensor]
+    pair_index: list[int]  # which pair each window belongs to
+    offsets: list[list[tuple[int, int] | None]]  # per token: char span in the context, else None
+
+
+@dataclass
+class SpanCandidate:
+    pair: int
+    start_char: int
+    end_char: int
+    margin: float  # span logit - null logit + threshold; > 0 means "answer"
+    span_logit: float
+
+
+def tokenize_pairs(
+    tokenizer: Any,
+    questions: Sequence[str],
+    contexts: Sequence[str],
+    max_seq_length: int,
+    doc_stride: int,
+) -> Windows:
+    """Windows over each context with its question, with character offsets of context tokens."""
+    pad_right = tokenizer.padding_side == "right"
+    first, second = (questions, contexts) if pad_right else (contexts, questions)
+    enc = tokenizer(
+        list(first),
+        list(second),
+        truncation="only_second" if pad_right else "only_first",
+        max_length=max_seq_length,
+        stride=doc_stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        padding="longest",
+        return_tensors="pt",
+    )
+    pair_index = [int(i) for i in enc.pop("overflow_to_sample_mapping")]
+    offset_mapping = enc.pop("offset_mapping").tolist()
+    context_id = 1 if pad_right else 0
+    offsets: list[list[tuple[int, int] | None]] = []
+    for w in range(len(pair_index)):
+        seq_ids = enc.sequence_ids(w)
+        offsets.append(
+            [
+                (int(o[0]), int(o[1])) if seq_ids[t] == context_id else None
+                for t, o in enumerate(offset_mapping[w])
+            ]
+        )
+    return Windows(encodings=dict(enc), pair_index=pair_index, offsets=offsets)
+
+
+def decode_spans(
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    windows: Windows,
+    max_answer_tokens: int,
+    no_answer_threshold: float = 0.0,
+    n_best: int = 20,
+) -> list[list[SpanCandidate]]:
+    """The best spans of every pair, merged across windows and sorted by margin.
+
+    A pair whose candidates all have a margin <= 0 is "no answer". Each window is judged against
+    its own null logit because training taught every window without the answer to vote null.
+    """
+    n_pairs = max(windows.pair_index, default=-1) + 1
+    candidates: list[list[SpanCandidate]] = [[] for _ in range(n_pairs)]
+    length = start_logits.shape[1]
+    # Allowed (start, end) pairs: 0 <= end - start < max_answer_tokens.
+    band = np.triu(np.ones((length, length), dtype=bool)) & ~np.triu(
+        np.ones((length, length), dtype=bool), k=max_answer_tokens
+    )
+    for w, pair in enumerate(windows.pair_index):
+        s_log, e_log, offs = start_logits[w], end_logits[w], windows.offsets[w]
+        null_logit = float(s_log[0] + e_log[0])
+        valid = np.zeros(length, dtype=bool)
+        valid[: len(offs)] = [o is not None for o in offs[:length]]
+        if not valid.any():
+            continue
+        scores = np.where(valid, s_log, -np.inf)[:, None] + np.where(valid, e_log, -np.inf)[None, :]
+        flat = np.where(band, scores, -np.inf).ravel()
+        k = min(n_best, int(np.isfinite(flat).sum()))
+        if k == 0:
+            continue
+        for idx in np.argpartition(-flat, k - 1)[:k]:
+            s, e = divmod(int(idx), length)
+            start_off, end_off = offs[s], offs[e]
+            assert start_off is not None and end_off is not None
+            span_logit = float(flat[idx])
+            candidates[pair].append(
+                SpanCandidate(
+                    pair=pair,
+                    start_char=start_off[0],
+                    end_char=end_off[1],
+                    margin=span_logit - null_logit + no_answer_threshold,
+                    span_logit=span_logit,
+                )
+            )
+    return [_merge_duplicates(c) for c in candidates]
+
+
+def _merge_duplicates(cands: list[SpanCandidate]) -> list[SpanCandidate]:
+    """Keep the best-scoring candidate of each character span (windows overlap)."""
+    best: dict[tuple[int, int], SpanCandidate] = {}
+    for c in cands:
+        key = (c.start_char, c.end_char)
+        if key not in best or c.margin > best[key].margin:
+            best[key] = c
+    return sorted(best.values(), key=lambda c: c.margin, reverse=True)
+
+
+def cpu_supports_bf16() -> bool:
+    """True on CPUs with native bf16 (AVX-512 BF16 / AMX); elsewhere bf16 autocast is far slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_device(device: str | None = None) -> torch.device:
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class SpanPredictor:
+    """Loads a QA model and its tokenizer once; predicts start/end logits for windows in batches."""
+
+    def __init__(
+        self,
+        model: str | Path,
+        device: str | None = None,
+        batch_size: int = 16,
+        cpu_precision: str = "fp32",
+    ) -> None:
+        from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+        self.model_path = str(model)
+        self.device = resolve_device(device)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+        self.model = AutoModelForQuestionAnswering.from_pretrained(self.model_path)
+        # Half-precision weights are shipped to save space; compute in fp32 on CPU unless asked.
+        if self.device.type == "cuda":
+            self.model = self.model.to(self.device, dtype=torch.float16)
+        else:
+            self.model = self.model.float()
+        self.model.eval()
+        self.config = ReaderConfig.load(self.model_path)
+        self.batch_size = batch_size
+        self.cpu_precision = cpu_precision
+        if cpu_precision == "auto":
+            self.cpu_precision = "bf16" if cpu_supports_bf16() else "fp32"
+        self._uses_token_types = "token_type_ids" in self.tokenizer.model_input_names
+
+    @classmethod
+    def from_objects(
+        cls,
+        model: Any,
+        tokenizer: Any,
+        config: ReaderConfig,
+        batch_size: int = 64,
+        cpu_precision: str = "fp32",
+    ) -> SpanPredictor:
+        """A predictor over an already-loaded model (used for evaluation during training)."""
+        self = cls.__new__(cls)
+        self.model_path = str(getattr(model, "name_or_path", ""))
+        self.model, self.tokenizer, self.config = model, tokenizer, config
+        self.device = next(model.parameters()).device
+        self.batch_size, self.cpu_precision = batch_size, cpu_precision
+        self._uses_token_types = "token_type_ids" in tokenizer.model_input_names
+        return self
+
+    @torch.inference_mode()
+    def logits(self, windows: Windows) -> tuple[np.ndarray, np.ndarray]:
+        inputs = {
+            k: v
+            for k, v in windows.encodings.items()
+            if k in ("input_ids", "attention_mask") or (k == "token_type_ids" and self._uses_token_types)
+        }
+        n = inputs["input_ids"].shape[0]
+        starts, ends = [], []
+        use_bf16 = self.device.type == "cpu" and self.cpu_precision == "bf16"
+        for i in range(0, n, self.batch_size):
+            batch = {k: v[i : i + self.batch_size].to(self.device) for k, v in inputs.items()}
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+                out = self.model(**batch)
+            # Padding positions get -inf so they can never be picked.
+            mask = batch["attention_mask"] == 0
+            starts.append(out.start_logits.float().masked_fill(mask, -1e4).cpu().numpy())
+            ends.append(out.end_logits.float().masked_fill(mask, -1e4).cpu().numpy())
+        return np.concatenate(starts), np.concatenate(ends)
+
+    def predict(
+        self,
+        questions: Sequence[str],
+        contexts: Sequence[str],
+        n_best: int = 20,
+        no_answer_threshold: float | None = None,
+    ) -> list[list[SpanCandidate]]:
+        """Candidates for each (question, context) pair, best first."""
+        cfg = self.config
+        windows = tokenize_pairs(
+            self.tokenizer, questions, contexts, cfg.max_seq_length, cfg.doc_stride
+        )
+        start, end = self.logits(windows)
+        threshold = cfg.no_answer_threshold if no_answer_threshold is None else no_answer_threshold
+        return decode_spans(start, end, windows, cfg.max_answer_tokens, threshold, n_best)
+
+    def score(self, margin: float) -> float:
+        """Confidence in [0, 1] from a margin (> 0.5 means the reader would answer)."""
+        return 1.0 / (1.0 + math.exp(-margin / self.config.temperature))
+
+
+_PREDICTORS: dict[tuple[str, str, str], SpanPredictor] = {}
+
+
+def get_predictor(
+    model: str | Path, device: str | None = None, cpu_precision: str = "fp32", batch_size: int = 16
+) -> SpanPredictor:
+    """A process-wide cache so pipelines and pages load each reader once."""
+    key = (str(model), str(resolve_device(device)), cpu_precision)
+    if key not in _PREDICTORS:
+        logger.info("loading reader %s on %s", model, key[1])
+        _PREDICTORS[key] = SpanPredictor(model, device, batch_size, cpu_precision)
+    return _PREDICTORS[key]
+
+
+@component
+class ExtractiveReader:
+    """Reads the retrieved passages of a question and returns the best answer spans.
+
+    Answers from all passages are ranked together by their reader score, optionally mixed with
+    the retriever's score (``retriever_weight``). A "no answer" (``data=None``) is always part of
+    the output with score ``1 - max(answer scores)``, so callers can tell "not in the documents".
+    """
+
+    def __init__(
+        self,
+        model: str | Path,
+        top_k: int = 3,
+        retriever_weight: float = 0.0,
+        device: str | None = None,
+        batch_size: int = 16,
+        cpu_precision: str = "fp32",
+        no_answer: bool = True,
+    ) -> None:
+        self.model = str(model)
+        self.top_k = top_k
+        self.retriever_weight = retriever_weight
+        self.device = device
+        self.batch_size = batch_size
+        self.cpu_precision = cpu_precision
+        self.no_answer = no_answer
+        self._predictor: SpanPredictor | None = None
+
+    def warm_up(self) -> None:
+        if self._predictor is None:
+            self._predictor = get_predictor(
+                self.model, self.device, self.cpu_precision, self.batch_size
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return default_to_dict(
+            self,
+            model=self.model,
+            top_k=self.top_k,
+            retriever_weight=self.retriever_weight,
+            device=self.device,
+            batch_size=self.batch_size,
+            cpu_precision=self.cpu_precision,
+            no_answer=self.no_answer,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExtractiveReader:
+        return default_from_dict(cls, data)
+
+    @component.output_types(answers=list[ExtractedAnswer])
+    def run(
+        self, query: str, documents: list[Document], top_k: int | None = None
+    ) -> dict[str, list[ExtractedAnswer]]:
+        self.warm_up()
+        assert self._predictor is not None
+        top_k = top_k or self.top_k
+        docs = [d for d in documents if d.content]
+        if not docs:
+            return {"answers": [ExtractedAnswer(query=query, score=1.0, data=None)]}
+        candidates = self._predictor.predict([query] * len(docs), [d.content or "" for d in docs])
+        answers: list[ExtractedAnswer] = []
+        best_reader_score = 0.0
+        for doc, cands in zip(docs, candidates, strict=True):
+            seen: list[tuple[int, int]] = []
+            for c in cands:
+                # Drop spans nested in a better one from the same passage ("the 35 EUR" vs "35 EUR").
+                if any(s <= c.start_char and c.end_char <= e for s, e in seen):
+                    continue
+                seen.append((c.start_char, c.end_char))
+                reader_score = self._predictor.score(c.margin)
+                best_reader_score = max(best_reader_score, reader_score)
+                retr = float(doc.score) if doc.score is not None else 0.0
+                score = (1 - self.retriever_weight) * reader_score + self.retriever_weight * retr
+                answers.append(
+                    ExtractedAnswer(
+                        query=query,
+                        score=score,
+                        data=(doc.content or "")[c.start_char : c.end_char],
+                        document=doc,
+                        context=doc.content,
+                        document_offset=ExtractedAnswer.Span(c.start_char, c.end_char),
+                        context_offset=ExtractedAnswer.Span(c.start_char, c.end_char),
+                        meta={"reader_score": reader_score, "retriever_score": retr},
+                    )
+                )
+                if len(seen) >= top_k:
+                    break
+        answers.sort(key=lambda a: a.score, reverse=True)
+        answers = _dedupe_text(answers)[:top_k]
+        if self.no_answer:
+            answers.append(
+                ExtractedAnswer(query=query, score=1.0 - best_reader_score, data=None)
+            )
+            answers.sort(key=lambda a: a.score, reverse=True)
+        return {"answers": answers}
+
+
+def _dedupe_text(answers: list[ExtractedAnswer]) -> list[ExtractedAnswer]:
+    """Merge answers with the same text from overlapping passages; keep the best-scored one."""
+    seen: set[tuple[str, str]] = set()
+    kept = []
+    for a in answers:
+        doc = a.document
+        key = ((a.data or "").strip().lower(), str(doc.meta.get("doc_id")) if doc else "")
+        # Overlapping passages of one document give the same span twice: merge those.
+        if doc is not None and doc.meta.get("start") is not None and a.document_offset:
+            abs_start = int(doc.meta["start"]) + a.document_offset.start
+            key = (key[0], f"{key[1]}@{abs_start}")
+        if key in seen:
+            continue
+        seen.add(key)
+        kept.append(a)
+    return kept

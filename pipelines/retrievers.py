@@ -1,0 +1,55 @@
+"""Dense retrieval over a :class:`~pipelines.store.PassageStore`, as a Haystack component.
+
+Filters are passed down to the store, which applies them inside the FAISS search, so a filtered
+query still gets ``top_k`` passages when that many match.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from haystack import component, default_from_dict, default_to_dict
+from haystack.dataclasses import Document
+
+from pipelines.store import PassageStore
+
+logger = logging.getLogger(__name__)
+
+
+@component
+class DenseRetriever:
+    """The ``top_k`` passages closest to a query embedding (``Document.score`` = inner product).
+
+    Serialized with the store's ``index_dir``, so a pipeline loaded from YAML reloads the saved
+    index.
+    """
+
+    def __init__(self, store: PassageStore, top_k: int = 10) -> None:
+        if not isinstance(store, PassageStore):
+            raise ValueError(f"store must be a PassageStore, got {type(store).__name__}")
+        if top_k <= 0:
+            raise ValueError(f"top_k must be positive, got {top_k}")
+        self.store = store
+        self.top_k = top_k
+
+    @component.output_types(documents=list[Document])
+    def run(
+        self,
+        query_embedding: list[float],
+        filters: dict[str, Any] | None = None,
+        top_k: int | None = None,
+    ) -> dict[str, list[Document]]:
+        """Retrieve passages; ``filters`` use Haystack's filter syntax, ``top_k`` overrides."""
+        k = self.top_k if top_k is None else top_k
+        documents = self.store.embedding_retrieval(query_embedding, top_k=k, filters=filters)
+        logger.debug("Retrieved %d passages (top_k=%d, filters=%s)", len(documents), k, filters)
+        return {"documents": documents}
+
+    def to_dict(self) -> dict[str, Any]:
+        return default_to_dict(self, store=self.store.to_dict(), top_k=self.top_k)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DenseRetriever:
+        # default_from_dict rebuilds the nested store through PassageStore.from_dict.
+        return default_from_dict(cls, data)

