@@ -1,0 +1,39 @@
+"""The core of DocQA: settings, the document store, retrieval, the reader and the query pipeline.
+
+Nothing here imports the indexer, reader training or the UI; they import this package.
+Heavy modules (torch, FAISS, transformers) load on first use of the names below.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from pipelines.settings import Settings
+
+_LAZY = {
+    "PassageStore": "pipelines.store",
+    "SourceRecord": "pipelines.store",
+    "StoreError": "pipelines.store",
+    "PassageEmbedder": "pipelines.embedder",
+    "QuestionEmbedder": "pipelines.embedder",
+    "DenseRetriever": "pipelines.retrievers",
+    "ExtractiveReader": "pipelines.reader",
+    "ReaderConfig": "pipelines.reader",
+    "AnswerResult": "pipelines.query",
+    "QuestionError": "pipelines.query",
+    "QueryService": "pipelines.query",
+    "ask": "pipelines.query",
+    "build_query_pipeline": "pipelines.query",
+    "resolve_reader": "pipelines.models",
+    "list_models": "pipelines.models",
+    "set_serving": "pipelines.models",
+}
+
+__all__ = ["Settings", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'pipelines' has no attribute {name!r}")

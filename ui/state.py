@@ -1,0 +1,123 @@
+"""What the pages share: the settings, the cached query service, the feedback store, status.
+
+The loaded index and models live in ``st.cache_resource`` (one copy per process, shared by all
+browser sessions). The cache key holds the data directory and the reader that should serve
+*now* (``resolve_reader`` reads ``serving.json`` on every run, which is cheap), so promoting
+another reader on the Models page takes effect on the next question without a restart. A new
+index written by ``docqa index`` or an upload is picked up by ``QueryService.refresh``, which
+compares the index's ``CURRENT`` pointer with the version it has loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from pipelines.models import SHIPPED_NAME, ReaderNotFoundError, resolve_reader
+from pipelines.query import IndexMissingError, QueryService
+from pipelines.settings import SHIPPED_READER, Settings
+from pipelines.store import CURRENT_FILE, PassageStore
+from reader_training.feedback import FeedbackStore
+
+
+def _home_argument(argv: list[str]) -> str | None:
+    """``--home DIR`` from the script arguments (``streamlit run ui/app.py -- --home DIR``)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--home")
+    known, _ = parser.parse_known_args(argv)
+    return known.home
+
+
+@st.cache_resource(show_spinner=False)
+def _settings(home: str | None, env_home: str | None) -> Settings:
+    return Settings.from_env(home or env_home)
+
+
+def settings() -> Settings:
+    """The settings of this app: ``--home``, else ``$DOCQA_HOME``, else ``~/.docqa``."""
+    return _settings(_home_argument(sys.argv[1:]), os.environ.get("DOCQA_HOME"))
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the index and the reader…")
+def _service(home: str, reader: str, _settings: Settings) -> QueryService:
+    # ``reader`` is part of the key: a newly promoted reader gets a new service, and the old
+    # one drops out of the cache (max_entries) instead of being kept in memory forever.
+    return QueryService(_settings.with_(reader_model=reader))
+
+
+def service() -> QueryService:
+    """The query service for the current index and the reader that should serve now."""
+    current = settings()
+    return _service(str(current.home), resolve_reader(current), current)
+
+
+@st.cache_resource(max_entries=1, show_spinner="Loading the index…")
+def _plain_store(index_dir: str, version: str) -> PassageStore:
+    return PassageStore.load(Path(index_dir))
+
+
+def store_or_none() -> PassageStore | None:
+    """The loaded store (refreshed if the index on disk changed), None when there is no index."""
+    index_dir = settings().index_dir
+    if not PassageStore.exists(index_dir):
+        return None
+    try:
+        return service().store
+    except IndexMissingError:
+        return None
+    except ReaderNotFoundError:
+        # No reader to answer with, but the documents can still be listed and managed.
+        version = (index_dir / CURRENT_FILE).read_text(encoding="utf-8").strip()
+        return _plain_store(str(index_dir), version)
+
+
+def feedback_store() -> FeedbackStore:
+    return FeedbackStore(settings().feedback_file)
+
+
+def reader_name(path: str) -> str:
+    """The name users know a reader by: a version folder's name, or "shipped"."""
+    resolved = Path(path)
+    if resolved == SHIPPED_READER:
+        return SHIPPED_NAME
+    return resolved.name
+
+
+@st.cache_resource(show_spinner=False)
+def device_name() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return f"GPU ({torch.cuda.get_device_name(0)})"
+    return "CPU"
+
+
+@dataclass
+class Status:
+    documents: int
+    passages: int
+    reader: str
+    device: str
+
+    def line(self) -> str:
+        if self.documents == 0:
+            index = "No documents indexed yet"
+        else:
+            index = f"{self.documents:,} documents, {self.passages:,} passages"
+        return f"{index} · reader: {self.reader} · {self.device}"
+
+
+def status() -> Status:
+    store = store_or_none()
+    documents = len(store.sources()) if store is not None else 0
+    passages = store.count_documents() if store is not None else 0
+    try:
+        reader = reader_name(resolve_reader(settings()))
+    except FileNotFoundError:
+        reader = "none (train one with `docqa train`)"
+    return Status(documents, passages, reader, device_name())
