@@ -27,8 +27,11 @@ logger = logging.getLogger("docqa")
 
 HomeOption = Annotated[
     Path | None,
-    typer.Option("--home", help="Data directory (index, models, feedback). Default: $DOCQA_HOME "
-                 "or ~/.docqa", show_default=False),
+    typer.Option(
+        "--home",
+        help="Data directory (index, models, feedback). Default: $DOCQA_HOME or ~/.docqa",
+        show_default=False,
+    ),
 ]
 ReaderOption = Annotated[
     str | None, typer.Option("--reader", help="Reader model folder or version name.")
@@ -58,7 +61,9 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> 
 def index(
     paths: Annotated[list[Path], typer.Argument(help="Folders or files to index.")],
     home: HomeOption = None,
-    full: Annotated[bool, typer.Option("--full", help="Rebuild these folders from scratch.")] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="Rebuild these folders from scratch.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
@@ -88,8 +93,9 @@ def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
     home: HomeOption = None,
     answers: Annotated[int, typer.Option("--answers", "-n", min=1, help="Answers to show.")] = 3,
-    passages: Annotated[int, typer.Option("--passages", "-k", min=1,
-                                          help="Passages to retrieve and read.")] = 10,
+    passages: Annotated[
+        int, typer.Option("--passages", "-k", min=1, help="Passages to retrieve and read.")
+    ] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print answers as JSON.")] = False,
     reader: ReaderOption = None,
 ) -> None:
@@ -111,12 +117,16 @@ def ask(
             typer.echo(f"{rank}. [no answer in the documents]  score {r.score:.2f}")
             continue
         where = f"page {r.page}" if r.page else (f"section {r.section!r}" if r.section else "")
-        offsets = f"chars {r.document_offsets[0]}-{r.document_offsets[1]}" if r.document_offsets else ""
+        offsets = (
+            f"chars {r.document_offsets[0]}-{r.document_offsets[1]}" if r.document_offsets else ""
+        )
         typer.echo(f"{rank}. {r.answer}  (score {r.score:.2f})")
         typer.echo(f"   source: {r.document}" + (f", {where}" if where else "") + f", {offsets}")
         if r.context and r.context_offsets:
             s, e = r.context_offsets
-            snippet = r.context[max(0, s - 120):s] + "[" + r.context[s:e] + "]" + r.context[e:e + 120]
+            snippet = (
+                r.context[max(0, s - 120) : s] + "[" + r.context[s:e] + "]" + r.context[e : e + 120]
+            )
             typer.echo("   " + " ".join(snippet.split()))
 
 
@@ -124,10 +134,12 @@ def ask(
 def train(
     files: Annotated[list[Path] | None, typer.Argument(help="SQuAD v1.1/v2.0 JSON files.")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Model version name.")] = None,
-    base_model: Annotated[str | None, typer.Option("--base-model",
-                                                   help="Folder or hub id to start from.")] = None,
-    recipe: Annotated[str | None, typer.Option("--recipe", help="'default': the shipped "
-                                               "reader's recipe.")] = None,
+    base_model: Annotated[
+        str | None, typer.Option("--base-model", help="Folder or hub id to start from.")
+    ] = None,
+    recipe: Annotated[
+        str | None, typer.Option("--recipe", help="'default': the shipped reader's recipe.")
+    ] = None,
     home: HomeOption = None,
     learning_rate: Annotated[float, typer.Option("--lr")] = 5e-5,
     epochs: Annotated[float, typer.Option()] = 2.0,
@@ -139,15 +151,18 @@ def train(
     doc_stride: Annotated[int, typer.Option()] = 128,
     seed: Annotated[int, typer.Option()] = 42,
     negatives: Annotated[float, typer.Option(help="Synthetic unanswerables per example.")] = 0.0,
-    holdout: Annotated[list[Path] | None, typer.Option(help="Held-out SQuAD file(s) for early "
-                                                       "stopping and the threshold.")] = None,
+    holdout: Annotated[
+        list[Path] | None,
+        typer.Option(help="Held-out SQuAD file(s) for early stopping and the threshold."),
+    ] = None,
     replay: Annotated[list[Path] | None, typer.Option(help="Base data to mix in.")] = None,
     replay_ratio: Annotated[float, typer.Option()] = 0.0,
     lora: Annotated[bool, typer.Option(help="Train a LoRA adapter (merged on save).")] = False,
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint.")] = False,
     promote: Annotated[bool, typer.Option(help="Serve the new model if it is not worse.")] = False,
-    eval_file: Annotated[Path | None, typer.Option("--eval", help="SQuAD file that decides "
-                                                   "promotion.")] = None,
+    eval_file: Annotated[
+        Path | None, typer.Option("--eval", help="SQuAD file that decides promotion.")
+    ] = None,
     shared: Annotated[Path, typer.Option(help="Shared data folder (recipe only).")] = (
         REPO_ROOT.parent / "shared" / "data"
     ),
@@ -167,12 +182,23 @@ def train(
         raise _fail("give SQuAD files and --name (or --recipe default)", 2)
     base = base_model or _default_base()
     config = TrainConfig(
-        train_files=[str(f) for f in files], base_model=base,
-        output_dir=str(settings.models_dir / name), learning_rate=learning_rate, epochs=epochs,
-        batch_size=batch_size, gradient_accumulation=grad_accum, warmup=warmup,
-        weight_decay=weight_decay, max_seq_length=max_seq_length, doc_stride=doc_stride, seed=seed,
-        synthetic_negatives=negatives, holdout_files=[str(h) for h in holdout or []],
-        replay_files=[str(r) for r in replay or []], replay_ratio=replay_ratio, lora=lora,
+        train_files=[str(f) for f in files],
+        base_model=base,
+        output_dir=str(settings.models_dir / name),
+        learning_rate=learning_rate,
+        epochs=epochs,
+        batch_size=batch_size,
+        gradient_accumulation=grad_accum,
+        warmup=warmup,
+        weight_decay=weight_decay,
+        max_seq_length=max_seq_length,
+        doc_stride=doc_stride,
+        seed=seed,
+        synthetic_negatives=negatives,
+        holdout_files=[str(h) for h in holdout or []],
+        replay_files=[str(r) for r in replay or []],
+        replay_ratio=replay_ratio,
+        lora=lora,
         resume=resume,
     )
     try:
@@ -198,10 +224,13 @@ def _default_base() -> str:
 @app.command("evaluate-reader")
 def evaluate_reader_cmd(
     file: Annotated[Path, typer.Argument(help="SQuAD v1.1/v2.0 file with gold answers.")],
-    model: Annotated[str | None, typer.Option("--model", help="Version name or folder "
-                                              "(default: the serving reader).")] = None,
-    predictions: Annotated[Path | None, typer.Option(help="Write official-format "
-                                                     "predictions here.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Version name or folder (default: the serving reader)."),
+    ] = None,
+    predictions: Annotated[
+        Path | None, typer.Option(help="Write official-format predictions here.")
+    ] = None,
     home: HomeOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -253,15 +282,19 @@ def models(home: HomeOption = None) -> None:
     settings = _settings(home)
     for info in list_models(settings):
         f1 = info.heldout_f1
-        typer.echo(f"{'*' if info.serving else ' '} {info.name:24} {info.created:26} "
-                   f"held-out F1 {f1:.2f}" if f1 is not None else f"{'*' if info.serving else ' '} "
-                   f"{info.name:24} {info.created:26}")
+        typer.echo(
+            f"{'*' if info.serving else ' '} {info.name:24} {info.created:26} held-out F1 {f1:.2f}"
+            if f1 is not None
+            else f"{'*' if info.serving else ' '} {info.name:24} {info.created:26}"
+        )
 
 
 @app.command("promote")
 def promote_cmd(
     name: Annotated[str, typer.Argument(help="Model version to serve.")],
-    eval_file: Annotated[Path | None, typer.Option("--eval", help="SQuAD file to compare on.")] = None,
+    eval_file: Annotated[
+        Path | None, typer.Option("--eval", help="SQuAD file to compare on.")
+    ] = None,
     force: Annotated[bool, typer.Option(help="Serve it even if it scores lower.")] = False,
     home: HomeOption = None,
 ) -> None:
@@ -278,8 +311,9 @@ def promote_cmd(
 def ui(
     home: HomeOption = None,
     port: Annotated[int, typer.Option()] = 8501,
-    demo: Annotated[bool, typer.Option(help="Index the bundled demo collection if the index "
-                                       "is empty.")] = True,
+    demo: Annotated[
+        bool, typer.Option(help="Index the bundled demo collection if the index is empty.")
+    ] = True,
     headless: Annotated[bool, typer.Option(help="Do not open a browser.")] = False,
 ) -> None:
     """Open the web page (indexing the demo collection first if nothing is indexed)."""
@@ -291,9 +325,22 @@ def ui(
 
         typer.echo(f"indexing the demo collection into {settings.home} (first run only)")
         typer.echo(index_folder([DEMO_COLLECTION], settings).describe())
-    cmd = [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "ui" / "app.py"),
-           "--server.port", str(port), "--browser.gatherUsageStats", "false",
-           "--server.headless", str(headless).lower(), "--", "--home", str(settings.home)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(REPO_ROOT / "ui" / "app.py"),
+        "--server.port",
+        str(port),
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.headless",
+        str(headless).lower(),
+        "--",
+        "--home",
+        str(settings.home),
+    ]
     raise typer.Exit(subprocess.call(cmd))
 
 

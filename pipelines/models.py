@@ -94,7 +94,8 @@ def resolve_reader(settings: Settings) -> str:
     if is_model_folder(SHIPPED_READER):
         return str(SHIPPED_READER)
     raise ReaderNotFoundError(
-        f"no reader model: {SHIPPED_READER} is missing and none is promoted in {settings.models_dir}"
+        f"no reader model: {SHIPPED_READER} is missing and none is promoted in "
+        f"{settings.models_dir}"
         " (train one with `docqa train`)"
     )
 
@@ -106,18 +107,27 @@ def list_models(settings: Settings) -> list[ModelInfo]:
     candidates = [(SHIPPED_NAME, SHIPPED_READER)]
     if settings.models_dir.is_dir():
         candidates += [
-            (p.name, p) for p in settings.models_dir.iterdir()
+            (p.name, p)
+            for p in settings.models_dir.iterdir()
             if p.is_dir() and not p.name.startswith(".")
         ]
     for name, path in candidates:
         if not is_model_folder(path):
             continue
         meta = _read_metrics(path)
-        infos.append(ModelInfo(name, path, meta.get("created", ""), meta,
-                               serving=current is not None and Path(current) == path))
+        infos.append(
+            ModelInfo(
+                name,
+                path,
+                meta.get("created", ""),
+                meta,
+                serving=current is not None and Path(current) == path,
+            )
+        )
     shipped = [i for i in infos if i.name == SHIPPED_NAME]
-    versions = sorted((i for i in infos if i.name != SHIPPED_NAME), key=lambda i: i.created,
-                      reverse=True)
+    versions = sorted(
+        (i for i in infos if i.name != SHIPPED_NAME), key=lambda i: i.created, reverse=True
+    )
     return versions + shipped
 
 

@@ -134,7 +134,9 @@ class QueryService:
 
     def _current_version(self) -> str | None:
         try:
-            return (Path(self.settings.index_dir) / CURRENT_FILE).read_text(encoding="utf-8").strip()
+            return (
+                (Path(self.settings.index_dir) / CURRENT_FILE).read_text(encoding="utf-8").strip()
+            )
         except OSError:
             return None
 
@@ -153,8 +155,9 @@ class QueryService:
             except StoreError:
                 if self._store is None:
                     raise
-                logger.exception("new index version %s failed to load; keeping %s", version,
-                                 self._version)
+                logger.exception(
+                    "new index version %s failed to load; keeping %s", version, self._version
+                )
                 return False
             self._store, self._version = store, version
             self._pipeline = build_query_pipeline(self.settings, store, self.reader_model)
@@ -185,25 +188,29 @@ class QueryService:
         assert self._pipeline is not None
         started = time.perf_counter()
         with self._lock:
-            out = self._pipeline.run({
-                "embedder": {"text": question},
-                "retriever": {"top_k": k, "filters": filters},
-                "reader": {"query": question, "top_k": n},
-            })
+            out = self._pipeline.run(
+                {
+                    "embedder": {"text": question},
+                    "retriever": {"top_k": k, "filters": filters},
+                    "reader": {"query": question, "top_k": n},
+                }
+            )
         results = [to_result(a) for a in out["reader"]["answers"]]
         logger.info("answered in %.0f ms: %r", 1000 * (time.perf_counter() - started), question)
         return results
 
-    def retrieve(self, question: str, top_k: int | None = None,
-                 filters: dict[str, Any] | None = None) -> list[Any]:
+    def retrieve(
+        self, question: str, top_k: int | None = None, filters: dict[str, Any] | None = None
+    ) -> list[Any]:
         """The passages the reader would read (for showing them when there is no answer)."""
         question = validate_question(question, self.settings.max_question_chars)
         self.refresh()
         assert self._pipeline is not None
         embedder = self._pipeline.get_component("embedder")
         emb = embedder.run(text=question)["embedding"]
-        return self.store.embedding_retrieval(emb, top_k=top_k or self.settings.top_k_passages,
-                                              filters=filters)
+        return self.store.embedding_retrieval(
+            emb, top_k=top_k or self.settings.top_k_passages, filters=filters
+        )
 
 
 _SERVICES: dict[tuple[str, str | None], QueryService] = {}
@@ -228,4 +235,5 @@ def ask(
     filters: dict[str, Any] | None = None,
 ) -> list[AnswerResult]:
     """Answer ``question`` over the index in ``settings.home``."""
+    validate_question(question, settings.max_question_chars)  # before loading any model
     return get_service(settings).ask(question, top_k_passages, top_n_answers, filters)

@@ -238,7 +238,8 @@ class SpanPredictor:
         inputs = {
             k: v
             for k, v in windows.encodings.items()
-            if k in ("input_ids", "attention_mask") or (k == "token_type_ids" and self._uses_token_types)
+            if k in ("input_ids", "attention_mask")
+            or (k == "token_type_ids" and self._uses_token_types)
         }
         n = inputs["input_ids"].shape[0]
         starts, ends = [], []
@@ -293,8 +294,9 @@ class ExtractiveReader:
     """Reads the retrieved passages of a question and returns the best answer spans.
 
     Answers from all passages are ranked together by their reader score, optionally mixed with
-    the retriever's score (``retriever_weight``). A "no answer" (``data=None``) is always part of
-    the output with score ``1 - max(answer scores)``, so callers can tell "not in the documents".
+    the retriever's score (``retriever_weight``). A "no answer" (``data=None``) with score
+    ``1 - max(reader scores)`` competes for the ``top_k`` places, so callers can tell "not in the
+    documents" from a weak answer.
     """
 
     def __init__(
@@ -376,14 +378,12 @@ class ExtractiveReader:
                 )
                 if len(seen) >= top_k:
                     break
-        answers.sort(key=lambda a: a.score, reverse=True)
-        answers = _dedupe_text(answers)[:top_k]
+        answers = _dedupe_text(sorted(answers, key=lambda a: a.score, reverse=True))
         if self.no_answer:
-            answers.append(
-                ExtractedAnswer(query=query, score=1.0 - best_reader_score, data=None)
-            )
+            # "No answer" competes with the spans for the top_k places.
+            answers.append(ExtractedAnswer(query=query, score=1.0 - best_reader_score, data=None))
             answers.sort(key=lambda a: a.score, reverse=True)
-        return {"answers": answers}
+        return {"answers": answers[:top_k]}
 
 
 def _dedupe_text(answers: list[ExtractedAnswer]) -> list[ExtractedAnswer]:

@@ -66,16 +66,21 @@ def synthetic_negatives(
             context = remove_answer_sentences(ex)
         if context is None:
             others = [
-                c for c in set(by_title[ex.title]) if c != ex.context
-                and not any(a.text.lower() in c.lower() for a in ex.answers)
+                c
+                for c in set(by_title[ex.title])
+                if c != ex.context and not any(a.text.lower() in c.lower() for a in ex.answers)
             ]
             if not others:
                 continue
             context = rng.choice(sorted(others))
         negatives.append(
             SquadExample(
-                id=f"{ex.id}-neg{i}", title=ex.title, context=context, question=ex.question,
-                answers=(), source="synthetic",
+                id=f"{ex.id}-neg{i}",
+                title=ex.title,
+                context=context,
+                question=ex.question,
+                answers=(),
+                source="synthetic",
             )
         )
     return negatives

@@ -62,15 +62,22 @@ def evaluate_end_to_end(
         "questions": len(examples),
         "top_k": top_k,
         "retrieval": {
-            f"recall@{k}": (sum(1 for r in ranks if r is not None and r <= k) / answerable
-                            if answerable else 0.0)
+            f"recall@{k}": (
+                sum(1 for r in ranks if r is not None and r <= k) / answerable
+                if answerable
+                else 0.0
+            )
             for k in sorted({1, 5, top_k})
-        } | {"mrr": sum(1 / r for r in ranks if r) / answerable if answerable else 0.0},
+        }
+        | {"mrr": sum(1 / r for r in ranks if r) / answerable if answerable else 0.0},
         "answers": squad_metrics(examples, predictions),
         "latency_seconds": {
             "p50": statistics.median(latencies) if latencies else 0.0,
-            "p95": (statistics.quantiles(latencies, n=20)[18] if len(latencies) >= 2
-                    else (latencies[0] if latencies else 0.0)),
+            "p95": (
+                statistics.quantiles(latencies, n=20)[18]
+                if len(latencies) >= 2
+                else (latencies[0] if latencies else 0.0)
+            ),
         },
         "reader": service.reader_model,
     }
@@ -79,12 +86,16 @@ def evaluate_end_to_end(
 
 def format_report(report: dict[str, Any]) -> str:
     ans, ret, lat = report["answers"], report["retrieval"], report["latency_seconds"]
-    lines = [f"{report['questions']} questions, top {report['top_k']} passages, "
-             f"reader {report['reader']}", "retrieval: " + ", ".join(
-                 f"{k} {v:.3f}" for k, v in ret.items())]
+    lines = [
+        f"{report['questions']} questions, top {report['top_k']} passages, "
+        f"reader {report['reader']}",
+        "retrieval: " + ", ".join(f"{k} {v:.3f}" for k, v in ret.items()),
+    ]
     for name, prefix in (("overall", ""), ("HasAns", "HasAns_"), ("NoAns", "NoAns_")):
         if f"{prefix}f1" in ans:
-            lines.append(f"{name:8} EM {ans[prefix + 'exact']:6.2f}  F1 {ans[prefix + 'f1']:6.2f}"
-                         f"  n {ans[prefix + 'total']}")
+            lines.append(
+                f"{name:8} EM {ans[prefix + 'exact']:6.2f}  F1 {ans[prefix + 'f1']:6.2f}"
+                f"  n {ans[prefix + 'total']}"
+            )
     lines.append(f"latency p50 {lat['p50'] * 1000:.0f} ms, p95 {lat['p95'] * 1000:.0f} ms")
     return "\n".join(lines)

@@ -136,7 +136,9 @@ def predict(
     for lo in range(0, len(examples), batch_questions):
         batch = examples[lo : lo + batch_questions]
         cands = predictor.predict(
-            [ex.question for ex in batch], [ex.context for ex in batch], n_best=10,
+            [ex.question for ex in batch],
+            [ex.context for ex in batch],
+            n_best=10,
             no_answer_threshold=0.0,
         )
         for ex, cs in zip(batch, cands, strict=True):

@@ -41,8 +41,11 @@ def prepare_train_features(
     rng = random.Random(params.seed)
     pad_right = tokenizer.padding_side == "right"
     rows: dict[str, list[list[int]] | list[int]] = {
-        "input_ids": [], "attention_mask": [], "token_type_ids": [],
-        "start_positions": [], "end_positions": [],
+        "input_ids": [],
+        "attention_mask": [],
+        "token_type_ids": [],
+        "start_positions": [],
+        "end_positions": [],
     }
     for lo in range(0, len(examples), chunk):
         batch = examples[lo : lo + chunk]
@@ -69,11 +72,15 @@ def prepare_train_features(
                 a = ex.answers[0]
                 s_char, e_char = a.start, a.start + len(a.text)
                 tok_s = next(i for i, s in enumerate(seq_ids) if s == ctx)
-                tok_e = len(seq_ids) - 1 - next(
-                    i for i, s in enumerate(reversed(seq_ids)) if s == ctx
+                tok_e = (
+                    len(seq_ids) - 1 - next(i for i, s in enumerate(reversed(seq_ids)) if s == ctx)
                 )
                 if offsets[tok_s][0] <= s_char and offsets[tok_e][1] >= e_char:
-                    while tok_s < len(offsets) and offsets[tok_s][0] <= s_char and seq_ids[tok_s] == ctx:
+                    while (
+                        tok_s < len(offsets)
+                        and offsets[tok_s][0] <= s_char
+                        and seq_ids[tok_s] == ctx
+                    ):
                         tok_s += 1
                     start_pos = tok_s - 1
                     while offsets[tok_e][1] >= e_char and seq_ids[tok_e] == ctx:
@@ -102,7 +109,9 @@ def prepare_train_features(
     return {k: torch.tensor(v, dtype=torch.long) for k, v in rows.items()}
 
 
-def features_cache_key(examples: Sequence[SquadExample], tokenizer: Any, params: FeatureParams) -> str:
+def features_cache_key(
+    examples: Sequence[SquadExample], tokenizer: Any, params: FeatureParams
+) -> str:
     h = hashlib.sha256()
     h.update(json.dumps(params.__dict__, sort_keys=True).encode())
     h.update(str(getattr(tokenizer, "name_or_path", "")).encode())

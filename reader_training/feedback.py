@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -71,6 +72,23 @@ def find_occurrences(context: str, text: str) -> list[int]:
         starts.append(at)
         at = context.find(text, at + 1)
     return starts
+
+
+def locate_answer(context: str, text: str) -> list[tuple[int, int]]:
+    """Where a typed or pasted answer occurs in ``context``, as (start, end) spans.
+
+    Exact occurrences first; when there are none, occurrences that differ only in whitespace
+    (a span copied from a page that wrapped the lines, or typed with single spaces), so that
+    ``context[start:end]`` is the answer as the context spells it.
+    """
+    text = text.strip()
+    if not text:
+        return []
+    exact = find_occurrences(context, text)
+    if exact:
+        return [(start, start + len(text)) for start in exact]
+    pattern = re.compile(r"\s+".join(re.escape(word) for word in text.split()))
+    return [(m.start(), m.end()) for m in pattern.finditer(context)]
 
 
 @dataclass(frozen=True)
@@ -155,8 +173,9 @@ class FeedbackStore:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self._lock = FileLock(str(self.path.with_name(self.path.name + ".lock")),
-                              timeout=_LOCK_TIMEOUT_S)
+        self._lock = FileLock(
+            str(self.path.with_name(self.path.name + ".lock")), timeout=_LOCK_TIMEOUT_S
+        )
 
     # -- reading ----------------------------------------------------------------------------
 

