@@ -176,7 +176,11 @@ def train(
     if recipe:
         from reader_training.recipes import run_recipe
 
-        run_recipe(recipe, shared, settings, name=name, resume=resume)
+        try:
+            final_dir = run_recipe(recipe, shared, settings, out_name=name, resume=resume)
+        except (SquadFormatError, ValueError) as exc:
+            raise _fail(str(exc)) from exc
+        typer.echo(f"model: {final_dir}")
         return
     if not files or not name:
         raise _fail("give SQuAD files and --name (or --recipe default)", 2)
@@ -272,6 +276,33 @@ def evaluate(
         raise _fail(str(exc)) from exc
     report = evaluate_end_to_end(examples, settings, top_k=passages, progress=not as_json)
     typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+
+
+@app.command("tune-weight")
+def tune_weight(
+    labels: Annotated[Path, typer.Argument(help="Held-out SQuAD file over the indexed documents.")],
+    home: HomeOption = None,
+    reader: ReaderOption = None,
+    passages: Annotated[int, typer.Option("--passages", "-k")] = 10,
+    save: Annotated[bool, typer.Option(help="Save the best weight with the reader.")] = True,
+) -> None:
+    """Tune how much the retriever's score counts when ranking answers across passages."""
+    from dataclasses import replace
+
+    from pipelines.models import resolve_reader
+    from pipelines.reader import ReaderConfig
+    from reader_training.end_to_end import tune_retriever_weight
+    from reader_training.squad import load_squad
+
+    settings = _settings(home, reader_model=reader)
+    examples, _ = load_squad(labels)
+    best, table = tune_retriever_weight(examples, settings, top_k=passages)
+    for weight, f1 in table.items():
+        typer.echo(f"{'*' if weight == best else ' '} weight {weight:.1f}: F1 {f1:.2f}")
+    if save:
+        model_dir = resolve_reader(settings)
+        ReaderConfig.save(replace(ReaderConfig.load(model_dir), retriever_weight=best), model_dir)
+        typer.echo(f"saved retriever_weight {best} in {model_dir}")
 
 
 @app.command()

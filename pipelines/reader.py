@@ -43,6 +43,7 @@ class ReaderConfig:
     max_seq_length: int = 384
     doc_stride: int = 128
     max_answer_tokens: int = 30
+    retriever_weight: float = 0.0  # tuned end to end on held-out pairs (docqa tune-weight)
 
     @classmethod
     def load(cls, model_dir: str | Path) -> ReaderConfig:
@@ -55,7 +56,9 @@ class ReaderConfig:
 
     def save(self, model_dir: str | Path) -> None:
         path = Path(model_dir) / READER_CONFIG_FILE
-        path.write_text(json.dumps(self.__dict__, indent=2) + "\n", encoding="utf-8")
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.__dict__, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)  # a model folder is never left with half a config
 
 
 @dataclass
@@ -303,7 +306,7 @@ class ExtractiveReader:
         self,
         model: str | Path,
         top_k: int = 3,
-        retriever_weight: float = 0.0,
+        retriever_weight: float | None = None,
         device: str | None = None,
         batch_size: int = 16,
         cpu_precision: str = "fp32",
@@ -347,6 +350,9 @@ class ExtractiveReader:
         self.warm_up()
         assert self._predictor is not None
         top_k = top_k or self.top_k
+        weight = self.retriever_weight
+        if weight is None:
+            weight = self._predictor.config.retriever_weight
         docs = [d for d in documents if d.content]
         if not docs:
             return {"answers": [ExtractedAnswer(query=query, score=1.0, data=None)]}
@@ -363,7 +369,7 @@ class ExtractiveReader:
                 reader_score = self._predictor.score(c.margin)
                 best_reader_score = max(best_reader_score, reader_score)
                 retr = float(doc.score) if doc.score is not None else 0.0
-                score = (1 - self.retriever_weight) * reader_score + self.retriever_weight * retr
+                score = (1 - weight) * reader_score + weight * retr
                 answers.append(
                     ExtractedAnswer(
                         query=query,

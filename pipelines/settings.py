@@ -38,8 +38,9 @@ class Settings:
     max_seq_length: int = 384
     doc_stride: int = 128
     max_answer_tokens: int = 30
-    # Weight of the retriever's score when ranking answers across passages (0 = reader only).
-    retriever_weight: float = 0.0
+    # Weight of the retriever's score when ranking answers across passages (0 = reader only);
+    # None: the weight tuned for the reader on held-out pairs (its docqa_reader.json).
+    retriever_weight: float | None = None
     max_question_chars: int = 1000
     # CPU precision for the reader: "fp32" or "bf16" (bf16 autocast, when the CPU supports it).
     cpu_precision: str = "fp32"

@@ -99,3 +99,38 @@ def format_report(report: dict[str, Any]) -> str:
             )
     lines.append(f"latency p50 {lat['p50'] * 1000:.0f} ms, p95 {lat['p95'] * 1000:.0f} ms")
     return "\n".join(lines)
+
+
+def tune_retriever_weight(
+    examples: Sequence[SquadExample],
+    settings: Settings,
+    weights: Sequence[float] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6),
+    top_k: int = 10,
+    progress: bool = True,
+) -> tuple[float, dict[float, float]]:
+    """The weight of the retriever's score that maximizes end-to-end F1 on ``examples``.
+
+    Each question is read once (reader weight 0, many candidates kept); every weight then
+    re-ranks the same candidates, as BERTserini and cdQA tune their score mix. Use held-out
+    pairs, never the pairs you report on.
+    """
+    service = get_service(settings.with_(retriever_weight=0.0))
+    candidates: dict[str, list[tuple[str | None, float, float]]] = {}
+    for ex in tqdm(examples, desc="reading", unit="q", disable=not progress):
+        results = service.ask(ex.question, top_k_passages=top_k, top_n_answers=20)
+        candidates[ex.id] = [
+            (r.answer, r.reader_score if r.answer else r.score, r.retriever_score or 0.0)
+            for r in results
+        ]
+    table: dict[float, float] = {}
+    for w in weights:
+        predictions = {}
+        for qid, cands in candidates.items():
+            spans = [(a, (1 - w) * rs + w * ret, rs) for a, rs, ret in cands if a is not None]
+            no_answer = next((rs for a, rs, _ in cands if a is None), 0.0)
+            best = max(spans, key=lambda c: c[1], default=None)
+            answer = best[0] if best is not None and best[1] >= no_answer else None
+            predictions[qid] = answer or ""
+        table[w] = squad_metrics(examples, predictions)["f1"]
+    best_weight = max(table, key=lambda w: (table[w], -w))
+    return best_weight, table

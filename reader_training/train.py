@@ -30,7 +30,9 @@ from transformers import (
     Trainer,
     TrainerCallback,
     TrainingArguments,
+    set_seed,
 )
+from transformers.trainer_utils import get_last_checkpoint
 
 from pipelines.reader import ReaderConfig, SpanPredictor, cpu_supports_bf16
 from reader_training.augment import synthetic_negatives
@@ -218,20 +220,42 @@ def _load_training_examples(
     return train, heldout, report
 
 
-def train_reader(config: TrainConfig, progress: bool = True) -> TrainResult:
-    """Train, pick the no-answer threshold on held-out pairs, and write the model folder."""
+def train_reader(
+    config: TrainConfig, progress: bool = True, callbacks: Sequence[TrainerCallback] = ()
+) -> TrainResult:
+    """Train, pick the no-answer threshold on held-out pairs, and write the model folder.
+
+    ``callbacks`` are extra ``TrainerCallback`` objects (progress reporting, stopping early).
+    """
     started = time.time()
     out = Path(config.output_dir)
     work = out.parent / f".{out.name}.work"
     work.mkdir(parents=True, exist_ok=True)
+    checkpoints = work / "checkpoints"
+    resume_from = (
+        get_last_checkpoint(str(checkpoints)) if config.resume and checkpoints.is_dir() else None
+    )
+    if resume_from is None:
+        # A fresh run must neither resume later from a stale run's checkpoints nor mix its
+        # losses into that run's log.
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        (work / "train_log.jsonl").unlink(missing_ok=True)
     train, heldout, report = _load_training_examples(config)
     precision = resolve_precision(config.precision)
     logger.info(
         "%d training examples, %d held out, precision %s", len(train), len(heldout), precision
     )
 
+    # Seed before the model is built: the new QA head is initialized from the global RNG, and
+    # Trainer seeds only later, so the same config would otherwise give a different model.
+    set_seed(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(config.base_model)
-    model = AutoModelForQuestionAnswering.from_pretrained(config.base_model)
+    # Resuming: build the model from the checkpoint. Trainer's own reload is a strict=False
+    # state-dict load that skips legacy weight names (LayerNorm gamma/beta, which save_pretrained
+    # keeps), so those layers would silently restart from the base model. A LoRA checkpoint holds
+    # only the adapter, which Trainer does restore.
+    weights = resume_from if resume_from and not config.lora else config.base_model
+    model = AutoModelForQuestionAnswering.from_pretrained(weights)
     params = FeatureParams(
         config.max_seq_length, config.doc_stride, config.max_negative_windows, config.seed
     )
@@ -294,10 +318,10 @@ def train_reader(config: TrainConfig, progress: bool = True) -> TrainResult:
         callbacks=[
             EarlyStoppingCallback(config.early_stopping_patience),
             _JsonLinesLog(work / "train_log.jsonl"),
+            *callbacks,
         ],
     )
-    resume = config.resume and any((work / "checkpoints").glob("checkpoint-*"))
-    train_out = trainer.train(resume_from_checkpoint=True if resume else None)
+    train_out = trainer.train(resume_from_checkpoint=resume_from)
     model = trainer.model
     best_ckpt = trainer.state.best_model_checkpoint
     if best_ckpt and trainer.last_eval.get("f1", 0.0) < (trainer.state.best_metric or 0.0):
@@ -366,23 +390,35 @@ def write_model_folder(
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    to_save = model.half() if config.save_fp16 else model
-    to_save.save_pretrained(tmp, safe_serialization=True)
-    if config.save_fp16:
-        model.float()
-    tokenizer.save_pretrained(tmp)
-    reader_config.save(tmp)
-    meta = {
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "config": asdict(config),
-        "metrics": metrics,
-    }
-    (tmp / "metrics.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    (tmp / "README.md").write_text(model_card(config, metrics, meta["created"]), encoding="utf-8")
+    try:
+        to_save = model.half() if config.save_fp16 else model
+        to_save.save_pretrained(tmp, safe_serialization=True)
+        if config.save_fp16:
+            model.float()
+        tokenizer.save_pretrained(tmp)
+        reader_config.save(tmp)
+        meta = {
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "config": asdict(config),
+            "metrics": metrics,
+        }
+        (tmp / "metrics.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        (tmp / "README.md").write_text(
+            model_card(config, metrics, meta["created"]), encoding="utf-8"
+        )
+    except BaseException:
+        # A failed write must not leave a half-written folder behind (the old one is untouched).
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     old = out.parent / f".{out.name}.old-{os.getpid()}"
     if out.exists():
         out.rename(old)
-    tmp.rename(out)
+    try:
+        tmp.rename(out)
+    except BaseException:
+        if old.exists():
+            old.rename(out)
+        raise
     shutil.rmtree(old, ignore_errors=True)
     logger.info("wrote reader to %s", out)
 

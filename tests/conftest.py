@@ -50,6 +50,7 @@ def tiny_reader(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     return train_reader(config, progress=False).model_dir
 
+from pipelines.settings import DEMO_COLLECTION, Settings  # noqa: E402
 
 DEMO_HOME_FILES = (
     "hr/leave-policy.pdf",
@@ -67,7 +68,7 @@ def tiny_base() -> str:
 
 
 @pytest.fixture(scope="session")
-def demo_home(tmp_path_factory: pytest.TempPathFactory, tiny_reader: Path):
+def demo_home(tmp_path_factory: pytest.TempPathFactory, tiny_reader: Path) -> Settings:
     """Settings over a data directory holding an index of five demo files (one of each type).
 
     The files are copied to ``<tmp>/documents/...`` so sources read ``documents/hr/...``; the
@@ -76,7 +77,6 @@ def demo_home(tmp_path_factory: pytest.TempPathFactory, tiny_reader: Path):
     import shutil
 
     from indexer.run import index_folder
-    from pipelines.settings import DEMO_COLLECTION, Settings
 
     root = tmp_path_factory.mktemp("demo")
     docs = root / "documents"

@@ -41,7 +41,8 @@ navigation = st.navigation(
 render.inject_style()
 navigation.run()
 
-# After the page, so that it reflects what the page just did (an upload, a new reader).
+# After the page, so that it reflects what the page just did (an upload, a new reader), and
+# under what the page put in the sidebar.
 with st.sidebar:
     st.divider()
     st.caption(state.status().line())

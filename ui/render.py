@@ -94,9 +94,9 @@ def snippet(text: str, start: int, end: int, radius: int = 40) -> str:
     right = min(len(text), end + radius)
     before = " ".join(text[left:start].split())
     after = " ".join(text[end:right].split())
-    return (
-        f"{'…' if left > 0 else ''}{before} [{text[start:end]}] {after}{'…' if right < len(text) else ''}"
-    ).strip()
+    lead = "…" if left > 0 else ""
+    tail = "…" if right < len(text) else ""
+    return f"{lead}{before} [{text[start:end]}] {after}{tail}".strip()
 
 
 def inject_style() -> None:

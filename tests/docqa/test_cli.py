@@ -1,0 +1,204 @@
+"""The ``docqa`` command line, run in-process with typer's CliRunner on real folders and models."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from docqa.cli import app
+from pipelines.models import set_serving
+from pipelines.settings import REPO_ROOT, Settings
+from reader_training.squad import load_squad, write_squad
+
+FIXTURES = REPO_ROOT / "tests" / "fixtures"
+OFFICIAL = REPO_ROOT.parent / "shared" / "data" / "squad" / "evaluate-v2.0.py"
+DEMO_DEV = REPO_ROOT / "data" / "demo" / "labels" / "dev.json"
+ANSWER_KEYS = {"answer", "score", "document", "page", "section", "document_offsets", "context"}
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def run(runner: CliRunner, *args: str | Path) -> object:
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+# -- index --------------------------------------------------------------------------------------
+
+def test_index_reports_a_corrupt_file_and_indexes_the_rest(runner: CliRunner,
+                                                           tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy2(FIXTURES / "opening-hours.txt", docs / "opening-hours.txt")
+    shutil.copy2(FIXTURES / "corrupt.pdf", docs / "corrupt.pdf")
+    home = tmp_path / "home"
+    result = run(runner, "index", docs, "--home", home, "--no-progress")
+    assert result.exit_code == 0, result.output
+    failed = [line for line in result.stderr.splitlines() if line.startswith("failed:")]
+    assert len(failed) == 1
+    assert failed[0].startswith("failed: docs/corrupt.pdf: not a readable PDF (")
+    assert "1 added" in result.stdout and "1 failed" in result.stdout
+    assert Settings(home=home).index_dir.is_dir()
+
+    as_json = run(runner, "index", docs, "--home", home, "--json")
+    assert as_json.exit_code == 0
+    summary = json.loads(as_json.stdout)
+    assert summary["unchanged"] == 1
+    assert summary["failed"] == [{"path": "docs/corrupt.pdf",
+                                  "reason": failed[0].split(": ", 2)[2]}]
+
+
+def test_index_exits_non_zero_when_nothing_could_be_indexed(runner: CliRunner,
+                                                            tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy2(FIXTURES / "corrupt.pdf", docs / "corrupt.pdf")
+    shutil.copy2(FIXTURES / "scanned.pdf", docs / "scanned.pdf")
+    result = run(runner, "index", docs, "--home", tmp_path / "home", "--no-progress")
+    assert result.exit_code != 0
+    assert "failed: docs/corrupt.pdf: " in result.stderr
+    assert "failed: docs/scanned.pdf: " in result.stderr
+
+    missing = run(runner, "index", tmp_path / "nowhere", "--home", tmp_path / "home")
+    assert missing.exit_code != 0
+    assert "error: no such file or folder:" in missing.stderr
+
+
+# -- ask ----------------------------------------------------------------------------------------
+
+def test_ask_json_prints_answers_with_citations(runner: CliRunner, demo_home: Settings) -> None:
+    result = run(runner, "ask", "Which days are the company-wide anchor days?", "--json",
+                 "--home", demo_home.home, "--reader", demo_home.reader_model, "-n", "2")
+    assert result.exit_code == 0, result.output
+    answers = json.loads(result.stdout)
+    assert isinstance(answers, list) and 2 <= len(answers) <= 3
+    for a in answers:
+        assert ANSWER_KEYS <= set(a)
+        assert 0.0 <= a["score"] <= 1.0
+    cited = [a for a in answers if a["answer"] is not None]
+    assert cited
+    for a in cited:
+        assert a["document"].startswith("documents/")
+        start, end = a["document_offsets"]
+        assert end - start == len(a["answer"])
+        assert a["answer"] in a["context"]
+
+
+def test_ask_prints_readable_answers(runner: CliRunner, demo_home: Settings) -> None:
+    result = run(runner, "ask", "Which laptop model do office staff receive?",
+                 "--home", demo_home.home, "--reader", demo_home.reader_model)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("1. ")
+    assert "   source: documents/" in result.stdout
+    assert "[no answer in the documents]" in result.stdout
+
+
+def test_ask_refuses_an_empty_question(runner: CliRunner, demo_home: Settings) -> None:
+    result = run(runner, "ask", "  ", "--home", demo_home.home, "--reader",
+                 demo_home.reader_model)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "error: the question is empty: type a question"
+    assert result.stdout == ""
+
+
+def test_ask_without_an_index_says_what_to_do(runner: CliRunner, tmp_path: Path,
+                                              tiny_reader: Path) -> None:
+    result = run(runner, "ask", "Where is the office?", "--home", tmp_path / "home",
+                 "--reader", tiny_reader)
+    assert result.exit_code == 2
+    assert "run `docqa index FOLDER` first" in result.stderr
+
+
+# -- models, evaluate-reader, train -------------------------------------------------------------
+
+def test_models_lists_versions_and_marks_the_serving_one(runner: CliRunner, tmp_path: Path,
+                                                         tiny_reader: Path) -> None:
+    settings = Settings(home=tmp_path / "home")
+    shutil.copytree(tiny_reader, settings.models_dir / "tiny-v1")
+    shutil.copytree(tiny_reader, settings.models_dir / "tiny-v2")
+    set_serving(settings, "tiny-v2")
+    result = run(runner, "models", "--home", settings.home)
+    assert result.exit_code == 0, result.output
+    lines = {line[2:].split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+    assert {"tiny-v1", "tiny-v2"} <= set(lines)
+    assert lines["tiny-v2"].startswith("* ") and lines["tiny-v1"].startswith("  ")
+    assert "held-out F1 " in lines["tiny-v1"]
+
+
+def test_evaluate_reader_predictions_match_the_official_script(
+    runner: CliRunner, tmp_path: Path, tiny_reader: Path
+) -> None:
+    examples, _ = load_squad(DEMO_DEV)
+    small = tmp_path / "dev-small.json"
+    write_squad([ex for ex in examples if ex.answers][:8]
+                + [ex for ex in examples if not ex.answers][:4], small)
+    predictions = tmp_path / "out" / "predictions.json"
+    result = run(runner, "evaluate-reader", small, "--model", tiny_reader, "--predictions",
+                 predictions, "--json", "--home", tmp_path / "home")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    assert metrics["total"] == 12 and metrics["HasAns_total"] == 8
+    preds = json.loads(predictions.read_text(encoding="utf-8"))
+    assert set(preds) == {ex.id for ex in load_squad(small)[0]}
+    assert all(isinstance(text, str) for text in preds.values())
+
+    official = subprocess.run([sys.executable, str(OFFICIAL), str(small), str(predictions)],
+                              capture_output=True, text=True, check=True, timeout=120)
+    theirs = json.loads(official.stdout)
+    for key in ("exact", "f1", "HasAns_f1", "NoAns_f1"):
+        assert metrics[key] == pytest.approx(theirs[key], abs=1e-6), key
+
+    table = run(runner, "evaluate-reader", small, "--model", tiny_reader,
+                "--home", tmp_path / "home")
+    assert table.exit_code == 0
+    assert "kept 12 questions" in table.stdout and "overall" in table.stdout
+
+
+def test_evaluate_reader_refuses_a_file_that_is_not_squad(runner: CliRunner, tmp_path: Path,
+                                                          tiny_reader: Path) -> None:
+    bad = tmp_path / "notes.json"
+    bad.write_text('{"questions": []}', encoding="utf-8")
+    result = run(runner, "evaluate-reader", bad, "--model", tiny_reader)
+    assert result.exit_code == 1
+    assert "notes.json: not SQuAD JSON" in result.stderr
+
+
+def test_train_reports_bad_input(runner: CliRunner, tmp_path: Path, tiny_base: str) -> None:
+    bad = tmp_path / "labels.json"
+    bad.write_text("[1, 2", encoding="utf-8")
+    home = tmp_path / "home"
+    result = run(runner, "train", bad, "--name", "v1", "--base-model", tiny_base, "--home", home)
+    assert result.exit_code == 1
+    assert "labels.json: invalid JSON at line 1 column" in result.stderr
+    assert not (home / "models" / "v1").exists()
+
+    no_name = run(runner, "train", bad, "--home", home)
+    assert no_name.exit_code == 2 and "--name" in no_name.stderr
+
+    recipe = run(runner, "train", "--recipe", "nope", "--home", home)
+    assert recipe.exit_code == 1
+    assert "error: unknown recipe 'nope' (known: default)" in recipe.stderr
+
+
+def test_promote_unknown_version_fails(runner: CliRunner, tmp_path: Path) -> None:
+    result = run(runner, "promote", "nope", "--home", tmp_path / "home")
+    assert result.exit_code == 1
+    assert "error: nope: no complete model folder" in result.stderr
+
+
+def test_python_m_docqa_shows_the_commands(tmp_path: Path) -> None:
+    env = os.environ | {"DOCQA_HOME": str(tmp_path / "home")}
+    out = subprocess.run([sys.executable, "-m", "docqa", "--help"], capture_output=True,
+                         text=True, cwd=REPO_ROOT, env=env, timeout=120, check=True)
+    for command in ("index", "ask", "train", "evaluate-reader", "evaluate", "models",
+                    "promote", "ui"):
+        assert command in out.stdout

@@ -1,0 +1,160 @@
+"""The query pipeline end to end over a small indexed demo collection, with the tiny reader."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from indexer.run import index_folder
+from pipelines.query import (
+    AnswerResult,
+    IndexMissingError,
+    QueryService,
+    QuestionError,
+    ask,
+    build_query_pipeline,
+    get_service,
+)
+from pipelines.settings import Settings
+from pipelines.store import PassageStore
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+QUESTIONS = [
+    "How many vacation days does a full-time employee in the Netherlands get each year?",
+    "Which days are the company-wide anchor days?",
+    "What was the nightly backup window in version 1?",
+    "Which laptop model do office staff receive?",
+    "How long are guest Wi-Fi vouchers from reception valid?",
+]
+
+
+@pytest.fixture(scope="module")
+def results(demo_home: Settings) -> dict[str, list[AnswerResult]]:
+    return {q: ask(q, demo_home, top_k_passages=5, top_n_answers=3) for q in QUESTIONS}
+
+
+def test_answer_offsets_slice_the_source_text_exactly(
+    demo_home: Settings, results: dict[str, list[AnswerResult]]
+) -> None:
+    store = get_service(demo_home).store
+    checked = 0
+    for question, answers in results.items():
+        assert 1 <= len(answers) <= 4, question  # up to 3 answers and one "no answer"
+        assert [a.answer for a in answers].count(None) == 1
+        assert [a.score for a in answers] == sorted((a.score for a in answers), reverse=True)
+        for a in answers:
+            assert 0.0 <= a.score <= 1.0
+            if a.answer is None:
+                assert a.document is None and a.document_offsets is None
+                continue
+            start, end = a.document_offsets
+            assert store.source_text(a.doc_id)[start:end] == a.answer, (question, a)
+            s, e = a.context_offsets
+            assert a.context[s:e] == a.answer
+            checked += 1
+    assert checked >= len(QUESTIONS)
+
+
+def test_citations_carry_source_title_and_page_or_section(
+    demo_home: Settings, results: dict[str, list[AnswerResult]]
+) -> None:
+    store = get_service(demo_home).store
+    sources = {r.doc_id: r for r in store.sources()}
+    cited_types = set()
+    for answers in results.values():
+        for a in answers:
+            if a.answer is None:
+                continue
+            record = sources[a.doc_id]
+            assert a.document == record.source and a.document.startswith("documents/")
+            assert a.path == record.path and Path(a.path).is_file()
+            assert a.title and a.title == record.title
+            cited_types.add(record.file_type)
+            if record.file_type == "pdf":
+                assert isinstance(a.page, int) and a.page >= 1
+                assert a.section is None
+            else:
+                assert a.page is None
+                if record.file_type in ("md", "html", "docx"):
+                    assert a.section is None or a.section.strip()
+            data = a.to_dict()
+            assert json.loads(json.dumps(data)) == data
+            assert data["document_offsets"] == list(a.document_offsets)
+    assert len(cited_types) >= 2
+
+
+def test_filters_restrict_the_cited_documents(demo_home: Settings) -> None:
+    pdf_only = {"field": "meta.file_type", "operator": "==", "value": "pdf"}
+    answers = ask("Which laptop model do office staff receive?", demo_home,
+                  top_k_passages=3, filters=pdf_only)
+    cited = [a for a in answers if a.answer is not None]
+    assert cited and all(a.document == "documents/hr/leave-policy.pdf" for a in cited)
+
+
+def test_empty_question_is_refused(demo_home: Settings) -> None:
+    for question in ("", "   \n\t "):
+        with pytest.raises(QuestionError, match="the question is empty"):
+            ask(question, demo_home)
+
+
+def test_too_long_question_is_refused(demo_home: Settings) -> None:
+    with pytest.raises(QuestionError) as err:
+        ask("why " * 2500, demo_home)  # 10,000 characters
+    message = str(err.value)
+    assert "9,999 characters long; the limit is 1,000" in message
+
+
+def test_zero_answers_or_passages_are_refused(demo_home: Settings) -> None:
+    service = get_service(demo_home)
+    with pytest.raises(QuestionError, match="must be positive"):
+        service.ask("Which days are anchor days?", top_k_passages=-1)
+
+
+def test_no_index_raises_index_missing(tmp_path: Path, tiny_reader: Path) -> None:
+    settings = Settings(home=tmp_path / "empty-home", reader_model=str(tiny_reader))
+    with pytest.raises(IndexMissingError, match="run `docqa index FOLDER` first"):
+        ask("Where is the office?", settings)
+
+
+def test_service_reloads_when_another_run_writes_a_new_index(
+    tmp_path: Path, tiny_reader: Path
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy2(FIXTURES / "onboarding.md", docs / "onboarding.md")
+    settings = Settings(home=tmp_path / "home", reader_model=str(tiny_reader))
+    index_folder([docs], settings, progress=False)
+
+    service = QueryService(settings)
+    first = service.ask("Where do I collect my laptop?")
+    assert {a.document for a in first if a.answer} == {"docs/onboarding.md"}
+    assert service.refresh() is False  # nothing changed
+    before = service.store.count_documents()
+
+    # Another index run (as `docqa index` in another process) adds a document.
+    shutil.copy2(FIXTURES / "opening-hours.txt", docs / "opening-hours.txt")
+    index_folder([docs], settings, progress=False)
+    assert service.refresh() is True
+    assert service.store.count_documents() > before
+    assert {r.source for r in service.store.sources()} == {"docs/onboarding.md",
+                                                           "docs/opening-hours.txt"}
+    passages = service.retrieve("When is the office open?", top_k=1)
+    assert passages[0].meta["source"] == "docs/opening-hours.txt"
+    answers = service.ask("When does Café Müller serve lunch?", top_k_passages=2)
+    store = service.store
+    for a in answers:
+        if a.answer is not None:
+            assert store.source_text(a.doc_id)[slice(*a.document_offsets)] == a.answer
+    assert "docs/opening-hours.txt" in {a.document for a in answers}
+
+
+def test_query_pipeline_is_embedder_retriever_reader(demo_home: Settings) -> None:
+    store = PassageStore.load(demo_home.index_dir)
+    pipe = build_query_pipeline(demo_home, store, str(demo_home.reader_model))
+    assert list(pipe.to_dict()["components"]) == ["embedder", "retriever", "reader"]
+    reader = pipe.get_component("reader")
+    assert reader.top_k == demo_home.top_n_answers
+    assert reader.model == str(demo_home.reader_model)

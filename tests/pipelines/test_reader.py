@@ -1,0 +1,257 @@
+"""The extractive reader: span decoding on hand-made logits, and the Haystack component."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from haystack import Document, Pipeline
+
+from pipelines.reader import (
+    ExtractiveReader,
+    ReaderConfig,
+    SpanPredictor,
+    Windows,
+    decode_spans,
+    get_predictor,
+    tokenize_pairs,
+)
+from pipelines.settings import DEMO_COLLECTION
+
+# A window as the tokenizer lays it out: [CLS] q q [SEP] c c c c c [SEP] [PAD]
+# Context tokens cover "alfa beta gama delt echo" (4 characters each, one space between).
+CONTEXT = "alfa beta gama delt echo"
+CONTEXT_OFFSETS = [(0, 4), (5, 9), (10, 14), (15, 19), (20, 24)]
+OFFSETS: list[tuple[int, int] | None] = [None, None, None, None, *CONTEXT_OFFSETS, None, None]
+LENGTH = len(OFFSETS)
+FIRST_CONTEXT_TOKEN = 4
+
+
+def window_logits(
+    start_at: dict[int, float], end_at: dict[int, float], base: float = -5.0
+) -> tuple[np.ndarray, np.ndarray]:
+    start, end = np.full(LENGTH, base, dtype=np.float32), np.full(LENGTH, base, dtype=np.float32)
+    for i, v in start_at.items():
+        start[i] = v
+    for i, v in end_at.items():
+        end[i] = v
+    return start, end
+
+
+def decode_one(
+    start: np.ndarray, end: np.ndarray, max_answer_tokens: int = 30, threshold: float = 0.0
+) -> list:
+    windows = Windows(encodings={}, pair_index=[0], offsets=[OFFSETS])
+    return decode_spans(start[None, :], end[None, :], windows, max_answer_tokens, threshold)[0]
+
+
+def token_span(cand: object) -> tuple[int, int]:
+    starts = [s for s, _ in CONTEXT_OFFSETS]
+    ends = [e for _, e in CONTEXT_OFFSETS]
+    return starts.index(cand.start_char), ends.index(cand.end_char)  # type: ignore[attr-defined]
+
+
+# -- decode_spans -------------------------------------------------------------------------------
+
+def test_best_span_is_the_highest_start_plus_end() -> None:
+    c = FIRST_CONTEXT_TOKEN
+    start, end = window_logits({0: 1.0, c + 1: 6.0, c + 3: 2.0}, {0: 1.0, c + 2: 5.0, c: 4.0})
+    cands = decode_one(start, end)
+    best = cands[0]
+    assert CONTEXT[best.start_char : best.end_char] == "beta gama"
+    assert best.span_logit == pytest.approx(11.0)
+    assert [c.margin for c in cands] == sorted((c.margin for c in cands), reverse=True)
+    # Every candidate starts before it ends and lies in the context.
+    for cand in cands:
+        s, e = token_span(cand)
+        assert s <= e
+
+
+def test_spans_respect_max_answer_length() -> None:
+    c = FIRST_CONTEXT_TOKEN
+    # The best pair by logits alone, first to last token, is 5 tokens long.
+    start, end = window_logits({c: 9.0, c + 3: 1.0}, {c + 4: 9.0, c + 3: 0.5})
+    assert CONTEXT[slice(*_span(decode_one(start, end)[0]))] == CONTEXT
+    for max_tokens in (1, 2, 4):
+        cands = decode_one(start, end, max_answer_tokens=max_tokens)
+        assert cands
+        for cand in cands:
+            s, e = token_span(cand)
+            assert 0 <= e - s < max_tokens
+    assert CONTEXT[slice(*_span(decode_one(start, end, max_answer_tokens=1)[0]))] == "alfa"
+
+
+def _span(cand: object) -> tuple[int, int]:
+    return cand.start_char, cand.end_char  # type: ignore[attr-defined]
+
+
+def test_spans_never_fall_in_the_question_or_special_tokens() -> None:
+    # The question tokens (1, 2), [SEP] (3, 9) and padding (10) carry the highest logits.
+    start, end = window_logits({1: 50.0, 2: 40.0, 3: 30.0, 9: 45.0, 10: 60.0, 6: 2.0},
+                               {1: 50.0, 2: 40.0, 3: 30.0, 9: 45.0, 10: 60.0, 7: 2.0})
+    cands = decode_one(start, end)
+    assert cands
+    allowed_starts = {s for s, _ in CONTEXT_OFFSETS}
+    allowed_ends = {e for _, e in CONTEXT_OFFSETS}
+    assert all(c.start_char in allowed_starts and c.end_char in allowed_ends for c in cands)
+    assert CONTEXT[slice(*_span(cands[0]))] == "gama delt"
+
+
+def test_margin_is_span_minus_null_plus_threshold() -> None:
+    c = FIRST_CONTEXT_TOKEN
+    # The null ([CLS]) logit 8 + 8 beats the best span 3 + 3: "no answer".
+    start, end = window_logits({0: 8.0, c + 2: 3.0}, {0: 8.0, c + 2: 3.0})
+    best = decode_one(start, end)[0]
+    assert best.margin == pytest.approx(6.0 - 16.0) and best.margin < 0
+    # A threshold shifts every margin by the same amount.
+    shifted = decode_one(start, end, threshold=12.5)[0]
+    assert shifted.margin == pytest.approx(2.5) and shifted.margin > 0
+    assert _span(shifted) == _span(best)
+    # A span above the null logit has a positive margin.
+    start, end = window_logits({0: -1.0, c + 2: 3.0}, {0: -1.0, c + 2: 3.0})
+    assert decode_one(start, end)[0].margin == pytest.approx(8.0)
+
+
+def test_candidates_of_overlapping_windows_are_merged_per_pair() -> None:
+    c = FIRST_CONTEXT_TOKEN
+    s1, e1 = window_logits({0: 0.0, c + 1: 4.0}, {0: 0.0, c + 1: 4.0})
+    s2, e2 = window_logits({0: 0.0, c + 1: 6.0}, {0: 0.0, c + 1: 6.0})  # same span, better
+    s3, e3 = window_logits({0: 0.0, c: 3.0}, {0: 0.0, c: 3.0})
+    windows = Windows(encodings={}, pair_index=[0, 0, 1], offsets=[OFFSETS, OFFSETS, OFFSETS])
+    pairs = decode_spans(np.stack([s1, s2, s3]), np.stack([e1, e2, e3]), windows, 30)
+    assert len(pairs) == 2
+    spans = [_span(cand) for cand in pairs[0]]
+    assert len(spans) == len(set(spans))  # one candidate per character span
+    assert spans[0] == (5, 9) and pairs[0][0].margin == pytest.approx(12.0)
+    assert _span(pairs[1][0]) == (0, 4)
+
+
+def test_window_without_context_tokens_gives_no_candidates() -> None:
+    windows = Windows(encodings={}, pair_index=[0], offsets=[[None] * LENGTH])
+    start, end = window_logits({}, {})
+    assert decode_spans(start[None, :], end[None, :], windows, 30) == [[]]
+
+
+# -- tokenization -------------------------------------------------------------------------------
+
+def test_tokenize_pairs_windows_cover_a_long_context_with_exact_offsets(tiny_reader: Path) -> None:
+    predictor = get_predictor(tiny_reader)
+    text = (DEMO_COLLECTION / "it" / "office-network-and-wifi.txt").read_text(encoding="utf-8")
+    windows = tokenize_pairs(predictor.tokenizer, ["What is the guest Wi-Fi called?"], [text],
+                             max_seq_length=128, doc_stride=32)
+    assert len(windows.pair_index) > 3 and set(windows.pair_index) == {0}
+    assert windows.encodings["input_ids"].shape == (len(windows.pair_index), 128)
+    covered = set()
+    for offs in windows.offsets:
+        context_offs = [o for o in offs if o is not None]
+        assert context_offs
+        for s, e in context_offs:
+            # Uncased WordPiece: the token is the lower-cased text at its offsets.
+            assert text[s:e].strip() and s < e
+            covered.update(range(s, e))
+    non_space = {i for i, ch in enumerate(text) if not ch.isspace()}
+    assert non_space <= covered
+
+
+# -- the Haystack component ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def passages() -> list[Document]:
+    text = (DEMO_COLLECTION / "hr" / "remote-work-policy.md").read_text(encoding="utf-8")
+    docs = []
+    for i, start in enumerate(range(0, 3000, 600)):
+        content = text[start : start + 900]  # passages overlap by 300 characters
+        docs.append(Document(id=f"remote-{i}", content=content, score=0.5 - 0.01 * i,
+                             meta={"doc_id": "remote", "start": start,
+                                   "end": start + len(content), "source": "remote.md"}))
+    return docs
+
+
+def test_reader_answers_are_spans_of_their_passages(
+    tiny_reader: Path, passages: list[Document]
+) -> None:
+    reader = ExtractiveReader(tiny_reader, top_k=3)
+    answers = reader.run(query="How many days per week can employees work remotely?",
+                         documents=passages)["answers"]
+    real = [a for a in answers if a.data is not None]
+    assert 1 <= len(real) <= 3
+    assert [a.data for a in answers].count(None) == 1  # exactly one no-answer entry
+    for a in answers:
+        assert 0.0 <= a.score <= 1.0
+    for a in real:
+        assert a.document is not None and a.document_offset is not None
+        doc = a.document
+        assert a.data == doc.content[a.document_offset.start : a.document_offset.end]
+        assert a.data.strip()
+        assert a.meta["reader_score"] == pytest.approx(a.score)  # retriever_weight 0
+    assert [a.score for a in answers] == sorted((a.score for a in answers), reverse=True)
+    no_answer = next(a for a in answers if a.data is None)
+    assert no_answer.score == pytest.approx(1 - max(a.meta["reader_score"] for a in real))
+
+
+def test_duplicate_and_overlapping_answers_are_merged(
+    tiny_reader: Path, passages: list[Document]
+) -> None:
+    reader = ExtractiveReader(tiny_reader, top_k=10, no_answer=False)
+    # The same passage twice (as overlapping windows of one document give the same span twice).
+    twice = [passages[1], Document(id="copy", content=passages[1].content, score=0.4,
+                                   meta=dict(passages[1].meta))]
+    answers = reader.run(query="Who approves remote work?", documents=twice)["answers"]
+    assert answers and all(a.data is not None for a in answers)
+    absolute = [(a.document.meta["start"] + a.document_offset.start, a.data) for a in answers]
+    assert len(absolute) == len(set(absolute))
+    # Within one passage no two answers overlap ("202" and "2024" are not both given).
+    for doc_id in {a.document.id for a in answers}:
+        spans = sorted((a.document_offset.start, a.document_offset.end)
+                       for a in answers if a.document.id == doc_id)
+        assert all(e1 <= s2 for (_, e1), (s2, _) in zip(spans, spans[1:], strict=False))
+
+
+def test_retriever_weight_mixes_scores(tiny_reader: Path, passages: list[Document]) -> None:
+    reader = ExtractiveReader(tiny_reader, top_k=2, retriever_weight=0.25, no_answer=False)
+    for a in reader.run(query="Which equipment is provided?", documents=passages[:2])["answers"]:
+        expected = 0.75 * a.meta["reader_score"] + 0.25 * a.meta["retriever_score"]
+        assert a.score == pytest.approx(expected)
+
+
+def test_no_documents_gives_only_no_answer(tiny_reader: Path) -> None:
+    reader = ExtractiveReader(tiny_reader)
+    answers = reader.run(query="Anything?", documents=[Document(content="")])["answers"]
+    assert len(answers) == 1 and answers[0].data is None and answers[0].score == 1.0
+
+
+def test_to_dict_from_dict_round_trip(tiny_reader: Path) -> None:
+    reader = ExtractiveReader(tiny_reader, top_k=5, retriever_weight=0.1, batch_size=4,
+                              cpu_precision="bf16", no_answer=False)
+    data = reader.to_dict()
+    assert data["type"] == "pipelines.reader.ExtractiveReader"
+    assert data["init_parameters"]["model"] == str(tiny_reader)
+    again = ExtractiveReader.from_dict(data)
+    assert again.to_dict() == data
+    # Inside a pipeline saved as YAML too.
+    pipe = Pipeline()
+    pipe.add_component("reader", reader)
+    restored = Pipeline.loads(pipe.dumps(), allowed_modules=["pipelines.*"])
+    assert restored.get_component("reader").to_dict() == data
+
+
+# -- the predictor and its saved config ---------------------------------------------------------
+
+def test_predictor_loads_the_saved_reader_config(tiny_reader: Path) -> None:
+    predictor = SpanPredictor(tiny_reader)
+    config = ReaderConfig.load(tiny_reader)
+    assert predictor.config == config
+    assert math.isfinite(config.no_answer_threshold)
+    assert (config.max_seq_length, config.doc_stride) == (192, 64)
+    assert predictor.score(0.0) == pytest.approx(0.5)
+    assert 0.5 < predictor.score(1.0) < 1.0 and 0.0 < predictor.score(-1.0) < 0.5
+    cands = predictor.predict(["Where?"], ["The office is in Leeds."])[0]
+    assert cands and all(0 <= c.start_char < c.end_char <= 23 for c in cands)
+
+
+def test_reader_config_defaults_without_a_file(tmp_path: Path) -> None:
+    assert ReaderConfig.load(tmp_path) == ReaderConfig()
+    ReaderConfig(no_answer_threshold=-1.5, temperature=3.0).save(tmp_path)
+    assert ReaderConfig.load(tmp_path).no_answer_threshold == -1.5

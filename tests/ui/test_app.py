@@ -1,0 +1,334 @@
+"""The web page's flows with Streamlit's AppTest, over a small real index and a tiny real reader.
+
+The data directory (``home``, see conftest.py) is a per-test copy of a small indexed collection
+with two installed readers: ``tiny-answers`` always prefers an answer and ``tiny-silent`` never
+does, which makes both presentations deterministic.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from pipelines.models import serving_name, set_serving
+from pipelines.settings import REPO_ROOT, Settings
+from pipelines.store import PassageStore
+from reader_training.feedback import FeedbackStore
+from reader_training.squad import load_squad
+
+APP = REPO_ROOT / "ui" / "app.py"
+FIXTURES = REPO_ROOT / "tests" / "fixtures"
+TIMEOUT = 120
+LEAVE_QUESTION = "How many days of paid annual leave do employees receive?"
+
+
+def app(query: dict[str, str] | None = None, page: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    if query:
+        at.query_params.update(query)
+    if page:
+        at.run()
+        at.switch_page(page)
+    return at.run()
+
+
+def html_of(at: AppTest) -> str:
+    return "\n".join(element.value for element in at.get("html"))
+
+
+def texts(elements: object) -> str:
+    return "\n".join(str(e.value) for e in elements)  # type: ignore[attr-defined]
+
+
+def no_exceptions(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def button(at: AppTest, label: str, index: int = 0) -> object:
+    matches = [b for b in at.button if b.label == label]
+    assert len(matches) > index, f"no button {label!r}: {[b.label for b in at.button]}"
+    return matches[index]
+
+
+# -- Ask ----------------------------------------------------------------------------------------
+
+
+def test_question_in_the_url_is_answered_with_cited_highlighted_answers(home: Path) -> None:
+    at = app({"q": LEAVE_QUESTION})
+    no_exceptions(at)
+    page = html_of(at)
+    assert page.count('class="docqa-answer"') == 3  # "Answers to show" defaults to 3
+    assert "% confidence" in page
+    assert "<mark>" in page
+    assert "Employee Handbook — documents/handbook.pdf, page 1" in page  # title, path, page
+    links = [e for e in at.get("page_link")]
+    assert links and all(link.proto.label == "Open in document" for link in links)
+    assert any("doc=" in link.proto.query_string for link in links)
+    assert [b.label for b in at.get("download_button")][:1] == ["Download original"]
+    assert at.session_state["recent_questions"] == [LEAVE_QUESTION]
+    assert "5 documents" in texts(at.sidebar.caption)
+    assert "reader: tiny-answers" in texts(at.sidebar.caption)
+
+
+def test_asking_puts_the_question_in_the_url_and_the_recent_list(home: Path) -> None:
+    at = app()
+    no_exceptions(at)
+    at.text_input(key="question_input").input("When is the office open?")
+    submit = next(b for b in at.button if b.label == "Ask")
+    submit.click().run()
+    no_exceptions(at)
+    assert at.query_params["q"] == "When is the office open?"
+    assert 'class="docqa-answer"' in html_of(at)
+    assert at.session_state["recent_questions"] == ["When is the office open?"]
+    # A recent question asks again through the URL.
+    at.text_input(key="question_input").input(LEAVE_QUESTION)
+    next(b for b in at.button if b.label == "Ask").click().run()
+    button(at, "When is the office open?").click().run()
+    assert at.query_params["q"] == "When is the office open?"
+    assert at.text_input(key="question_input").value == "When is the office open?"
+
+
+def test_empty_and_overlong_questions_are_refused_with_a_message(home: Path) -> None:
+    at = app({"q": "x" * 1200})
+    no_exceptions(at)
+    assert "the limit is 1,000" in texts(at.error)
+    assert not at.session_state["recent_questions"]
+
+
+def test_no_answer_says_so_and_shows_the_most_relevant_passages(home: Path) -> None:
+    set_serving(Settings(home=home), "tiny-silent")
+    at = app({"q": LEAVE_QUESTION})
+    no_exceptions(at)
+    assert "do not seem to contain an answer" in texts(at.warning)
+    page = html_of(at)
+    assert page.count('class="docqa-passage"') >= 3
+    assert "25 days of paid annual leave" in page  # the passage that holds it is still shown
+    assert "reader: tiny-silent" in texts(at.sidebar.caption)
+
+
+def test_filters_are_pushed_down_and_documents_are_shown_as_text(home: Path) -> None:
+    at = app({"q": "Where is the badge office?"})
+    at.sidebar.multiselect(key="filter_folders").select("documents/notes").run()
+    no_exceptions(at)
+    page = html_of(at)
+    cited = [line for line in page.split("docqa-meta") if "documents/" in line]
+    assert cited and all("documents/notes/visitors.txt" in line for line in cited)
+    assert "&lt;script&gt;alert(&#x27;pwned&#x27;)&lt;/script&gt;" in page
+    assert "<script>" not in page
+    # Filters that match nothing: said plainly.
+    at.sidebar.multiselect(key="filter_types").select("pdf").run()
+    assert "No passages match the filters" in texts(at.warning)
+
+
+# -- Document view ------------------------------------------------------------------------------
+
+
+def test_document_view_shows_the_text_with_the_answer_marked(home: Path) -> None:
+    store = PassageStore.load(Settings(home=home).index_dir)
+    record = next(r for r in store.sources() if r.source.endswith("visitors.txt"))
+    text = store.source_text(record.doc_id)
+    start = text.index("room 42")
+    at = app({"doc": record.doc_id, "start": str(start), "end": str(start + 7),
+              "q": "Where is the badge office?"}, page="pages/document.py")
+    no_exceptions(at)
+    frame = at.get("iframe")[0].proto.srcdoc
+    assert '<mark id="docqa-answer">room 42</mark>' in frame
+    assert "scrollIntoView" in frame
+    assert "&lt;script&gt;alert" in frame and "<script>alert" not in frame
+    assert "visitors.txt" in html_of(at)
+    assert [b.label for b in at.get("download_button")] == ["Download original"]
+
+
+def test_document_view_of_an_unknown_document_says_so(home: Path) -> None:
+    at = app({"doc": "0000000000000000"}, page="pages/document.py")
+    no_exceptions(at)
+    assert "not in the index" in texts(at.warning)
+
+
+# -- Feedback -----------------------------------------------------------------------------------
+
+
+def test_feedback_buttons_write_squad_pairs(home: Path) -> None:
+    settings = Settings(home=home)
+    at = app({"q": LEAVE_QUESTION})
+    no_exceptions(at)
+    button(at, "Correct").click().run()
+    assert "Saved as a correct answer" in texts(at.success)
+    button(at, "Correct").click().run()
+    assert "Already saved" in texts(at.info)
+    button(at, "Wrong", 1).click().run()
+    examples, report = load_squad(settings.feedback_file)
+    assert report.kept == 2 and not report.skipped
+    correct = next(ex for ex in examples if ex.answers)
+    store = PassageStore.load(settings.index_dir)
+    doc_texts = {store.source_text(r.doc_id) for r in store.sources()}
+    assert correct.context in doc_texts  # the whole document, absolute offset
+    answer = correct.answers[0]
+    assert correct.context[answer.start : answer.start + len(answer.text)] == answer.text
+    wrong = next(ex for ex in examples if not ex.answers)
+    assert any(wrong.context in t for t in doc_texts)  # the passage (here: short documents)
+
+    # Mark the right answer in the passage of the answer judged wrong: replaces that judgment.
+    passage = wrong.context
+    span = passage.split()[2]
+    at.text_input(key="answer-1-" + _key_suffix(at, 1) + "-mark-text").input(span).run()
+    radio = [r for r in at.radio if r.key and r.key.startswith("answer-1-")]
+    if radio:
+        radio[0].set_value(0).run()
+    button(at, "Save", 1).click().run()
+    no_exceptions(at)
+    assert "as the right answer" in texts(at.success)
+    records = FeedbackStore(settings.feedback_file).list()
+    verdicts = sorted(r.meta["verdict"] for r in records)
+    assert verdicts == ["correct", "corrected"]
+    corrected = next(r for r in records if r.meta["verdict"] == "corrected")
+    assert corrected.answer_text == span and corrected.context in doc_texts
+
+
+def _key_suffix(at: AppTest, rank: int) -> str:
+    """The doc_id-offset part of an answer card's widget keys."""
+    key = next(b.key for b in at.button if b.key and b.key.startswith(f"answer-{rank}-")
+               and b.key.endswith("-correct"))
+    return key[len(f"answer-{rank}-") : -len("-correct")]
+
+
+def test_no_answer_in_passage_and_the_feedback_page(home: Path) -> None:
+    settings = Settings(home=home)
+    set_serving(settings, "tiny-silent")
+    at = app({"q": LEAVE_QUESTION})
+    checkbox = next(c for c in at.checkbox if c.key and c.key.startswith("passage-0-"))
+    checkbox.check().run()
+    button(at, "Save").click().run()
+    assert "does not answer the question" in texts(at.success)
+    (pair,) = FeedbackStore(settings.feedback_file).list()
+    assert pair.answer_text is None and pair.meta["verdict"] == "no_answer_in_passage"
+
+    at.switch_page("pages/feedback.py").run()
+    no_exceptions(at)
+    assert LEAVE_QUESTION in html_of(at)
+    assert [b.label for b in at.get("download_button")] == ["Export 1 pairs (SQuAD v2.0 JSON)"]
+    button(at, "Delete").click().run()
+    assert "Deleted the pair" in texts(at.success)
+    assert FeedbackStore(settings.feedback_file).list() == []
+
+
+# -- Annotate -----------------------------------------------------------------------------------
+
+
+def test_annotate_picks_the_occurrence_edits_and_deletes(home: Path) -> None:
+    settings = Settings(home=home)
+    at = app(page="pages/annotate.py")
+    no_exceptions(at)
+    store = PassageStore.load(settings.index_dir)
+    record = next(r for r in store.sources() if r.source.endswith("opening-hours.txt"))
+    text = store.source_text(record.doc_id)
+    at.selectbox(key="annotate-doc").select(record.doc_id).run()
+    at.text_input(key="annotate-question").input("When does the café stop serving lunch?")
+    at.text_input(key="annotate-span-text").input("to").run()  # occurs more than once
+    radio = at.radio(key="annotate-span-occurrence")
+    assert len(radio.options) == text.count("to")
+    second = [i for i in range(len(text)) if text.startswith("to", i)][1]
+    radio.set_value(1).run()
+    assert "<mark" in at.get("iframe")[0].proto.srcdoc
+    button(at, "Save pair").click().run()
+    no_exceptions(at)
+    assert "Saved" in texts(at.success)
+    (pair,) = FeedbackStore(settings.feedback_file).list()
+    assert (pair.answer_text, pair.answer_start) == ("to", second)
+    assert pair.context == text and pair.meta["origin"] == "annotation"
+    assert at.text_input(key="annotate-question").value == ""  # ready for the next question
+
+    # Edit: a better span, then delete.
+    key = f"annotations-{pair.id}"
+    at.text_input(key=f"{key}-span-text").input("14:00").run()
+    button(at, "Save changes").click().run()
+    no_exceptions(at)
+    (edited,) = FeedbackStore(settings.feedback_file).list()
+    assert (edited.answer_text, edited.answer_start) == ("14:00", text.index("14:00"))
+    assert load_squad(settings.feedback_file)[1].kept == 1
+    button(at, "Delete").click().run()
+    assert FeedbackStore(settings.feedback_file).list() == []
+
+
+def test_annotate_refuses_an_answer_that_is_not_in_the_document(home: Path) -> None:
+    at = app(page="pages/annotate.py")
+    at.text_input(key="annotate-question").input("What is the meaning of life?")
+    at.text_input(key="annotate-span-text").input("forty-two and a half").run()
+    assert "does not occur in the text" in texts(at.error)
+    assert button(at, "Save pair").disabled
+
+
+# -- Documents ----------------------------------------------------------------------------------
+
+
+def test_upload_indexes_new_files_and_refuses_bad_ones(home: Path) -> None:
+    settings = Settings(home=home)
+    at = app(page="pages/documents.py")
+    no_exceptions(at)
+    new_doc = b"# Parking\n\nThe staff car park opens at 06:30 and closes at 22:00.\n"
+    at.file_uploader[0].set_value([
+        ("../../parking rules.md", new_doc, "text/markdown"),
+        ("copy-of-onboarding.md", (FIXTURES / "onboarding.md").read_bytes(), "text/markdown"),
+        ("empty.txt", b"", "text/plain"),
+        ("latin1.txt", (FIXTURES / "latin1.txt").read_bytes(), "text/plain"),
+    ]).run()
+    button(at, "Add to the index").click().run()
+    no_exceptions(at)
+    assert "parking rules.md: indexed" in texts(at.success)
+    assert "copy-of-onboarding.md: already indexed (same content as documents/onboarding.md)" \
+        in texts(at.info)
+    errors = texts(at.error)
+    assert "empty.txt: not indexed: empty.txt: the file is empty" in errors
+    assert "latin1.txt: not indexed" in errors
+    assert sorted(p.name for p in settings.uploads_dir.iterdir()) == [".incoming",
+                                                                       "parking rules.md"]
+    store = PassageStore.load(settings.index_dir)
+    assert "uploads/parking rules.md" in {r.source for r in store.sources()}
+
+    # The new document answers questions right away (the service reloads the new index).
+    at = app({"q": "When does the staff car park open?"})
+    assert "uploads/parking rules.md" in html_of(at)
+
+
+def test_remove_an_uploaded_document_deletes_it_from_index_and_disk(home: Path) -> None:
+    settings = Settings(home=home)
+    at = app(page="pages/documents.py")
+    at.file_uploader[0].set_value(("desk.txt", b"Hot desks are booked in the app.", "text/plain"))
+    at.run()
+    button(at, "Add to the index").click().run()
+    store = PassageStore.load(settings.index_dir)
+    doc_id = next(r.doc_id for r in store.sources() if r.source == "uploads/desk.txt")
+    assert (settings.uploads_dir / "desk.txt").is_file()
+
+    at.selectbox(key="remove-doc-0").select(doc_id).run()
+    assert "uploaded file is deleted too" in texts(at.caption)
+    button(at, "Remove from the index").click().run()
+    no_exceptions(at)
+    assert "Removed uploads/desk.txt from the index" in texts(at.success)
+    store = PassageStore.load(settings.index_dir)
+    assert "uploads/desk.txt" not in {r.source for r in store.sources()}
+    assert not (settings.uploads_dir / "desk.txt").exists()
+    assert len(store.sources()) == 5
+
+
+# -- Models -------------------------------------------------------------------------------------
+
+
+def test_switch_the_serving_reader(home: Path) -> None:
+    settings = Settings(home=home)
+    at = app(page="pages/models.py")
+    no_exceptions(at)
+    table = at.dataframe[0].value
+    assert set(table["Name"]) == {"tiny-answers", "tiny-silent"}
+    assert table.loc[table["Name"] == "tiny-answers", "Serving"].item() == "●"
+    at.selectbox(key="models-choice").select("tiny-silent").run()
+    button(at, "Serve this reader").click().run()
+    no_exceptions(at)
+    assert "tiny-silent now answers questions" in texts(at.success)
+    assert serving_name(settings) == "tiny-silent"
+
+    # AppTest drops the app's own sidebar elements after switch_page, so look on a new session.
+    at = app({"q": LEAVE_QUESTION})
+    assert "reader: tiny-silent" in texts(at.sidebar.caption)
+    assert "do not seem to contain an answer" in texts(at.warning)

@@ -1,0 +1,115 @@
+"""An answer (or a retrieved passage) as a card: text, confidence, citation, links, feedback."""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import Callable
+from pathlib import Path
+
+import streamlit as st
+from haystack import Document
+
+from pipelines.query import AnswerResult
+from ui import labeling, render
+
+DOCUMENT_PAGE = "pages/document.py"
+
+
+def _reader(path: Path) -> Callable[[], bytes]:
+    # Read when the button is clicked, not on every rerun of the page.
+    return path.read_bytes
+
+
+def download_original(path: str | None, key: str) -> None:
+    """A button that downloads the indexed file, disabled when it is no longer on disk."""
+    file = Path(path) if path else None
+    if file is None or not file.is_file():
+        st.button("Download original", key=key, disabled=True, icon=":material/download:",
+                  help="The original file is no longer where it was indexed from.")
+        return
+    st.download_button(
+        "Download original",
+        data=_reader(file),
+        file_name=file.name,
+        mime=mimetypes.guess_type(file.name)[0] or "application/octet-stream",
+        key=key,
+        icon=":material/download:",
+        on_click="ignore",
+    )
+
+
+def document_link(doc_id: str, start: int, end: int, question: str, key: str) -> None:
+    del key  # page links need no key; kept so callers name every element the same way
+    st.page_link(
+        DOCUMENT_PAGE,
+        label="Open in document",
+        icon=":material/article:",
+        query_params={"doc": doc_id, "start": str(start), "end": str(end), "q": question},
+    )
+
+
+def answer_card(result: AnswerResult, question: str, rank: int, low: bool = False) -> None:
+    """One ranked answer with its highlighted passage, citation, links and feedback."""
+    assert result.answer is not None and result.doc_id is not None
+    doc_start, doc_end = result.document_offsets or (0, 0)
+    ctx_start, ctx_end = result.context_offsets or (0, 0)
+    passage = result.context or ""
+    key = f"answer-{rank}-{result.doc_id}-{doc_start}"
+    with st.container(border=True):
+        score_class = "docqa-score low" if low else "docqa-score"
+        render.html_text(
+            f'<div class="docqa-answer">{render.esc(result.answer)}'
+            f'<span class="{score_class}">{render.percent(result.score)} confidence</span></div>'
+            f'<div class="docqa-passage">{render.highlight(passage, ctx_start, ctx_end)}</div>'
+            f'<div class="docqa-meta">{render.esc(_citation(result))}</div>'
+        )
+        left, right, _ = st.columns([1, 1, 3])
+        with left:
+            document_link(result.doc_id, doc_start, doc_end, question, key)
+        with right:
+            download_original(result.path, key=f"{key}-download")
+        ref = labeling.PassageRef(
+            doc_id=result.doc_id,
+            title=result.title or "",
+            source=result.document or "",
+            text=passage,
+            start=doc_start - ctx_start,
+            page=result.page,
+            section=result.section,
+        )
+        labeling.answer_feedback(key, question, ref, result.answer, ctx_start, result.score)
+
+
+def passage_card(doc: Document, question: str, rank: int) -> None:
+    """A retrieved passage (shown when there is no answer), with "Mark the right answer"."""
+    meta = doc.meta
+    text = doc.content or ""
+    start = int(meta.get("start", 0))
+    key = f"passage-{rank}-{doc.id}"
+    with st.container(border=True):
+        cite = render.citation(meta.get("title"), meta.get("source"), meta.get("page"),
+                               meta.get("section"))
+        relevance = f"{doc.score:.2f}" if doc.score is not None else "?"
+        render.html_text(
+            f'<div class="docqa-passage">{render.esc(text)}</div>'
+            f'<div class="docqa-meta">{render.esc(cite)} · relevance {render.esc(relevance)}</div>'
+        )
+        left, right, _ = st.columns([1, 1, 3])
+        with left:
+            document_link(str(meta.get("doc_id")), start, start + len(text), question, key)
+        with right:
+            download_original(meta.get("path"), key=f"{key}-download")
+        ref = labeling.PassageRef(
+            doc_id=str(meta.get("doc_id")),
+            title=str(meta.get("title") or ""),
+            source=str(meta.get("source") or ""),
+            text=text,
+            start=start,
+            page=meta.get("page"),
+            section=meta.get("section"),
+        )
+        labeling.answer_feedback(key, question, ref, None, None, 0.0)
+
+
+def _citation(result: AnswerResult) -> str:
+    return render.citation(result.title, result.document, result.page, result.section)

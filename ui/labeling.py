@@ -1,0 +1,185 @@
+"""Widgets that turn a user's judgment into a labeled pair in the :class:`FeedbackStore`.
+
+Answers get "Correct" / "Wrong" buttons and a "Mark the right answer" form; the Annotate page
+uses the same span picker over a whole document. Pairs are stored the way the trainer learns
+most from them:
+
+* a correct or marked answer: context = the whole converted document text, with the answer's
+  absolute offset (the trainer windows long contexts itself);
+* "Wrong" and "no answer in this passage": context = the passage only, as an unanswerable pair;
+  "wrong" says nothing about the rest of the document.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from reader_training.feedback import FeedbackError, locate_answer
+from ui import render, state
+
+
+@dataclass(frozen=True)
+class PassageRef:
+    """A passage shown to the user, with what a labeled pair needs to cite it."""
+
+    doc_id: str
+    title: str
+    source: str
+    text: str  # the passage
+    start: int  # where the passage starts in the document text
+    page: int | None = None
+    section: str | None = None
+
+    def meta(self, **extra: Any) -> dict[str, Any]:
+        data = {"doc_id": self.doc_id, "source": self.source, "page": self.page,
+                "section": self.section}
+        return {**{k: v for k, v in data.items() if v is not None}, **extra}
+
+
+@dataclass(frozen=True)
+class SpanChoice:
+    """What the user picked: an answer span (offsets into the text shown), or no answer."""
+
+    text: str | None
+    start: int | None
+
+
+def _messages() -> dict[str, tuple[str, str]]:
+    return st.session_state.setdefault("labeling_messages", {})
+
+
+def say(key: str, kind: str, message: str) -> None:
+    _messages()[key] = (kind, message)
+
+
+def show_message(key: str) -> None:
+    kind, message = _messages().get(key, ("", ""))
+    if message:
+        {"success": st.success, "info": st.info, "error": st.error}[kind](message)
+
+
+def _document_text(ref: PassageRef) -> tuple[str, int]:
+    """The whole document text and where ``ref``'s passage starts in it.
+
+    Falls back to the passage itself when the document is gone from the index, or when its text
+    no longer holds the passage at that offset (re-indexed since the question was asked).
+    """
+    store = state.store_or_none()
+    try:
+        text = store.source_text(ref.doc_id) if store is not None else None
+    except KeyError:
+        text = None
+    if text is not None and text[ref.start : ref.start + len(ref.text)] == ref.text:
+        return text, 0
+    return ref.text, ref.start
+
+
+def _add(key: str, question: str, context: str, text: str | None, start: int | None,
+         title: str, meta: dict[str, Any], saved: str) -> None:
+    try:
+        added = state.feedback_store().add(question, context, text, start, title, meta)
+    except FeedbackError as exc:
+        say(key, "error", f"Not saved: {exc}")
+        return
+    if added:
+        say(key, "success", saved)
+    else:
+        say(key, "info", "Already saved: this exact pair is in the feedback file.")
+
+
+def save_correct(key: str, question: str, ref: PassageRef, answer: str, offset: int,
+                 score: float) -> None:
+    """``answer`` at ``offset`` in the passage is right."""
+    context, doc_start = _document_text(ref)
+    start = ref.start + offset - doc_start
+    _add(key, question, context, answer, start, ref.title,
+         ref.meta(origin="feedback", verdict="correct", doc_start=doc_start, score=round(score, 4)),
+         "Thanks! Saved as a correct answer.")
+
+
+def save_wrong(key: str, question: str, ref: PassageRef, answer: str, score: float) -> None:
+    """The answer from this passage is wrong: the passage, as judged, does not answer."""
+    _add(key, question, ref.text, None, None, ref.title,
+         ref.meta(origin="feedback", verdict="wrong", rejected_answer=answer,
+                  doc_start=ref.start, score=round(score, 4)),
+         "Thanks! Saved as wrong. If the right answer is in this passage, mark it below.")
+
+
+def save_marked(key: str, question: str, ref: PassageRef, choice: SpanChoice,
+                rejected: str | None) -> None:
+    """The user marked the right span in the passage, or said it holds no answer."""
+    extra: dict[str, Any] = {"origin": "feedback"}
+    if rejected is not None:
+        extra["rejected_answer"] = rejected
+    if choice.text is None or choice.start is None:
+        _add(key, question, ref.text, None, None, ref.title,
+             ref.meta(verdict="no_answer_in_passage", doc_start=ref.start, **extra),
+             "Thanks! Saved: this passage does not answer the question.")
+        return
+    context, doc_start = _document_text(ref)
+    start = ref.start + choice.start - doc_start
+    _add(key, question, context, choice.text, start, ref.title,
+         ref.meta(verdict="corrected", doc_start=doc_start, **extra),
+         f"Thanks! Saved “{choice.text}” as the right answer.")
+
+
+def span_picker(text: str, key: str, no_answer_label: str,
+                default: SpanChoice | None = None) -> SpanChoice | None:
+    """Inputs for choosing an answer in ``text``: exact text (and which occurrence), or none.
+
+    None while nothing valid is chosen (errors are shown under the inputs). ``default`` fills
+    the inputs the first time they are shown (editing a stored pair).
+    """
+    if default is not None:
+        st.session_state.setdefault(f"{key}-none", default.text is None)
+        st.session_state.setdefault(f"{key}-text", default.text or "")
+    none = st.checkbox(no_answer_label, key=f"{key}-none")
+    typed = st.text_input(
+        "Exact answer text",
+        key=f"{key}-text",
+        disabled=none,
+        placeholder="Copy the answer from the text",
+        help="The shortest span that answers the question, exactly as the text writes it.",
+    )
+    if none:
+        return SpanChoice(None, None)
+    if not typed.strip():
+        return None
+    spans = locate_answer(text, typed)
+    if not spans:
+        st.error(f"“{typed.strip()}” does not occur in the text: copy it exactly.")
+        return None
+    index = 0
+    if len(spans) > 1:
+        if default is not None and default.start is not None:
+            at = [i for i, (s, _) in enumerate(spans) if s == default.start]
+            st.session_state.setdefault(f"{key}-occurrence", at[0] if at else 0)
+        index = st.radio(
+            f"It occurs {len(spans)} times; which one answers the question?",
+            range(len(spans)),
+            format_func=lambda i: render.snippet(text, *spans[i]),
+            key=f"{key}-occurrence",
+        ) or 0
+        index = min(index, len(spans) - 1)
+    start, end = spans[index]
+    return SpanChoice(text[start:end], start)
+
+
+def answer_feedback(key: str, question: str, ref: PassageRef, answer: str | None,
+                    offset: int | None, score: float) -> None:
+    """Correct / Wrong buttons (for an answer) and the "Mark the right answer" form."""
+    if answer is not None and offset is not None:
+        left, right, _ = st.columns([1, 1, 4])
+        left.button("Correct", key=f"{key}-correct", icon=":material/thumb_up:",
+                    on_click=save_correct, args=(key, question, ref, answer, offset, score))
+        right.button("Wrong", key=f"{key}-wrong", icon=":material/thumb_down:",
+                     on_click=save_wrong, args=(key, question, ref, answer, score))
+    with st.expander("Mark the right answer"):
+        choice = span_picker(ref.text, key=f"{key}-mark",
+                             no_answer_label="No answer in this passage")
+        st.button("Save", key=f"{key}-save", disabled=choice is None, type="primary",
+                  on_click=save_marked, args=(key, question, ref, choice, answer))
+    show_message(key)

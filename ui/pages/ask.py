@@ -1,0 +1,137 @@
+"""Ask page: a question over the whole collection, ranked answers with cited passages.
+
+The question lives in the URL (``?q=...``), so a link to an answer can be shared and opening it
+asks the question again. Sidebar choices (passages, answers, filters) re-ask the current
+question when changed. Results are kept in the session, so clicking feedback buttons does not
+run the reader again.
+"""
+
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from pipelines.models import ReaderNotFoundError
+from pipelines.query import IndexMissingError, QuestionError
+from ui import cards, state, support
+
+RECENT_LIMIT = 10
+
+settings = state.settings()
+st.title("Ask your documents")
+
+store = state.store_or_none()
+if store is None:
+    st.info("No documents are indexed yet. Add some on the Documents page, or run "
+            "`docqa index FOLDER`.")
+    st.page_link("pages/documents.py", label="Add documents", icon=":material/upload_file:")
+    st.stop()
+records = store.sources()
+
+
+def _ask_recent(question: str) -> None:
+    st.query_params["q"] = question
+
+
+# -- sidebar: search settings, filters, recent questions ----------------------------------------
+with st.sidebar:
+    st.subheader("Search settings")
+    top_k = st.slider("Passages to retrieve", 1, 50, settings.top_k_passages, key="top_k",
+                      help="How many passages the reader reads. More: slower, better recall.")
+    top_n = st.slider("Answers to show", 1, 10, settings.top_n_answers, key="top_n")
+    with st.expander("Filters"):
+        chosen_folders = st.multiselect(
+            "Folder", support.folders(r.source for r in records), key="filter_folders"
+        )
+        chosen_types = st.multiselect(
+            "File type", sorted({r.file_type for r in records}), key="filter_types"
+        )
+        modified_from = st.date_input("Modified from", value=None, key="filter_from",
+                                      format="YYYY-MM-DD")
+        modified_to = st.date_input("Modified until", value=None, key="filter_to",
+                                    format="YYYY-MM-DD")
+    recent: list[str] = st.session_state.setdefault("recent_questions", [])
+    if recent:
+        st.subheader("Recent questions")
+        for i, past in enumerate(recent):
+            st.button(past, key=f"recent-{i}", on_click=_ask_recent, args=(past,),
+                      type="tertiary", width="stretch")
+
+filters = support.build_filters(records, chosen_folders, chosen_types, modified_from, modified_to)
+
+# -- the question -------------------------------------------------------------------------------
+url_question = st.query_params.get("q", "")
+if st.session_state.get("url_question") != url_question:
+    # A new question arrived through the URL (a shared link, a recent question): show it.
+    st.session_state["url_question"] = url_question
+    st.session_state["question_input"] = url_question
+
+with st.form("ask_form", border=False):
+    st.text_input("Question", key="question_input",
+                  placeholder="e.g. How many days of annual leave do I get?")
+    submitted = st.form_submit_button("Ask", type="primary", icon=":material/search:")
+
+if submitted:
+    typed = st.session_state["question_input"].strip()
+    if typed:
+        st.query_params["q"] = typed
+    else:
+        st.query_params.pop("q", None)
+    st.session_state["url_question"] = typed
+
+question = st.query_params.get("q", "").strip()
+ask_key = json.dumps([question, top_k, top_n, filters], sort_keys=True, default=str)
+previous = st.session_state.get("ask_result")
+
+if submitted and not question:
+    st.session_state.pop("ask_result", None)
+    st.warning("Type a question first.")
+elif question and (submitted or previous is None or previous["key"] != ask_key):
+    outcome: dict = {"key": ask_key, "question": question, "results": [], "passages": [],
+                     "error": None}
+    with st.spinner("Reading the documents…"):
+        try:
+            service = state.service()
+            outcome["results"] = service.ask(question, top_k, top_n, filters)
+            if outcome["results"] and outcome["results"][0].answer is None:
+                outcome["passages"] = service.retrieve(question, top_k=top_n, filters=filters)
+        except QuestionError as exc:
+            outcome["error"] = str(exc)
+        except (IndexMissingError, ReaderNotFoundError) as exc:
+            outcome["error"] = f"Cannot answer: {exc}"
+    st.session_state["ask_result"] = outcome
+    if outcome["error"] is None:
+        st.session_state["recent_questions"] = [
+            question, *[q for q in recent if q != question]
+        ][:RECENT_LIMIT]
+
+# -- answers ------------------------------------------------------------------------------------
+shown = st.session_state.get("ask_result")
+if shown and shown["question"] == question:
+    if shown["error"]:
+        st.error(shown["error"])
+    else:
+        results = shown["results"]
+        answers = [r for r in results if r.answer is not None][:top_n]
+        no_answer = next((r for r in results if r.answer is None), None)
+        if results and results[0].answer is None and filters and not shown["passages"]:
+            st.warning("No passages match the filters: widen them in the sidebar.")
+        elif results and results[0].answer is None:
+            st.warning(
+                "The documents do not seem to contain an answer to this question "
+                f"(no-answer confidence {round(100 * results[0].score)}%). "
+                "These are the most relevant passages:"
+            )
+            for rank, doc in enumerate(shown["passages"]):
+                cards.passage_card(doc, question, rank)
+            if answers:
+                st.subheader("Low-confidence candidates")
+                for rank, result in enumerate(answers):
+                    cards.answer_card(result, question, rank, low=True)
+        else:
+            for rank, result in enumerate(answers):
+                cards.answer_card(result, question, rank)
+            if no_answer is not None:
+                st.caption(f"Chance that the documents hold no answer: "
+                           f"{round(100 * no_answer.score)}%")
