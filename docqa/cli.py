@@ -84,8 +84,11 @@ def index(
             typer.secho(f"skipped: {path}: {reason}", err=True)
         typer.echo(summary.describe())
     indexed = summary.added + summary.updated + summary.unchanged
-    if summary.failed and indexed == 0:
-        raise typer.Exit(1)
+    # Nothing from these paths is in the index (and no vanished file was removed): every file
+    # failed, or there was no supported document at all. Scripts must see that as a failure.
+    if indexed == 0 and summary.removed == 0:
+        why = "every file failed" if summary.failed else "no supported documents found"
+        raise _fail(f"nothing was indexed: {why}")
 
 
 @app.command()

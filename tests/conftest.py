@@ -10,11 +10,11 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HAYSTACK_TELEMETRY_ENABLED"] = "False"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import pytest  # noqa: E402
+import pytest
 
-from pipelines.settings import REPO_ROOT  # noqa: E402
+from pipelines.settings import REPO_ROOT
 
 DEMO_LABELS = REPO_ROOT / "data" / "demo" / "labels"
 FIXTURES = REPO_ROOT / "tests" / "fixtures"

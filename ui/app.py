@@ -43,6 +43,4 @@ navigation.run()
 
 # After the page, so that it reflects what the page just did (an upload, a new reader), and
 # under what the page put in the sidebar.
-with st.sidebar:
-    st.divider()
-    st.caption(state.status().line())
+st.sidebar.caption(f":material/database: {state.status().line()}")

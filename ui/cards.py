@@ -8,6 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 from haystack import Document
+from streamlit.delta_generator import DeltaGenerator
 
 from pipelines.query import AnswerResult
 from ui import labeling, render
@@ -20,14 +21,15 @@ def _reader(path: Path) -> Callable[[], bytes]:
     return path.read_bytes
 
 
-def download_original(path: str | None, key: str) -> None:
+def download_original(path: str | None, key: str, where: DeltaGenerator | None = None) -> None:
     """A button that downloads the indexed file, disabled when it is no longer on disk."""
+    where = where or st.container()
     file = Path(path) if path else None
     if file is None or not file.is_file():
-        st.button("Download original", key=key, disabled=True, icon=":material/download:",
-                  help="The original file is no longer where it was indexed from.")
+        where.button("Download original", key=key, disabled=True, icon=":material/download:",
+                     help="The original file is no longer where it was indexed from.")
         return
-    st.download_button(
+    where.download_button(
         "Download original",
         data=_reader(file),
         file_name=file.name,
@@ -38,9 +40,9 @@ def download_original(path: str | None, key: str) -> None:
     )
 
 
-def document_link(doc_id: str, start: int, end: int, question: str, key: str) -> None:
-    del key  # page links need no key; kept so callers name every element the same way
-    st.page_link(
+def document_link(doc_id: str, start: int, end: int, question: str,
+                  where: DeltaGenerator) -> None:
+    where.page_link(
         DOCUMENT_PAGE,
         label="Open in document",
         icon=":material/article:",
@@ -63,11 +65,9 @@ def answer_card(result: AnswerResult, question: str, rank: int, low: bool = Fals
             f'<div class="docqa-passage">{render.highlight(passage, ctx_start, ctx_end)}</div>'
             f'<div class="docqa-meta">{render.esc(_citation(result))}</div>'
         )
-        left, right, _ = st.columns([1, 1, 3])
-        with left:
-            document_link(result.doc_id, doc_start, doc_end, question, key)
-        with right:
-            download_original(result.path, key=f"{key}-download")
+        row = st.container(horizontal=True, vertical_alignment="center")
+        document_link(result.doc_id, doc_start, doc_end, question, row)
+        download_original(result.path, key=f"{key}-download", where=row)
         ref = labeling.PassageRef(
             doc_id=result.doc_id,
             title=result.title or "",
@@ -77,7 +77,7 @@ def answer_card(result: AnswerResult, question: str, rank: int, low: bool = Fals
             page=result.page,
             section=result.section,
         )
-        labeling.answer_feedback(key, question, ref, result.answer, ctx_start, result.score)
+        labeling.answer_feedback(key, question, ref, result.answer, ctx_start, result.score, row)
 
 
 def passage_card(doc: Document, question: str, rank: int) -> None:
@@ -94,11 +94,9 @@ def passage_card(doc: Document, question: str, rank: int) -> None:
             f'<div class="docqa-passage">{render.esc(text)}</div>'
             f'<div class="docqa-meta">{render.esc(cite)} · relevance {render.esc(relevance)}</div>'
         )
-        left, right, _ = st.columns([1, 1, 3])
-        with left:
-            document_link(str(meta.get("doc_id")), start, start + len(text), question, key)
-        with right:
-            download_original(meta.get("path"), key=f"{key}-download")
+        row = st.container(horizontal=True, vertical_alignment="center")
+        document_link(str(meta.get("doc_id")), start, start + len(text), question, row)
+        download_original(meta.get("path"), key=f"{key}-download", where=row)
         ref = labeling.PassageRef(
             doc_id=str(meta.get("doc_id")),
             title=str(meta.get("title") or ""),
@@ -108,7 +106,7 @@ def passage_card(doc: Document, question: str, rank: int) -> None:
             page=meta.get("page"),
             section=meta.get("section"),
         )
-        labeling.answer_feedback(key, question, ref, None, None, 0.0)
+        labeling.answer_feedback(key, question, ref, None, None, 0.0, row)
 
 
 def _citation(result: AnswerResult) -> str:

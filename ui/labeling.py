@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from reader_training.feedback import FeedbackError, locate_answer
 from ui import render, state
@@ -169,14 +170,13 @@ def span_picker(text: str, key: str, no_answer_label: str,
 
 
 def answer_feedback(key: str, question: str, ref: PassageRef, answer: str | None,
-                    offset: int | None, score: float) -> None:
-    """Correct / Wrong buttons (for an answer) and the "Mark the right answer" form."""
+                    offset: int | None, score: float, row: DeltaGenerator) -> None:
+    """Correct / Wrong buttons (for an answer) in ``row``, the "Mark the right answer" form."""
     if answer is not None and offset is not None:
-        left, right, _ = st.columns([1, 1, 4])
-        left.button("Correct", key=f"{key}-correct", icon=":material/thumb_up:",
-                    on_click=save_correct, args=(key, question, ref, answer, offset, score))
-        right.button("Wrong", key=f"{key}-wrong", icon=":material/thumb_down:",
-                     on_click=save_wrong, args=(key, question, ref, answer, score))
+        row.button("Correct", key=f"{key}-correct", icon=":material/thumb_up:",
+                   on_click=save_correct, args=(key, question, ref, answer, offset, score))
+        row.button("Wrong", key=f"{key}-wrong", icon=":material/thumb_down:",
+                   on_click=save_wrong, args=(key, question, ref, answer, score))
     with st.expander("Mark the right answer"):
         choice = span_picker(ref.text, key=f"{key}-mark",
                              no_answer_label="No answer in this passage")

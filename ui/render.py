@@ -42,8 +42,14 @@ mark {{ background: #ffe066; padding: 0 .1em; border-radius: 2px; }}
 </style></head><body>
 <div class="docqa-doc">{body}</div>
 <script>
-var target = document.getElementById("docqa-answer");
-if (target) {{ target.scrollIntoView({{block: "center"}}); }}
+// Scroll this frame only (scrollIntoView would scroll the page around the frame too).
+window.addEventListener("load", function () {{
+  var target = document.getElementById("docqa-answer");
+  if (target) {{
+    var top = target.getBoundingClientRect().top + window.scrollY;
+    window.scrollTo(0, Math.max(0, top - window.innerHeight / 3));
+  }}
+}});
 </script>
 </body></html>
 """
@@ -63,7 +69,7 @@ def highlight(text: str, start: int | None, end: int | None, mark_id: str | None
 
 
 def document_page(text: str, start: int | None, end: int | None) -> str:
-    """A complete HTML page of a document's text that scrolls the marked span into view."""
+    """A complete HTML page of a document's text that scrolls to the marked span."""
     return _DOCUMENT_PAGE.format(body=highlight(text, start, end, mark_id="docqa-answer"))
 
 

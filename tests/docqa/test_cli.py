@@ -34,8 +34,10 @@ def run(runner: CliRunner, *args: str | Path) -> object:
 
 # -- index --------------------------------------------------------------------------------------
 
-def test_index_reports_a_corrupt_file_and_indexes_the_rest(runner: CliRunner,
-                                                           tmp_path: Path) -> None:
+
+def test_index_reports_a_corrupt_file_and_indexes_the_rest(
+    runner: CliRunner, tmp_path: Path
+) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
     shutil.copy2(FIXTURES / "opening-hours.txt", docs / "opening-hours.txt")
@@ -53,12 +55,20 @@ def test_index_reports_a_corrupt_file_and_indexes_the_rest(runner: CliRunner,
     assert as_json.exit_code == 0
     summary = json.loads(as_json.stdout)
     assert summary["unchanged"] == 1
-    assert summary["failed"] == [{"path": "docs/corrupt.pdf",
-                                  "reason": failed[0].split(": ", 2)[2]}]
+    assert summary["failed"] == [
+        {"path": "docs/corrupt.pdf", "reason": failed[0].split(": ", 2)[2]}
+    ]
+
+    # A run that only removes a vanished file updated the index: not a failure.
+    (docs / "opening-hours.txt").unlink()
+    removed = run(runner, "index", docs, "--home", home, "--no-progress")
+    assert removed.exit_code == 0, removed.output
+    assert "1 removed" in removed.stdout
 
 
-def test_index_exits_non_zero_when_nothing_could_be_indexed(runner: CliRunner,
-                                                            tmp_path: Path) -> None:
+def test_index_exits_non_zero_when_nothing_could_be_indexed(
+    runner: CliRunner, tmp_path: Path
+) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
     shutil.copy2(FIXTURES / "corrupt.pdf", docs / "corrupt.pdf")
@@ -67,6 +77,15 @@ def test_index_exits_non_zero_when_nothing_could_be_indexed(runner: CliRunner,
     assert result.exit_code != 0
     assert "failed: docs/corrupt.pdf: " in result.stderr
     assert "failed: docs/scanned.pdf: " in result.stderr
+    assert "error: nothing was indexed: every file failed" in result.stderr
+
+    for name in ("corrupt.pdf", "scanned.pdf"):
+        (docs / name).unlink()
+    shutil.copy2(FIXTURES / "data.xyz", docs / "data.xyz")
+    unsupported = run(runner, "index", docs, "--home", tmp_path / "home2", "--no-progress")
+    assert unsupported.exit_code != 0
+    assert "skipped: docs/data.xyz: unsupported file type '.xyz'" in unsupported.stderr
+    assert "error: nothing was indexed: no supported documents found" in unsupported.stderr
 
     missing = run(runner, "index", tmp_path / "nowhere", "--home", tmp_path / "home")
     assert missing.exit_code != 0
@@ -75,14 +94,25 @@ def test_index_exits_non_zero_when_nothing_could_be_indexed(runner: CliRunner,
 
 # -- ask ----------------------------------------------------------------------------------------
 
+
 def test_ask_json_prints_answers_with_citations(runner: CliRunner, demo_home: Settings) -> None:
-    result = run(runner, "ask", "Which days are the company-wide anchor days?", "--json",
-                 "--home", demo_home.home, "--reader", demo_home.reader_model, "-n", "2")
+    result = run(
+        runner,
+        "ask",
+        "Which days are the company-wide anchor days?",
+        "--json",
+        "--home",
+        demo_home.home,
+        "--reader",
+        demo_home.reader_model,
+        "-n",
+        "2",
+    )
     assert result.exit_code == 0, result.output
     answers = json.loads(result.stdout)
     assert isinstance(answers, list) and 2 <= len(answers) <= 3
     for a in answers:
-        assert ANSWER_KEYS <= set(a)
+        assert set(a) >= ANSWER_KEYS
         assert 0.0 <= a["score"] <= 1.0
     cited = [a for a in answers if a["answer"] is not None]
     assert cited
@@ -94,8 +124,15 @@ def test_ask_json_prints_answers_with_citations(runner: CliRunner, demo_home: Se
 
 
 def test_ask_prints_readable_answers(runner: CliRunner, demo_home: Settings) -> None:
-    result = run(runner, "ask", "Which laptop model do office staff receive?",
-                 "--home", demo_home.home, "--reader", demo_home.reader_model)
+    result = run(
+        runner,
+        "ask",
+        "Which laptop model do office staff receive?",
+        "--home",
+        demo_home.home,
+        "--reader",
+        demo_home.reader_model,
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("1. ")
     assert "   source: documents/" in result.stdout
@@ -103,25 +140,28 @@ def test_ask_prints_readable_answers(runner: CliRunner, demo_home: Settings) -> 
 
 
 def test_ask_refuses_an_empty_question(runner: CliRunner, demo_home: Settings) -> None:
-    result = run(runner, "ask", "  ", "--home", demo_home.home, "--reader",
-                 demo_home.reader_model)
+    result = run(runner, "ask", "  ", "--home", demo_home.home, "--reader", demo_home.reader_model)
     assert result.exit_code == 2
     assert result.stderr.strip() == "error: the question is empty: type a question"
     assert result.stdout == ""
 
 
-def test_ask_without_an_index_says_what_to_do(runner: CliRunner, tmp_path: Path,
-                                              tiny_reader: Path) -> None:
-    result = run(runner, "ask", "Where is the office?", "--home", tmp_path / "home",
-                 "--reader", tiny_reader)
+def test_ask_without_an_index_says_what_to_do(
+    runner: CliRunner, tmp_path: Path, tiny_reader: Path
+) -> None:
+    result = run(
+        runner, "ask", "Where is the office?", "--home", tmp_path / "home", "--reader", tiny_reader
+    )
     assert result.exit_code == 2
     assert "run `docqa index FOLDER` first" in result.stderr
 
 
 # -- models, evaluate-reader, train -------------------------------------------------------------
 
-def test_models_lists_versions_and_marks_the_serving_one(runner: CliRunner, tmp_path: Path,
-                                                         tiny_reader: Path) -> None:
+
+def test_models_lists_versions_and_marks_the_serving_one(
+    runner: CliRunner, tmp_path: Path, tiny_reader: Path
+) -> None:
     settings = Settings(home=tmp_path / "home")
     shutil.copytree(tiny_reader, settings.models_dir / "tiny-v1")
     shutil.copytree(tiny_reader, settings.models_dir / "tiny-v2")
@@ -139,11 +179,23 @@ def test_evaluate_reader_predictions_match_the_official_script(
 ) -> None:
     examples, _ = load_squad(DEMO_DEV)
     small = tmp_path / "dev-small.json"
-    write_squad([ex for ex in examples if ex.answers][:8]
-                + [ex for ex in examples if not ex.answers][:4], small)
+    write_squad(
+        [ex for ex in examples if ex.answers][:8] + [ex for ex in examples if not ex.answers][:4],
+        small,
+    )
     predictions = tmp_path / "out" / "predictions.json"
-    result = run(runner, "evaluate-reader", small, "--model", tiny_reader, "--predictions",
-                 predictions, "--json", "--home", tmp_path / "home")
+    result = run(
+        runner,
+        "evaluate-reader",
+        small,
+        "--model",
+        tiny_reader,
+        "--predictions",
+        predictions,
+        "--json",
+        "--home",
+        tmp_path / "home",
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.stdout)
     assert metrics["total"] == 12 and metrics["HasAns_total"] == 8
@@ -151,20 +203,27 @@ def test_evaluate_reader_predictions_match_the_official_script(
     assert set(preds) == {ex.id for ex in load_squad(small)[0]}
     assert all(isinstance(text, str) for text in preds.values())
 
-    official = subprocess.run([sys.executable, str(OFFICIAL), str(small), str(predictions)],
-                              capture_output=True, text=True, check=True, timeout=120)
+    official = subprocess.run(
+        [sys.executable, str(OFFICIAL), str(small), str(predictions)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     theirs = json.loads(official.stdout)
     for key in ("exact", "f1", "HasAns_f1", "NoAns_f1"):
         assert metrics[key] == pytest.approx(theirs[key], abs=1e-6), key
 
-    table = run(runner, "evaluate-reader", small, "--model", tiny_reader,
-                "--home", tmp_path / "home")
+    table = run(
+        runner, "evaluate-reader", small, "--model", tiny_reader, "--home", tmp_path / "home"
+    )
     assert table.exit_code == 0
     assert "kept 12 questions" in table.stdout and "overall" in table.stdout
 
 
-def test_evaluate_reader_refuses_a_file_that_is_not_squad(runner: CliRunner, tmp_path: Path,
-                                                          tiny_reader: Path) -> None:
+def test_evaluate_reader_refuses_a_file_that_is_not_squad(
+    runner: CliRunner, tmp_path: Path, tiny_reader: Path
+) -> None:
     bad = tmp_path / "notes.json"
     bad.write_text('{"questions": []}', encoding="utf-8")
     result = run(runner, "evaluate-reader", bad, "--model", tiny_reader)
@@ -197,8 +256,23 @@ def test_promote_unknown_version_fails(runner: CliRunner, tmp_path: Path) -> Non
 
 def test_python_m_docqa_shows_the_commands(tmp_path: Path) -> None:
     env = os.environ | {"DOCQA_HOME": str(tmp_path / "home")}
-    out = subprocess.run([sys.executable, "-m", "docqa", "--help"], capture_output=True,
-                         text=True, cwd=REPO_ROOT, env=env, timeout=120, check=True)
-    for command in ("index", "ask", "train", "evaluate-reader", "evaluate", "models",
-                    "promote", "ui"):
+    out = subprocess.run(
+        [sys.executable, "-m", "docqa", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=env,
+        timeout=120,
+        check=True,
+    )
+    for command in (
+        "index",
+        "ask",
+        "train",
+        "evaluate-reader",
+        "evaluate",
+        "models",
+        "promote",
+        "ui",
+    ):
         assert command in out.stdout

@@ -88,8 +88,9 @@ def test_citations_carry_source_title_and_page_or_section(
 
 def test_filters_restrict_the_cited_documents(demo_home: Settings) -> None:
     pdf_only = {"field": "meta.file_type", "operator": "==", "value": "pdf"}
-    answers = ask("Which laptop model do office staff receive?", demo_home,
-                  top_k_passages=3, filters=pdf_only)
+    answers = ask(
+        "Which laptop model do office staff receive?", demo_home, top_k_passages=3, filters=pdf_only
+    )
     cited = [a for a in answers if a.answer is not None]
     assert cited and all(a.document == "documents/hr/leave-policy.pdf" for a in cited)
 
@@ -139,8 +140,10 @@ def test_service_reloads_when_another_run_writes_a_new_index(
     index_folder([docs], settings, progress=False)
     assert service.refresh() is True
     assert service.store.count_documents() > before
-    assert {r.source for r in service.store.sources()} == {"docs/onboarding.md",
-                                                           "docs/opening-hours.txt"}
+    assert {r.source for r in service.store.sources()} == {
+        "docs/onboarding.md",
+        "docs/opening-hours.txt",
+    }
     passages = service.retrieve("When is the office open?", top_k=1)
     assert passages[0].meta["source"] == "docs/opening-hours.txt"
     answers = service.ask("When does Café Müller serve lunch?", top_k_passages=2)

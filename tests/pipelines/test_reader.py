@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -55,6 +56,7 @@ def token_span(cand: object) -> tuple[int, int]:
 
 # -- decode_spans -------------------------------------------------------------------------------
 
+
 def test_best_span_is_the_highest_start_plus_end() -> None:
     c = FIRST_CONTEXT_TOKEN
     start, end = window_logits({0: 1.0, c + 1: 6.0, c + 3: 2.0}, {0: 1.0, c + 2: 5.0, c: 4.0})
@@ -89,8 +91,10 @@ def _span(cand: object) -> tuple[int, int]:
 
 def test_spans_never_fall_in_the_question_or_special_tokens() -> None:
     # The question tokens (1, 2), [SEP] (3, 9) and padding (10) carry the highest logits.
-    start, end = window_logits({1: 50.0, 2: 40.0, 3: 30.0, 9: 45.0, 10: 60.0, 6: 2.0},
-                               {1: 50.0, 2: 40.0, 3: 30.0, 9: 45.0, 10: 60.0, 7: 2.0})
+    start, end = window_logits(
+        {1: 50.0, 2: 40.0, 3: 30.0, 9: 45.0, 10: 60.0, 6: 2.0},
+        {1: 50.0, 2: 40.0, 3: 30.0, 9: 45.0, 10: 60.0, 7: 2.0},
+    )
     cands = decode_one(start, end)
     assert cands
     allowed_starts = {s for s, _ in CONTEXT_OFFSETS}
@@ -136,11 +140,17 @@ def test_window_without_context_tokens_gives_no_candidates() -> None:
 
 # -- tokenization -------------------------------------------------------------------------------
 
+
 def test_tokenize_pairs_windows_cover_a_long_context_with_exact_offsets(tiny_reader: Path) -> None:
     predictor = get_predictor(tiny_reader)
     text = (DEMO_COLLECTION / "it" / "office-network-and-wifi.txt").read_text(encoding="utf-8")
-    windows = tokenize_pairs(predictor.tokenizer, ["What is the guest Wi-Fi called?"], [text],
-                             max_seq_length=128, doc_stride=32)
+    windows = tokenize_pairs(
+        predictor.tokenizer,
+        ["What is the guest Wi-Fi called?"],
+        [text],
+        max_seq_length=128,
+        doc_stride=32,
+    )
     assert len(windows.pair_index) > 3 and set(windows.pair_index) == {0}
     assert windows.encodings["input_ids"].shape == (len(windows.pair_index), 128)
     covered = set()
@@ -157,15 +167,26 @@ def test_tokenize_pairs_windows_cover_a_long_context_with_exact_offsets(tiny_rea
 
 # -- the Haystack component ---------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def passages() -> list[Document]:
     text = (DEMO_COLLECTION / "hr" / "remote-work-policy.md").read_text(encoding="utf-8")
     docs = []
     for i, start in enumerate(range(0, 3000, 600)):
         content = text[start : start + 900]  # passages overlap by 300 characters
-        docs.append(Document(id=f"remote-{i}", content=content, score=0.5 - 0.01 * i,
-                             meta={"doc_id": "remote", "start": start,
-                                   "end": start + len(content), "source": "remote.md"}))
+        docs.append(
+            Document(
+                id=f"remote-{i}",
+                content=content,
+                score=0.5 - 0.01 * i,
+                meta={
+                    "doc_id": "remote",
+                    "start": start,
+                    "end": start + len(content),
+                    "source": "remote.md",
+                },
+            )
+        )
     return docs
 
 
@@ -173,8 +194,9 @@ def test_reader_answers_are_spans_of_their_passages(
     tiny_reader: Path, passages: list[Document]
 ) -> None:
     reader = ExtractiveReader(tiny_reader, top_k=3)
-    answers = reader.run(query="How many days per week can employees work remotely?",
-                         documents=passages)["answers"]
+    answers = reader.run(
+        query="How many days per week can employees work remotely?", documents=passages
+    )["answers"]
     real = [a for a in answers if a.data is not None]
     assert 1 <= len(real) <= 3
     assert [a.data for a in answers].count(None) == 1  # exactly one no-answer entry
@@ -196,17 +218,22 @@ def test_duplicate_and_overlapping_answers_are_merged(
 ) -> None:
     reader = ExtractiveReader(tiny_reader, top_k=10, no_answer=False)
     # The same passage twice (as overlapping windows of one document give the same span twice).
-    twice = [passages[1], Document(id="copy", content=passages[1].content, score=0.4,
-                                   meta=dict(passages[1].meta))]
+    twice = [
+        passages[1],
+        Document(id="copy", content=passages[1].content, score=0.4, meta=dict(passages[1].meta)),
+    ]
     answers = reader.run(query="Who approves remote work?", documents=twice)["answers"]
     assert answers and all(a.data is not None for a in answers)
     absolute = [(a.document.meta["start"] + a.document_offset.start, a.data) for a in answers]
     assert len(absolute) == len(set(absolute))
     # Within one passage no two answers overlap ("202" and "2024" are not both given).
     for doc_id in {a.document.id for a in answers}:
-        spans = sorted((a.document_offset.start, a.document_offset.end)
-                       for a in answers if a.document.id == doc_id)
-        assert all(e1 <= s2 for (_, e1), (s2, _) in zip(spans, spans[1:], strict=False))
+        spans = sorted(
+            (a.document_offset.start, a.document_offset.end)
+            for a in answers
+            if a.document.id == doc_id
+        )
+        assert all(e1 <= s2 for (_, e1), (s2, _) in itertools.pairwise(spans))
 
 
 def test_retriever_weight_mixes_scores(tiny_reader: Path, passages: list[Document]) -> None:
@@ -223,8 +250,14 @@ def test_no_documents_gives_only_no_answer(tiny_reader: Path) -> None:
 
 
 def test_to_dict_from_dict_round_trip(tiny_reader: Path) -> None:
-    reader = ExtractiveReader(tiny_reader, top_k=5, retriever_weight=0.1, batch_size=4,
-                              cpu_precision="bf16", no_answer=False)
+    reader = ExtractiveReader(
+        tiny_reader,
+        top_k=5,
+        retriever_weight=0.1,
+        batch_size=4,
+        cpu_precision="bf16",
+        no_answer=False,
+    )
     data = reader.to_dict()
     assert data["type"] == "pipelines.reader.ExtractiveReader"
     assert data["init_parameters"]["model"] == str(tiny_reader)
@@ -238,6 +271,7 @@ def test_to_dict_from_dict_round_trip(tiny_reader: Path) -> None:
 
 
 # -- the predictor and its saved config ---------------------------------------------------------
+
 
 def test_predictor_loads_the_saved_reader_config(tiny_reader: Path) -> None:
     predictor = SpanPredictor(tiny_reader)

@@ -19,9 +19,12 @@ LEAVE = (
 )
 
 
-def example(qid: str, context: str, question: str, *texts: str, title: str = "Leave") -> SquadExample:
-    return SquadExample(qid, title, context, question,
-                        tuple(Answer(t, context.index(t)) for t in texts))
+def example(
+    qid: str, context: str, question: str, *texts: str, title: str = "Leave"
+) -> SquadExample:
+    return SquadExample(
+        qid, title, context, question, tuple(Answer(t, context.index(t)) for t in texts)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -74,25 +77,31 @@ def test_remove_answer_sentences_on_demo_pairs(demo_examples: list[SquadExample]
 def test_synthetic_negatives_never_contain_their_answer(removed_share: float) -> None:
     # Two articles of several paragraphs, so that "another passage" negatives exist too.
     paras = {
-        "Leave": [LEAVE,
-                  "Sick leave needs a doctor's note after three days. Report it to your manager "
-                  "before 10 am on the first day. The note goes to HR within a week of return.",
-                  "Public holidays follow the office's country. The 2025 calendar lists 9 days in "
-                  "the UK office and 11 in the Berlin office; both are on the intranet."],
-        "Wi-Fi": ["The staff network is Lumen-Staff and uses your directory login. Guests use "
-                  "Lumen-Guest, which has a daily password shown at reception desks.",
-                  "The Wi-Fi in meeting rooms is limited to 50 devices. Large events must book "
-                  "the event network two weeks ahead through the service desk portal."],
+        "Leave": [
+            LEAVE,
+            "Sick leave needs a doctor's note after three days. Report it to your manager "
+            "before 10 am on the first day. The note goes to HR within a week of return.",
+            "Public holidays follow the office's country. The 2025 calendar lists 9 days in "
+            "the UK office and 11 in the Berlin office; both are on the intranet.",
+        ],
+        "Wi-Fi": [
+            "The staff network is Lumen-Staff and uses your directory login. Guests use "
+            "Lumen-Guest, which has a daily password shown at reception desks.",
+            "The Wi-Fi in meeting rooms is limited to 50 devices. Large events must book "
+            "the event network two weeks ahead through the service desk portal.",
+        ],
     }
     examples = [
         example("l1", paras["Leave"][0], "How many days of annual leave?", "25 days"),
         example("l2", paras["Leave"][0], "How long is parental leave?", "16 weeks"),
         example("l3", paras["Leave"][1], "When is a doctor's note needed?", "after three days"),
         example("l4", paras["Leave"][2], "How many holidays in Berlin?", "11"),
-        example("w1", paras["Wi-Fi"][0], "What is the guest network?", "Lumen-Guest",
-                title="Wi-Fi"),
-        example("w2", paras["Wi-Fi"][1], "Device limit in meeting rooms?", "50 devices",
-                title="Wi-Fi"),
+        example(
+            "w1", paras["Wi-Fi"][0], "What is the guest network?", "Lumen-Guest", title="Wi-Fi"
+        ),
+        example(
+            "w2", paras["Wi-Fi"][1], "Device limit in meeting rooms?", "50 devices", title="Wi-Fi"
+        ),
         SquadExample("u1", "Wi-Fi", paras["Wi-Fi"][1], "Who pays for Wi-Fi?", ()),
     ]
     negatives = synthetic_negatives(examples, ratio=1.0, seed=4, removed_share=removed_share)

@@ -24,8 +24,17 @@ from reader_training.squad import SquadExample, load_squad
 
 SHARED = REPO_ROOT.parent / "shared" / "data"
 OFFICIAL = SHARED / "squad" / "evaluate-v2.0.py"
-KEYS = ("exact", "f1", "total", "HasAns_exact", "HasAns_f1", "HasAns_total", "NoAns_exact",
-        "NoAns_f1", "NoAns_total")
+KEYS = (
+    "exact",
+    "f1",
+    "total",
+    "HasAns_exact",
+    "HasAns_f1",
+    "HasAns_total",
+    "NoAns_exact",
+    "NoAns_f1",
+    "NoAns_total",
+)
 
 CONTEXT = (
     "The Beacon G3 ships with firmware 4.2. Its battery lasts about 18 hours, and the LED "
@@ -33,8 +42,12 @@ CONTEXT = (
 )
 
 
-def official(data_file: Path, predictions: dict[str, str], tmp_path: Path,
-             na_probs: dict[str, float] | None = None) -> dict[str, Any]:
+def official(
+    data_file: Path,
+    predictions: dict[str, str],
+    tmp_path: Path,
+    na_probs: dict[str, float] | None = None,
+) -> dict[str, Any]:
     pred_file = tmp_path / "predictions.json"
     pred_file.write_text(json.dumps(predictions), encoding="utf-8")
     cmd = [sys.executable, str(OFFICIAL), str(data_file), str(pred_file)]
@@ -57,24 +70,36 @@ def assert_same(ours: dict[str, Any], theirs: dict[str, Any]) -> None:
 def small_file(tmp_path: Path) -> Path:
     def qa(qid: str, question: str, *texts: str) -> dict[str, Any]:
         answers = [{"text": t, "answer_start": CONTEXT.index(t)} for t in texts]
-        return {"id": qid, "question": question, "answers": answers,
-                "is_impossible": not answers}
+        return {"id": qid, "question": question, "answers": answers, "is_impossible": not answers}
 
-    data = {"version": "v2.0", "data": [{"title": "Beacon G3", "paragraphs": [{
-        "context": CONTEXT,
-        "qas": [
-            qa("exact", "Which firmware?", "firmware 4.2", "4.2"),
-            qa("normalized", "How long does the battery last?", "about 18 hours"),
-            qa("partial", "When does the LED turn amber?",
-               "when the battery is below 20 percent"),
-            qa("wrong", "What colour is the LED?", "amber"),
-            qa("empty", "How much is the G3?", "$349"),
-            qa("article", "What ships with firmware 4.2?", "The Beacon G3"),
-            qa("no-right", "Who designed the G3?"),
-            qa("no-wrong", "What is the G3's weight?"),
-            qa("no-blank", "Which colour is the case?"),
+    data = {
+        "version": "v2.0",
+        "data": [
+            {
+                "title": "Beacon G3",
+                "paragraphs": [
+                    {
+                        "context": CONTEXT,
+                        "qas": [
+                            qa("exact", "Which firmware?", "firmware 4.2", "4.2"),
+                            qa("normalized", "How long does the battery last?", "about 18 hours"),
+                            qa(
+                                "partial",
+                                "When does the LED turn amber?",
+                                "when the battery is below 20 percent",
+                            ),
+                            qa("wrong", "What colour is the LED?", "amber"),
+                            qa("empty", "How much is the G3?", "$349"),
+                            qa("article", "What ships with firmware 4.2?", "The Beacon G3"),
+                            qa("no-right", "Who designed the G3?"),
+                            qa("no-wrong", "What is the G3's weight?"),
+                            qa("no-blank", "Which colour is the case?"),
+                        ],
+                    }
+                ],
+            }
         ],
-    }]}]}
+    }
     path = tmp_path / "small-v2.json"
     path.write_text(json.dumps(data), encoding="utf-8")
     return path
@@ -93,8 +118,9 @@ PREDICTIONS = {
 }
 
 
-def test_metrics_equal_the_official_script_on_a_small_file(small_file: Path,
-                                                           tmp_path: Path) -> None:
+def test_metrics_equal_the_official_script_on_a_small_file(
+    small_file: Path, tmp_path: Path
+) -> None:
     examples, _ = load_squad(small_file)
     ours = squad_metrics(examples, PREDICTIONS)
     theirs = official(small_file, PREDICTIONS, tmp_path)
@@ -145,8 +171,13 @@ def hand_made() -> tuple[list[SquadExample], dict[str, str], dict[str, float]]:
         answers = (Answer(answer, CONTEXT.index(answer)),) if answer else ()
         return SquadExample(qid, "t", CONTEXT, f"question {qid}?", answers)
 
-    examples = [ex("a1", "4.2"), ex("n1", None), ex("a2", "amber"), ex("n2", None),
-                ex("a3", "$349")]
+    examples = [
+        ex("a1", "4.2"),
+        ex("n1", None),
+        ex("a2", "amber"),
+        ex("n2", None),
+        ex("a3", "$349"),
+    ]
     spans = {"a1": "4.2", "n1": "18 hours", "a2": "amber", "n2": "amber", "a3": "18 hours"}
     # Margin order: a1 (right), n1 (should abstain), a2 (right), n2, a3 (wrong anyway).
     margins = {"a1": 3.0, "n1": 2.0, "a2": 1.0, "n2": -1.0, "a3": -2.0}
@@ -177,15 +208,13 @@ def test_best_threshold_when_abstaining_everywhere_is_best() -> None:
     assert set(ReaderPredictions(spans, margins).answers(threshold).values()) == {""}
 
 
-def test_best_threshold_agrees_with_the_official_script(small_file: Path,
-                                                        tmp_path: Path) -> None:
+def test_best_threshold_agrees_with_the_official_script(small_file: Path, tmp_path: Path) -> None:
     examples, _ = load_squad(small_file)
     spans = {qid: p or "18 hours" for qid, p in PREDICTIONS.items() if qid != "no-blank"}
     spans["no-blank"] = "amber"
     margins = {ex.id: 1.5 - 0.5 * i for i, ex in enumerate(examples)}
     threshold, f1 = best_threshold(examples, spans, margins)
-    theirs = official(small_file, spans, tmp_path,
-                      na_probs={q: -m for q, m in margins.items()})
+    theirs = official(small_file, spans, tmp_path, na_probs={q: -m for q, m in margins.items()})
     assert f1 == pytest.approx(theirs["best_f1"], abs=1e-6)
     # Official: abstain where na_prob > best_f1_thresh; ours: answer where margin > threshold.
     answered = {q for q, m in margins.items() if m > threshold}

@@ -38,10 +38,16 @@ def examples() -> list[SquadExample]:
 
 def windows_of(tokenizer: Any, ex: SquadExample, params: FeatureParams) -> Any:
     """The same windows ``prepare_train_features`` cuts, with their offsets."""
-    return tokenizer(ex.question.lstrip(), ex.context, truncation="only_second",
-                     max_length=params.max_seq_length, stride=params.doc_stride,
-                     return_overflowing_tokens=True, return_offsets_mapping=True,
-                     padding="max_length")
+    return tokenizer(
+        ex.question.lstrip(),
+        ex.context,
+        truncation="only_second",
+        max_length=params.max_seq_length,
+        stride=params.doc_stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        padding="max_length",
+    )
 
 
 def context_tokens(enc: Any, w: int) -> list[int]:
@@ -49,26 +55,35 @@ def context_tokens(enc: Any, w: int) -> list[int]:
     return [t for t, i in zip(enc["input_ids"][w], seq, strict=True) if i == 1]
 
 
-def test_long_contexts_are_cut_into_overlapping_windows(tokenizer: Any,
-                                                        examples: list[SquadExample]) -> None:
+def test_long_contexts_are_cut_into_overlapping_windows(
+    tokenizer: Any, examples: list[SquadExample]
+) -> None:
     ex = examples[0]
     enc = windows_of(tokenizer, ex, PARAMS)
     n = len(enc["input_ids"])
     assert n >= 3
     for w in range(n - 1):
         # Consecutive windows share exactly ``doc_stride`` context tokens.
-        assert context_tokens(enc, w)[-PARAMS.doc_stride :] == context_tokens(enc, w + 1)[
-            : PARAMS.doc_stride]
+        assert (
+            context_tokens(enc, w)[-PARAMS.doc_stride :]
+            == context_tokens(enc, w + 1)[: PARAMS.doc_stride]
+        )
     feats = prepare_train_features([ex], tokenizer, PARAMS)
     assert feats["input_ids"].shape == (n, PARAMS.max_seq_length)
     assert feats["input_ids"].tolist() == enc["input_ids"]
-    assert set(feats) == {"input_ids", "attention_mask", "token_type_ids", "start_positions",
-                          "end_positions"}
+    assert set(feats) == {
+        "input_ids",
+        "attention_mask",
+        "token_type_ids",
+        "start_positions",
+        "end_positions",
+    }
     assert all(v.dtype == torch.long for v in feats.values())
 
 
-def test_answer_positions_map_back_to_the_answer_text(tokenizer: Any,
-                                                      examples: list[SquadExample]) -> None:
+def test_answer_positions_map_back_to_the_answer_text(
+    tokenizer: Any, examples: list[SquadExample]
+) -> None:
     checked = 0
     for ex in examples:
         a = ex.answers[0]
@@ -91,8 +106,9 @@ def test_answer_positions_map_back_to_the_answer_text(tokenizer: Any,
     assert checked >= len(examples)
 
 
-def test_unanswerable_examples_are_labeled_no_answer(tokenizer: Any,
-                                                     examples: list[SquadExample]) -> None:
+def test_unanswerable_examples_are_labeled_no_answer(
+    tokenizer: Any, examples: list[SquadExample]
+) -> None:
     ex = examples[0]
     impossible = SquadExample("imp", ex.title, ex.context, "What is the CEO's shoe size?", ())
     n_windows = len(windows_of(tokenizer, impossible, PARAMS)["input_ids"])
@@ -104,8 +120,9 @@ def test_unanswerable_examples_are_labeled_no_answer(tokenizer: Any,
 
 
 @pytest.mark.parametrize("k", [0, 1, 2])
-def test_max_negative_windows_is_respected(tokenizer: Any, examples: list[SquadExample],
-                                           k: int) -> None:
+def test_max_negative_windows_is_respected(
+    tokenizer: Any, examples: list[SquadExample], k: int
+) -> None:
     params = FeatureParams(PARAMS.max_seq_length, PARAMS.doc_stride, max_negative_windows=k)
     total_positives = 0
     for ex in examples:
@@ -131,7 +148,9 @@ def test_answer_cut_in_every_window_drops_the_example(tokenizer: Any) -> None:
 
 
 def test_feature_cache_hit_returns_identical_tensors(
-    tokenizer: Any, examples: list[SquadExample], tmp_path: Path,
+    tokenizer: Any,
+    examples: list[SquadExample],
+    tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     params = FeatureParams(96, 24, 1, seed=5)
@@ -145,14 +164,22 @@ def test_feature_cache_hit_returns_identical_tensors(
     assert first.keys() == second.keys()
     for name in first:
         assert torch.equal(first[name], second[name])
-    assert torch.equal(first["input_ids"], prepare_train_features(examples, tokenizer,
-                                                                  params)["input_ids"])
+    assert torch.equal(
+        first["input_ids"], prepare_train_features(examples, tokenizer, params)["input_ids"]
+    )
     # Other data or other parameters: another key, never a stale hit.
     assert features_cache_key(examples[1:], tokenizer, params) != key
     assert features_cache_key(examples, tokenizer, FeatureParams(96, 32, 1, seed=5)) != key
-    moved = [SquadExample(ex.id, ex.title, ex.context, ex.question,
-                          (Answer(ex.answers[0].text, ex.answers[0].start + 1),))
-             for ex in examples[:1]] + examples[1:]
+    moved = [
+        SquadExample(
+            ex.id,
+            ex.title,
+            ex.context,
+            ex.question,
+            (Answer(ex.answers[0].text, ex.answers[0].start + 1),),
+        )
+        for ex in examples[:1]
+    ] + examples[1:]
     assert features_cache_key(moved, tokenizer, params) != key
 
 

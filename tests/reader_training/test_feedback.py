@@ -33,8 +33,14 @@ def store(tmp_path: Path) -> FeedbackStore:
 def test_pairs_are_squad_v2_that_the_trainer_reads(store: FeedbackStore) -> None:
     assert store.list() == []
     assert store.add(Q, DOC, "25 days", None, "Handbook", {"origin": "annotation"})
-    assert store.add("Who approves remote work?", PASSAGE, None, None, "Handbook",
-                     {"origin": "feedback", "verdict": "wrong"})
+    assert store.add(
+        "Who approves remote work?",
+        PASSAGE,
+        None,
+        None,
+        "Handbook",
+        {"origin": "feedback", "verdict": "wrong"},
+    )
     examples, report = load_squad(store.path)
     assert report.kept == 2 and not report.skipped and report.repaired == 0
     by_q = {ex.question: ex for ex in examples}
@@ -69,14 +75,26 @@ def test_answers_must_occur_where_they_are_said_to(store: FeedbackStore) -> None
 
 def test_the_latest_judgment_replaces_the_one_it_contradicts(store: FeedbackStore) -> None:
     question = "When must sickness be reported?"
-    store.add(question, PASSAGE, None, None, "Handbook",
-              {"doc_id": "d1", "doc_start": PASSAGE_START, "verdict": "wrong"})
+    store.add(
+        question,
+        PASSAGE,
+        None,
+        None,
+        "Handbook",
+        {"doc_id": "d1", "doc_start": PASSAGE_START, "verdict": "wrong"},
+    )
     (wrong,) = store.list()
     assert wrong.meta["region"] == [PASSAGE_START, len(DOC)]
     # The user then marks the answer inside that passage, in the whole-document context.
     start = DOC.index("before 09:30")
-    assert store.add(question, DOC, "before 09:30", start, "Handbook",
-                     {"doc_id": "d1", "doc_start": 0, "verdict": "corrected"})
+    assert store.add(
+        question,
+        DOC,
+        "before 09:30",
+        start,
+        "Handbook",
+        {"doc_id": "d1", "doc_start": 0, "verdict": "corrected"},
+    )
     (kept,) = store.list()
     assert kept.meta["verdict"] == "corrected"
     assert kept.meta["region"] == [start, start + len("before 09:30")]
@@ -91,8 +109,12 @@ def test_the_latest_judgment_replaces_the_one_it_contradicts(store: FeedbackStor
 def test_update_delete_and_export(store: FeedbackStore, tmp_path: Path) -> None:
     store.add(Q, DOC, "25 days", None, "Handbook", {"doc_id": "d1", "doc_start": 0})
     (record,) = store.list()
-    updated = store.update(record.id, question="How much paid leave?", answer_text="25 days of "
-                           "paid annual leave", answer_start=None)
+    updated = store.update(
+        record.id,
+        question="How much paid leave?",
+        answer_text="25 days of paid annual leave",
+        answer_start=None,
+    )
     assert updated.id != record.id and updated.question == "How much paid leave?"
     assert updated.meta["region"] == [DOC.index("25 days"), DOC.index(" per calendar")]
     with pytest.raises(FeedbackError, match="does not occur"):

@@ -26,8 +26,7 @@ DEMO_DEV = REPO_ROOT / "data" / "demo" / "labels" / "dev.json"
 
 
 @pytest.fixture(scope="module")
-def versions(tmp_path_factory: pytest.TempPathFactory, tiny_reader: Path,
-             tiny_base: str) -> Path:
+def versions(tmp_path_factory: pytest.TempPathFactory, tiny_reader: Path, tiny_base: str) -> Path:
     """A models folder with the tiny reader ("tiny") and the untrained tiny BERT ("untrained")."""
     models = tmp_path_factory.mktemp("versions")
     shutil.copytree(tiny_reader, models / "tiny")
@@ -55,8 +54,7 @@ def eval_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_promotion_refuses_a_worse_model_unless_forced(settings: Settings,
-                                                       eval_file: Path) -> None:
+def test_promotion_refuses_a_worse_model_unless_forced(settings: Settings, eval_file: Path) -> None:
     set_serving(settings, "tiny")
     with pytest.raises(PromotionError) as err:
         promote_model(settings, "untrained", eval_file)

@@ -26,19 +26,32 @@ CONTEXT = (
 )
 
 
-def squad_file(path: Path, qas: list[dict[str, Any]], context: str = CONTEXT,
-               version: str = "v2.0") -> Path:
-    data = {"version": version,
-            "data": [{"title": "Leave", "paragraphs": [{"context": context, "qas": qas}]}]}
+def squad_file(
+    path: Path, qas: list[dict[str, Any]], context: str = CONTEXT, version: str = "v2.0"
+) -> Path:
+    data = {
+        "version": version,
+        "data": [{"title": "Leave", "paragraphs": [{"context": context, "qas": qas}]}],
+    }
     path.write_text(json.dumps(data), encoding="utf-8")
     return path
 
 
-def qa(qid: str, question: str = "How many days of annual leave?", text: str = "25 days",
-       start: Any = None, **extra: Any) -> dict[str, Any]:
+def qa(
+    qid: str,
+    question: str = "How many days of annual leave?",
+    text: str = "25 days",
+    start: Any = None,
+    **extra: Any,
+) -> dict[str, Any]:
     start = CONTEXT.index(text) if start is None else start
-    return {"id": qid, "question": question, "answers": [{"text": text, "answer_start": start}],
-            "is_impossible": False, **extra}
+    return {
+        "id": qid,
+        "question": question,
+        "answers": [{"text": text, "answer_start": start}],
+        "is_impossible": False,
+        **extra,
+    }
 
 
 def skipped_reasons(path: Path) -> dict[str, str]:
@@ -47,6 +60,7 @@ def skipped_reasons(path: Path) -> dict[str, str]:
 
 
 # -- files that are not SQuAD at all ------------------------------------------------------------
+
 
 def test_invalid_json_names_the_file_line_and_column(tmp_path: Path) -> None:
     path = tmp_path / "broken.json"
@@ -78,11 +92,12 @@ def test_non_utf8_bytes_are_refused(tmp_path: Path) -> None:
 
 
 def test_missing_file_is_a_format_error(tmp_path: Path) -> None:
-    with pytest.raises(SquadFormatError, match="nothing.json: cannot read"):
+    with pytest.raises(SquadFormatError, match=r"nothing\.json: cannot read"):
         load_squad(tmp_path / "nothing.json")
 
 
 # -- bad questions are skipped with a reason, the rest is kept ----------------------------------
+
 
 def test_malformed_questions_are_skipped_with_their_reason(tmp_path: Path) -> None:
     good = qa("good")
@@ -92,9 +107,18 @@ def test_malformed_questions_are_skipped_with_their_reason(tmp_path: Path) -> No
     start_not_int = qa("start-str", question="Carry over until?", text="March 31", start="87")
     no_answers = qa("no-answers", question="Parental leave?") | {"answers": []}
     bad_flag = qa("flag", question="Flag?") | {"is_impossible": "no"}
-    path = squad_file(tmp_path / "labels.json", [
-        good, no_question, empty_question, answers_not_list, start_not_int, no_answers, bad_flag,
-    ])
+    path = squad_file(
+        tmp_path / "labels.json",
+        [
+            good,
+            no_question,
+            empty_question,
+            answers_not_list,
+            start_not_int,
+            no_answers,
+            bad_flag,
+        ],
+    )
     examples, report = load_squad(path)
     assert [ex.id for ex in examples] == ["good"]
     assert report.kept == 1
@@ -129,13 +153,15 @@ def test_empty_context_is_skipped(tmp_path: Path) -> None:
 
 # -- answer_start repair ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("shift", [-7, -1, 3, 40])
 def test_misplaced_answer_start_is_repaired_when_the_text_occurs_once_nearby(
     tmp_path: Path, shift: int
 ) -> None:
     true_start = CONTEXT.index("March 31")
-    path = squad_file(tmp_path / "labels.json",
-                      [qa("carry", "Until when?", "March 31", start=true_start + shift)])
+    path = squad_file(
+        tmp_path / "labels.json", [qa("carry", "Until when?", "March 31", start=true_start + shift)]
+    )
     examples, report = load_squad(path)
     assert report.repaired == 1 and report.kept == 1 and not report.skipped
     assert examples[0].answers == (Answer("March 31", true_start),)
@@ -151,9 +177,11 @@ def test_ambiguous_answer_text_is_skipped_naming_the_question(
 ) -> None:
     context = "The VPN gateway is vpn-a. Use vpn-a from home; the backup gateway is vpn-b."
     first = context.index("vpn-a")
-    path = squad_file(tmp_path / "labels.json",
-                      [qa("ambiguous-1", "Which gateway?", "vpn-a", start=first + 3)],
-                      context=context)
+    path = squad_file(
+        tmp_path / "labels.json",
+        [qa("ambiguous-1", "Which gateway?", "vpn-a", start=first + 3)],
+        context=context,
+    )
     with caplog.at_level(logging.WARNING, logger="reader_training.squad"):
         examples, report = load_squad(path)
     assert examples == []
@@ -172,17 +200,20 @@ def test_answer_text_absent_from_the_context_is_skipped(tmp_path: Path) -> None:
 
 def test_answer_text_far_from_answer_start_is_skipped(tmp_path: Path) -> None:
     context = "Our office opens at 9. " + "Filler sentence here. " * 100 + "It closes at 17."
-    path = squad_file(tmp_path / "labels.json", [qa("far", "When?", "at 9", start=2100)],
-                      context=context)
+    path = squad_file(
+        tmp_path / "labels.json", [qa("far", "When?", "at 9", start=2100)], context=context
+    )
     assert skipped_reasons(path) == {"far": "answer text 'at 9' is not near answer_start 2100"}
 
 
 def test_one_good_answer_of_several_keeps_the_question(tmp_path: Path) -> None:
-    entry = qa("multi") | {"answers": [
-        {"text": "25 days", "answer_start": CONTEXT.index("25 days")},
-        {"text": "nowhere", "answer_start": 0},
-        {"text": "25 days", "answer_start": CONTEXT.index("25 days")},  # a repeated gold answer
-    ]}
+    entry = qa("multi") | {
+        "answers": [
+            {"text": "25 days", "answer_start": CONTEXT.index("25 days")},
+            {"text": "nowhere", "answer_start": 0},
+            {"text": "25 days", "answer_start": CONTEXT.index("25 days")},  # a repeated gold answer
+        ]
+    }
     examples, report = load_squad(squad_file(tmp_path / "labels.json", [entry]))
     assert examples[0].answers == (Answer("25 days", CONTEXT.index("25 days")),)
     assert not report.skipped
@@ -190,13 +221,17 @@ def test_one_good_answer_of_several_keeps_the_question(tmp_path: Path) -> None:
 
 # -- duplicates ---------------------------------------------------------------------------------
 
+
 def test_duplicates_are_dropped(tmp_path: Path) -> None:
-    path = squad_file(tmp_path / "labels.json", [
-        qa("a"),
-        qa("a", question="A different question, same id?"),  # same id
-        qa("b", question="  how many days of ANNUAL leave? "),  # same question, other id
-        qa("c", question="When must days be used?", text="March 31"),
-    ])
+    path = squad_file(
+        tmp_path / "labels.json",
+        [
+            qa("a"),
+            qa("a", question="A different question, same id?"),  # same id
+            qa("b", question="  how many days of ANNUAL leave? "),  # same question, other id
+            qa("c", question="When must days be used?", text="March 31"),
+        ],
+    )
     examples, report = load_squad(path)
     assert [ex.id for ex in examples] == ["a", "c"]
     assert (report.kept, report.duplicates) == (2, 2)
@@ -204,8 +239,10 @@ def test_duplicates_are_dropped(tmp_path: Path) -> None:
 
 def test_duplicates_across_files_are_dropped(tmp_path: Path) -> None:
     one = squad_file(tmp_path / "one.json", [qa("a"), qa("b", "Until when?", "March 31")])
-    two = squad_file(tmp_path / "two.json", [qa("b", "Until when?", "March 31"),
-                                             qa("c", "Parental leave?", "16 weeks")])
+    two = squad_file(
+        tmp_path / "two.json",
+        [qa("b", "Until when?", "March 31"), qa("c", "Parental leave?", "16 weeks")],
+    )
     examples, report = load_many([one, two])
     assert [ex.id for ex in examples] == ["a", "b", "c"]
     assert (report.kept, report.duplicates) == (3, 1)
@@ -214,12 +251,25 @@ def test_duplicates_across_files_are_dropped(tmp_path: Path) -> None:
 
 # -- versions and writing -----------------------------------------------------------------------
 
+
 def test_v11_and_v20_files_both_load(tmp_path: Path) -> None:
-    v11 = [{"id": "v11", "question": "Parental leave?",
-            "answers": [{"text": "16 weeks", "answer_start": CONTEXT.index("16 weeks")}]}]
-    v20 = [qa("v20"), {"id": "impossible", "question": "What is the pension age?", "answers": [],
-                       "plausible_answers": [{"text": "25", "answer_start": 25}],
-                       "is_impossible": True}]
+    v11 = [
+        {
+            "id": "v11",
+            "question": "Parental leave?",
+            "answers": [{"text": "16 weeks", "answer_start": CONTEXT.index("16 weeks")}],
+        }
+    ]
+    v20 = [
+        qa("v20"),
+        {
+            "id": "impossible",
+            "question": "What is the pension age?",
+            "answers": [],
+            "plausible_answers": [{"text": "25", "answer_start": 25}],
+            "is_impossible": True,
+        },
+    ]
     ex11, _ = load_squad(squad_file(tmp_path / "v11.json", v11, version="1.1"))
     ex20, rep20 = load_squad(squad_file(tmp_path / "v20.json", v20))
     assert [(ex.id, ex.is_impossible) for ex in ex11] == [("v11", False)]
@@ -239,8 +289,13 @@ def test_write_squad_round_trip(tmp_path: Path) -> None:
     examples = [
         SquadExample("1", "Leave", CONTEXT, "How many days?", (Answer("25 days", 25),), "x"),
         SquadExample("2", "Leave", CONTEXT, "Pension age?", ()),
-        SquadExample("3", "Other", "Wi-Fi is called Lumen-Guest.", "Guest Wi-Fi name?",
-                     (Answer("Lumen-Guest", 16),)),
+        SquadExample(
+            "3",
+            "Other",
+            "Wi-Fi is called Lumen-Guest.",
+            "Guest Wi-Fi name?",
+            (Answer("Lumen-Guest", 16),),
+        ),
     ]
     path = tmp_path / "out" / "round.json"
     write_squad(examples, path)
@@ -257,6 +312,7 @@ def test_write_squad_round_trip(tmp_path: Path) -> None:
 
 
 # -- real files ---------------------------------------------------------------------------------
+
 
 def test_covid_qa_offsets_are_repaired() -> None:
     examples, report = load_squad(SHARED / "covid-qa" / "covid-qa-200423.json")

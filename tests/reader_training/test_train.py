@@ -1,4 +1,5 @@
-"""Fine-tuning the tiny BERT: the loss falls, the model folder is complete and atomic, resume works."""
+"""Fine-tuning the tiny BERT: the loss falls, the model folder is complete and atomic, resume
+works, and held-out articles never overlap training ones."""
 
 from __future__ import annotations
 
@@ -46,11 +47,18 @@ def log_records(model_dir: Path) -> list[dict[str, Any]]:
 
 # -- the session's tiny reader (trained once in conftest) ---------------------------------------
 
+
 def test_training_writes_a_complete_loadable_model_folder(tiny_reader: Path) -> None:
     assert is_model_folder(tiny_reader)
     names = {p.name for p in tiny_reader.iterdir()}
-    assert {"config.json", "model.safetensors", "tokenizer_config.json", READER_CONFIG_FILE,
-            "metrics.json", "README.md"} <= names
+    assert {
+        "config.json",
+        "model.safetensors",
+        "tokenizer_config.json",
+        READER_CONFIG_FILE,
+        "metrics.json",
+        "README.md",
+    } <= names
     assert names & {"tokenizer.json", "vocab.txt"}
     reader_config = json.loads((tiny_reader / READER_CONFIG_FILE).read_text(encoding="utf-8"))
     assert math.isfinite(reader_config["no_answer_threshold"])
@@ -70,8 +78,9 @@ def test_training_writes_a_complete_loadable_model_folder(tiny_reader: Path) -> 
     assert "Base model:" in card and "train.json" in card
 
     # Nothing else was left beside it; checkpoints are gone, the log stays.
-    leftovers = [p.name for p in tiny_reader.parent.iterdir() if ".tmp-" in p.name
-                 or ".old-" in p.name]
+    leftovers = [
+        p.name for p in tiny_reader.parent.iterdir() if ".tmp-" in p.name or ".old-" in p.name
+    ]
     assert leftovers == []
     assert not (work_dir(tiny_reader) / "checkpoints").exists()
 
@@ -103,6 +112,7 @@ def test_training_lowered_the_loss(tiny_reader: Path, tiny_base: str) -> None:
 
 # -- resume from a checkpoint -------------------------------------------------------------------
 
+
 class _Interrupted(Exception):
     pass
 
@@ -130,22 +140,37 @@ def small_squad(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def small_config(train_file: Path, tiny_base: str, out: Path, **changes: Any) -> TrainConfig:
     config = TrainConfig(
-        train_files=[str(train_file)], base_model=tiny_base, output_dir=str(out),
-        learning_rate=3e-4, epochs=1, batch_size=4, max_seq_length=128, doc_stride=48,
-        max_negative_windows=1, holdout_fraction=0.25, max_holdout_questions=3, seed=3,
-        eval_steps=2, early_stopping_patience=10, precision="fp32",
+        train_files=[str(train_file)],
+        base_model=tiny_base,
+        output_dir=str(out),
+        learning_rate=3e-4,
+        epochs=1,
+        batch_size=4,
+        max_seq_length=128,
+        doc_stride=48,
+        max_negative_windows=1,
+        holdout_fraction=0.25,
+        max_holdout_questions=3,
+        seed=3,
+        eval_steps=2,
+        early_stopping_patience=10,
+        precision="fp32",
     )
     for key, value in changes.items():
         setattr(config, key, value)
     return config
 
 
-def test_resume_continues_from_the_checkpoint(small_squad: Path, tiny_base: str,
-                                              tmp_path: Path) -> None:
+def test_resume_continues_from_the_checkpoint(
+    small_squad: Path, tiny_base: str, tmp_path: Path
+) -> None:
     out = tmp_path / "models" / "resumed"
     with pytest.raises(_Interrupted, match="stopped at step 2"):
-        train_reader(small_config(small_squad, tiny_base, out), progress=False,
-                     callbacks=[_StopAtFirstCheckpoint()])
+        train_reader(
+            small_config(small_squad, tiny_base, out),
+            progress=False,
+            callbacks=[_StopAtFirstCheckpoint()],
+        )
     assert [p.name for p in (work_dir(out) / "checkpoints").iterdir()] == ["checkpoint-2"]
     assert not out.exists()  # an interrupted run leaves no model folder
     interrupted_steps = [r["step"] for r in log_records(out)]
@@ -154,7 +179,7 @@ def test_resume_continues_from_the_checkpoint(small_squad: Path, tiny_base: str,
     result = train_reader(small_config(small_squad, tiny_base, out, resume=True), progress=False)
     assert result.model_dir == out and is_model_folder(out)
     records = log_records(out)
-    resumed = records[len(interrupted_steps):]
+    resumed = records[len(interrupted_steps) :]
     assert resumed and min(r["step"] for r in resumed) > 2  # continued, not restarted
     final_step = resumed[-1]["step"]
     assert "train_runtime" in resumed[-1] and final_step > 2
@@ -171,36 +196,57 @@ def test_resume_continues_from_the_checkpoint(small_squad: Path, tiny_base: str,
         torch.testing.assert_close(resumed_weights[name], tensor, rtol=1e-4, atol=1e-5)
 
 
-def test_a_fresh_run_ignores_stale_checkpoints(small_squad: Path, tiny_base: str,
-                                               tmp_path: Path) -> None:
+def test_a_fresh_run_ignores_stale_checkpoints(
+    small_squad: Path, tiny_base: str, tmp_path: Path
+) -> None:
     out = tmp_path / "models" / "fresh"
     stale = work_dir(out) / "checkpoints" / "checkpoint-999"
     stale.mkdir(parents=True)
-    (work_dir(out) / "train_log.jsonl").write_text('{"step": 999, "loss": 1.0}\n',
-                                                   encoding="utf-8")
+    (work_dir(out) / "train_log.jsonl").write_text('{"step": 999, "loss": 1.0}\n', encoding="utf-8")
     with pytest.raises(_Interrupted):
-        train_reader(small_config(small_squad, tiny_base, out), progress=False,
-                     callbacks=[_StopAtFirstCheckpoint()])
+        train_reader(
+            small_config(small_squad, tiny_base, out),
+            progress=False,
+            callbacks=[_StopAtFirstCheckpoint()],
+        )
     assert not stale.exists()
     assert max(r["step"] for r in log_records(out)) == 2
 
 
 def test_unusable_training_data_is_refused(tmp_path: Path, tiny_base: str) -> None:
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"data": [{"title": "t", "paragraphs": [{
-        "context": "Some text.", "qas": [{"id": "1", "question": "Q?", "answers": []}]}]}]}),
-        encoding="utf-8")
-    with pytest.raises(ValueError, match="no usable training questions in .*bad.json"):
+    bad.write_text(
+        json.dumps(
+            {
+                "data": [
+                    {
+                        "title": "t",
+                        "paragraphs": [
+                            {
+                                "context": "Some text.",
+                                "qas": [{"id": "1", "question": "Q?", "answers": []}],
+                            }
+                        ],
+                    }
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(ValueError, match=r"no usable training questions in .*bad\.json"):
         train_reader(small_config(bad, tiny_base, tmp_path / "models" / "x"), progress=False)
     assert not (tmp_path / "models" / "x").exists()
 
 
 # -- atomic model folder ------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def loaded(tiny_reader: Path) -> tuple[Any, Any]:
-    return (AutoModelForQuestionAnswering.from_pretrained(tiny_reader),
-            AutoTokenizer.from_pretrained(tiny_reader))
+    return (
+        AutoModelForQuestionAnswering.from_pretrained(tiny_reader),
+        AutoTokenizer.from_pretrained(tiny_reader),
+    )
 
 
 def folder_config(out: Path, tiny_base: str) -> TrainConfig:
@@ -219,8 +265,14 @@ def test_model_folder_replaces_an_old_one_only_when_complete(
     (out / "config.json").write_text("{}", encoding="utf-8")
     (out / "stale-file.txt").write_text("from the old version", encoding="utf-8")
 
-    write_model_folder(model, tokenizer, ReaderConfig(no_answer_threshold=-0.5), out,
-                       folder_config(out, tiny_base), METRICS)
+    write_model_folder(
+        model,
+        tokenizer,
+        ReaderConfig(no_answer_threshold=-0.5),
+        out,
+        folder_config(out, tiny_base),
+        METRICS,
+    )
     assert is_model_folder(out)
     assert not (out / "stale-file.txt").exists()
     assert ReaderConfig.load(out).no_answer_threshold == -0.5
@@ -234,18 +286,26 @@ def test_failed_model_folder_write_keeps_the_old_folder(
 ) -> None:
     model, tokenizer = loaded
     out = tmp_path / "models" / "v1"
-    write_model_folder(model, tokenizer, ReaderConfig(), out, folder_config(out, tiny_base),
-                       METRICS)
+    write_model_folder(
+        model, tokenizer, ReaderConfig(), out, folder_config(out, tiny_base), METRICS
+    )
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     broken = {"heldout": {"f1": 1.0}, "not-json": object()}  # fails after weights are written
     with pytest.raises(TypeError):
-        write_model_folder(model, tokenizer, ReaderConfig(no_answer_threshold=3.0), out,
-                           folder_config(out, tiny_base), broken)
+        write_model_folder(
+            model,
+            tokenizer,
+            ReaderConfig(no_answer_threshold=3.0),
+            out,
+            folder_config(out, tiny_base),
+            broken,
+        )
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in out.parent.iterdir()) == ["v1"]
 
 
 # -- held-out split -----------------------------------------------------------------------------
+
 
 def test_split_holdout_never_shares_a_title() -> None:
     examples, _ = load_squad(DEMO_TRAIN)

@@ -50,7 +50,8 @@ if start is not None:
         where = render.location(first.meta.get("page"), first.meta.get("section"))
 
 modified = dt.datetime.fromtimestamp(record.mtime, tz=dt.UTC).strftime("%Y-%m-%d")
-details = f"{record.source} · {record.file_type.upper()} · {record.passages} passages · " \
+plural = "passage" if record.passages == 1 else "passages"
+details = f"{record.source} · {record.file_type.upper()} · {record.passages} {plural} · " \
           f"modified {modified}"
 render.html_text(
     f'<div class="docqa-title">{render.esc(record.title)}</div>'

@@ -39,8 +39,9 @@ if st.button("Add to the index", type="primary", disabled=not files, icon=":mate
         messages = []
         for outcome in outcomes:
             if outcome.ok:
+                plural = "passage" if outcome.passages == 1 else "passages"
                 messages.append(("success", f"{outcome.saved_as}: indexed, "
-                                            f"{outcome.passages} passages"))
+                                            f"{outcome.passages} {plural}"))
             elif outcome.status == "duplicate":
                 messages.append(("info", f"{outcome.name}: already indexed ({outcome.reason})"))
             else:

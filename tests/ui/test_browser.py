@@ -1,0 +1,219 @@
+"""The web page in a real browser: ``streamlit run ui/app.py`` driven by Playwright + Chromium.
+
+Needs Chromium: Debian's package (``apt-get install -y chromium``, used from /usr/bin/chromium) or
+Playwright's own build (``playwright install chromium``); ``DOCQA_CHROMIUM`` names another binary.
+Screenshots of every step are written to the test's tmp folder and copied to
+``/tmp/docqa/screenshots`` (``DOCQA_SCREENSHOTS`` overrides) for people to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from pipelines.settings import REPO_ROOT, Settings
+from pipelines.store import PassageStore
+
+APP = REPO_ROOT / "ui" / "app.py"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+ANSWER_TIMEOUT_MS = 120_000
+FIRE_FACT = "The fire assembly point is the north car park, next to the bicycle shelter."
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def server(home: Path, tmp_path: Path) -> Iterator[str]:
+    """A running ``streamlit run ui/app.py -- --home HOME`` on a free local port; its URL."""
+    port = _free_port()
+    log = (tmp_path / "streamlit.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(APP),
+         "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none", "--server.maxUploadSize", "50",
+         "--client.toolbarMode", "minimal", "--", "--home", str(home)],
+        cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "DOCQA_HOME": str(home)},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.read() == b"ok":
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                raise RuntimeError("streamlit did not start:\n"
+                                   + (tmp_path / "streamlit.log").read_text())
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def _chromium() -> str | None:
+    """The Chromium binary to use; None lets Playwright use its own download."""
+    configured = os.environ.get("DOCQA_CHROMIUM")
+    if configured:
+        return configured
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    return found
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+class Shots:
+    """Numbered full-page screenshots in the test's folder, copied for people to look at."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.count = 0
+
+    def take(self, page: Page, name: str) -> Path:
+        self.count += 1
+        path = self.folder / f"{self.count:02d}-{name}.png"
+        page.wait_for_timeout(500)  # let Streamlit finish its fade-in
+        page.screenshot(path=path, full_page=True)
+        return path
+
+    def publish(self) -> None:
+        target = Path(os.environ.get("DOCQA_SCREENSHOTS", "/tmp/docqa/screenshots"))
+        target.mkdir(parents=True, exist_ok=True)
+        for path in sorted(self.folder.glob("*.png")):
+            shutil.copy2(path, target / path.name)
+
+
+def _wait_idle(page: Page) -> None:
+    """Until Streamlit has finished the script run the last action started."""
+    page.wait_for_timeout(300)
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=ANSWER_TIMEOUT_MS)
+
+
+def test_ask_open_the_document_upload_and_ask_about_it(
+    server: str, browser: Browser, home: Path, tmp_path: Path
+) -> None:
+    shots = Shots(tmp_path / "screenshots")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    try:
+        # Ask by typing: the answer, its confidence and its citation appear.
+        page.goto(server)
+        box = page.get_by_role("textbox", name="Question")
+        box.fill("How many days of paid annual leave do employees receive?")
+        page.get_by_role("button", name="Ask").click()
+        first = page.locator(".docqa-answer").first
+        expect(first).to_contain_text("confidence", timeout=ANSWER_TIMEOUT_MS)
+        expect(page.locator(".docqa-meta").first).to_contain_text("documents/")
+        expect(page.locator(".docqa-passage mark").first).to_be_visible()
+        assert "q=How+many+days" in page.url or "q=How%20many%20days" in page.url
+        shots.take(page, "ask")
+
+        # Open the first answer in the document view: the mark is scrolled into the frame.
+        page.get_by_role("link", name="Open in document").first.click()
+        frame = page.frame_locator("iframe").first
+        expect(frame.locator("mark#docqa-answer")).to_be_visible(timeout=30_000)
+        assert "/document?" in page.url and "doc=" in page.url
+        expect(page.get_by_role("button", name="Download original")).to_be_visible()
+        shots.take(page, "document-from-answer")
+
+        # Upload a long document through the Documents page.
+        long_doc = tmp_path / "emergency-procedures.md"
+        filler = "\n\n".join(
+            f"## Section {n}\n\nStaff read the procedure for room {n} during onboarding and "
+            "ask the facilities team about anything that is unclear." for n in range(1, 60)
+        )
+        long_doc.write_text(f"# Emergency procedures\n\n{filler}\n\n## Fire\n\n{FIRE_FACT}\n",
+                            encoding="utf-8")
+        page.goto(f"{server}/documents")
+        expect(page.get_by_text("Indexed documents")).to_be_visible(timeout=30_000)
+        page.locator('input[type="file"]').set_input_files(str(long_doc))
+        add = page.get_by_role("button", name="Add to the index")
+        expect(add).to_be_enabled(timeout=30_000)  # the upload reached the server
+        add.click()
+        expect(page.get_by_text("emergency-procedures.md: indexed")).to_be_visible(
+            timeout=ANSWER_TIMEOUT_MS
+        )
+        expect(page.get_by_text("6 documents, ")).to_be_visible()  # the status line
+        shots.take(page, "documents-after-upload")
+
+        # Ask about it, reading only the best passage: the answers cite the upload.
+        question = urllib.parse.quote_plus("Where is the fire assembly point?")
+        page.goto(f"{server}/?q={question}")
+        expect(page.locator(".docqa-answer").first).to_contain_text(
+            "confidence", timeout=ANSWER_TIMEOUT_MS
+        )
+        slider = page.get_by_role("slider").first  # "Passages to retrieve"
+        slider.focus()
+        slider.press("Home")
+        _wait_idle(page)
+        expect(page.locator(".docqa-meta").first).to_contain_text(
+            "uploads/emergency-procedures.md", timeout=ANSWER_TIMEOUT_MS
+        )
+        expect(page.locator(".docqa-passage").first).to_contain_text("fire assembly point")
+        shots.take(page, "ask-about-upload")
+
+        # The document view of a long document scrolls the frame to the highlighted span.
+        settings = Settings(home=home)
+        store = PassageStore.load(settings.index_dir)
+        record = next(r for r in store.sources() if r.source.endswith("emergency-procedures.md"))
+        text = store.source_text(record.doc_id)
+        start = text.index(FIRE_FACT)
+        page.goto(f"{server}/document?doc={record.doc_id}&start={start}"
+                  f"&end={start + len(FIRE_FACT)}&q={question}")
+        mark = page.frame_locator("iframe").first.locator("mark#docqa-answer")
+        expect(mark).to_have_text(FIRE_FACT, timeout=30_000)
+        frame = next(f for f in page.frames if f != page.main_frame)
+        frame.wait_for_function(
+            "() => { const r = document.getElementById('docqa-answer').getBoundingClientRect();"
+            " return window.scrollY > 0 && r.top >= 0 && r.bottom <= window.innerHeight; }",
+            timeout=10_000,
+        )
+        shots.take(page, "document-scrolled")
+
+        # A document containing <script> is shown as text and runs nothing.
+        visitors = next(r for r in store.sources() if r.source.endswith("visitors.txt"))
+        page.goto(f"{server}/document?doc={visitors.doc_id}")
+        body = page.frame_locator("iframe").first.locator(".docqa-doc")
+        expect(body).to_contain_text("<script>alert('pwned')</script>", timeout=30_000)
+        shots.take(page, "script-as-text")
+        assert dialogs == []
+    finally:
+        shots.publish()
+        page.close()
