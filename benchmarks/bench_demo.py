@@ -22,19 +22,21 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import torch  # noqa: E402
+import torch
 
-from indexer.run import index_folder  # noqa: E402
-from pipelines.query import QueryService  # noqa: E402
-from pipelines.settings import DEMO_COLLECTION, REPO_ROOT, Settings  # noqa: E402
-from reader_training.squad import load_squad  # noqa: E402
+from indexer.run import index_folder
+from pipelines.query import QueryService
+from pipelines.settings import DEMO_COLLECTION, REPO_ROOT, Settings
+from reader_training.squad import load_squad
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reader", default=None)
     parser.add_argument("--questions", type=int, default=50)
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "demo.json")
+    parser.add_argument(
+        "--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "demo.json"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
         settings = Settings(home=Path(home), reader_model=args.reader)
