@@ -1,6 +1,6 @@
 """DocQA's web page: ``streamlit run ui/app.py -- --home DIR`` (what ``docqa ui`` runs).
 
-Pages (one module each under ``ui/pages``): Ask (default), Document (opened from an answer),
+Pages (one module each under ``ui/views``): Ask (default), Document (opened from an answer),
 Feedback, Annotate, Documents and Models. A status line at the bottom of the sidebar says what is
 indexed, which reader serves and whether it runs on the CPU or a GPU.
 """
@@ -19,7 +19,9 @@ import streamlit as st  # noqa: E402
 
 from ui import render, state  # noqa: E402
 
-PAGES = Path(__file__).resolve().parent / "pages"
+# Not "pages": Streamlit would treat a "pages" folder as an old-style multipage app and run a
+# page without this script (no navigation, no status line) when a session starts on its URL.
+PAGES = Path(__file__).resolve().parent / "views"
 
 st.set_page_config(page_title="DocQA", page_icon=":material/quick_reference:", layout="wide")
 
@@ -39,8 +41,10 @@ navigation = st.navigation(
     ]
 )
 render.inject_style()
+# The status line sits at the top of the sidebar. It is written before the page runs (a page
+# may end early with st.stop) and again after, to reflect what the page just did (an upload,
+# another reader).
+status_line = st.sidebar.empty()
+status_line.caption(f":material/database: {state.status().line()}")
 navigation.run()
-
-# After the page, so that it reflects what the page just did (an upload, a new reader), and
-# under what the page put in the sidebar.
-st.sidebar.caption(f":material/database: {state.status().line()}")
+status_line.caption(f":material/database: {state.status().line()}")

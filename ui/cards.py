@@ -13,7 +13,7 @@ from streamlit.delta_generator import DeltaGenerator
 from pipelines.query import AnswerResult
 from ui import labeling, render
 
-DOCUMENT_PAGE = "pages/document.py"
+DOCUMENT_PAGE = "views/document.py"
 
 
 def _reader(path: Path) -> Callable[[], bytes]:

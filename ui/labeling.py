@@ -83,7 +83,7 @@ def _add(key: str, question: str, context: str, text: str | None, start: int | N
     try:
         added = state.feedback_store().add(question, context, text, start, title, meta)
     except FeedbackError as exc:
-        say(key, "error", f"Not saved: {exc}")
+        say(key, "error", f"Not saved: {render.md(exc)}")
         return
     if added:
         say(key, "success", saved)
@@ -124,7 +124,7 @@ def save_marked(key: str, question: str, ref: PassageRef, choice: SpanChoice,
     start = ref.start + choice.start - doc_start
     _add(key, question, context, choice.text, start, ref.title,
          ref.meta(verdict="corrected", doc_start=doc_start, **extra),
-         f"Thanks! Saved “{choice.text}” as the right answer.")
+         f"Thanks! Saved “{render.md(choice.text)}” as the right answer.")
 
 
 def span_picker(text: str, key: str, no_answer_label: str,
@@ -151,7 +151,7 @@ def span_picker(text: str, key: str, no_answer_label: str,
         return None
     spans = locate_answer(text, typed)
     if not spans:
-        st.error(f"“{typed.strip()}” does not occur in the text: copy it exactly.")
+        st.error(f"“{render.md(typed.strip())}” does not occur in the text: copy it exactly.")
         return None
     index = 0
     if len(spans) > 1:
@@ -161,7 +161,7 @@ def span_picker(text: str, key: str, no_answer_label: str,
         index = st.radio(
             f"It occurs {len(spans)} times; which one answers the question?",
             range(len(spans)),
-            format_func=lambda i: render.snippet(text, *spans[i]),
+            format_func=lambda i: render.md(render.snippet(text, *spans[i])),
             key=f"{key}-occurrence",
         ) or 0
         index = min(index, len(spans) - 1)

@@ -37,7 +37,7 @@ def _update(key: str, record_id: str, question: str, choice: labeling.SpanChoice
             no_answer=choice.text is None,
         )
     except (FeedbackError, KeyError) as exc:
-        labeling.say(key, "error", f"Not saved: {exc}")
+        labeling.say(key, "error", f"Not saved: {render.md(exc)}")
         return
     labeling.say(key, "success", "Saved your changes.")
 
@@ -46,7 +46,7 @@ def _delete(key: str, record_id: str) -> None:
     try:
         found = state.feedback_store().delete(record_id)
     except FeedbackError as exc:
-        labeling.say(key, "error", f"Not deleted: {exc}")
+        labeling.say(key, "error", f"Not deleted: {render.md(exc)}")
         return
     labeling.say(key, "success" if found else "info",
                   "Deleted the pair." if found else "This pair was already deleted.")

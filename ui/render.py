@@ -9,6 +9,7 @@ documents and users is passed through :func:`html.escape` first, so a document t
 from __future__ import annotations
 
 import html
+import re
 
 import streamlit as st
 
@@ -55,6 +56,20 @@ window.addEventListener("load", function () {{
 """
 
 
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
+
+
+def md(text: object) -> str:
+    """Text made literal inside Streamlit Markdown (alerts, button and radio labels).
+
+    Markdown punctuation is backslash-escaped; a colon is followed by a zero-width space
+    because Streamlit expands ``:material/icon:``, ``:red[...]`` and ``:emoji:`` even when
+    escaped, and because it breaks bare-URL autolinks.
+    """
+    escaped = _MARKDOWN_PUNCTUATION.sub(r"\\\1", str(text))
+    return escaped.replace(":", ":\u200b")
+
+
 def esc(text: object) -> str:
     """Text made safe to put inside HTML (also inside attribute values)."""
     return html.escape(str(text), quote=True)
@@ -98,11 +113,11 @@ def snippet(text: str, start: int, end: int, radius: int = 40) -> str:
     """Plain text around ``text[start:end]`` with the span in brackets, for choosing one."""
     left = max(0, start - radius)
     right = min(len(text), end + radius)
-    before = " ".join(text[left:start].split())
-    after = " ".join(text[end:right].split())
+    before = re.sub(r"\s+", " ", text[left:start]).lstrip()
+    after = re.sub(r"\s+", " ", text[end:right]).rstrip()
     lead = "…" if left > 0 else ""
     tail = "…" if right < len(text) else ""
-    return f"{lead}{before} [{text[start:end]}] {after}{tail}".strip()
+    return f"{lead}{before}[{text[start:end]}]{after}{tail}"
 
 
 def inject_style() -> None:

@@ -7,6 +7,7 @@ does, which makes both presentations deterministic.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -38,7 +39,9 @@ def html_of(at: AppTest) -> str:
 
 
 def texts(elements: object) -> str:
-    return "\n".join(str(e.value) for e in elements)  # type: ignore[attr-defined]
+    """The text of alerts or captions as users read it (Markdown escapes removed)."""
+    joined = "\n".join(str(e.value) for e in elements)  # type: ignore[attr-defined]
+    return re.sub(r"\\(.)", r"\1", joined).replace("\u200b", "")
 
 
 def no_exceptions(at: AppTest) -> None:
@@ -130,7 +133,7 @@ def test_document_view_shows_the_text_with_the_answer_marked(home: Path) -> None
     text = store.source_text(record.doc_id)
     start = text.index("room 42")
     at = app({"doc": record.doc_id, "start": str(start), "end": str(start + 7),
-              "q": "Where is the badge office?"}, page="pages/document.py")
+              "q": "Where is the badge office?"}, page="views/document.py")
     no_exceptions(at)
     frame = at.get("iframe")[0].proto.srcdoc
     assert '<mark id="docqa-answer">room 42</mark>' in frame
@@ -141,7 +144,7 @@ def test_document_view_shows_the_text_with_the_answer_marked(home: Path) -> None
 
 
 def test_document_view_of_an_unknown_document_says_so(home: Path) -> None:
-    at = app({"doc": "0000000000000000"}, page="pages/document.py")
+    at = app({"doc": "0000000000000000"}, page="views/document.py")
     no_exceptions(at)
     assert "not in the index" in texts(at.warning)
 
@@ -204,7 +207,7 @@ def test_no_answer_in_passage_and_the_feedback_page(home: Path) -> None:
     (pair,) = FeedbackStore(settings.feedback_file).list()
     assert pair.answer_text is None and pair.meta["verdict"] == "no_answer_in_passage"
 
-    at.switch_page("pages/feedback.py").run()
+    at.switch_page("views/feedback.py").run()
     no_exceptions(at)
     assert LEAVE_QUESTION in html_of(at)
     assert [b.label for b in at.get("download_button")] == ["Export 1 pairs (SQuAD v2.0 JSON)"]
@@ -218,7 +221,7 @@ def test_no_answer_in_passage_and_the_feedback_page(home: Path) -> None:
 
 def test_annotate_picks_the_occurrence_edits_and_deletes(home: Path) -> None:
     settings = Settings(home=home)
-    at = app(page="pages/annotate.py")
+    at = app(page="views/annotate.py")
     no_exceptions(at)
     store = PassageStore.load(settings.index_dir)
     record = next(r for r in store.sources() if r.source.endswith("opening-hours.txt"))
@@ -252,7 +255,7 @@ def test_annotate_picks_the_occurrence_edits_and_deletes(home: Path) -> None:
 
 
 def test_annotate_refuses_an_answer_that_is_not_in_the_document(home: Path) -> None:
-    at = app(page="pages/annotate.py")
+    at = app(page="views/annotate.py")
     at.text_input(key="annotate-question").input("What is the meaning of life?")
     at.text_input(key="annotate-span-text").input("forty-two and a half").run()
     assert "does not occur in the text" in texts(at.error)
@@ -264,7 +267,7 @@ def test_annotate_refuses_an_answer_that_is_not_in_the_document(home: Path) -> N
 
 def test_upload_indexes_new_files_and_refuses_bad_ones(home: Path) -> None:
     settings = Settings(home=home)
-    at = app(page="pages/documents.py")
+    at = app(page="views/documents.py")
     no_exceptions(at)
     new_doc = b"# Parking\n\nThe staff car park opens at 06:30 and closes at 22:00.\n"
     at.file_uploader[0].set_value([
@@ -286,14 +289,17 @@ def test_upload_indexes_new_files_and_refuses_bad_ones(home: Path) -> None:
     store = PassageStore.load(settings.index_dir)
     assert "uploads/parking rules.md" in {r.source for r in store.sources()}
 
-    # The new document answers questions right away (the service reloads the new index).
+    # The new document answers questions right away (the service reloads the new index); with
+    # one passage read, every answer comes from the best retrieved passage.
     at = app({"q": "When does the staff car park open?"})
-    assert "uploads/parking rules.md" in html_of(at)
+    at.sidebar.slider(key="top_k").set_value(1).run()
+    cited = html_of(at).split('class="docqa-meta"')[1:]
+    assert cited and all("uploads/parking rules.md" in part for part in cited)
 
 
 def test_remove_an_uploaded_document_deletes_it_from_index_and_disk(home: Path) -> None:
     settings = Settings(home=home)
-    at = app(page="pages/documents.py")
+    at = app(page="views/documents.py")
     at.file_uploader[0].set_value(("desk.txt", b"Hot desks are booked in the app.", "text/plain"))
     at.run()
     button(at, "Add to the index").click().run()
@@ -317,7 +323,7 @@ def test_remove_an_uploaded_document_deletes_it_from_index_and_disk(home: Path) 
 
 def test_switch_the_serving_reader(home: Path) -> None:
     settings = Settings(home=home)
-    at = app(page="pages/models.py")
+    at = app(page="views/models.py")
     no_exceptions(at)
     table = at.dataframe[0].value
     assert set(table["Name"]) == {"tiny-answers", "tiny-silent"}
@@ -332,3 +338,16 @@ def test_switch_the_serving_reader(home: Path) -> None:
     at = app({"q": LEAVE_QUESTION})
     assert "reader: tiny-silent" in texts(at.sidebar.caption)
     assert "do not seem to contain an answer" in texts(at.warning)
+
+
+def test_a_new_data_directory_says_what_to_do(tmp_path: Path, monkeypatch: object) -> None:
+    monkeypatch.setenv("DOCQA_HOME", str(tmp_path / "empty"))  # type: ignore[attr-defined]
+    at = app()
+    no_exceptions(at)
+    assert "No documents are indexed yet" in texts(at.info)
+    assert "No documents indexed yet" in texts(at.sidebar.caption)
+    at.switch_page("views/documents.py").run()
+    no_exceptions(at)
+    assert "Nothing is indexed yet" in texts(at.info)
+    at.switch_page("views/annotate.py").run()
+    assert "No documents are indexed yet" in texts(at.info)

@@ -10,7 +10,7 @@ from indexer.convert import SUPPORTED_EXTENSIONS
 from indexer.run import IndexingError
 from indexer.uploads import MAX_UPLOAD_BYTES, index_uploads, is_upload, remove_document
 from pipelines.store import StoreError
-from ui import state
+from ui import render, state
 
 settings = state.settings()
 st.title("Documents")
@@ -34,18 +34,22 @@ if st.button("Add to the index", type="primary", disabled=not files, icon=":mate
         outcomes = index_uploads([(f.name, f.getvalue()) for f in files or []], settings,
                                  on_progress=_progress)
     except (IndexingError, StoreError, OSError) as exc:
-        st.session_state["upload_outcomes"] = [("error", f"Nothing was indexed: {exc}")]
+        st.session_state["upload_outcomes"] = [
+            ("error", f"Nothing was indexed: {render.md(exc)}")
+        ]
     else:
         messages = []
         for outcome in outcomes:
             if outcome.ok:
                 plural = "passage" if outcome.passages == 1 else "passages"
-                messages.append(("success", f"{outcome.saved_as}: indexed, "
+                messages.append(("success", f"{render.md(outcome.saved_as)}: indexed, "
                                             f"{outcome.passages} {plural}"))
             elif outcome.status == "duplicate":
-                messages.append(("info", f"{outcome.name}: already indexed ({outcome.reason})"))
+                messages.append(("info", f"{render.md(outcome.name)}: already indexed "
+                                         f"({render.md(outcome.reason)})"))
             else:
-                messages.append(("error", f"{outcome.name}: not indexed: {outcome.reason}"))
+                messages.append(("error", f"{render.md(outcome.name)}: not indexed: "
+                                          f"{render.md(outcome.reason)}"))
         st.session_state["upload_outcomes"] = messages
     # A new uploader key empties the upload box for the next files.
     st.session_state["uploader_round"] = uploader_round + 1
@@ -103,10 +107,10 @@ if chosen is not None:
         try:
             removed = remove_document(settings, chosen)
         except (IndexingError, StoreError, OSError) as exc:
-            st.session_state["remove_message"] = ("error", f"Not removed: {exc}")
+            st.session_state["remove_message"] = ("error", f"Not removed: {render.md(exc)}")
         else:
             st.session_state["remove_message"] = (
-                ("success", f"Removed {removed} from the index.") if removed
+                ("success", f"Removed {render.md(removed)} from the index.") if removed
                 else ("info", "It was not in the index any more.")
             )
         st.session_state["remove_round"] = remove_round + 1

@@ -22,15 +22,17 @@ def _save(question: str, doc_id: str, title: str, source: str, text: str,
             {"origin": "annotation", "doc_id": doc_id, "source": source, "doc_start": 0},
         )
     except FeedbackError as exc:
-        labeling.say(KEY, "error", f"Not saved: {exc}")
+        labeling.say(KEY, "error", f"Not saved: {render.md(exc)}")
         return
     if not added:
         labeling.say(KEY, "info", "Already saved: this exact pair is in the file.")
         return
     labeling.say(KEY, "success", "Saved. Write the next question.")
-    # Callbacks run before the widgets are drawn again, so the inputs can be cleared here.
-    for name in ("question", "span-text", "span-none", "span-occurrence"):
-        st.session_state.pop(f"{KEY}-{name}", None)
+    # Callbacks run before the widgets are drawn again, so the inputs can be cleared here
+    # (assigned, not deleted: a deleted key would leave the old text in the browser).
+    st.session_state[f"{KEY}-question"] = ""
+    st.session_state[f"{KEY}-span-text"] = ""
+    st.session_state[f"{KEY}-span-none"] = False
 
 
 st.title("Annotate")
@@ -67,6 +69,6 @@ feedback = state.feedback_store()
 try:
     annotations = [r for r in feedback.list() if r.meta.get("origin") == "annotation"]
 except FeedbackError as exc:
-    st.error(f"The labeled pairs cannot be read: {exc}")
+    st.error(f"The labeled pairs cannot be read: {render.md(exc)}")
     st.stop()
 pairs.pairs_list(annotations, "annotations", "docqa-annotations.json", feedback)

@@ -27,7 +27,7 @@ store = state.store_or_none()
 record = store.source(doc_id) if store is not None and doc_id else None
 
 back = {"q": question} if question else None
-st.page_link("pages/ask.py", label="Back to the answers" if question else "Ask a question",
+st.page_link("views/ask.py", label="Back to the answers" if question else "Ask a question",
              icon=":material/arrow_back:", query_params=back)
 
 if store is None or record is None:
@@ -40,14 +40,14 @@ start, end = _offset("start"), _offset("end")
 if start is None or end is None or not 0 <= start < end <= len(text):
     start = end = None
 
-# Page or section of the highlighted span: from the passage that contains its start.
+# Page or section of the highlighted span: where the nearest passage containing it starts.
 where = ""
 if start is not None:
     passages = store.filter_documents({"field": "meta.doc_id", "operator": "==", "value": doc_id})
     around = [p for p in passages if p.meta.get("start", 0) <= start < p.meta.get("end", 0)]
     if around:
-        first = min(around, key=lambda p: p.meta.get("start", 0))
-        where = render.location(first.meta.get("page"), first.meta.get("section"))
+        nearest = max(around, key=lambda p: p.meta.get("start", 0))
+        where = render.location(nearest.meta.get("page"), nearest.meta.get("section"))
 
 modified = dt.datetime.fromtimestamp(record.mtime, tz=dt.UTC).strftime("%Y-%m-%d")
 plural = "passage" if record.passages == 1 else "passages"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pipelines.models import ReaderNotFoundError, list_models, set_serving
-from ui import state
+from ui import render, state
 
 settings = state.settings()
 st.title("Models")
@@ -13,7 +13,7 @@ st.caption("Reader versions trained with `docqa train` (newest first) and the sh
            "Metrics are on held-out questions; the switch applies to the next question.")
 
 if settings.reader_model:
-    st.warning(f"This app was started with the reader fixed to `{settings.reader_model}`; "
+    st.warning(f"This app was started with the reader fixed to {render.md(settings.reader_model)}; "
                "choosing another one here has no effect until it is started without it.")
 
 kind, message = st.session_state.pop("models_message", ("", ""))
@@ -53,9 +53,9 @@ def _serve(name: str) -> None:
     try:
         set_serving(settings, name)
     except (ReaderNotFoundError, ValueError, OSError) as exc:
-        st.session_state["models_message"] = ("error", f"Not switched: {exc}")
+        st.session_state["models_message"] = ("error", f"Not switched: {render.md(exc)}")
         return
-    st.session_state["models_message"] = ("success", f"{name} now answers questions.")
+    st.session_state["models_message"] = ("success", f"{render.md(name)} now answers questions.")
 
 
 names = [info.name for info in models]

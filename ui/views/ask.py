@@ -14,7 +14,7 @@ import streamlit as st
 
 from pipelines.models import ReaderNotFoundError
 from pipelines.query import IndexMissingError, QuestionError
-from ui import cards, state, support
+from ui import cards, render, state, support
 
 RECENT_LIMIT = 10
 
@@ -25,7 +25,7 @@ store = state.store_or_none()
 if store is None:
     st.info("No documents are indexed yet. Add some on the Documents page, or run "
             "`docqa index FOLDER`.")
-    st.page_link("pages/documents.py", label="Add documents", icon=":material/upload_file:")
+    st.page_link("views/documents.py", label="Add documents", icon=":material/upload_file:")
     st.stop()
 records = store.sources()
 
@@ -55,7 +55,7 @@ with st.sidebar:
     if recent:
         st.subheader("Recent questions")
         for i, past in enumerate(recent):
-            st.button(past, key=f"recent-{i}", on_click=_ask_recent, args=(past,),
+            st.button(render.md(past), key=f"recent-{i}", on_click=_ask_recent, args=(past,),
                       type="tertiary", width="stretch")
 
 filters = support.build_filters(records, chosen_folders, chosen_types, modified_from, modified_to)
@@ -110,7 +110,7 @@ elif question and (submitted or previous is None or previous["key"] != ask_key):
 shown = st.session_state.get("ask_result")
 if shown and shown["question"] == question:
     if shown["error"]:
-        st.error(shown["error"])
+        st.error(render.md(shown["error"]))
     else:
         results = shown["results"]
         answers = [r for r in results if r.answer is not None][:top_n]

@@ -10,14 +10,14 @@ from collections import Counter
 import streamlit as st
 
 from reader_training.feedback import FeedbackError
-from ui import pairs, state
+from ui import pairs, render, state
 
 st.title("Feedback")
 store = state.feedback_store()
 try:
     records = [r for r in store.list() if r.meta.get("origin") == "feedback"]
 except FeedbackError as exc:
-    st.error(f"The feedback file cannot be read: {exc}")
+    st.error(f"The feedback file cannot be read: {render.md(exc)}")
     st.stop()
 
 counts = Counter(r.meta.get("verdict", "other") for r in records)
@@ -30,7 +30,7 @@ for column, (label, verdict) in zip(
 ):
     column.metric(label, counts.get(verdict, 0))
 st.caption(
-    f"Answers judged on the Ask page, stored as SQuAD v2.0 pairs in `{store.path}` "
+    f"Answers judged on the Ask page, stored as SQuAD v2.0 pairs in {render.md(store.path)} "
     "(train on them with `docqa train`). Correct and marked answers cite the whole document; "
     "“wrong” and “no answer” pairs cite the passage."
 )
