@@ -213,13 +213,16 @@ class QueryService:
         )
 
 
-_SERVICES: dict[tuple[str, str | None], QueryService] = {}
+_SERVICES: dict[tuple[str, str], QueryService] = {}
 _SERVICES_LOCK = threading.Lock()
 
 
 def get_service(settings: Settings) -> QueryService:
-    """One QueryService per (data directory, reader) in this process."""
-    key = (str(settings.home), settings.reader_model)
+    """One QueryService per (data directory, resolved reader) in this process.
+
+    Keyed on the resolved reader, so promoting another version takes effect on the next call.
+    """
+    key = (str(settings.home), resolve_reader(settings))
     with _SERVICES_LOCK:
         service = _SERVICES.get(key)
         if service is None or service.settings != settings:
