@@ -132,6 +132,13 @@ def split_document(
                     "end": end_char,
                     "passage_index": index,
                     "modified": modified,
+                    # Pages/sections starting inside the passage: [offset in passage, page,
+                    # section], so an answer is cited where it is, not where its passage starts.
+                    "boundaries": [
+                        [s.start - start_char, s.page, s.section]
+                        for s in doc.spans
+                        if start_char < s.start < end_char
+                    ],
                 },
             )
         )

@@ -104,13 +104,17 @@ def to_result(answer: ExtractedAnswer) -> AnswerResult:
     start = int(doc.meta.get("start", 0)) + answer.document_offset.start
     end = int(doc.meta.get("start", 0)) + answer.document_offset.end
     meta = answer.meta or {}
+    page, section = doc.meta.get("page"), doc.meta.get("section")
+    for offset, boundary_page, boundary_section in doc.meta.get("boundaries") or []:
+        if offset <= answer.document_offset.start:
+            page, section = boundary_page, boundary_section
     return AnswerResult(
         answer=answer.data,
         score=float(answer.score),
         document=doc.meta.get("source"),
         title=doc.meta.get("title"),
-        page=doc.meta.get("page"),
-        section=doc.meta.get("section"),
+        page=page,
+        section=section,
         document_offsets=(start, end),
         context=doc.content,
         context_offsets=(answer.document_offset.start, answer.document_offset.end),

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from pipelines.query import get_service
 from pipelines.settings import Settings
-from reader_training.evaluate import squad_metrics
+from reader_training.evaluate import metric_rows, squad_metrics
 from reader_training.squad import SquadExample
 
 logger = logging.getLogger(__name__)
@@ -91,12 +91,7 @@ def format_report(report: dict[str, Any]) -> str:
         f"reader {report['reader']}",
         "retrieval: " + ", ".join(f"{k} {v:.3f}" for k, v in ret.items()),
     ]
-    for name, prefix in (("overall", ""), ("HasAns", "HasAns_"), ("NoAns", "NoAns_")):
-        if f"{prefix}f1" in ans:
-            lines.append(
-                f"{name:8} EM {ans[prefix + 'exact']:6.2f}  F1 {ans[prefix + 'f1']:6.2f}"
-                f"  n {ans[prefix + 'total']}"
-            )
+    lines += [f"{name:8} EM {em:6.2f}  F1 {f1:6.2f}  n {n}" for name, em, f1, n in metric_rows(ans)]
     lines.append(f"latency p50 {lat['p50'] * 1000:.0f} ms, p95 {lat['p95'] * 1000:.0f} ms")
     return "\n".join(lines)
 

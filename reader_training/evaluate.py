@@ -180,13 +180,16 @@ def evaluate_reader(
     return metrics, answers
 
 
+def metric_rows(metrics: dict[str, Any]) -> list[tuple[str, float, float, int]]:
+    """(split, EM, F1, n) for overall, HasAns and NoAns, where present."""
+    return [
+        (name, metrics[f"{prefix}exact"], metrics[f"{prefix}f1"], int(metrics[f"{prefix}total"]))
+        for name, prefix in (("overall", ""), ("HasAns", "HasAns_"), ("NoAns", "NoAns_"))
+        if f"{prefix}f1" in metrics
+    ]
+
+
 def format_table(metrics: dict[str, Any]) -> str:
-    rows = [("overall", "")] + [(p.rstrip("_"), p) for p in ("HasAns_", "NoAns_")]
     lines = [f"{'':10} {'EM':>7} {'F1':>7} {'n':>7}"]
-    for name, prefix in rows:
-        if f"{prefix}f1" in metrics:
-            lines.append(
-                f"{name:10} {metrics[prefix + 'exact']:7.2f} {metrics[prefix + 'f1']:7.2f} "
-                f"{metrics[prefix + 'total']:7d}"
-            )
+    lines += [f"{name:10} {em:7.2f} {f1:7.2f} {n:7d}" for name, em, f1, n in metric_rows(metrics)]
     return "\n".join(lines)

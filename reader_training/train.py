@@ -36,7 +36,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from pipelines.reader import ReaderConfig, SpanPredictor, cpu_supports_bf16
 from reader_training.augment import synthetic_negatives
-from reader_training.evaluate import best_threshold, predict, squad_metrics
+from reader_training.evaluate import best_threshold, metric_rows, predict, squad_metrics
 from reader_training.features import FeatureDataset, FeatureParams, cached_train_features
 from reader_training.squad import SquadExample, ValidationReport, load_many
 
@@ -449,12 +449,7 @@ def model_card(config: TrainConfig, metrics: dict[str, Any], created: str) -> st
         "| split | EM | F1 | n |",
         "|---|---|---|---|",
     ]
-    for name, prefix in (("overall", ""), ("HasAns", "HasAns_"), ("NoAns", "NoAns_")):
-        if f"{prefix}f1" in held:
-            lines.append(
-                f"| {name} | {held[prefix + 'exact']:.2f} | {held[prefix + 'f1']:.2f} | "
-                f"{held[prefix + 'total']} |"
-            )
+    lines += [f"| {name} | {em:.2f} | {f1:.2f} | {n} |" for name, em, f1, n in metric_rows(held)]
     lines.append(f"\nNo-answer threshold: {held.get('threshold', 0.0):.3f}")
     for key, value in config.extra_card.items():
         lines += ["", f"## {key}", "", str(value)]

@@ -36,6 +36,15 @@ def check_passages(doc: ConvertedDocument, passages: list, words: int) -> None:
         assert len(passage.content.split()) <= words
         where = locate(doc, meta["start"])
         assert (meta["page"], meta["section"]) == (where.page, where.section)
+        # Every page/section that starts inside the passage is listed, so an answer deep in a
+        # passage is cited at its own page or section.
+        for offset in range(0, len(passage.content), max(1, len(passage.content) // 7)):
+            page, section = meta["page"], meta["section"]
+            for start, b_page, b_section in meta["boundaries"]:
+                if start <= offset:
+                    page, section = b_page, b_section
+            here = locate(doc, meta["start"] + offset)
+            assert (page, section) == (here.page, here.section)
         covered.update(m.start() + meta["start"] for m in re.finditer(r"\S+", passage.content))
     # Every word of the document is in a passage, and passages start and end on word boundaries.
     assert covered == {m.start() for m in re.finditer(r"\S+", text)}
@@ -57,7 +66,7 @@ def test_meta_follows_the_contract() -> None:
     first = passages[0]
     assert set(first.meta) == {
         "doc_id", "source", "path", "title", "file_type", "page", "section", "start", "end",
-        "passage_index", "modified",
+        "passage_index", "modified", "boundaries",
     }  # fmt: skip
     assert first.meta["doc_id"] == doc_id_for(path) and len(first.meta["doc_id"]) == 16
     assert first.meta["source"] == "tests/fixtures/handbook.pdf"
