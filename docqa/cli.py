@@ -248,7 +248,7 @@ def evaluate_reader_cmd(
 
     settings = _settings(home, reader_model=model)
     try:
-        examples, report = load_squad(file)
+        examples, report = load_squad(file, drop_duplicates=False)
     except SquadFormatError as exc:
         raise _fail(str(exc)) from exc
     metrics, answers = evaluate_reader(resolve_reader(settings), examples, progress=not as_json)

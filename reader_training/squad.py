@@ -109,8 +109,14 @@ def _question_id(raw: dict[str, Any], context: str) -> str:
     return f"q-{digest[:16]}"
 
 
-def parse_squad(data: Any, source: str) -> tuple[list[SquadExample], ValidationReport]:
-    """Examples and a report from parsed SQuAD JSON (v1.1 or v2.0)."""
+def parse_squad(
+    data: Any, source: str, drop_duplicates: bool = True
+) -> tuple[list[SquadExample], ValidationReport]:
+    """Examples and a report from parsed SQuAD JSON (v1.1 or v2.0).
+
+    ``drop_duplicates`` drops a question asked twice over the same context (for training);
+    evaluation keeps every id, since official predictions must cover them all.
+    """
     report = ValidationReport(files=[source])
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise SquadFormatError(f"{source}: not SQuAD JSON (expected an object with a 'data' list)")
@@ -141,7 +147,7 @@ def parse_squad(data: Any, source: str) -> tuple[list[SquadExample], ValidationR
                     example.question.strip().lower(),
                     hashlib.sha1(context.encode()).hexdigest(),
                 )
-                if qid in seen_ids or pair in seen_pairs:
+                if qid in seen_ids or (drop_duplicates and pair in seen_pairs):
                     report.duplicates += 1
                     continue
                 seen_ids.add(qid)
@@ -191,7 +197,9 @@ def _parse_question(
     return SquadExample(qid, title, context, question.strip(), tuple(answers), source), "", repaired
 
 
-def load_squad(path: str | os.PathLike[str]) -> tuple[list[SquadExample], ValidationReport]:
+def load_squad(
+    path: str | os.PathLike[str], drop_duplicates: bool = True
+) -> tuple[list[SquadExample], ValidationReport]:
     """Read and validate one SQuAD file; raises SquadFormatError naming the file if unreadable."""
     path = Path(path)
     try:
@@ -206,7 +214,7 @@ def load_squad(path: str | os.PathLike[str]) -> tuple[list[SquadExample], Valida
         raise SquadFormatError(
             f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from exc
-    return parse_squad(data, str(path))
+    return parse_squad(data, str(path), drop_duplicates)
 
 
 def load_many(
