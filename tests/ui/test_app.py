@@ -64,7 +64,8 @@ def test_question_in_the_url_is_answered_with_cited_highlighted_answers(home: Pa
     assert page.count('class="docqa-answer"') == 3  # "Answers to show" defaults to 3
     assert "% confidence" in page
     assert "<mark>" in page
-    assert "Employee Handbook — documents/handbook.pdf, page 1" in page  # title, path, page
+    # title, path, and the page where the answer is (page 2), not where its passage starts
+    assert "Employee Handbook — documents/handbook.pdf, page 2" in page
     links = [e for e in at.get("page_link")]
     assert links and all(link.proto.label == "Open in document" for link in links)
     assert any("doc=" in link.proto.query_string for link in links)
@@ -326,7 +327,7 @@ def test_switch_the_serving_reader(home: Path) -> None:
     at = app(page="views/models.py")
     no_exceptions(at)
     table = at.dataframe[0].value
-    assert set(table["Name"]) == {"tiny-answers", "tiny-silent"}
+    assert set(table["Name"]) == {"tiny-answers", "tiny-silent", "shipped"}
     assert table.loc[table["Name"] == "tiny-answers", "Serving"].item() == "●"
     at.selectbox(key="models-choice").select("tiny-silent").run()
     button(at, "Serve this reader").click().run()
