@@ -25,6 +25,7 @@ _LAZY = {
     "QueryService": "pipelines.query",
     "ask": "pipelines.query",
     "build_query_pipeline": "pipelines.query",
+    "build_filters": "pipelines.filters",
     "resolve_reader": "pipelines.models",
     "list_models": "pipelines.models",
     "set_serving": "pipelines.models",

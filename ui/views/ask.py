@@ -12,9 +12,10 @@ import json
 
 import streamlit as st
 
+from pipelines.filters import build_filters, folders
 from pipelines.models import ReaderNotFoundError
 from pipelines.query import IndexMissingError, QuestionError
-from ui import cards, render, state, support
+from ui import cards, render, state
 
 RECENT_LIMIT = 10
 
@@ -42,7 +43,7 @@ with st.sidebar:
     top_n = st.slider("Answers to show", 1, 10, settings.top_n_answers, key="top_n")
     with st.expander("Filters"):
         chosen_folders = st.multiselect(
-            "Folder", support.folders(r.source for r in records), key="filter_folders"
+            "Folder", folders(r.source for r in records), key="filter_folders"
         )
         chosen_types = st.multiselect(
             "File type", sorted({r.file_type for r in records}), key="filter_types"
@@ -58,7 +59,9 @@ with st.sidebar:
             st.button(render.md(past), key=f"recent-{i}", on_click=_ask_recent, args=(past,),
                       type="tertiary", width="stretch")
 
-filters = support.build_filters(records, chosen_folders, chosen_types, modified_from, modified_to)
+filters = build_filters(
+    records, chosen_folders, chosen_types, modified_from, modified_to
+)
 
 # -- the question -------------------------------------------------------------------------------
 url_question = st.query_params.get("q", "")

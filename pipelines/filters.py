@@ -1,7 +1,7 @@
-"""Non-presentation helpers the web page needs and the library does not have (yet).
+"""Haystack filters from a user's choices of folders, file types and dates, and folder lists.
 
-Kept apart from the page modules so they can move to ``pipelines`` unchanged: Haystack filters
-from the sidebar's choices, and the folders of the indexed sources.
+The web page's sidebar (and any other caller) turns choices into one Haystack filter, which the
+passage store runs inside the vector search.
 """
 
 from __future__ import annotations

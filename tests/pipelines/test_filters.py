@@ -1,14 +1,37 @@
-"""Sidebar choices become Haystack filters that the passage store runs inside the search."""
+"""Folder, file-type and date choices become filters the store runs inside the search."""
 
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 
+import pytest
+
+from indexer.run import index_folder
 from pipelines.embedder import QuestionEmbedder
+from pipelines.filters import build_filters, folder_of, folders
 from pipelines.settings import Settings
 from pipelines.store import PassageStore
-from ui.support import build_filters, folder_of, folders
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def base_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Five real documents indexed in two folders: documents/ and documents/notes/."""
+    root = tmp_path_factory.mktemp("filters")
+    docs = root / "documents"
+    (docs / "notes").mkdir(parents=True)
+    for name in ("handbook.pdf", "onboarding.md", "opening-hours.txt", "security.html"):
+        shutil.copy2(FIXTURES / name, docs / name)
+    (docs / "notes" / "visitors.txt").write_text(
+        "Security notice for visitors.\n\nThe badge office is in room 42 on the ground floor.\n",
+        encoding="utf-8",
+    )
+    home = root / "home"
+    assert index_folder([docs], Settings(home=home), progress=False).added == 5
+    return home
 
 
 def test_folders_of_sources() -> None:
