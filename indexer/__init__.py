@@ -13,6 +13,7 @@ from indexer.convert import SUPPORTED_EXTENSIONS, ConversionError, ConvertedDocu
 if TYPE_CHECKING:
     from indexer.run import IndexSummary, index_folder
     from indexer.split import split_document
+    from indexer.uploads import index_uploads, remove_document
 
 __all__ = [
     "SUPPORTED_EXTENSIONS",
@@ -21,6 +22,8 @@ __all__ = [
     "IndexSummary",
     "convert_file",
     "index_folder",
+    "index_uploads",
+    "remove_document",
     "split_document",
 ]
 
@@ -28,6 +31,8 @@ _LAZY = {
     "split_document": "indexer.split",
     "index_folder": "indexer.run",
     "IndexSummary": "indexer.run",
+    "index_uploads": "indexer.uploads",
+    "remove_document": "indexer.uploads",
 }
 
 
