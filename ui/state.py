@@ -22,7 +22,8 @@ from pipelines.models import SHIPPED_NAME, ReaderNotFoundError, resolve_reader
 from pipelines.query import IndexMissingError, QueryService
 from pipelines.settings import SHIPPED_READER, Settings
 from pipelines.store import CURRENT_FILE, PassageStore
-from reader_training.feedback import FeedbackStore
+from reader_training.feedback import FeedbackError, FeedbackRecord, FeedbackStore
+from ui import render
 
 
 def _home_argument(argv: list[str]) -> str | None:
@@ -78,6 +79,16 @@ def store_or_none() -> PassageStore | None:
 
 def feedback_store() -> FeedbackStore:
     return FeedbackStore(settings().feedback_file)
+
+
+def labeled_pairs(store: FeedbackStore, origin: str, what: str) -> list[FeedbackRecord]:
+    """The stored pairs of one origin ("feedback", "annotation"); an unreadable file stops the
+    page with an error naming ``what`` could not be read, and is never overwritten."""
+    try:
+        return [r for r in store.list() if r.meta.get("origin") == origin]
+    except FeedbackError as exc:
+        st.error(f"The {what} cannot be read: {render.md(exc)}")
+        st.stop()
 
 
 def reader_name(path: str) -> str:

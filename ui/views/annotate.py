@@ -66,9 +66,5 @@ labeling.show_message(KEY)
 st.divider()
 st.subheader("Labeled pairs")
 feedback = state.feedback_store()
-try:
-    annotations = [r for r in feedback.list() if r.meta.get("origin") == "annotation"]
-except FeedbackError as exc:
-    st.error(f"The labeled pairs cannot be read: {render.md(exc)}")
-    st.stop()
+annotations = state.labeled_pairs(feedback, "annotation", "labeled pairs")
 pairs.pairs_list(annotations, "annotations", "docqa-annotations.json", feedback)

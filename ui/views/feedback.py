@@ -9,16 +9,11 @@ from collections import Counter
 
 import streamlit as st
 
-from reader_training.feedback import FeedbackError
 from ui import pairs, render, state
 
 st.title("Feedback")
 store = state.feedback_store()
-try:
-    records = [r for r in store.list() if r.meta.get("origin") == "feedback"]
-except FeedbackError as exc:
-    st.error(f"The feedback file cannot be read: {render.md(exc)}")
-    st.stop()
+records = state.labeled_pairs(store, "feedback", "feedback file")
 
 counts = Counter(r.meta.get("verdict", "other") for r in records)
 columns = st.columns(4)
