@@ -152,3 +152,25 @@ class FeatureDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {k: v[i] for k, v in self.features.items()}
+
+    def lengths(self) -> list[int]:
+        """Real (unpadded) token count of every window, for length-grouped batching."""
+        return self.features["attention_mask"].sum(dim=1).tolist()
+
+
+def collate_trimmed(rows: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Stack windows and cut the padding columns that no window of the batch uses.
+
+    Windows are stored padded to ``max_seq_length`` (one cached tensor), but most are shorter
+    (mean 170 of 256 tokens on the default pool); with length-grouped batches, trimming the shared
+    padding makes a training step about a third cheaper. Padding is on the right, so the answer
+    positions stay valid (a left-padding tokenizer's batches are left whole).
+    """
+    batch = {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
+    # The last column any window uses: with left padding nothing is cut, which stays correct.
+    used = batch["attention_mask"].any(dim=0).nonzero()
+    width = int(used[-1]) + 1 if len(used) else batch["attention_mask"].shape[1]
+    for key in ("input_ids", "attention_mask", "token_type_ids"):
+        if key in batch:
+            batch[key] = batch[key][:, :width]
+    return batch

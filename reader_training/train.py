@@ -32,12 +32,18 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
+from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
 from pipelines.reader import ReaderConfig, SpanPredictor, cpu_supports_bf16
 from reader_training.augment import synthetic_negatives
 from reader_training.evaluate import best_threshold, metric_rows, predict, squad_metrics
-from reader_training.features import FeatureDataset, FeatureParams, cached_train_features
+from reader_training.features import (
+    FeatureDataset,
+    FeatureParams,
+    cached_train_features,
+    collate_trimmed,
+)
 from reader_training.squad import SquadExample, ValidationReport, load_many
 
 logger = logging.getLogger(__name__)
@@ -172,6 +178,20 @@ class _QATrainer(Trainer):
         model.train()
         self.last_eval = metrics
         return metrics
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        # Batches of similar length, so collate_trimmed can cut most of the padding. Trainer's
+        # own group_by_length would measure the stored (padded) windows, all of one length.
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if not isinstance(dataset, FeatureDataset):
+            return super()._get_train_sampler(train_dataset)
+        generator = torch.Generator()
+        generator.manual_seed(self.args.seed)
+        return LengthGroupedSampler(
+            self.args.train_batch_size * self.args.gradient_accumulation_steps,
+            lengths=dataset.lengths(),
+            generator=generator,
+        )
 
     def evaluate(
         self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval"
@@ -311,6 +331,7 @@ def train_reader(
         args=args,
         train_dataset=dataset,
         eval_dataset=dataset,
+        data_collator=collate_trimmed,
         processing_class=tokenizer,
         heldout=heldout,
         reader_config=reader_config,
