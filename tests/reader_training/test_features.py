@@ -15,6 +15,7 @@ from reader_training.features import (
     FeatureDataset,
     FeatureParams,
     cached_train_features,
+    collate_trimmed,
     features_cache_key,
     prepare_train_features,
 )
@@ -190,3 +191,24 @@ def test_feature_dataset_items(tokenizer: Any, examples: list[SquadExample]) -> 
     item = dataset[len(dataset) - 1]
     assert set(item) == set(feats)
     assert torch.equal(item["input_ids"], feats["input_ids"][-1])
+
+
+def test_trimmed_batches_keep_every_token_and_label(
+    tokenizer: Any, examples: list[SquadExample]
+) -> None:
+    """Cutting shared padding must not change what the model sees or where the answer is."""
+    params = FeatureParams(max_seq_length=256, doc_stride=64, max_negative_windows=1, seed=3)
+    dataset = FeatureDataset(prepare_train_features(examples, tokenizer, params))
+    lengths = dataset.lengths()
+    short = [i for i, n in enumerate(lengths) if n < 256][:4]
+    assert short, "the demo pairs should give some windows shorter than 256 tokens"
+    batch = collate_trimmed([dataset[i] for i in short])
+    width = max(lengths[i] for i in short)
+    assert batch["input_ids"].shape == (len(short), width)
+    for row, i in enumerate(short):
+        item = dataset[i]
+        n = lengths[i]
+        assert torch.equal(batch["input_ids"][row, :n], item["input_ids"][:n])
+        assert int(batch["attention_mask"][row].sum()) == n
+        assert int(batch["start_positions"][row]) == int(item["start_positions"])
+        assert int(batch["end_positions"][row]) < width
