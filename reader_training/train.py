@@ -345,7 +345,13 @@ def train_reader(
     train_out = trainer.train(resume_from_checkpoint=resume_from)
     model = trainer.model
     best_ckpt = trainer.state.best_model_checkpoint
-    if best_ckpt and trainer.last_eval.get("f1", 0.0) < (trainer.state.best_metric or 0.0):
+    # Compare the best checkpoint with the model as it ended, not with the last evaluation:
+    # steps after that evaluation may have made it better.
+    final_step_eval = trainer.last_eval
+    if not final_step_eval or trainer.state.global_step % eval_steps:
+        final_step_eval = trainer.qa_evaluate()
+    final: dict[str, Any] | None = final_step_eval
+    if best_ckpt and final_step_eval.get("f1", 0.0) < (trainer.state.best_metric or 0.0):
         logger.info(
             "reloading the best checkpoint %s (F1 %.2f)", best_ckpt, trainer.state.best_metric
         )
@@ -357,10 +363,13 @@ def train_reader(
         else:
             model = AutoModelForQuestionAnswering.from_pretrained(best_ckpt)
         trainer.model = model
+        final = None
     if config.lora:
         model = model.merge_and_unload()
         trainer.model = model
-    final = trainer.qa_evaluate()
+        final = None
+    if final is None:
+        final = trainer.qa_evaluate()
     seconds = time.time() - started
     metrics = {
         "heldout": final,
