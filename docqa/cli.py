@@ -169,6 +169,9 @@ def train(
     shared: Annotated[Path, typer.Option(help="Shared data folder (recipe only).")] = (
         REPO_ROOT.parent / "shared" / "data"
     ),
+    ship: Annotated[
+        bool, typer.Option(help="Recipe only: copy the result into data/reader as fp16.")
+    ] = False,
 ) -> None:
     """Fine-tune a reader on labeled pairs (or reproduce the default reader with --recipe)."""
     from reader_training.promote import PromotionError, promote_model
@@ -184,6 +187,11 @@ def train(
         except (SquadFormatError, ValueError) as exc:
             raise _fail(str(exc)) from exc
         typer.echo(f"model: {final_dir}")
+        if ship:
+            from pipelines.settings import SHIPPED_READER
+            from reader_training.recipes import ship_reader
+
+            typer.echo(f"shipped (fp16): {ship_reader(final_dir, SHIPPED_READER)}")
         return
     if not files or not name:
         raise _fail("give SQuAD files and --name (or --recipe default)", 2)
