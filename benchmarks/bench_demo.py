@@ -56,17 +56,27 @@ def main() -> None:
             service.ask(q)
             latencies.append(time.perf_counter() - t)
     result = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "torch": torch.__version__, "threads": torch.get_num_threads()},
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+        },
         "reader": service.reader_model,
-        "index": {"files": summary.added, "passages": summary.total_passages,
-                  "seconds": round(index_seconds, 2),
-                  "passages_per_second": round(summary.total_passages / index_seconds, 1)},
+        "index": {
+            "files": summary.added,
+            "passages": summary.total_passages,
+            "seconds": round(index_seconds, 2),
+            "passages_per_second": round(summary.total_passages / index_seconds, 1),
+        },
         "pipeline_load_seconds": round(load_seconds, 2),
-        "ask": {"questions": len(latencies), "passages": settings.top_k_passages,
-                "p50_ms": round(1000 * statistics.median(latencies), 1),
-                "p95_ms": round(1000 * statistics.quantiles(latencies, n=20)[18], 1),
-                "mean_ms": round(1000 * statistics.fmean(latencies), 1)},
+        "ask": {
+            "questions": len(latencies),
+            "passages": settings.top_k_passages,
+            "p50_ms": round(1000 * statistics.median(latencies), 1),
+            "p95_ms": round(1000 * statistics.quantiles(latencies, n=20)[18], 1),
+            "mean_ms": round(1000 * statistics.fmean(latencies), 1),
+        },
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -50,6 +50,7 @@ def tiny_reader(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     return train_reader(config, progress=False).model_dir
 
+
 from pipelines.settings import DEMO_COLLECTION, Settings  # noqa: E402
 
 DEMO_HOME_FILES = (

@@ -28,16 +28,34 @@ st.set_page_config(page_title="DocQA", page_icon=":material/quick_reference:", l
 navigation = st.navigation(
     [
         st.Page(PAGES / "ask.py", title="Ask", icon=":material/search:", default=True),
-        st.Page(PAGES / "document.py", title="Document", icon=":material/description:",
-                url_path="document", visibility="hidden"),
-        st.Page(PAGES / "feedback.py", title="Feedback", icon=":material/thumbs_up_down:",
-                url_path="feedback"),
-        st.Page(PAGES / "annotate.py", title="Annotate", icon=":material/edit_note:",
-                url_path="annotate"),
-        st.Page(PAGES / "documents.py", title="Documents", icon=":material/folder_open:",
-                url_path="documents"),
-        st.Page(PAGES / "models.py", title="Models", icon=":material/model_training:",
-                url_path="models"),
+        st.Page(
+            PAGES / "document.py",
+            title="Document",
+            icon=":material/description:",
+            url_path="document",
+            visibility="hidden",
+        ),
+        st.Page(
+            PAGES / "feedback.py",
+            title="Feedback",
+            icon=":material/thumbs_up_down:",
+            url_path="feedback",
+        ),
+        st.Page(
+            PAGES / "annotate.py",
+            title="Annotate",
+            icon=":material/edit_note:",
+            url_path="annotate",
+        ),
+        st.Page(
+            PAGES / "documents.py",
+            title="Documents",
+            icon=":material/folder_open:",
+            url_path="documents",
+        ),
+        st.Page(
+            PAGES / "models.py", title="Models", icon=":material/model_training:", url_path="models"
+        ),
     ]
 )
 render.inject_style()

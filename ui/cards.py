@@ -26,8 +26,13 @@ def download_original(path: str | None, key: str, where: DeltaGenerator | None =
     where = where or st.container()
     file = Path(path) if path else None
     if file is None or not file.is_file():
-        where.button("Download original", key=key, disabled=True, icon=":material/download:",
-                     help="The original file is no longer where it was indexed from.")
+        where.button(
+            "Download original",
+            key=key,
+            disabled=True,
+            icon=":material/download:",
+            help="The original file is no longer where it was indexed from.",
+        )
         return
     where.download_button(
         "Download original",
@@ -40,8 +45,7 @@ def download_original(path: str | None, key: str, where: DeltaGenerator | None =
     )
 
 
-def document_link(doc_id: str, start: int, end: int, question: str,
-                  where: DeltaGenerator) -> None:
+def document_link(doc_id: str, start: int, end: int, question: str, where: DeltaGenerator) -> None:
     where.page_link(
         DOCUMENT_PAGE,
         label="Open in document",
@@ -87,8 +91,9 @@ def passage_card(doc: Document, question: str, rank: int) -> None:
     start = int(meta.get("start", 0))
     key = f"passage-{rank}-{doc.id}"
     with st.container(border=True):
-        cite = render.citation(meta.get("title"), meta.get("source"), meta.get("page"),
-                               meta.get("section"))
+        cite = render.citation(
+            meta.get("title"), meta.get("source"), meta.get("page"), meta.get("section")
+        )
         relevance = f"{doc.score:.2f}" if doc.score is not None else "?"
         render.html_text(
             f'<div class="docqa-passage">{render.esc(text)}</div>'

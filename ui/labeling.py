@@ -35,8 +35,12 @@ class PassageRef:
     section: str | None = None
 
     def meta(self, **extra: Any) -> dict[str, Any]:
-        data = {"doc_id": self.doc_id, "source": self.source, "page": self.page,
-                "section": self.section}
+        data = {
+            "doc_id": self.doc_id,
+            "source": self.source,
+            "page": self.page,
+            "section": self.section,
+        }
         return {**{k: v for k, v in data.items() if v is not None}, **extra}
 
 
@@ -78,8 +82,16 @@ def _document_text(ref: PassageRef) -> tuple[str, int]:
     return ref.text, ref.start
 
 
-def _add(key: str, question: str, context: str, text: str | None, start: int | None,
-         title: str, meta: dict[str, Any], saved: str) -> None:
+def _add(
+    key: str,
+    question: str,
+    context: str,
+    text: str | None,
+    start: int | None,
+    title: str,
+    meta: dict[str, Any],
+    saved: str,
+) -> None:
     try:
         added = state.feedback_store().add(question, context, text, start, title, meta)
     except FeedbackError as exc:
@@ -91,44 +103,80 @@ def _add(key: str, question: str, context: str, text: str | None, start: int | N
         say(key, "info", "Already saved: this exact pair is in the feedback file.")
 
 
-def save_correct(key: str, question: str, ref: PassageRef, answer: str, offset: int,
-                 score: float) -> None:
+def save_correct(
+    key: str, question: str, ref: PassageRef, answer: str, offset: int, score: float
+) -> None:
     """``answer`` at ``offset`` in the passage is right."""
     context, doc_start = _document_text(ref)
     start = ref.start + offset - doc_start
-    _add(key, question, context, answer, start, ref.title,
-         ref.meta(origin="feedback", verdict="correct", doc_start=doc_start, score=round(score, 4)),
-         "Thanks! Saved as a correct answer.")
+    _add(
+        key,
+        question,
+        context,
+        answer,
+        start,
+        ref.title,
+        ref.meta(origin="feedback", verdict="correct", doc_start=doc_start, score=round(score, 4)),
+        "Thanks! Saved as a correct answer.",
+    )
 
 
 def save_wrong(key: str, question: str, ref: PassageRef, answer: str, score: float) -> None:
     """The answer from this passage is wrong: the passage, as judged, does not answer."""
-    _add(key, question, ref.text, None, None, ref.title,
-         ref.meta(origin="feedback", verdict="wrong", rejected_answer=answer,
-                  doc_start=ref.start, score=round(score, 4)),
-         "Thanks! Saved as wrong. If the right answer is in this passage, mark it below.")
+    _add(
+        key,
+        question,
+        ref.text,
+        None,
+        None,
+        ref.title,
+        ref.meta(
+            origin="feedback",
+            verdict="wrong",
+            rejected_answer=answer,
+            doc_start=ref.start,
+            score=round(score, 4),
+        ),
+        "Thanks! Saved as wrong. If the right answer is in this passage, mark it below.",
+    )
 
 
-def save_marked(key: str, question: str, ref: PassageRef, choice: SpanChoice,
-                rejected: str | None) -> None:
+def save_marked(
+    key: str, question: str, ref: PassageRef, choice: SpanChoice, rejected: str | None
+) -> None:
     """The user marked the right span in the passage, or said it holds no answer."""
     extra: dict[str, Any] = {"origin": "feedback"}
     if rejected is not None:
         extra["rejected_answer"] = rejected
     if choice.text is None or choice.start is None:
-        _add(key, question, ref.text, None, None, ref.title,
-             ref.meta(verdict="no_answer_in_passage", doc_start=ref.start, **extra),
-             "Thanks! Saved: this passage does not answer the question.")
+        _add(
+            key,
+            question,
+            ref.text,
+            None,
+            None,
+            ref.title,
+            ref.meta(verdict="no_answer_in_passage", doc_start=ref.start, **extra),
+            "Thanks! Saved: this passage does not answer the question.",
+        )
         return
     context, doc_start = _document_text(ref)
     start = ref.start + choice.start - doc_start
-    _add(key, question, context, choice.text, start, ref.title,
-         ref.meta(verdict="corrected", doc_start=doc_start, **extra),
-         f"Thanks! Saved “{render.md(choice.text)}” as the right answer.")
+    _add(
+        key,
+        question,
+        context,
+        choice.text,
+        start,
+        ref.title,
+        ref.meta(verdict="corrected", doc_start=doc_start, **extra),
+        f"Thanks! Saved “{render.md(choice.text)}” as the right answer.",
+    )
 
 
-def span_picker(text: str, key: str, no_answer_label: str,
-                default: SpanChoice | None = None) -> SpanChoice | None:
+def span_picker(
+    text: str, key: str, no_answer_label: str, default: SpanChoice | None = None
+) -> SpanChoice | None:
     """Inputs for choosing an answer in ``text``: exact text (and which occurrence), or none.
 
     None while nothing valid is chosen (errors are shown under the inputs). ``default`` fills
@@ -158,28 +206,55 @@ def span_picker(text: str, key: str, no_answer_label: str,
         if default is not None and default.start is not None:
             at = [i for i, (s, _) in enumerate(spans) if s == default.start]
             st.session_state.setdefault(f"{key}-occurrence", at[0] if at else 0)
-        index = st.radio(
-            f"It occurs {len(spans)} times; which one answers the question?",
-            range(len(spans)),
-            format_func=lambda i: render.md(render.snippet(text, *spans[i])),
-            key=f"{key}-occurrence",
-        ) or 0
+        index = (
+            st.radio(
+                f"It occurs {len(spans)} times; which one answers the question?",
+                range(len(spans)),
+                format_func=lambda i: render.md(render.snippet(text, *spans[i])),
+                key=f"{key}-occurrence",
+            )
+            or 0
+        )
         index = min(index, len(spans) - 1)
     start, end = spans[index]
     return SpanChoice(text[start:end], start)
 
 
-def answer_feedback(key: str, question: str, ref: PassageRef, answer: str | None,
-                    offset: int | None, score: float, row: DeltaGenerator) -> None:
+def answer_feedback(
+    key: str,
+    question: str,
+    ref: PassageRef,
+    answer: str | None,
+    offset: int | None,
+    score: float,
+    row: DeltaGenerator,
+) -> None:
     """Correct / Wrong buttons (for an answer) in ``row``, the "Mark the right answer" form."""
     if answer is not None and offset is not None:
-        row.button("Correct", key=f"{key}-correct", icon=":material/thumb_up:",
-                   on_click=save_correct, args=(key, question, ref, answer, offset, score))
-        row.button("Wrong", key=f"{key}-wrong", icon=":material/thumb_down:",
-                   on_click=save_wrong, args=(key, question, ref, answer, score))
+        row.button(
+            "Correct",
+            key=f"{key}-correct",
+            icon=":material/thumb_up:",
+            on_click=save_correct,
+            args=(key, question, ref, answer, offset, score),
+        )
+        row.button(
+            "Wrong",
+            key=f"{key}-wrong",
+            icon=":material/thumb_down:",
+            on_click=save_wrong,
+            args=(key, question, ref, answer, score),
+        )
     with st.expander("Mark the right answer"):
-        choice = span_picker(ref.text, key=f"{key}-mark",
-                             no_answer_label="No answer in this passage")
-        st.button("Save", key=f"{key}-save", disabled=choice is None, type="primary",
-                  on_click=save_marked, args=(key, question, ref, choice, answer))
+        choice = span_picker(
+            ref.text, key=f"{key}-mark", no_answer_label="No answer in this passage"
+        )
+        st.button(
+            "Save",
+            key=f"{key}-save",
+            disabled=choice is None,
+            type="primary",
+            on_click=save_marked,
+            args=(key, question, ref, choice, answer),
+        )
     show_message(key)

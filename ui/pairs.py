@@ -48,21 +48,31 @@ def _delete(key: str, record_id: str) -> None:
     except FeedbackError as exc:
         labeling.say(key, "error", f"Not deleted: {render.md(exc)}")
         return
-    labeling.say(key, "success" if found else "info",
-                  "Deleted the pair." if found else "This pair was already deleted.")
+    labeling.say(
+        key,
+        "success" if found else "info",
+        "Deleted the pair." if found else "This pair was already deleted.",
+    )
 
 
 def pair_card(record: FeedbackRecord, prefix: str) -> None:
     key = f"{prefix}-{record.id}"
     with st.container(border=True):
-        answer = (f"<mark>{render.esc(record.answer_text)}</mark>" if record.answer_text
-                  else "<em>no answer in this text</em>")
+        answer = (
+            f"<mark>{render.esc(record.answer_text)}</mark>"
+            if record.answer_text
+            else "<em>no answer in this text</em>"
+        )
         meta = record.meta
-        details = " · ".join(str(part) for part in (
-            meta.get("source") or record.title,
-            meta.get("verdict", meta.get("origin", "")),
-            record.created.replace("T", " ")[:16],
-        ) if part)
+        details = " · ".join(
+            str(part)
+            for part in (
+                meta.get("source") or record.title,
+                meta.get("verdict", meta.get("origin", "")),
+                record.created.replace("T", " ")[:16],
+            )
+            if part
+        )
         render.html_text(
             f'<div class="docqa-answer">{render.esc(record.question)}</div>'
             f'<div class="docqa-meta">Answer: {answer}</div>'
@@ -73,18 +83,31 @@ def pair_card(record: FeedbackRecord, prefix: str) -> None:
             st.session_state.setdefault(f"{key}-question", record.question)
             question = st.text_input("Question", key=f"{key}-question")
             choice = labeling.span_picker(
-                record.context, key=f"{key}-span", no_answer_label="No answer in this text",
+                record.context,
+                key=f"{key}-span",
+                no_answer_label="No answer in this text",
                 default=labeling.SpanChoice(record.answer_text, record.answer_start),
             )
-            st.button("Save changes", key=f"{key}-save", type="primary",
-                      disabled=choice is None or not question.strip(),
-                      on_click=_update, args=(prefix, record.id, question, choice))
-        st.button("Delete", key=f"{key}-delete", icon=":material/delete:",
-                  on_click=_delete, args=(prefix, record.id))
+            st.button(
+                "Save changes",
+                key=f"{key}-save",
+                type="primary",
+                disabled=choice is None or not question.strip(),
+                on_click=_update,
+                args=(prefix, record.id, question, choice),
+            )
+        st.button(
+            "Delete",
+            key=f"{key}-delete",
+            icon=":material/delete:",
+            on_click=_delete,
+            args=(prefix, record.id),
+        )
 
 
-def pairs_list(records: Sequence[FeedbackRecord], prefix: str, export_name: str,
-               store: FeedbackStore) -> None:
+def pairs_list(
+    records: Sequence[FeedbackRecord], prefix: str, export_name: str, store: FeedbackStore
+) -> None:
     """Newest first, with an export of the listed pairs as plain SQuAD v2.0 JSON."""
     labeling.show_message(prefix)
     if not records:

@@ -54,7 +54,8 @@ def test_filters_select_the_right_passages(base_home: Path) -> None:
     assert build_filters(records) is None
     assert sources(build_filters(records, ["documents/notes"])) == {"documents/notes/visitors.txt"}
     assert sources(build_filters(records, file_types=["md", "html"])) == {
-        "documents/onboarding.md", "documents/security.html"
+        "documents/onboarding.md",
+        "documents/security.html",
     }
     both = build_filters(records, ["documents"], ["txt"])
     assert both is not None and both["operator"] == "AND"

@@ -13,14 +13,26 @@ from pipelines.settings import Settings
 from pipelines.store import PassageStore
 
 PASSAGES = {
-    "leave": ("hr/leave-policy.pdf", "pdf",
-              "Employees are entitled to 25 days of paid annual leave per calendar year."),
-    "hours": ("facilities/opening-hours.txt", "txt",
-              "The office opens at 8:00 and closes at 18:00 on weekdays."),
-    "travel": ("finance/travel.docx", "docx",
-               "Travel expenses must be submitted within 30 days using the expense form."),
-    "security": ("it/security.html", "html",
-                 "Passwords must be at least 12 characters long and changed every 90 days."),
+    "leave": (
+        "hr/leave-policy.pdf",
+        "pdf",
+        "Employees are entitled to 25 days of paid annual leave per calendar year.",
+    ),
+    "hours": (
+        "facilities/opening-hours.txt",
+        "txt",
+        "The office opens at 8:00 and closes at 18:00 on weekdays.",
+    ),
+    "travel": (
+        "finance/travel.docx",
+        "docx",
+        "Travel expenses must be submitted within 30 days using the expense form.",
+    ),
+    "security": (
+        "it/security.html",
+        "html",
+        "Passwords must be at least 12 characters long and changed every 90 days.",
+    ),
 }
 
 

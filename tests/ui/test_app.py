@@ -133,8 +133,15 @@ def test_document_view_shows_the_text_with_the_answer_marked(home: Path) -> None
     record = next(r for r in store.sources() if r.source.endswith("visitors.txt"))
     text = store.source_text(record.doc_id)
     start = text.index("room 42")
-    at = app({"doc": record.doc_id, "start": str(start), "end": str(start + 7),
-              "q": "Where is the badge office?"}, page="views/document.py")
+    at = app(
+        {
+            "doc": record.doc_id,
+            "start": str(start),
+            "end": str(start + 7),
+            "q": "Where is the badge office?",
+        },
+        page="views/document.py",
+    )
     no_exceptions(at)
     frame = at.get("iframe")[0].proto.srcdoc
     assert '<mark id="docqa-answer">room 42</mark>' in frame
@@ -192,8 +199,11 @@ def test_feedback_buttons_write_squad_pairs(home: Path) -> None:
 
 def _key_suffix(at: AppTest, rank: int) -> str:
     """The doc_id-offset part of an answer card's widget keys."""
-    key = next(b.key for b in at.button if b.key and b.key.startswith(f"answer-{rank}-")
-               and b.key.endswith("-correct"))
+    key = next(
+        b.key
+        for b in at.button
+        if b.key and b.key.startswith(f"answer-{rank}-") and b.key.endswith("-correct")
+    )
     return key[len(f"answer-{rank}-") : -len("-correct")]
 
 
@@ -271,22 +281,28 @@ def test_upload_indexes_new_files_and_refuses_bad_ones(home: Path) -> None:
     at = app(page="views/documents.py")
     no_exceptions(at)
     new_doc = b"# Parking\n\nThe staff car park opens at 06:30 and closes at 22:00.\n"
-    at.file_uploader[0].set_value([
-        ("../../parking rules.md", new_doc, "text/markdown"),
-        ("copy-of-onboarding.md", (FIXTURES / "onboarding.md").read_bytes(), "text/markdown"),
-        ("empty.txt", b"", "text/plain"),
-        ("latin1.txt", (FIXTURES / "latin1.txt").read_bytes(), "text/plain"),
-    ]).run()
+    at.file_uploader[0].set_value(
+        [
+            ("../../parking rules.md", new_doc, "text/markdown"),
+            ("copy-of-onboarding.md", (FIXTURES / "onboarding.md").read_bytes(), "text/markdown"),
+            ("empty.txt", b"", "text/plain"),
+            ("latin1.txt", (FIXTURES / "latin1.txt").read_bytes(), "text/plain"),
+        ]
+    ).run()
     button(at, "Add to the index").click().run()
     no_exceptions(at)
     assert "parking rules.md: indexed" in texts(at.success)
-    assert "copy-of-onboarding.md: already indexed (same content as documents/onboarding.md)" \
+    assert (
+        "copy-of-onboarding.md: already indexed (same content as documents/onboarding.md)"
         in texts(at.info)
+    )
     errors = texts(at.error)
     assert "empty.txt: not indexed: empty.txt: the file is empty" in errors
     assert "latin1.txt: not indexed" in errors
-    assert sorted(p.name for p in settings.uploads_dir.iterdir()) == [".incoming",
-                                                                       "parking rules.md"]
+    assert sorted(p.name for p in settings.uploads_dir.iterdir()) == [
+        ".incoming",
+        "parking rules.md",
+    ]
     store = PassageStore.load(settings.index_dir)
     assert "uploads/parking rules.md" in {r.source for r in store.sources()}
 

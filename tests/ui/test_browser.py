@@ -27,8 +27,12 @@ from pipelines.store import PassageStore
 
 APP = REPO_ROOT / "ui" / "app.py"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 ANSWER_TIMEOUT_MS = 120_000
 FIRE_FACT = "The fire assembly point is the north car park, next to the bicycle shelter."
@@ -46,12 +50,33 @@ def server(home: Path, tmp_path: Path) -> Iterator[str]:
     port = _free_port()
     log = (tmp_path / "streamlit.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(APP),
-         "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none", "--server.maxUploadSize", "50",
-         "--client.toolbarMode", "minimal", "--", "--home", str(home)],
-        cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(APP),
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.fileWatcherType",
+            "none",
+            "--server.maxUploadSize",
+            "50",
+            "--client.toolbarMode",
+            "minimal",
+            "--",
+            "--home",
+            str(home),
+        ],
+        cwd=REPO_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         env={**os.environ, "DOCQA_HOME": str(home)},
     )
     url = f"http://127.0.0.1:{port}"
@@ -66,8 +91,9 @@ def server(home: Path, tmp_path: Path) -> Iterator[str]:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
                 log.flush()
-                raise RuntimeError("streamlit did not start:\n"
-                                   + (tmp_path / "streamlit.log").read_text())
+                raise RuntimeError(
+                    "streamlit did not start:\n" + (tmp_path / "streamlit.log").read_text()
+                )
             time.sleep(0.3)
         yield url
     finally:
@@ -157,10 +183,12 @@ def test_ask_open_the_document_upload_and_ask_about_it(
         long_doc = tmp_path / "emergency-procedures.md"
         filler = "\n\n".join(
             f"## Section {n}\n\nStaff read the procedure for room {n} during onboarding and "
-            "ask the facilities team about anything that is unclear." for n in range(1, 60)
+            "ask the facilities team about anything that is unclear."
+            for n in range(1, 60)
         )
-        long_doc.write_text(f"# Emergency procedures\n\n{filler}\n\n## Fire\n\n{FIRE_FACT}\n",
-                            encoding="utf-8")
+        long_doc.write_text(
+            f"# Emergency procedures\n\n{filler}\n\n## Fire\n\n{FIRE_FACT}\n", encoding="utf-8"
+        )
         page.goto(f"{server}/documents")
         expect(page.get_by_text("Indexed documents")).to_be_visible(timeout=30_000)
         page.locator('input[type="file"]').set_input_files(str(long_doc))
@@ -195,8 +223,10 @@ def test_ask_open_the_document_upload_and_ask_about_it(
         record = next(r for r in store.sources() if r.source.endswith("emergency-procedures.md"))
         text = store.source_text(record.doc_id)
         start = text.index(FIRE_FACT)
-        page.goto(f"{server}/document?doc={record.doc_id}&start={start}"
-                  f"&end={start + len(FIRE_FACT)}&q={question}")
+        page.goto(
+            f"{server}/document?doc={record.doc_id}&start={start}"
+            f"&end={start + len(FIRE_FACT)}&q={question}"
+        )
         mark = page.frame_locator("iframe").first.locator("mark#docqa-answer")
         expect(mark).to_have_text(FIRE_FACT, timeout=30_000)
         frame = next(f for f in page.frames if f != page.main_frame)

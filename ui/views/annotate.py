@@ -14,11 +14,16 @@ from ui import labeling, pairs, render, state
 KEY = "annotate"
 
 
-def _save(question: str, doc_id: str, title: str, source: str, text: str,
-          choice: labeling.SpanChoice) -> None:
+def _save(
+    question: str, doc_id: str, title: str, source: str, text: str, choice: labeling.SpanChoice
+) -> None:
     try:
         added = state.feedback_store().add(
-            question, text, choice.text, choice.start, title,
+            question,
+            text,
+            choice.text,
+            choice.start,
+            title,
             {"origin": "annotation", "doc_id": doc_id, "source": source, "doc_start": 0},
         )
     except FeedbackError as exc:
@@ -36,8 +41,10 @@ def _save(question: str, doc_id: str, title: str, source: str, text: str,
 
 
 st.title("Annotate")
-st.caption("Write a question that the document answers, mark the answer, save. The pairs train "
-           "the reader (`docqa train`).")
+st.caption(
+    "Write a question that the document answers, mark the answer, save. The pairs train "
+    "the reader (`docqa train`)."
+)
 store = state.store_or_none()
 records = store.sources() if store is not None else []
 if store is None or not records:
@@ -45,22 +52,32 @@ if store is None or not records:
     st.stop()
 
 by_id = {r.doc_id: r for r in records}
-doc_id = st.selectbox("Document", list(by_id), key=f"{KEY}-doc",
-                      format_func=lambda d: f"{by_id[d].title} — {by_id[d].source}")
+doc_id = st.selectbox(
+    "Document",
+    list(by_id),
+    key=f"{KEY}-doc",
+    format_func=lambda d: f"{by_id[d].title} — {by_id[d].source}",
+)
 record = by_id[doc_id]
 text = store.source_text(doc_id)
 
-question = st.text_input("Question", key=f"{KEY}-question",
-                         placeholder="A question this document answers")
-choice = labeling.span_picker(text, key=f"{KEY}-span",
-                              no_answer_label="This document does not answer the question")
+question = st.text_input(
+    "Question", key=f"{KEY}-question", placeholder="A question this document answers"
+)
+choice = labeling.span_picker(
+    text, key=f"{KEY}-span", no_answer_label="This document does not answer the question"
+)
 start = choice.start if choice is not None else None
 end = start + len(choice.text) if choice is not None and choice.text and start is not None else None
 st.iframe(render.document_page(text, start, end), height=320)
-st.button("Save pair", type="primary", key=f"{KEY}-save",
-          disabled=choice is None or not question.strip(),
-          on_click=_save,
-          args=(question, doc_id, record.title, record.source, text, choice))
+st.button(
+    "Save pair",
+    type="primary",
+    key=f"{KEY}-save",
+    disabled=choice is None or not question.strip(),
+    on_click=_save,
+    args=(question, doc_id, record.title, record.source, text, choice),
+)
 labeling.show_message(KEY)
 
 st.divider()

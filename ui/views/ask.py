@@ -24,8 +24,9 @@ st.title("Ask your documents")
 
 store = state.store_or_none()
 if store is None:
-    st.info("No documents are indexed yet. Add some on the Documents page, or run "
-            "`docqa index FOLDER`.")
+    st.info(
+        "No documents are indexed yet. Add some on the Documents page, or run `docqa index FOLDER`."
+    )
     st.page_link("views/documents.py", label="Add documents", icon=":material/upload_file:")
     st.stop()
 records = store.sources()
@@ -38,8 +39,14 @@ def _ask_recent(question: str) -> None:
 # -- sidebar: search settings, filters, recent questions ----------------------------------------
 with st.sidebar:
     st.subheader("Search settings")
-    top_k = st.slider("Passages to retrieve", 1, 50, settings.top_k_passages, key="top_k",
-                      help="How many passages the reader reads. More: slower, better recall.")
+    top_k = st.slider(
+        "Passages to retrieve",
+        1,
+        50,
+        settings.top_k_passages,
+        key="top_k",
+        help="How many passages the reader reads. More: slower, better recall.",
+    )
     top_n = st.slider("Answers to show", 1, 10, settings.top_n_answers, key="top_n")
     with st.expander("Filters"):
         chosen_folders = st.multiselect(
@@ -48,20 +55,26 @@ with st.sidebar:
         chosen_types = st.multiselect(
             "File type", sorted({r.file_type for r in records}), key="filter_types"
         )
-        modified_from = st.date_input("Modified from", value=None, key="filter_from",
-                                      format="YYYY-MM-DD")
-        modified_to = st.date_input("Modified until", value=None, key="filter_to",
-                                    format="YYYY-MM-DD")
+        modified_from = st.date_input(
+            "Modified from", value=None, key="filter_from", format="YYYY-MM-DD"
+        )
+        modified_to = st.date_input(
+            "Modified until", value=None, key="filter_to", format="YYYY-MM-DD"
+        )
     recent: list[str] = st.session_state.setdefault("recent_questions", [])
     if recent:
         st.subheader("Recent questions")
         for i, past in enumerate(recent):
-            st.button(render.md(past), key=f"recent-{i}", on_click=_ask_recent, args=(past,),
-                      type="tertiary", width="stretch")
+            st.button(
+                render.md(past),
+                key=f"recent-{i}",
+                on_click=_ask_recent,
+                args=(past,),
+                type="tertiary",
+                width="stretch",
+            )
 
-filters = build_filters(
-    records, chosen_folders, chosen_types, modified_from, modified_to
-)
+filters = build_filters(records, chosen_folders, chosen_types, modified_from, modified_to)
 
 # -- the question -------------------------------------------------------------------------------
 url_question = st.query_params.get("q", "")
@@ -71,8 +84,9 @@ if st.session_state.get("url_question") != url_question:
     st.session_state["question_input"] = url_question
 
 with st.form("ask_form", border=False):
-    st.text_input("Question", key="question_input",
-                  placeholder="e.g. How many days of annual leave do I get?")
+    st.text_input(
+        "Question", key="question_input", placeholder="e.g. How many days of annual leave do I get?"
+    )
     submitted = st.form_submit_button("Ask", type="primary", icon=":material/search:")
 
 if submitted:
@@ -91,8 +105,13 @@ if submitted and not question:
     st.session_state.pop("ask_result", None)
     st.warning("Type a question first.")
 elif question and (submitted or previous is None or previous["key"] != ask_key):
-    outcome: dict = {"key": ask_key, "question": question, "results": [], "passages": [],
-                     "error": None}
+    outcome: dict = {
+        "key": ask_key,
+        "question": question,
+        "results": [],
+        "passages": [],
+        "error": None,
+    }
     with st.spinner("Reading the documents…"):
         try:
             service = state.service()
@@ -105,9 +124,9 @@ elif question and (submitted or previous is None or previous["key"] != ask_key):
             outcome["error"] = f"Cannot answer: {exc}"
     st.session_state["ask_result"] = outcome
     if outcome["error"] is None:
-        st.session_state["recent_questions"] = [
-            question, *[q for q in recent if q != question]
-        ][:RECENT_LIMIT]
+        st.session_state["recent_questions"] = [question, *[q for q in recent if q != question]][
+            :RECENT_LIMIT
+        ]
 
 # -- answers ------------------------------------------------------------------------------------
 shown = st.session_state.get("ask_result")
@@ -136,5 +155,6 @@ if shown and shown["question"] == question:
             for rank, result in enumerate(answers):
                 cards.answer_card(result, question, rank)
             if no_answer is not None:
-                st.caption(f"Chance that the documents hold no answer: "
-                           f"{round(100 * no_answer.score)}%")
+                st.caption(
+                    f"Chance that the documents hold no answer: {round(100 * no_answer.score)}%"
+                )

@@ -27,12 +27,18 @@ store = state.store_or_none()
 record = store.source(doc_id) if store is not None and doc_id else None
 
 back = {"q": question} if question else None
-st.page_link("views/ask.py", label="Back to the answers" if question else "Ask a question",
-             icon=":material/arrow_back:", query_params=back)
+st.page_link(
+    "views/ask.py",
+    label="Back to the answers" if question else "Ask a question",
+    icon=":material/arrow_back:",
+    query_params=back,
+)
 
 if store is None or record is None:
-    st.warning("This document is not in the index (any more). It may have been removed or "
-               "re-indexed under another name.")
+    st.warning(
+        "This document is not in the index (any more). It may have been removed or "
+        "re-indexed under another name."
+    )
     st.stop()
 
 text = store.source_text(doc_id)
@@ -51,8 +57,10 @@ if start is not None:
 
 modified = dt.datetime.fromtimestamp(record.mtime, tz=dt.UTC).strftime("%Y-%m-%d")
 plural = "passage" if record.passages == 1 else "passages"
-details = f"{record.source} · {record.file_type.upper()} · {record.passages} {plural} · " \
-          f"modified {modified}"
+details = (
+    f"{record.source} · {record.file_type.upper()} · {record.passages} {plural} · "
+    f"modified {modified}"
+)
 render.html_text(
     f'<div class="docqa-title">{render.esc(record.title)}</div>'
     f'<div class="docqa-meta">{render.esc(details)}</div>'

@@ -31,25 +31,36 @@ if st.button("Add to the index", type="primary", disabled=not files, icon=":mate
         bar.progress(done / total if total else 1.0, text=message)
 
     try:
-        outcomes = index_uploads([(f.name, f.getvalue()) for f in files or []], settings,
-                                 on_progress=_progress)
+        outcomes = index_uploads(
+            [(f.name, f.getvalue()) for f in files or []], settings, on_progress=_progress
+        )
     except (IndexingError, StoreError, OSError) as exc:
-        st.session_state["upload_outcomes"] = [
-            ("error", f"Nothing was indexed: {render.md(exc)}")
-        ]
+        st.session_state["upload_outcomes"] = [("error", f"Nothing was indexed: {render.md(exc)}")]
     else:
         messages = []
         for outcome in outcomes:
             if outcome.ok:
                 plural = "passage" if outcome.passages == 1 else "passages"
-                messages.append(("success", f"{render.md(outcome.saved_as)}: indexed, "
-                                            f"{outcome.passages} {plural}"))
+                messages.append(
+                    (
+                        "success",
+                        f"{render.md(outcome.saved_as)}: indexed, {outcome.passages} {plural}",
+                    )
+                )
             elif outcome.status == "duplicate":
-                messages.append(("info", f"{render.md(outcome.name)}: already indexed "
-                                         f"({render.md(outcome.reason)})"))
+                messages.append(
+                    (
+                        "info",
+                        f"{render.md(outcome.name)}: already indexed ({render.md(outcome.reason)})",
+                    )
+                )
             else:
-                messages.append(("error", f"{render.md(outcome.name)}: not indexed: "
-                                          f"{render.md(outcome.reason)}"))
+                messages.append(
+                    (
+                        "error",
+                        f"{render.md(outcome.name)}: not indexed: {render.md(outcome.reason)}",
+                    )
+                )
         st.session_state["upload_outcomes"] = messages
     # A new uploader key empties the upload box for the next files.
     st.session_state["uploader_round"] = uploader_round + 1
@@ -94,14 +105,20 @@ st.dataframe(
 st.subheader("Remove a document")
 by_id = {r.doc_id: r for r in records}
 remove_round = st.session_state.setdefault("remove_round", 0)
-chosen = st.selectbox("Document", list(by_id), key=f"remove-doc-{remove_round}", index=None,
-                      placeholder="Choose a document",
-                      format_func=lambda d: f"{by_id[d].title} — {by_id[d].source}")
+chosen = st.selectbox(
+    "Document",
+    list(by_id),
+    key=f"remove-doc-{remove_round}",
+    index=None,
+    placeholder="Choose a document",
+    format_func=lambda d: f"{by_id[d].title} — {by_id[d].source}",
+)
 if chosen is not None:
     uploaded = is_upload(settings, by_id[chosen].path)
     st.caption(
-        "The uploaded file is deleted too." if uploaded else
-        "The file itself stays where it is; indexing its folder again would add it back."
+        "The uploaded file is deleted too."
+        if uploaded
+        else "The file itself stays where it is; indexing its folder again would add it back."
     )
     if st.button("Remove from the index", key="remove-button", icon=":material/delete:"):
         try:
@@ -110,7 +127,8 @@ if chosen is not None:
             st.session_state["remove_message"] = ("error", f"Not removed: {render.md(exc)}")
         else:
             st.session_state["remove_message"] = (
-                ("success", f"Removed {render.md(removed)} from the index.") if removed
+                ("success", f"Removed {render.md(removed)} from the index.")
+                if removed
                 else ("info", "It was not in the index any more.")
             )
         st.session_state["remove_round"] = remove_round + 1

@@ -19,8 +19,12 @@ counts = Counter(r.meta.get("verdict", "other") for r in records)
 columns = st.columns(4)
 for column, (label, verdict) in zip(
     columns,
-    [("Correct", "correct"), ("Wrong", "wrong"), ("Corrected", "corrected"),
-     ("No answer in passage", "no_answer_in_passage")],
+    [
+        ("Correct", "correct"),
+        ("Wrong", "wrong"),
+        ("Corrected", "corrected"),
+        ("No answer in passage", "no_answer_in_passage"),
+    ],
     strict=True,
 ):
     column.metric(label, counts.get(verdict, 0))

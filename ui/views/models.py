@@ -9,12 +9,16 @@ from ui import render, state
 
 settings = state.settings()
 st.title("Models")
-st.caption("Reader versions trained with `docqa train` (newest first) and the shipped reader. "
-           "Metrics are on held-out questions; the switch applies to the next question.")
+st.caption(
+    "Reader versions trained with `docqa train` (newest first) and the shipped reader. "
+    "Metrics are on held-out questions; the switch applies to the next question."
+)
 
 if settings.reader_model:
-    st.warning(f"This app was started with the reader fixed to {render.md(settings.reader_model)}; "
-               "choosing another one here has no effect until it is started without it.")
+    st.warning(
+        f"This app was started with the reader fixed to {render.md(settings.reader_model)}; "
+        "choosing another one here has no effect until it is started without it."
+    )
 
 kind, message = st.session_state.pop("models_message", ("", ""))
 if message:
@@ -35,17 +39,19 @@ def _metric(value: object, scale: str = "") -> str:
 rows = []
 for info in models:
     held = info.metrics.get("metrics", {}).get("heldout", {})
-    rows.append({
-        "Serving": "●" if info.serving else "",
-        "Name": info.name,
-        "Created": info.created.replace("T", " ")[:16],
-        "F1": _metric(held.get("f1")),
-        "Exact match": _metric(held.get("exact")),
-        "F1 answerable": _metric(held.get("HasAns_f1")),
-        "No-answer accuracy": _metric(held.get("NoAns_exact")),
-        "Held-out questions": held.get("total", ""),
-        "Path": str(info.path),
-    })
+    rows.append(
+        {
+            "Serving": "●" if info.serving else "",
+            "Name": info.name,
+            "Created": info.created.replace("T", " ")[:16],
+            "F1": _metric(held.get("f1")),
+            "Exact match": _metric(held.get("exact")),
+            "F1 answerable": _metric(held.get("HasAns_f1")),
+            "No-answer accuracy": _metric(held.get("NoAns_exact")),
+            "Held-out questions": held.get("total", ""),
+            "Path": str(info.path),
+        }
+    )
 st.dataframe(rows, hide_index=True, width="stretch")
 
 
@@ -60,7 +66,14 @@ def _serve(name: str) -> None:
 
 names = [info.name for info in models]
 serving = next((info.name for info in models if info.serving), None)
-chosen = st.selectbox("Reader", names, index=names.index(serving) if serving in names else 0,
-                      key="models-choice")
-st.button("Serve this reader", type="primary", disabled=chosen == serving,
-          on_click=_serve, args=(chosen,), key="models-serve")
+chosen = st.selectbox(
+    "Reader", names, index=names.index(serving) if serving in names else 0, key="models-choice"
+)
+st.button(
+    "Serve this reader",
+    type="primary",
+    disabled=chosen == serving,
+    on_click=_serve,
+    args=(chosen,),
+    key="models-serve",
+)
