@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from indexer.convert import SUPPORTED_EXTENSIONS, ConversionError, ConvertedDocument, convert_file
 
 if TYPE_CHECKING:
-    from indexer.run import IndexSummary, index_folder
+    from indexer.run import IndexPlan, IndexSummary, index_folder, plan_index
     from indexer.split import split_document
     from indexer.uploads import index_uploads, remove_document
 
@@ -19,10 +19,12 @@ __all__ = [
     "SUPPORTED_EXTENSIONS",
     "ConversionError",
     "ConvertedDocument",
+    "IndexPlan",
     "IndexSummary",
     "convert_file",
     "index_folder",
     "index_uploads",
+    "plan_index",
     "remove_document",
     "split_document",
 ]
@@ -31,6 +33,8 @@ _LAZY = {
     "split_document": "indexer.split",
     "index_folder": "indexer.run",
     "IndexSummary": "indexer.run",
+    "IndexPlan": "indexer.run",
+    "plan_index": "indexer.run",
     "index_uploads": "indexer.uploads",
     "remove_document": "indexer.uploads",
 }

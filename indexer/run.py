@@ -10,6 +10,14 @@ One run (``docqa index FOLDER...``):
 4. saves the store atomically at the end, and every ``checkpoint_every`` files so an interrupted
    run keeps most of its work (the next run redoes only what was not saved).
 
+Crash safety rests on the store's save (a new version folder, then an atomic swap of
+``CURRENT``): a run killed at any moment, even with ``kill -9`` in the middle of a save, leaves
+the last saved version loadable and consistent, and since the manifest *is* the saved source
+records, the next run sees exactly which files that version holds and indexes the rest.
+
+:func:`plan_index` computes the same change plan without the lock, without converting or
+embedding anything and without writing: ``docqa index --dry-run``.
+
 A file that fails (corrupt, encrypted, scanned, not UTF-8, unreadable...) is logged with its
 one-line reason and listed in :attr:`IndexSummary.failed`; the other files are indexed. A
 changed file that now fails is removed from the index, so answers never cite content that no
@@ -56,6 +64,56 @@ class IndexingError(Exception):
 
 class IndexLockedError(IndexingError):
     """Another process holds the index lock."""
+
+
+@dataclass
+class IndexPlan:
+    """What a run over the same folders would do, per file (``docqa index --dry-run``).
+
+    ``added``/``updated``/``removed``: displayed source names; ``touched``: unchanged content
+    under a new mtime or name (its record would be refreshed, nothing embedded). Files that
+    only fail at conversion (corrupt, scanned...) cannot be known without converting them, so
+    ``failed`` lists only the files that cannot be read at all.
+    """
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    touched: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def changes(self) -> list[tuple[str, str]]:
+        """(action, source) for every file that would change, in the order a run does them."""
+        return [
+            *(("removed", source) for source in self.removed),
+            *(("added", source) for source in self.added),
+            *(("updated", source) for source in self.updated),
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": True,
+            "added": len(self.added),
+            "updated": len(self.updated),
+            "removed": len(self.removed),
+            "unchanged": self.unchanged,
+            "failed": [{"path": path, "reason": reason} for path, reason in self.failed],
+            "skipped": [{"path": path, "reason": reason} for path, reason in self.skipped],
+            "changes": [{"action": action, "path": path} for action, path in self.changes()],
+            "touched": list(self.touched),
+            "seconds": round(self.seconds, 3),
+        }
+
+    def describe(self) -> str:
+        """One line for the CLI."""
+        return (
+            f"dry run: would add {len(self.added)}, update {len(self.updated)}, "
+            f"remove {len(self.removed)}; {self.unchanged} unchanged, {len(self.failed)} failed, "
+            f"{len(self.skipped)} skipped; nothing was written"
+        )
 
 
 @dataclass
@@ -179,14 +237,7 @@ def index_folder(
     path does not exist, and ``StoreError`` when the existing index cannot be loaded.
     """
     started = time.monotonic()
-    if not paths:
-        raise IndexingError("nothing to index: no folder given")
-    roots: list[Path] = []
-    for path in paths:
-        root = Path(path).expanduser()
-        if not root.exists():
-            raise IndexingError(f"no such file or folder: {root}")
-        roots.append(root.resolve())
+    roots = _resolve_roots(paths)
     settings.home.mkdir(parents=True, exist_ok=True)
     lock_path = settings.home / LOCK_NAME
     lock = FileLock(str(lock_path), timeout=0)
@@ -201,6 +252,55 @@ def index_folder(
     summary.seconds = time.monotonic() - started
     logger.info("indexing done: %s", summary.describe())
     return summary
+
+
+def _resolve_roots(paths: list[Path]) -> list[Path]:
+    if not paths:
+        raise IndexingError("nothing to index: no folder given")
+    roots: list[Path] = []
+    for path in paths:
+        root = Path(path).expanduser()
+        if not root.exists():
+            raise IndexingError(f"no such file or folder: {root}")
+        roots.append(root.resolve())
+    return roots
+
+
+def plan_index(paths: list[Path], settings: Settings, full: bool = False) -> IndexPlan:
+    """What ``index_folder(paths, settings, full)`` would add, update and remove.
+
+    Reads the last saved index and stats the files; hashes only files whose size or mtime
+    changed, like a run. Takes no lock, creates no folder, converts and embeds nothing, so it
+    can run while an indexer works (it then describes the changes since that run's last save).
+    """
+    from pipelines.store import PassageStore
+
+    started = time.monotonic()
+    roots = _resolve_roots(paths)
+    index_dir = settings.index_dir
+    records: list[SourceRecord] = []
+    if PassageStore.exists(index_dir):
+        store = PassageStore.load(index_dir)
+        records = store.sources()
+        store.close()
+    files, skipped, failed = collect_files(roots, exclude=[settings.home])
+    changes = plan_changes(files, records, roots=roots, full=full)
+    by_path = {record.path: record for record in records}
+    plan = IndexPlan(
+        added=[state.source for state in changes.added],
+        updated=[state.source for state in changes.changed],
+        removed=[record.source for record in changes.removed],
+        unchanged=len(changes.unchanged),
+        touched=[state.source for state in changes.touched],
+        failed=list(failed),
+        skipped=list(skipped),
+    )
+    for state, reason in changes.unreadable:
+        plan.failed.append((state.source, f"cannot read file ({reason})"))
+        if str(state.path) in by_path:  # a run drops the old version of an unreadable file
+            plan.removed.append(state.source)
+    plan.seconds = time.monotonic() - started
+    return plan
 
 
 class _Run:
@@ -219,14 +319,23 @@ class _Run:
         self.embedder: PassageEmbedder | None = None
         self.pending: list[tuple[SourceRecord, str, list[Document], bool]] = []
         self.dirty = False
+        self.bar: tqdm[Any] | None = None
+        self.group_done = 0  # passages of the current embedding group already on the bar
 
     def run(self) -> IndexSummary:
+        from pipelines.faiss_index import IndexSpec
         from pipelines.store import PassageStore
 
         index_dir = self.settings.index_dir
         exists = PassageStore.exists(index_dir)
         # A new store is created on the first embeddings, with their dimension.
+        spec = IndexSpec.from_settings(self.settings)
         self.store = PassageStore.load(index_dir) if exists else None
+        if self.store is not None and self.store.index_info()["spec"] != spec.to_dict():
+            # New index settings are a change too: save (and rebuild) even if no file changed.
+            logger.info("index settings changed: %s", spec.to_dict())
+            self.store.set_index_spec(spec)
+            self.dirty = True
         records = self.store.sources() if self.store is not None else []
 
         files, skipped, failed = collect_files(self.roots, exclude=[self.settings.home])
@@ -252,15 +361,31 @@ class _Run:
 
         todo = plan.to_index()
         added = {state.path for state in plan.added}
+        logger.info(
+            "to index: %d files (%d new, %d changed); %d removed, %d unchanged",
+            len(todo), len(plan.added), len(plan.changed), len(plan.removed),
+            len(plan.unchanged),
+        )  # fmt: skip
         since_save = 0
-        bar = tqdm(total=len(todo), unit="file", desc="Indexing", disable=not self.progress)
+        # The bar counts embedded passages, so its rate is the throughput that matters
+        # (passages/s); the number of passages is only known file by file, hence no total.
+        # "Indexing 3/46 files: 120 passages [00:10, 12.00 passages/s]": passages per second
+        # even below one a second (tqdm would switch to seconds per passage).
+        self.bar = tqdm(
+            unit=" passages",
+            desc="Indexing",
+            bar_format="{desc}: {n_fmt}{unit} [{elapsed}, {rate_noinv_fmt}]",
+            disable=not self.progress,
+        )
         # Log lines printed through tqdm so they do not tear the progress bar apart.
         redirect = logging_redirect_tqdm() if self.progress else contextlib.nullcontext()
         try:
             with redirect:
-                for state in todo:
+                for done, state in enumerate(todo, 1):
                     self._prepare(state, is_new=state.path in added)
-                    bar.update(1)
+                    self.bar.set_description_str(
+                        f"Indexing {done}/{len(todo)} files", refresh=False
+                    )
                     since_save += 1
                     if self._pending_passages() >= self._group_size():
                         self._flush()
@@ -275,7 +400,7 @@ class _Run:
             self._save()
             raise
         finally:
-            bar.close()
+            self.bar.close()
         if self.dirty or not exists:
             self._save()
         if self.store is not None:
@@ -302,8 +427,11 @@ class _Run:
         from pipelines.store import SourceRecord
 
         try:
-            doc = convert_file(state.path)
+            # Hash before converting: if the file changes in between, the record holds the
+            # older hash and the next run sees the change (the other order would store the new
+            # hash with the old text, and the next run would take the stale text as current).
             sha256 = state.sha256
+            doc = convert_file(state.path)
         except ConversionError as exc:
             self._fail(state, exc.reason, drop=not is_new)
             return
@@ -344,10 +472,11 @@ class _Run:
         if not self.pending:
             return
         from pipelines.embedder import PassageEmbedder
+        from pipelines.faiss_index import IndexSpec
         from pipelines.store import PassageStore
 
         if self.embedder is None:
-            self.embedder = PassageEmbedder(self.settings)
+            self.embedder = PassageEmbedder(self.settings, progress=self._embedded)
             warm_up = getattr(self.embedder, "warm_up", None)
             if callable(warm_up):
                 warm_up()
@@ -355,7 +484,9 @@ class _Run:
         embedded = {doc.id: doc for doc in self.embedder.run(documents=documents)["documents"]}
         if self.store is None:
             dim = len(next(iter(embedded.values())).embedding or [])
-            self.store = PassageStore(embedding_dim=dim)
+            self.store = PassageStore(
+                embedding_dim=dim, index=IndexSpec.from_settings(self.settings)
+            )
         for record, text, passages, is_new in self.pending:
             self.store.replace_source(record, text, [embedded[doc.id] for doc in passages])
             self.summary.passages += len(passages)
@@ -366,6 +497,12 @@ class _Run:
             logger.debug("indexed %s: %d passages", record.source, len(passages))
         self.pending = []
         self.dirty = True
+
+    def _embedded(self, done: int, total: int) -> None:
+        """Embedder progress: ``done`` of the ``total`` passages of the group being embedded."""
+        if self.bar is not None:
+            self.bar.update(done - self.group_done)
+        self.group_done = 0 if done >= total else done
 
     def _touch(self, state: FileState) -> None:
         """Same content, new mtime or name: refresh the record and passage meta, no embedding."""
@@ -390,19 +527,26 @@ class _Run:
         logger.debug("touched %s (same content)", state.source)
 
     def _save(self) -> None:
+        from pipelines.faiss_index import IndexSpec
         from pipelines.store import PassageStore
 
         if self.store is None:
             # Nothing was ever embedded: save an empty index so that queries find one.
-            self.store = PassageStore()
+            self.store = PassageStore(index=IndexSpec.from_settings(self.settings))
         self.store.save(self.settings.index_dir)
         self.dirty = False
+        logger.info(
+            "saved the index: %d documents, %d passages",
+            len(self.store.sources()), self.store.count_documents(),
+        )  # fmt: skip
 
 
 __all__ = [
     "IndexLockedError",
+    "IndexPlan",
     "IndexSummary",
     "IndexingError",
     "collect_files",
     "index_folder",
+    "plan_index",
 ]

@@ -18,6 +18,8 @@ _LAZY = {
     "PassageEmbedder": "pipelines.embedder",
     "QuestionEmbedder": "pipelines.embedder",
     "DenseRetriever": "pipelines.retrievers",
+    "BM25Retriever": "pipelines.bm25",
+    "RankFusion": "pipelines.bm25",
     "ExtractiveReader": "pipelines.reader",
     "ReaderConfig": "pipelines.reader",
     "AnswerResult": "pipelines.query",

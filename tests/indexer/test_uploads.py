@@ -99,15 +99,23 @@ def test_uploads_are_indexed_one_by_one_with_progress(settings: Settings, tmp_pa
     assert outcomes[2].reason == "same content as documents/onboarding.md"
     assert outcomes[4].reason.startswith("not a readable PDF")
     assert outcomes[0].passages == 1 and outcomes[0].doc_id
-    assert calls == [(0, 3, "Indexing hours.txt"), (1, 3, "Indexing hours-2.txt"),
-                     (2, 3, "Indexing corrupt.pdf"), (3, 3, "Done")]
+    assert calls == [
+        (0, 3, "Indexing hours.txt"),
+        (1, 3, "Indexing hours-2.txt"),
+        (2, 3, "Indexing corrupt.pdf"),
+        (3, 3, "Done"),
+    ]
     assert sorted(p.name for p in settings.uploads_dir.iterdir()) == [
-        ".incoming", "hours-2.txt", "hours.txt"
+        ".incoming",
+        "hours-2.txt",
+        "hours.txt",
     ]
     assert not list((settings.uploads_dir / ".incoming").iterdir())
     store = PassageStore.load(settings.index_dir)
     assert sorted(r.source for r in store.sources()) == [
-        "documents/onboarding.md", "uploads/hours-2.txt", "uploads/hours.txt"
+        "documents/onboarding.md",
+        "uploads/hours-2.txt",
+        "uploads/hours.txt",
     ]
 
 
@@ -118,8 +126,9 @@ def test_remove_document_deletes_uploads_but_never_other_files(
     docs.mkdir()
     shutil.copy2(FIXTURES / "onboarding.md", docs / "onboarding.md")
     index_folder([docs], settings, progress=False)
-    (uploaded,) = index_uploads([("hours.txt", (FIXTURES / "opening-hours.txt").read_bytes())],
-                                settings)
+    (uploaded,) = index_uploads(
+        [("hours.txt", (FIXTURES / "opening-hours.txt").read_bytes())], settings
+    )
     store = PassageStore.load(settings.index_dir)
     other = next(r for r in store.sources() if r.source == "documents/onboarding.md")
 

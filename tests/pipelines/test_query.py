@@ -156,7 +156,9 @@ def test_service_reloads_when_another_run_writes_a_new_index(
 
 def test_query_pipeline_is_embedder_retriever_reader(demo_home: Settings) -> None:
     store = PassageStore.load(demo_home.index_dir)
-    pipe = build_query_pipeline(demo_home, store, str(demo_home.reader_model))
+    # The default is hybrid retrieval (tests/pipelines/test_bm25.py covers every mode).
+    dense = demo_home.with_(retrieval="dense")
+    pipe = build_query_pipeline(dense, store, str(demo_home.reader_model))
     assert list(pipe.to_dict()["components"]) == ["embedder", "retriever", "reader"]
     reader = pipe.get_component("reader")
     assert reader.top_k == demo_home.top_n_answers

@@ -15,6 +15,7 @@ from haystack.errors import FilterError
 from haystack.testing.document_store import DocumentStoreBaseTests
 from haystack.utils.filters import document_matches_filter
 
+from pipelines.faiss_index import IndexSpec
 from pipelines.store import CURRENT_FILE, PassageStore, SourceRecord, StoreError
 
 DIM = 16
@@ -98,7 +99,9 @@ def test_write_filter_delete_and_policies() -> None:
 
     # OVERWRITE replaces content, meta and the vector searched.
     replaced = Document(
-        id=docs[0].id, content="new text", meta={"doc_id": "a", "file_type": "md"},
+        id=docs[0].id,
+        content="new text",
+        meta={"doc_id": "a", "file_type": "md"},
         embedding=vectors[3].tolist(),
     )
     assert store.write_documents([replaced], policy=DuplicatePolicy.OVERWRITE) == 1
@@ -139,8 +142,7 @@ def test_selective_filter_returns_full_top_k() -> None:
     vectors = unit(rng, 2000)
     rare = set(rng.choice(2000, size=20, replace=False).tolist())
     docs = [
-        passage("d", i, v, file_type="docx" if i in rare else "pdf")
-        for i, v in enumerate(vectors)
+        passage("d", i, v, file_type="docx" if i in rare else "pdf") for i, v in enumerate(vectors)
     ]
     store.write_documents(docs)
     query = unit(rng, 1)[0]
@@ -221,20 +223,81 @@ def mixed_store() -> tuple[PassageStore, list[Document]]:
     rng = np.random.default_rng(3)
     vectors = unit(rng, 9)
     docs = [
-        passage("h", 0, vectors[0], file_type="pdf", page=1, title="Handbook", section="Intro",
-                modified="2024-01-15T08:00:00+00:00", tags=["a", "b"]),
-        passage("h", 1, vectors[1], file_type="pdf", page=2, title="Handbook", section="Costs",
-                modified="2024-01-15T08:00:00+00:00", level={"name": "secret"}),
-        passage("h", 2, vectors[2], file_type="pdf", page=3, title="Handbook", section=None,
-                modified="2024-01-15T08:00:00+00:00", reviewed=True),
-        passage("t", 0, vectors[3], file_type="docx", page=None, title="Travel", section="Intro",
-                modified="2024-02-01T10:00:00+00:00", tags=["b"]),
-        passage("t", 1, vectors[4], file_type="docx", page=None, title="Travel", section="Costs",
-                modified="2024-02-01T10:00:00+00:00", level={"name": "public"}),
-        passage("o", 0, vectors[5], file_type="md", page=None, title="Onboarding",
-                section="Intro", modified="2024-03-10T12:00:00+00:00", reviewed=False),
-        passage("o", 1, vectors[6], file_type="md", title="Onboarding", section="Week one",
-                modified="2024-03-10T12:00:00+00:00"),
+        passage(
+            "h",
+            0,
+            vectors[0],
+            file_type="pdf",
+            page=1,
+            title="Handbook",
+            section="Intro",
+            modified="2024-01-15T08:00:00+00:00",
+            tags=["a", "b"],
+        ),
+        passage(
+            "h",
+            1,
+            vectors[1],
+            file_type="pdf",
+            page=2,
+            title="Handbook",
+            section="Costs",
+            modified="2024-01-15T08:00:00+00:00",
+            level={"name": "secret"},
+        ),
+        passage(
+            "h",
+            2,
+            vectors[2],
+            file_type="pdf",
+            page=3,
+            title="Handbook",
+            section=None,
+            modified="2024-01-15T08:00:00+00:00",
+            reviewed=True,
+        ),
+        passage(
+            "t",
+            0,
+            vectors[3],
+            file_type="docx",
+            page=None,
+            title="Travel",
+            section="Intro",
+            modified="2024-02-01T10:00:00+00:00",
+            tags=["b"],
+        ),
+        passage(
+            "t",
+            1,
+            vectors[4],
+            file_type="docx",
+            page=None,
+            title="Travel",
+            section="Costs",
+            modified="2024-02-01T10:00:00+00:00",
+            level={"name": "public"},
+        ),
+        passage(
+            "o",
+            0,
+            vectors[5],
+            file_type="md",
+            page=None,
+            title="Onboarding",
+            section="Intro",
+            modified="2024-03-10T12:00:00+00:00",
+            reviewed=False,
+        ),
+        passage(
+            "o",
+            1,
+            vectors[6],
+            file_type="md",
+            title="Onboarding",
+            section="Week one",
+            modified="2024-03-10T12:00:00+00:00",
+        ),
         passage("x", 0, vectors[7], file_type="txt", page="2", title="Notes"),  # page as text
         passage("x", 1, vectors[8], file_type="txt", page=2.5, title="Notes"),
     ]
@@ -293,14 +356,26 @@ def build_store(seed: int = 4) -> PassageStore:
     rng = np.random.default_rng(seed)
     store = PassageStore(embedding_dim=DIM)
     for n, (doc_id, source, file_type) in enumerate(
-        [("aaa", "docs/hr/leave.pdf", "pdf"), ("bbb", "docs/travel.docx", "docx"),
-         ("ccc", "docs/it/security.html", "html")]
+        [
+            ("aaa", "docs/hr/leave.pdf", "pdf"),
+            ("bbb", "docs/travel.docx", "docx"),
+            ("ccc", "docs/it/security.html", "html"),
+        ]
     ):
         vectors = unit(rng, 5 + n)
         passages = [
-            passage(doc_id, i, v, source=source, file_type=file_type, page=i + 1,
-                    section=f"Section {i}", start=i * 10, end=i * 10 + 9,
-                    modified="2024-01-01T00:00:00+00:00")
+            passage(
+                doc_id,
+                i,
+                v,
+                source=source,
+                file_type=file_type,
+                page=i + 1,
+                section=f"Section {i}",
+                start=i * 10,
+                end=i * 10 + 9,
+                modified="2024-01-01T00:00:00+00:00",
+            )
             for i, v in enumerate(vectors)
         ]
         store.replace_source(record(doc_id, source, file_type), f"text of {source}", passages)
@@ -342,7 +417,11 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
 
     # Serialization names the folder, and from_dict reloads from it.
     data = loaded.to_dict()
-    assert data["init_parameters"] == {"embedding_dim": DIM, "index_dir": str(index_dir)}
+    assert data["init_parameters"] == {
+        "embedding_dim": DIM,
+        "index": IndexSpec().to_dict(),
+        "index_dir": str(index_dir),
+    }
     assert PassageStore.from_dict(data).count_documents() == 22
     empty = PassageStore.from_dict(PassageStore(embedding_dim=8).to_dict())
     assert (empty.embedding_dim, empty.count_documents()) == (8, 0)
@@ -431,8 +510,10 @@ def test_replace_source_replaces_only_that_document() -> None:
     bbb = {"field": "meta.doc_id", "operator": "==", "value": "bbb"}
     old_bbb = ids(store.filter_documents(bbb))
     new_vectors = unit(rng, 2)
-    new = [passage("aaa", i, v, source="docs/hr/leave.pdf", file_type="pdf", revision=2)
-           for i, v in enumerate(new_vectors)]
+    new = [
+        passage("aaa", i, v, source="docs/hr/leave.pdf", file_type="pdf", revision=2)
+        for i, v in enumerate(new_vectors)
+    ]
     changed = record("aaa", "docs/hr/leave.pdf")
     changed.sha256 = "1" * 64
 

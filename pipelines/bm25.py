@@ -1,0 +1,439 @@
+"""Keyword retrieval (BM25) over the passages of a :class:`~pipelines.store.PassageStore`, and
+reciprocal rank fusion of several rankings, as Haystack components.
+
+Why BM25 next to the dense retriever: MiniLM embeds meaning, so a question that hinges on a rare
+literal token (an error code, a product SKU, a person's name, a version number) can miss the one
+passage that contains it, while BM25 ranks exactly those passages first. Fusing both rankings
+(:class:`RankFusion`) keeps the dense retriever's paraphrase matching and adds BM25's exact
+matching.
+
+The BM25 index is derived data: it is built from the store's passages (title, section heading
+and content, like the embedder sees them) and cached on disk in the folder of the immutable index
+version it was built from (``index/v-<n>/bm25``). A new index version is a new folder, so a
+re-index always gets a freshly built BM25 index, and the cache disappears with its version.
+
+Scores: BM25 scores are unbounded and depend on the collection, and RRF scores (about 1/61) have
+nothing in common with the cosine similarities the reader's ``retriever_weight`` was tuned on.
+So :class:`RankFusion` orders passages by RRF but sets ``Document.score`` to the passage's dense
+cosine similarity with the question (computed for passages only BM25 found), and keeps the other
+numbers in ``meta`` (``rrf_score``, ``dense_score``, ``bm25_score``, ``dense_rank``,
+``bm25_rank``). The reader therefore always mixes in the same kind of score, whatever the mode.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from haystack import component, default_from_dict, default_to_dict
+from haystack.dataclasses import Document
+
+from pipelines.store import PassageStore
+
+logger = logging.getLogger(__name__)
+
+CACHE_DIR_NAME = "bm25"
+CACHE_FORMAT = 1
+IDS_FILE = "passage_ids.json"
+INFO_FILE = "docqa_bm25.json"
+# Meta fields indexed with the content: a passage rarely repeats its document's title or its
+# section heading, while questions often name them (the embedder does the same).
+META_FIELDS = ("title", "section")
+# Words of two or more letters/digits, as scikit-learn's CountVectorizer and bm25s split.
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")
+RRF_K = 60
+
+
+def _stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN)
+
+
+_STOPWORDS: frozenset[str] | None = None
+
+
+def tokenize(text: str) -> list[str]:
+    """Lowercased word tokens of ``text`` without English stopwords (no stemming)."""
+    global _STOPWORDS
+    if _STOPWORDS is None:
+        _STOPWORDS = _stopwords()
+    return [t for t in _TOKEN.findall(text.lower()) if t not in _STOPWORDS]
+
+
+def passage_text(document: Document) -> str:
+    """The text BM25 indexes for a passage: its title and section (when present), then content."""
+    parts: list[str] = []
+    for name in META_FIELDS:
+        value = document.meta.get(name)
+        if value is not None and str(value).strip() and str(value) not in parts:
+            parts.append(str(value))
+    parts.append(document.content or "")
+    return "\n".join(parts)
+
+
+class BM25Index:
+    """A bm25s model over passages, with the passage id of each of its rows."""
+
+    def __init__(self, model: Any, ids: list[str], k1: float, b: float) -> None:
+        self.model = model  # None when there are no passages (bm25s cannot index nothing)
+        self.ids = ids
+        self.k1 = k1
+        self.b = b
+        self._row = {passage_id: row for row, passage_id in enumerate(ids)}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def build(cls, documents: Iterable[Document], k1: float = 1.5, b: float = 0.75) -> BM25Index:
+        import bm25s
+
+        ids: list[str] = []
+        corpus: list[list[str]] = []
+        for doc in documents:
+            ids.append(doc.id)
+            corpus.append(tokenize(passage_text(doc)))
+        model = None
+        if ids:
+            model = bm25s.BM25(k1=k1, b=b)
+            model.index(corpus, show_progress=False)
+        return cls(model, ids, k1, b)
+
+    # -- disk cache -------------------------------------------------------------------------
+
+    def _info(self) -> dict[str, Any]:
+        return {
+            "format": CACHE_FORMAT,
+            "passages": len(self.ids),
+            "k1": self.k1,
+            "b": self.b,
+            "token_pattern": _TOKEN.pattern,
+            "meta_fields": list(META_FIELDS),
+        }
+
+    def save(self, folder: Path) -> bool:
+        """Write the index to ``folder`` atomically (a temporary folder, then one rename).
+
+        Returns False, and leaves nothing behind, when ``folder`` already exists (another
+        process saved first: both built the same index from the same version) or cannot be
+        written (a read-only data directory): the index then just lives in memory.
+        """
+        folder = Path(folder)
+        tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        try:
+            tmp.mkdir(parents=False)
+            if self.model is not None:
+                self.model.save(str(tmp), show_progress=False)
+            (tmp / IDS_FILE).write_text(json.dumps(self.ids), encoding="utf-8")
+            # The info file goes last: a cache folder with it is complete.
+            (tmp / INFO_FILE).write_text(json.dumps(self._info(), indent=2), encoding="utf-8")
+            os.rename(tmp, folder)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if folder.is_dir():
+                logger.debug("BM25 cache %s was written by another process", folder)
+            else:
+                logger.warning("could not cache the BM25 index in %s (%s)", folder, exc)
+            return False
+        logger.info("cached the BM25 index of %d passages in %s", len(self.ids), folder)
+        return True
+
+    @classmethod
+    def load(cls, folder: Path, k1: float = 1.5, b: float = 0.75) -> BM25Index | None:
+        """The cached index in ``folder``; None when missing, incomplete or built differently."""
+        import bm25s
+
+        folder = Path(folder)
+        try:
+            info = json.loads((folder / INFO_FILE).read_text(encoding="utf-8"))
+            ids = json.loads((folder / IDS_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        expected = cls(None, [], k1, b)._info() | {"passages": len(ids)}
+        if info != expected:
+            logger.info("BM25 cache %s was built with other settings; rebuilding", folder)
+            return None
+        model = None
+        if ids:
+            try:
+                model = bm25s.BM25.load(str(folder), show_progress=False)
+            except (OSError, ValueError, KeyError) as exc:
+                logger.warning("unreadable BM25 cache %s (%s); rebuilding", folder, exc)
+                return None
+        return cls(model, ids, k1, b)
+
+    # -- search -----------------------------------------------------------------------------
+
+    def search(
+        self, query: str, top_k: int, allowed: Iterable[str] | None = None
+    ) -> list[tuple[str, float]]:
+        """``(passage id, BM25 score)`` of the best ``top_k`` passages, best first.
+
+        Only passages sharing a term with the query are returned (a score of 0 says nothing
+        about relevance). ``allowed`` restricts the ranking to these passage ids, before top-k
+        is taken, so a filter still yields ``top_k`` passages when that many match.
+        """
+        if self.model is None or top_k <= 0:
+            return []
+        token_ids = self.model.get_tokens_ids(tokenize(query))
+        if not token_ids:
+            return []
+        scores = np.asarray(self.model.get_scores_from_ids(token_ids), dtype=np.float32)
+        if allowed is not None:
+            rows = [r for r in (self._row.get(i) for i in allowed) if r is not None]
+            mask = np.zeros(len(scores), dtype=bool)
+            mask[rows] = True
+            scores = np.where(mask, scores, 0.0)
+        candidates = np.flatnonzero(scores > 0)
+        if len(candidates) > top_k:
+            candidates = candidates[np.argpartition(-scores[candidates], top_k - 1)[:top_k]]
+        # Ties are broken by row (insertion order), so results are reproducible.
+        order = sorted(candidates.tolist(), key=lambda r: (-float(scores[r]), r))
+        return [(self.ids[r], float(scores[r])) for r in order]
+
+
+def load_or_build_index(
+    store: PassageStore, cache_dir: Path | None, k1: float = 1.5, b: float = 0.75
+) -> BM25Index:
+    """The BM25 index of ``store``: from ``cache_dir/bm25`` when cached there, else built.
+
+    ``cache_dir`` must be the immutable index version folder the store was loaded from (the
+    cache is only valid for that version); None builds in memory and caches nothing.
+    """
+    count = store.count_documents()
+    folder = Path(cache_dir) / CACHE_DIR_NAME if cache_dir is not None else None
+    if folder is not None:
+        cached = BM25Index.load(folder, k1, b)
+        if cached is not None and len(cached) == count:
+            logger.info("loaded the BM25 index of %d passages from %s", count, folder)
+            return cached
+        if cached is not None:
+            # Defensive: the folder is not the version the store holds. Do not trust it.
+            logger.warning(
+                "BM25 cache %s has %d passages, the store %d; building in memory",
+                folder,
+                len(cached),
+                count,
+            )
+            folder = None
+    index = BM25Index.build(store.filter_documents(), k1, b)
+    logger.info("built the BM25 index of %d passages", len(index))
+    if folder is not None and folder.parent.is_dir():
+        index.save(folder)
+    return index
+
+
+@component
+class BM25Retriever:
+    """The ``top_k`` passages of a store that best match a query's words (``score`` = BM25).
+
+    :param store: the passages (and their metadata, for filters).
+    :param top_k: passages to return (``run`` can override it).
+    :param cache_dir: the index version folder ``store`` was loaded from; the BM25 index is
+        cached in its ``bm25`` subfolder. None: built in memory on warm-up, not cached.
+    :param k1: BM25 term-frequency saturation.
+    :param b: BM25 length normalization.
+    """
+
+    def __init__(
+        self,
+        store: PassageStore,
+        top_k: int = 10,
+        cache_dir: str | Path | None = None,
+        k1: float = 1.5,
+        b: float = 0.75,
+    ) -> None:
+        if not isinstance(store, PassageStore):
+            raise ValueError(f"store must be a PassageStore, got {type(store).__name__}")
+        if top_k <= 0:
+            raise ValueError(f"top_k must be positive, got {top_k}")
+        self.store = store
+        self.top_k = top_k
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.k1 = k1
+        self.b = b
+        self._index: BM25Index | None = None
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        with self._lock:
+            if self._index is None:
+                self._index = load_or_build_index(self.store, self.cache_dir, self.k1, self.b)
+
+    @property
+    def index(self) -> BM25Index:
+        self.warm_up()
+        assert self._index is not None
+        return self._index
+
+    @component.output_types(documents=list[Document])
+    def run(
+        self,
+        query: str,
+        filters: dict[str, Any] | None = None,
+        top_k: int | None = None,
+    ) -> dict[str, list[Document]]:
+        """Retrieve passages; ``filters`` use Haystack's filter syntax, ``top_k`` overrides.
+
+        Documents come with their embeddings, so :class:`RankFusion` can give passages only BM25
+        found their dense score.
+        """
+        k = self.top_k if top_k is None else top_k
+        allowed = None
+        if filters:
+            # The store runs the filter (as SQL), so BM25 honors exactly the dense semantics.
+            allowed = [doc.id for doc in self.store.filter_documents(filters)]
+        hits = self.index.search(query, k, allowed)
+        if not hits:
+            return {"documents": []}
+        found = self.store.filter_documents(
+            {"field": "id", "operator": "in", "value": [passage_id for passage_id, _ in hits]}
+        )
+        by_id = {doc.id: doc for doc in found}
+        documents = [
+            replace(by_id[passage_id], score=score)
+            for passage_id, score in hits
+            if passage_id in by_id
+        ]
+        if len(documents) < len(hits):
+            logger.warning("%d BM25 hits are not in the store", len(hits) - len(documents))
+        logger.debug(
+            "BM25 retrieved %d passages (top_k=%d, filters=%s)", len(documents), k, filters
+        )
+        return {"documents": documents}
+
+    def to_dict(self) -> dict[str, Any]:
+        return default_to_dict(
+            self,
+            store=self.store.to_dict(),
+            top_k=self.top_k,
+            cache_dir=str(self.cache_dir) if self.cache_dir is not None else None,
+            k1=self.k1,
+            b=self.b,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BM25Retriever:
+        return default_from_dict(cls, data)
+
+
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[Document]],
+    k: int = RRF_K,
+    weights: Sequence[float] | None = None,
+) -> list[tuple[Document, float, list[int | None]]]:
+    """Fuse rankings: ``score(d) = sum_i weights[i] / (k + rank_i(d))`` with 1-based ranks.
+
+    Returns ``(document, rrf score, [rank in each ranking or None])``, best first. The document
+    kept is its first occurrence (rankings in order). Ties keep first-seen order: all of ranking
+    0, then the new documents of ranking 1, and so on.
+    """
+    if k < 0:
+        raise ValueError(f"k must be non-negative, got {k}")
+    weights = [1.0] * len(rankings) if weights is None else list(weights)
+    if len(weights) != len(rankings):
+        raise ValueError(f"{len(weights)} weights for {len(rankings)} rankings")
+    fused: dict[str, tuple[Document, float, list[int | None]]] = {}
+    for i, (ranking, weight) in enumerate(zip(rankings, weights, strict=True)):
+        for rank, doc in enumerate(ranking, 1):
+            if doc.id in fused and fused[doc.id][2][i] is not None:
+                continue  # a duplicate within one ranking counts once, at its best rank
+            entry = fused.get(doc.id) or (doc, 0.0, [None] * len(rankings))
+            entry[2][i] = rank
+            fused[doc.id] = (entry[0], entry[1] + weight / (k + rank), entry[2])
+    return sorted(fused.values(), key=lambda item: -item[1])  # stable: ties keep first-seen
+
+
+@component
+class RankFusion:
+    """Joins the dense and BM25 rankings by reciprocal rank fusion (Cormack et al., 2009).
+
+    The output is ordered by RRF score; ``Document.score`` is the dense cosine similarity (see
+    the module docstring), ``meta`` holds ``rrf_score``, ``dense_score``, ``bm25_score``,
+    ``dense_rank`` and ``bm25_rank``. With only one input connected it re-scores that ranking
+    the same way (used by the BM25-only pipeline, so the reader sees cosine scores there too).
+
+    :param k: the RRF constant; 60 as in the paper (larger flattens the rank differences).
+    :param dense_weight: weight of the dense ranking.
+    :param bm25_weight: weight of the BM25 ranking.
+    :param top_k: passages to return (``run`` can override it).
+    """
+
+    def __init__(
+        self,
+        k: int = RRF_K,
+        dense_weight: float = 1.0,
+        bm25_weight: float = 1.0,
+        top_k: int = 10,
+    ) -> None:
+        if k < 0:
+            raise ValueError(f"k must be non-negative, got {k}")
+        if dense_weight < 0 or bm25_weight < 0:
+            raise ValueError("weights must be non-negative")
+        if top_k <= 0:
+            raise ValueError(f"top_k must be positive, got {top_k}")
+        self.k = k
+        self.dense_weight = dense_weight
+        self.bm25_weight = bm25_weight
+        self.top_k = top_k
+
+    @component.output_types(documents=list[Document])
+    def run(
+        self,
+        dense_documents: list[Document] | None = None,
+        bm25_documents: list[Document] | None = None,
+        query_embedding: list[float] | None = None,
+        top_k: int | None = None,
+    ) -> dict[str, list[Document]]:
+        k = self.top_k if top_k is None else top_k
+        dense = dense_documents or []
+        bm25 = bm25_documents or []
+        fused = reciprocal_rank_fusion(
+            [dense, bm25], k=self.k, weights=[self.dense_weight, self.bm25_weight]
+        )[:k]
+        dense_scores = {doc.id: doc.score for doc in dense}
+        bm25_scores = {doc.id: doc.score for doc in bm25}
+        bm25_docs = {doc.id: doc for doc in bm25}
+        query = np.asarray(query_embedding, dtype=np.float32) if query_embedding else None
+        documents = []
+        for doc, rrf, (dense_rank, bm25_rank) in fused:
+            cosine = dense_scores.get(doc.id)
+            if cosine is None and query is not None:
+                embedding = bm25_docs[doc.id].embedding
+                if embedding is not None:
+                    cosine = float(np.dot(query, np.asarray(embedding, dtype=np.float32)))
+            meta = dict(doc.meta)
+            meta.update(
+                rrf_score=rrf,
+                dense_score=cosine,
+                bm25_score=bm25_scores.get(doc.id),
+                dense_rank=dense_rank,
+                bm25_rank=bm25_rank,
+            )
+            # Embeddings were only needed for the cosine; the dense retriever returns none either.
+            documents.append(replace(doc, score=cosine, meta=meta, embedding=None))
+        return {"documents": documents}
+
+    def to_dict(self) -> dict[str, Any]:
+        return default_to_dict(
+            self,
+            k=self.k,
+            dense_weight=self.dense_weight,
+            bm25_weight=self.bm25_weight,
+            top_k=self.top_k,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RankFusion:
+        return default_from_dict(cls, data)
