@@ -36,6 +36,22 @@ HomeOption = Annotated[
 ReaderOption = Annotated[
     str | None, typer.Option("--reader", help="Reader model folder or version name.")
 ]
+RetrievalOption = Annotated[
+    str | None,
+    typer.Option(
+        "--retrieval",
+        help="How passages are found: dense, bm25 (keywords) or hybrid (both, fused)."
+        f" Default: {Settings().retrieval}",
+        show_default=False,
+    ),
+]
+
+
+def _check_retrieval(retrieval: str | None) -> None:
+    from pipelines.settings import RETRIEVAL_MODES
+
+    if retrieval is not None and retrieval not in RETRIEVAL_MODES:
+        raise _fail(f"--retrieval must be one of {', '.join(RETRIEVAL_MODES)}", 2)
 
 
 def _settings(home: Path | None, **overrides: object) -> Settings:
@@ -66,14 +82,49 @@ def index(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="List what would be added, updated and removed; change nothing."
+        ),
+    ] = False,
+    checkpoint_every: Annotated[
+        int,
+        typer.Option(
+            "--checkpoint-every", min=1, help="Save the index after every N indexed files."
+        ),
+    ] = 50,
 ) -> None:
     """Index documents: new, changed and deleted files only (unless --full)."""
-    from indexer.run import IndexingError, index_folder
+    from indexer.run import IndexingError, index_folder, plan_index
+    from pipelines.store import StoreError
 
     settings = _settings(home)
+    if dry_run:
+        try:
+            plan = plan_index(paths, settings, full=full)
+        except (IndexingError, StoreError) as exc:
+            raise _fail(str(exc)) from exc
+        if as_json:
+            typer.echo(json.dumps(plan.to_dict(), indent=2, ensure_ascii=False))
+            return
+        for action, path in plan.changes():
+            typer.echo(f"{action}: {path}")
+        for path, reason in plan.failed:
+            typer.secho(f"failed: {path}: {reason}", err=True, fg=typer.colors.YELLOW)
+        for path, reason in plan.skipped:
+            typer.secho(f"skipped: {path}: {reason}", err=True)
+        typer.echo(plan.describe())
+        return
     try:
-        summary = index_folder(paths, settings, full=full, progress=progress and not as_json)
-    except IndexingError as exc:
+        summary = index_folder(
+            paths,
+            settings,
+            full=full,
+            progress=progress and not as_json,
+            checkpoint_every=checkpoint_every,
+        )
+    except (IndexingError, StoreError) as exc:
         raise _fail(str(exc)) from exc
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), indent=2))
@@ -101,13 +152,15 @@ def ask(
     ] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print answers as JSON.")] = False,
     reader: ReaderOption = None,
+    retrieval: RetrievalOption = None,
 ) -> None:
     """Answer a question over the indexed documents, with citations."""
     from pipelines.models import ReaderNotFoundError
     from pipelines.query import IndexMissingError, QuestionError
     from pipelines.query import ask as ask_question
 
-    settings = _settings(home, reader_model=reader)
+    _check_retrieval(retrieval)
+    settings = _settings(home, reader_model=reader, retrieval=retrieval)
     try:
         results = ask_question(question, settings, top_k_passages=passages, top_n_answers=answers)
     except (QuestionError, IndexMissingError, ReaderNotFoundError) as exc:
@@ -273,20 +326,83 @@ def evaluate_reader_cmd(
 def evaluate(
     labels: Annotated[Path, typer.Argument(help="SQuAD file whose questions to ask.")],
     home: HomeOption = None,
-    passages: Annotated[int, typer.Option("--passages", "-k")] = 10,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    reader: ReaderOption = None,
+    passages: Annotated[
+        int, typer.Option("--passages", "-k", min=1, help="Passages retrieved and read.")
+    ] = 10,
+    own_contexts: Annotated[
+        bool,
+        typer.Option(
+            "--own-contexts",
+            help="Index the file's contexts (one text document each) in a separate folder and"
+            " ask over them, instead of over the indexed collection in --home.",
+        ),
+    ] = False,
+    distractors: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--distractors",
+            help="SQuAD file whose contexts join the collection (implies --own-contexts).",
+        ),
+    ] = None,
+    contexts_home: Annotated[
+        Path | None,
+        typer.Option(help="Keep the contexts' index here and reuse it (default: temporary)."),
+    ] = None,
+    recall_depth: Annotated[
+        int | None,
+        typer.Option(min=1, help="Retrieve this many passages for recall@k; read the first -k."),
+    ] = None,
+    questions: Annotated[
+        int | None, typer.Option(min=1, help="Ask a fixed random sample of N questions.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the --questions sample.")] = 0,
+    closed: Annotated[
+        bool, typer.Option(help="Also read each question's own context (reader alone).")
+    ] = True,
+    plots: Annotated[
+        Path | None, typer.Option(help="Write EM/F1-vs-k and latency PNG plots here.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    retrieval: RetrievalOption = None,
 ) -> None:
-    """End to end over the indexed collection: retrieval recall/MRR, answer EM/F1, latency."""
-    from reader_training.end_to_end import evaluate_end_to_end, format_report
+    """End to end: retrieval recall@k/MRR, reader EM/F1 on gold and retrieved passages, latency."""
+    import shlex
+
+    from pipelines.models import ReaderNotFoundError
+    from pipelines.query import IndexMissingError
+    from reader_training import end_to_end as e2e
     from reader_training.squad import SquadFormatError, load_squad
 
-    settings = _settings(home)
+    _check_retrieval(retrieval)
+    settings = _settings(home, reader_model=reader, retrieval=retrieval)
     try:
-        examples, _ = load_squad(labels)
+        examples, _ = load_squad(labels, drop_duplicates=False)
+        others = [load_squad(f)[0] for f in distractors or []]
     except SquadFormatError as exc:
         raise _fail(str(exc)) from exc
-    report = evaluate_end_to_end(examples, settings, top_k=passages, progress=not as_json)
-    typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+    asked = e2e.sample_examples(examples, questions, seed)
+    options = {
+        "top_k": passages,
+        "progress": not as_json,
+        "closed": closed,
+        "recall_depth": recall_depth,
+    }
+    try:
+        if own_contexts or distractors:
+            contexts = e2e.contexts_of(examples) + [c for o in others for c in e2e.contexts_of(o)]
+            report = e2e.evaluate_over_contexts(asked, settings, contexts, contexts_home, **options)
+        else:
+            report = e2e.evaluate_end_to_end(asked, settings, **options)
+    except (IndexMissingError, ReaderNotFoundError) as exc:
+        raise _fail(str(exc), 2) from exc
+    report |= {"labels": str(labels), "sample": {"questions": questions, "seed": seed}}
+    report["command"] = shlex.join(["docqa", *sys.argv[1:]])
+    if plots:
+        from reader_training.report_plots import write_plots
+
+        report["plots"] = [str(p) for p in write_plots(report, plots)]
+    typer.echo(json.dumps(report, indent=2) if as_json else e2e.format_report(report))
 
 
 @app.command("tune-weight")

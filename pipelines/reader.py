@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,6 +190,211 @@ def resolve_device(device: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+# -- serving backends (Settings.reader_backend) ----------------------------------------------------
+
+READER_BACKENDS = ("torch", "int8", "onnx")
+ONNX_OPSET = 17
+_QA_HEAD = "qa_outputs"  # the span head of transformers' *ForQuestionAnswering models
+
+
+def _is_ffn_output(name: str) -> bool:
+    """The feed-forward output (down-projection) Linear of a BERT-like or DistilBERT block."""
+    return (name.endswith("output.dense") and "attention" not in name) or name.endswith("ffn.lin2")
+
+
+def quantize_int8(model: Any) -> Any:
+    """A copy of ``model`` with dynamic int8 quantization of its Linear layers (CPU only).
+
+    Weights are int8 per output channel, activations are quantized per batch at run time. Two
+    kinds of layer stay fp32: the feed-forward output layers, whose inputs (GELU outputs) have
+    outliers that one activation scale per tensor cannot hold (quantizing them too moved the
+    shipped MiniLM reader's margins by 1.2 logits on average, 0.85 without them), and the span
+    head (``qa_outputs``), which costs nothing and gives the logits that are decoded.
+    """
+    import warnings
+
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    spec = {
+        name: per_channel_dynamic_qconfig
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear)
+        and not name.endswith(_QA_HEAD)
+        and not _is_ffn_output(name)
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice (torchao)
+        return quantize_dynamic(model, spec, dtype=torch.qint8)
+
+
+def _fingerprint(model_path: str, uses_token_types: bool) -> str:
+    """Names an exported model: the model folder's files, torch's version and export settings."""
+    import hashlib
+
+    settings = f"{torch.__version__}|opset{ONNX_OPSET}|tt{uses_token_types}|fused"
+    digest = hashlib.sha256(settings.encode())
+    folder = Path(model_path)
+    if folder.is_dir():
+        for name in ("config.json", "model.safetensors", "pytorch_model.bin"):
+            path = folder / name
+            if path.is_file():
+                digest.update(name.encode())
+                with path.open("rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        digest.update(block)
+    else:
+        digest.update(model_path.encode())
+    return digest.hexdigest()[:20]
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "docqa"
+
+
+def onnx_model_path(
+    model_path: str, uses_token_types: bool, cache_dir: str | Path | None = None
+) -> Path:
+    """Where the ONNX export of a reader is cached (``<cache_dir>/onnx/reader-<hash>.onnx``)."""
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    return cache / "onnx" / f"reader-{_fingerprint(model_path, uses_token_types)}.onnx"
+
+
+def export_onnx(model_path: str, input_names: Sequence[str], path: Path) -> Path:
+    """Export the QA model at ``model_path`` to ONNX at ``path`` (fp32, dynamic batch/length).
+
+    Written to a temporary file and renamed, under a file lock, so concurrent processes never
+    read half a model and export it once.
+    """
+    from filelock import FileLock
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        if path.is_file():
+            return path
+        logger.info("exporting reader %s to ONNX (%s), once", model_path, path)
+        # Eager attention: its mask is always applied, so the trace does not depend on whether
+        # the example batch has padding (sdpa may drop an all-ones mask while tracing).
+        model = AutoModelForQuestionAnswering.from_pretrained(
+            model_path, attn_implementation="eager"
+        )
+        model = model.float().eval()
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+        enc = tokenizer(
+            ["what is exported?", "why?"],
+            ["the reader is exported to ONNX with padding in the batch", "because"],
+            padding=True,
+            return_tensors="pt",
+        )
+
+        class _Logits(torch.nn.Module):
+            def __init__(self, inner: Any) -> None:
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                out = self.inner(**dict(zip(input_names, inputs, strict=True)))
+                return out.start_logits, out.end_logits
+
+        axes = {name: {0: "batch", 1: "sequence"} for name in input_names}
+        axes.update({"start_logits": {0: "batch", 1: "sequence"}})
+        axes.update({"end_logits": {0: "batch", 1: "sequence"}})
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            import warnings
+
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")  # tracer warnings about Python conditionals
+                torch.onnx.export(
+                    _Logits(model),
+                    tuple(enc[name] for name in input_names),
+                    str(tmp),
+                    input_names=list(input_names),
+                    output_names=["start_logits", "end_logits"],
+                    dynamic_axes=axes,
+                    opset_version=ONNX_OPSET,
+                    dynamo=False,
+                )
+            _fuse_onnx(tmp, model.config)
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return path
+
+
+def _fuse_onnx(path: Path, config: Any) -> None:
+    """Fuse attention, LayerNorm and GELU nodes (onnxruntime's transformer optimizer), in place.
+
+    About 5% faster on CPU for MiniLM; the logits are the same to 1e-5. Skipped, with a warning,
+    where the optimizer does not know the architecture: the unfused model is just as correct.
+    """
+    if getattr(config, "model_type", "") not in ("bert", "roberta", "xlm-roberta", "electra"):
+        return
+    try:
+        from onnxruntime.transformers import optimizer
+
+        fused = optimizer.optimize_model(
+            str(path),
+            model_type="bert",
+            num_heads=config.num_attention_heads,
+            hidden_size=config.hidden_size,
+            opt_level=0,
+        )
+        fused.save_model_to_file(str(path))
+    except Exception as exc:  # any failure leaves the plain export in place
+        logger.warning("ONNX graph fusion skipped: %s", exc)
+
+
+class OnnxQAModel:
+    """An ONNX Runtime session called like a transformers QA model (``out.start_logits``...)."""
+
+    def __init__(self, path: Path, input_names: Sequence[str], threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise RuntimeError(
+                "reader_backend 'onnx' needs onnxruntime: pip install 'docqa[onnx]'"
+            ) from exc
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        self.path = path
+        self.input_names = list(input_names)
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def eval(self) -> OnnxQAModel:
+        return self
+
+    def __call__(self, **inputs: torch.Tensor) -> Any:
+        from types import SimpleNamespace
+
+        feed = {name: inputs[name].cpu().numpy().astype(np.int64) for name in self.input_names}
+        start, end = self.session.run(["start_logits", "end_logits"], feed)
+        return SimpleNamespace(
+            start_logits=torch.from_numpy(start), end_logits=torch.from_numpy(end)
+        )
+
+
+def load_backend(
+    model: Any,
+    model_path: str,
+    backend: str,
+    input_names: Sequence[str],
+    cache_dir: str | Path | None = None,
+) -> Any:
+    """``model`` (fp32, on CPU) as run by ``backend``: itself, int8-quantized, or ONNX Runtime."""
+    if backend == "torch":
+        return model
+    if backend == "int8":
+        return quantize_int8(model)
+    if backend == "onnx":
+        path = onnx_model_path(model_path, "token_type_ids" in input_names, cache_dir)
+        if not path.is_file():
+            export_onnx(model_path, input_names, path)
+        return OnnxQAModel(path, input_names)
+    raise ValueError(f"unknown reader backend {backend!r}; choose one of {READER_BACKENDS}")
+
+
 class SpanPredictor:
     """Loads a QA model and its tokenizer once; predicts start/end logits for windows in batches."""
 
@@ -198,11 +404,19 @@ class SpanPredictor:
         device: str | None = None,
         batch_size: int = 16,
         cpu_precision: str = "fp32",
+        backend: str = "torch",
+        cache_dir: str | Path | None = None,
     ) -> None:
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
+        if backend not in READER_BACKENDS:
+            raise ValueError(f"unknown reader backend {backend!r}; choose one of {READER_BACKENDS}")
         self.model_path = str(model)
         self.device = resolve_device(device)
+        if backend != "torch" and self.device.type != "cpu":
+            logger.warning("reader backend %r is for CPUs; using torch on %s", backend, self.device)
+            backend = "torch"
+        self.backend = backend
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
         self.model = AutoModelForQuestionAnswering.from_pretrained(self.model_path)
         # Half-precision weights are shipped to save space; compute in fp32 on CPU unless asked.
@@ -217,6 +431,11 @@ class SpanPredictor:
         if cpu_precision == "auto":
             self.cpu_precision = "bf16" if cpu_supports_bf16() else "fp32"
         self._uses_token_types = "token_type_ids" in self.tokenizer.model_input_names
+        if backend != "torch":
+            names = ["input_ids", "attention_mask"]
+            names += ["token_type_ids"] if self._uses_token_types else []
+            self.model = load_backend(self.model, self.model_path, backend, names, cache_dir)
+            self.cpu_precision = "fp32"  # bf16 autocast applies to the torch backend only
 
     @classmethod
     def from_objects(
@@ -233,6 +452,7 @@ class SpanPredictor:
         self.model, self.tokenizer, self.config = model, tokenizer, config
         self.device = next(model.parameters()).device
         self.batch_size, self.cpu_precision = batch_size, cpu_precision
+        self.backend = "torch"
         self._uses_token_types = "token_type_ids" in tokenizer.model_input_names
         return self
 
@@ -278,17 +498,26 @@ class SpanPredictor:
         return 1.0 / (1.0 + math.exp(-margin / self.config.temperature))
 
 
-_PREDICTORS: dict[tuple[str, str, str], SpanPredictor] = {}
+_PREDICTORS: dict[tuple[str, ...], SpanPredictor] = {}
 
 
 def get_predictor(
-    model: str | Path, device: str | None = None, cpu_precision: str = "fp32", batch_size: int = 16
+    model: str | Path,
+    device: str | None = None,
+    cpu_precision: str = "fp32",
+    batch_size: int = 16,
+    backend: str = "torch",
+    cache_dir: str | Path | None = None,
 ) -> SpanPredictor:
     """A process-wide cache so pipelines and pages load each reader once."""
     key = (str(model), str(resolve_device(device)), cpu_precision)
+    if backend != "torch":
+        key = (*key, backend, str(cache_dir))
     if key not in _PREDICTORS:
-        logger.info("loading reader %s on %s", model, key[1])
-        _PREDICTORS[key] = SpanPredictor(model, device, batch_size, cpu_precision)
+        logger.info("loading reader %s on %s (%s)", model, key[1], backend)
+        _PREDICTORS[key] = SpanPredictor(
+            model, device, batch_size, cpu_precision, backend=backend, cache_dir=cache_dir
+        )
     return _PREDICTORS[key]
 
 
@@ -311,6 +540,8 @@ class ExtractiveReader:
         batch_size: int = 16,
         cpu_precision: str = "fp32",
         no_answer: bool = True,
+        backend: str = "torch",
+        cache_dir: str | None = None,
     ) -> None:
         self.model = str(model)
         self.top_k = top_k
@@ -319,12 +550,19 @@ class ExtractiveReader:
         self.batch_size = batch_size
         self.cpu_precision = cpu_precision
         self.no_answer = no_answer
+        self.backend = backend  # "torch", "int8" or "onnx" (Settings.reader_backend)
+        self.cache_dir = cache_dir  # where the ONNX export is cached
         self._predictor: SpanPredictor | None = None
 
     def warm_up(self) -> None:
         if self._predictor is None:
             self._predictor = get_predictor(
-                self.model, self.device, self.cpu_precision, self.batch_size
+                self.model,
+                self.device,
+                self.cpu_precision,
+                self.batch_size,
+                backend=self.backend,
+                cache_dir=self.cache_dir,
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -337,6 +575,8 @@ class ExtractiveReader:
             batch_size=self.batch_size,
             cpu_precision=self.cpu_precision,
             no_answer=self.no_answer,
+            backend=self.backend,
+            cache_dir=self.cache_dir,
         )
 
     @classmethod

@@ -1,99 +1,533 @@
 """End-to-end evaluation of the query pipeline on labeled questions over an indexed collection.
 
-For every question: were the gold passages retrieved (recall@k, MRR), is the top answer right
-(official EM/F1, with "no answer" counted as the empty string), and how long did it take. A passage
-is gold when it comes from the document whose converted text is the question's context and its
-character range contains a gold answer.
+For every question the passages are retrieved once, at the largest ``k``, and each passage is read
+once. That gives, from one pass:
+
+* retrieval: the rank of the first gold passage, hence recall@k and MRR;
+* answers when reading the first ``k`` passages, for several ``k``. The reader ranks spans of all
+  passages together and lets "no answer" (``1 - best reader score``) compete with them, so the top
+  answer over the first ``k`` passages is the best of those passages' own best spans: reading
+  each passage once and taking the best among the first ``k`` gives exactly what ``ask`` with
+  ``k`` passages answers (:func:`answer_at_k`; a test compares the two);
+* latency per question: embedding, retrieval and reading ``top_k`` passages.
+
+A passage is *gold* for an answerable question when (first rule that applies):
+
+1. ``offsets``: the question's context is an indexed document's text, and the passage comes from
+   that document and its character range contains a gold answer (the demo labels);
+2. ``document+text``: the context was indexed as a document whose converted text differs (text
+   files are cleaned: spaces, newlines), and the passage comes from it and contains a gold
+   answer's text;
+3. ``answer text``: the context is not a document of the collection, and the passage contains a
+   gold answer's text (normalized as the official script normalizes answers).
+
+``reader closed`` metrics read the labels' own contexts (:func:`evaluate_reader`), so the gap
+between closed and open EM/F1 is what retrieval costs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib.metadata
 import logging
+import os
+import platform
+import random
 import statistics
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+from haystack import Document
 from tqdm.auto import tqdm
 
-from pipelines.query import get_service
+from pipelines.query import QueryService, QuestionError, get_service, validate_question
+from pipelines.reader import SpanPredictor, cpu_supports_bf16, get_predictor
 from pipelines.settings import Settings
-from reader_training.evaluate import metric_rows, squad_metrics
+from reader_training.evaluate import evaluate_reader, metric_rows, normalize_answer, squad_metrics
 from reader_training.squad import SquadExample
 
 logger = logging.getLogger(__name__)
+
+RECALL_KS = (1, 5, 10, 20)  # recall@k reported for these k up to top_k, and top_k itself
+READ_KS = (1, 3, 5, 10, 20)  # open EM/F1 reported when reading the first k passages
+CONTEXTS_FOLDER = "contexts"
+_PACKAGES = (
+    "haystack-ai",
+    "torch",
+    "transformers",
+    "sentence-transformers",
+    "faiss-cpu",
+    "faiss-gpu",
+    "numpy",
+)
 
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+# -- reading: each passage once, answers for every k --------------------------------------------
+
+
+@dataclass(frozen=True)
+class PassageRead:
+    """The reader's best span in one retrieved passage, scored as ``ExtractiveReader`` scores it."""
+
+    answer: str | None  # None: no span at all in this passage
+    reader_score: float  # sigmoid(margin / temperature); 0.0 without a span
+    retriever_score: float
+
+
+def read_passages(
+    predictor: SpanPredictor, question: str, passages: Sequence[Document]
+) -> list[PassageRead]:
+    """The best span of each passage, in passage order (empty passages have none)."""
+    with_text = [i for i, p in enumerate(passages) if p.content]
+    reads = [
+        PassageRead(None, 0.0, float(p.score) if p.score is not None else 0.0) for p in passages
+    ]
+    if not with_text:
+        return reads
+    contents = [passages[i].content or "" for i in with_text]
+    candidates = predictor.predict([question] * len(contents), contents)
+    for i, content, cands in zip(with_text, contents, candidates, strict=True):
+        if cands:
+            best = cands[0]  # sorted by margin: the passage's best reader score
+            reads[i] = PassageRead(
+                content[best.start_char : best.end_char],
+                predictor.score(best.margin),
+                reads[i].retriever_score,
+            )
+    return reads
+
+
+def answer_at_k(reads: Sequence[PassageRead], k: int, retriever_weight: float) -> str | None:
+    """The top answer of ``ExtractiveReader`` reading the first ``k`` passages (None: no answer).
+
+    Spans score ``(1 - w) * reader + w * retriever``; ties go to the earlier passage; "no answer"
+    scores ``1 - best reader score`` and loses ties to spans, as in the component.
+    """
+    first = [r for r in reads[:k] if r.answer is not None]
+    if not first:
+        return None
+    w = retriever_weight
+    best = max(first, key=lambda r: (1 - w) * r.reader_score + w * r.retriever_score)
+    best_score = (1 - w) * best.reader_score + w * best.retriever_score
+    no_answer = 1.0 - max(r.reader_score for r in first)
+    return best.answer if best_score >= no_answer else None
+
+
+# -- gold passages --------------------------------------------------------------------------------
+
+
+def _contains_text(passage: str, answers: Iterable[str]) -> bool:
+    """Whether a normalized answer occurs as whole words in the normalized passage."""
+    haystack = f" {normalize_answer(passage)} "
+    return any(f" {n} " in haystack for a in answers if (n := normalize_answer(a)))
+
+
+class GoldPassages:
+    """Decides which retrieved passages hold a question's gold answer (see the module doc)."""
+
+    def __init__(self, store: Any, doc_for_context: dict[str, str] | None = None) -> None:
+        """``doc_for_context``: sha256 of a context -> doc_id of the document indexed from it.
+
+        Default: the documents whose converted text is exactly a context.
+        """
+        self._store = store
+        self._texts: dict[str, str] = {}
+        if doc_for_context is None:
+            doc_for_context = {}
+            for record in store.sources():
+                text = self._text(record.doc_id)
+                if text is not None:
+                    doc_for_context.setdefault(_sha(text), record.doc_id)
+        self._doc_for_context = doc_for_context
+
+    def _text(self, doc_id: str) -> str | None:
+        """The document's converted text; None when it is not in the store (it failed)."""
+        if doc_id not in self._texts:
+            try:
+                self._texts[doc_id] = self._store.source_text(doc_id)
+            except KeyError:
+                return None
+        return self._texts[doc_id]
+
+    def rule(self, ex: SquadExample) -> str:
+        doc_id = self._doc_for_context.get(_sha(ex.context))
+        text = self._text(doc_id) if doc_id is not None else None
+        if text is None:
+            return "answer text"
+        return "offsets" if text == ex.context else "document+text"
+
+    def rank(self, ex: SquadExample, passages: Sequence[Document]) -> int | None:
+        """1-based rank of the first gold passage, None when none was retrieved."""
+        doc_id = self._doc_for_context.get(_sha(ex.context))
+        rule = self.rule(ex)
+        texts = [a.text for a in ex.answers]
+        for rank, p in enumerate(passages, 1):
+            if rule == "answer text":
+                gold = _contains_text(p.content or "", texts)
+            elif p.meta.get("doc_id") != doc_id:
+                gold = False
+            elif rule == "offsets":
+                gold = any(
+                    p.meta["start"] <= a.start and a.start + len(a.text) <= p.meta["end"]
+                    for a in ex.answers
+                )
+            else:
+                gold = _contains_text(p.content or "", texts)
+            if gold:
+                return rank
+        return None
+
+
+def retrieval_metrics(ranks: Sequence[int | None], ks: Iterable[int]) -> dict[str, float]:
+    """recall@k for each k and MRR over answerable questions (``ranks``: None = not retrieved)."""
+    n = len(ranks)
+    out = {
+        f"recall@{k}": (sum(1 for r in ranks if r is not None and r <= k) / n if n else 0.0)
+        for k in sorted(set(ks))
+    }
+    out["mrr"] = sum(1.0 / r for r in ranks if r) / n if n else 0.0
+    return out
+
+
+# -- metrics --------------------------------------------------------------------------------------
+
+
+def report_ks(top_k: int, ks: Iterable[int]) -> list[int]:
+    return sorted({k for k in ks if k <= top_k} | {top_k})
+
+
+def answer_metrics(examples: Sequence[SquadExample], predictions: dict[str, str]) -> dict[str, Any]:
+    """Official EM/F1 (overall, HasAns, NoAns) plus how often "no answer" was given."""
+    metrics = squad_metrics(examples, predictions)
+    has = [ex for ex in examples if ex.answers]
+    no = [ex for ex in examples if not ex.answers]
+    abstained = {q for q, a in predictions.items() if not a}
+    metrics["answered"] = 1.0 - len(abstained) / len(predictions) if predictions else 0.0
+    # NoAns questions correctly left unanswered; HasAns questions wrongly left unanswered.
+    metrics["no_answer_accuracy"] = (
+        sum(1 for ex in no if ex.id in abstained) / len(no) if no else None
+    )
+    metrics["has_answer_abstained"] = (
+        sum(1 for ex in has if ex.id in abstained) / len(has) if has else None
+    )
+    return metrics
+
+
+def latency_summary(seconds: Sequence[float], bins: int = 20) -> dict[str, Any]:
+    """p50/p95/mean/max in seconds and a histogram in milliseconds (for plots)."""
+    if not seconds:
+        return {"p50": 0.0, "p95": 0.0, "mean": 0.0, "max": 0.0, "histogram_ms": None}
+    ms = np.asarray(seconds) * 1000.0
+    counts, edges = np.histogram(ms, bins=max(1, min(bins, len(ms))))
+    return {
+        "p50": float(np.percentile(seconds, 50)),
+        "p95": float(np.percentile(seconds, 95)),
+        "mean": statistics.fmean(seconds),
+        "max": max(seconds),
+        "histogram_ms": {"edges": [round(float(e), 3) for e in edges], "counts": counts.tolist()},
+    }
+
+
+def environment() -> dict[str, Any]:
+    """Hardware and package versions, recorded beside every number."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for name in _PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_bf16": cpu_supports_bf16(),
+        "gpu": gpu,
+        "os": platform.platform(terse=True),
+        "python": platform.python_version(),
+        "packages": versions,
+        # Other work on the machine slows every number down: 1, 5 and 15 minute load averages.
+        "load_average": [round(x, 2) for x in os.getloadavg()]
+        if hasattr(os, "getloadavg")
+        else None,
+    }
+
+
+def sample_examples(
+    examples: Sequence[SquadExample], n: int | None, seed: int = 0
+) -> list[SquadExample]:
+    """A fixed random sample of ``n`` examples in file order (all of them when ``n`` is None)."""
+    if n is None or n >= len(examples):
+        return list(examples)
+    keep = sorted(random.Random(seed).sample(range(len(examples)), n))
+    return [examples[i] for i in keep]
+
+
+# -- the evaluation -------------------------------------------------------------------------------
+
+
 def evaluate_end_to_end(
-    examples: Sequence[SquadExample], settings: Settings, top_k: int = 10, progress: bool = True
+    examples: Sequence[SquadExample],
+    settings: Settings,
+    top_k: int = 10,
+    progress: bool = True,
+    *,
+    closed: bool = False,
+    doc_for_context: dict[str, str] | None = None,
+    read_ks: Iterable[int] = READ_KS,
+    recall_ks: Iterable[int] = RECALL_KS,
+    recall_depth: int | None = None,
+    service: QueryService | None = None,
 ) -> dict[str, Any]:
-    service = get_service(settings)
+    """Retrieval, open (and with ``closed``, gold-passage) EM/F1 and latency on ``examples``.
+
+    ``doc_for_context`` maps sha256 of a context to the doc_id indexed from it (see
+    :class:`GoldPassages`); ``service`` defaults to the process's one for ``settings``. The
+    report is JSON-serializable; ``answers`` holds the metrics when reading ``top_k`` passages,
+    ``answers_at_k`` those for each k of ``read_ks`` up to ``top_k``. With ``recall_depth``
+    above ``top_k``, that many passages are retrieved for recall@k and only the first ``top_k``
+    are read.
+    """
+    if top_k <= 0:
+        raise ValueError(f"top_k must be positive, got {top_k}")
+    depth = max(top_k, recall_depth or top_k)
+    service = service or get_service(settings)
     store = service.store
-    text_to_doc = {_sha(store.source_text(s.doc_id)): s.doc_id for s in store.sources()}
+    predictor = get_predictor(
+        service.reader_model, None, settings.cpu_precision, settings.reader_batch_size
+    )
+    weight = settings.retriever_weight
+    if weight is None:
+        weight = predictor.config.retriever_weight
+    gold = GoldPassages(store, doc_for_context)
+    ks = report_ks(top_k, read_ks)
     ranks: list[int | None] = []
-    predictions: dict[str, str] = {}
+    rules: dict[str, int] = {}
+    predictions: dict[int, dict[str, str]] = {k: {} for k in ks}
     latencies: list[float] = []
     for ex in tqdm(examples, desc="asking", unit="q", disable=not progress):
-        started = time.perf_counter()
-        results = service.ask(ex.question, top_k_passages=top_k, top_n_answers=1)
-        latencies.append(time.perf_counter() - started)
-        top = results[0] if results else None
-        predictions[ex.id] = (top.answer or "") if top else ""
-        if not ex.answers:
-            continue
-        doc_id = text_to_doc.get(_sha(ex.context))
-        passages = service.retrieve(ex.question, top_k=top_k)
-        rank = None
-        for i, p in enumerate(passages, 1):
-            if p.meta.get("doc_id") == doc_id and any(
-                p.meta["start"] <= a.start and a.start + len(a.text) <= p.meta["end"]
-                for a in ex.answers
-            ):
-                rank = i
-                break
-        ranks.append(rank)
-    answerable = len(ranks)
+        try:
+            question = validate_question(ex.question, settings.max_question_chars)
+        except QuestionError as exc:
+            logger.warning("question %s not asked: %s", ex.id, exc)
+            question, passages, reads = "", [], []
+        else:
+            started = time.perf_counter()
+            passages = service.retrieve(question, top_k=depth)
+            reads = read_passages(predictor, question, passages[:top_k])
+            latencies.append(time.perf_counter() - started)
+        for k in ks:
+            predictions[k][ex.id] = answer_at_k(reads, k, weight) or ""
+        if ex.answers:
+            rule = gold.rule(ex)
+            rules[rule] = rules.get(rule, 0) + 1
+            ranks.append(gold.rank(ex, passages))
     report: dict[str, Any] = {
         "questions": len(examples),
+        "answerable": sum(1 for ex in examples if ex.answers),
         "top_k": top_k,
-        "retrieval": {
-            f"recall@{k}": (
-                sum(1 for r in ranks if r is not None and r <= k) / answerable
-                if answerable
-                else 0.0
-            )
-            for k in sorted({1, 5, top_k})
-        }
-        | {"mrr": sum(1 / r for r in ranks if r) / answerable if answerable else 0.0},
-        "answers": squad_metrics(examples, predictions),
-        "latency_seconds": {
-            "p50": statistics.median(latencies) if latencies else 0.0,
-            "p95": (
-                statistics.quantiles(latencies, n=20)[18]
-                if len(latencies) >= 2
-                else (latencies[0] if latencies else 0.0)
-            ),
-        },
+        "retrieved": depth,
         "reader": service.reader_model,
+        "retriever_weight": weight,
+        "collection": {"documents": len(store.sources()), "passages": store.count_documents()},
+        "retrieval": retrieval_metrics(ranks, report_ks(depth, recall_ks)),
+        "recall_curve": [retrieval_metrics(ranks, [k])[f"recall@{k}"] for k in range(1, depth + 1)],
+        "gold_passage_rule": rules,
+        "answers": answer_metrics(examples, predictions[top_k]),
+        "answers_at_k": [{"k": k, **answer_metrics(examples, predictions[k])} for k in ks],
+        "closed": None,
+        "latency_seconds": latency_summary(latencies),
+        "environment": environment(),
+    }
+    if closed:
+        report["closed"], _ = evaluate_reader(service.reader_model, examples, progress=progress)
+    return report
+
+
+# -- the file's own contexts as the collection ---------------------------------------------------
+
+
+def contexts_of(examples: Iterable[SquadExample]) -> list[str]:
+    """The distinct contexts of ``examples`` in order of first appearance."""
+    return list(dict.fromkeys(ex.context for ex in examples))
+
+
+def context_file_name(context: str) -> str:
+    return f"ctx-{_sha(context)[:16]}.txt"
+
+
+def write_contexts(contexts: Iterable[str], folder: Path) -> dict[str, Path]:
+    """Each distinct non-blank context as a text file in ``folder``; others there are removed.
+
+    Files are named by content, so a folder reused for the same contexts is left untouched and
+    the next incremental index run has nothing to do. Returns sha256(context) -> file.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    for context in contexts:
+        key = _sha(context)
+        if key in files or not context.strip():
+            continue
+        path = folder / context_file_name(context)
+        if not path.is_file() or path.read_text(encoding="utf-8") != context:
+            path.write_text(context, encoding="utf-8")
+        files[key] = path
+    keep = {p.name for p in files.values()}
+    for stale in folder.glob("ctx-*.txt"):
+        if stale.name not in keep:
+            stale.unlink()
+    return files
+
+
+def index_contexts(
+    contexts: Iterable[str], settings: Settings, progress: bool = True
+) -> tuple[dict[str, str], Any]:
+    """Index contexts as text documents in ``settings.home``; returns (doc_for_context, summary).
+
+    The files go to ``<home>/contexts``; the index is incremental, so a home reused for the same
+    contexts is not embedded again.
+    """
+    from indexer.run import index_folder
+    from indexer.split import doc_id_for
+
+    files = write_contexts(contexts, settings.home / CONTEXTS_FOLDER)
+    if not files:
+        raise ValueError("no contexts to index")
+    summary = index_folder([settings.home / CONTEXTS_FOLDER], settings, progress=progress)
+    if summary.failed:
+        logger.warning("%d contexts failed to index: %s", len(summary.failed), summary.failed[:3])
+    return {key: doc_id_for(path) for key, path in files.items()}, summary
+
+
+def evaluate_over_contexts(
+    examples: Sequence[SquadExample],
+    settings: Settings,
+    contexts: Iterable[str],
+    home: Path | None = None,
+    top_k: int = 10,
+    progress: bool = True,
+    *,
+    closed: bool = False,
+    recall_depth: int | None = None,
+) -> dict[str, Any]:
+    """:func:`evaluate_end_to_end` over a collection made of ``contexts`` (one document each).
+
+    The collection is indexed in ``home`` (kept, and reused by the next run), else in a temporary
+    folder. The reader is the one ``settings`` resolves to (``settings.home``'s serving reader);
+    ``settings.home``'s own index is neither read nor changed.
+    """
+    from pipelines.models import resolve_reader
+
+    reader = resolve_reader(settings)
+    with contextlib.ExitStack() as stack:
+        if home is None:
+            home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="docqa-eval-")))
+        where = settings.with_(home=Path(home).expanduser().resolve(), reader_model=reader)
+        started = time.perf_counter()
+        doc_for_context, summary = index_contexts(contexts, where, progress)
+        index_seconds = time.perf_counter() - started
+        report = evaluate_end_to_end(
+            examples,
+            where,
+            top_k,
+            progress,
+            closed=closed,
+            doc_for_context=doc_for_context,
+            recall_depth=recall_depth,
+            service=QueryService(where),  # not cached: the folder may be temporary
+        )
+    report["collection"] |= {
+        "built_from": "contexts",
+        "contexts": len(doc_for_context),
+        "failed": len(summary.failed),
+        "embedded_passages": summary.passages,
+        "index_seconds": round(index_seconds, 2),
     }
     return report
 
 
+# -- text -----------------------------------------------------------------------------------------
+
+
 def format_report(report: dict[str, Any]) -> str:
-    ans, ret, lat = report["answers"], report["retrieval"], report["latency_seconds"]
+    """A terminal table of a report from :func:`evaluate_end_to_end`."""
+    ret, lat = report["retrieval"], report["latency_seconds"]
+    coll = report.get("collection") or {}
     lines = [
-        f"{report['questions']} questions, top {report['top_k']} passages, "
-        f"reader {report['reader']}",
+        f"{report['questions']} questions, top {report['top_k']} passages"
+        + (
+            f" read of {report['retrieved']}"
+            if report.get("retrieved", 0) > report["top_k"]
+            else ""
+        )
+        + f", reader {report['reader']}",
+        f"collection: {coll.get('documents', '?')} documents, {coll.get('passages', '?')} "
+        f"passages; gold passages by {_rules(report.get('gold_passage_rule') or {})}",
         "retrieval: " + ", ".join(f"{k} {v:.3f}" for k, v in ret.items()),
+        "",
+        f"{'answers':30} {'EM':>7} {'F1':>7} {'n':>6}",
     ]
-    lines += [f"{name:8} EM {em:6.2f}  F1 {f1:6.2f}  n {n}" for name, em, f1, n in metric_rows(ans)]
-    lines.append(f"latency p50 {lat['p50'] * 1000:.0f} ms, p95 {lat['p95'] * 1000:.0f} ms")
+    closed = report.get("closed")
+    if closed:
+        lines += _metric_lines("closed (gold passages)", closed)
+    lines += _metric_lines(f"open (top {report['top_k']})", report["answers"])
+    ans = report["answers"]
+    if ans.get("no_answer_accuracy") is not None:
+        lines.append(f"no-answer accuracy {100 * ans['no_answer_accuracy']:.1f}%")
+    if ans.get("has_answer_abstained") is not None:
+        lines.append(f"answerable left unanswered {100 * ans['has_answer_abstained']:.1f}%")
+    lines += ["", f"{'passages read':14} {'EM':>7} {'F1':>7} {'HasAns F1':>10} {'NoAns F1':>9}"]
+    for row in report.get("answers_at_k", []):
+        has, no = row.get("HasAns_f1"), row.get("NoAns_f1")
+        lines.append(
+            f"{row['k']:<14} {row['exact']:7.2f} {row['f1']:7.2f} {_num(has):>10} {_num(no):>9}"
+        )
+    lines += [
+        "",
+        f"latency per question p50 {lat['p50'] * 1000:.0f} ms, p95 {lat['p95'] * 1000:.0f} ms",
+    ]
+    if report.get("plots"):
+        lines.append("plots: " + ", ".join(report["plots"]))
     return "\n".join(lines)
+
+
+def _rules(rules: dict[str, int]) -> str:
+    return ", ".join(f"{name} ({n})" for name, n in rules.items()) or "-"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _metric_lines(title: str, metrics: dict[str, Any]) -> list[str]:
+    rows = metric_rows(metrics)
+    return [
+        f"{(title if i == 0 else ''):22} {name:7} {em:7.2f} {f1:7.2f} {n:6d}"
+        for i, (name, em, f1, n) in enumerate(rows)
+    ]
+
+
+# -- tuning the score mix -------------------------------------------------------------------------
 
 
 def tune_retriever_weight(

@@ -92,6 +92,88 @@ def test_index_exits_non_zero_when_nothing_could_be_indexed(
     assert "error: no such file or folder:" in missing.stderr
 
 
+def test_index_dry_run_lists_changes_and_changes_nothing(runner: CliRunner, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy2(FIXTURES / "opening-hours.txt", docs / "opening-hours.txt")
+    shutil.copy2(FIXTURES / "onboarding.md", docs / "onboarding.md")
+    home = tmp_path / "home"
+    first = run(runner, "index", docs, "--home", home, "--json")
+    assert first.exit_code == 0, first.output
+    summary = json.loads(first.stdout)
+    assert set(summary) >= {"added", "updated", "removed", "unchanged", "failed", "passages",
+                            "seconds"}  # fmt: skip
+    assert (summary["added"], summary["passages"]) == (2, summary["total_passages"])
+
+    (docs / "opening-hours.txt").unlink()
+    (docs / "onboarding.md").write_text("# Onboarding\n\nLunch is at noon.\n", encoding="utf-8")
+    (docs / "parking.txt").write_text("Parking is in the basement.", encoding="utf-8")
+    index_dir = Settings(home=home).index_dir
+    current = (index_dir / "CURRENT").read_text()
+
+    dry = run(runner, "index", docs, "--home", home, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert dry.stdout.splitlines() == [
+        "removed: docs/opening-hours.txt",
+        "added: docs/parking.txt",
+        "updated: docs/onboarding.md",
+        "dry run: would add 1, update 1, remove 1; 0 unchanged, 0 failed, 0 skipped; "
+        "nothing was written",
+    ]
+    as_json = json.loads(run(runner, "index", docs, "--home", home, "--dry-run", "--json").stdout)
+    assert (as_json["added"], as_json["updated"], as_json["removed"]) == (1, 1, 1)
+    assert as_json["dry_run"] is True
+    assert {"action": "updated", "path": "docs/onboarding.md"} in as_json["changes"]
+    assert (index_dir / "CURRENT").read_text() == current  # nothing was indexed
+
+    real = json.loads(run(runner, "index", docs, "--home", home, "--json").stdout)
+    assert (real["added"], real["updated"], real["removed"], real["unchanged"]) == (1, 1, 1, 0)
+
+
+def test_second_indexer_is_refused_while_one_holds_the_lock(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy2(FIXTURES / "opening-hours.txt", docs / "opening-hours.txt")
+    home = tmp_path / "home"
+    home.mkdir()
+    lock = home / "index.lock"
+    # Another process holds the indexer's lock (as a running `docqa index` does).
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from filelock import FileLock; held = FileLock(sys.argv[1]); "
+         "held.acquire(); print('locked', flush=True); time.sleep(120)", str(lock)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        result = run(runner, "index", docs, "--home", home, "--no-progress")
+    finally:
+        holder.kill()
+        holder.wait(30)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"error: another indexer is running (lock: {lock})"
+    assert not (home / "index").exists()
+
+    after = run(runner, "index", docs, "--home", home, "--no-progress")  # lock freed on exit
+    assert after.exit_code == 0, after.output
+
+
+def test_index_reports_an_unreadable_index(runner: CliRunner, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy2(FIXTURES / "opening-hours.txt", docs / "opening-hours.txt")
+    index_dir = Settings(home=tmp_path / "home").index_dir
+    (index_dir / "v-000001").mkdir(parents=True)
+    (index_dir / "v-000001" / "manifest.json").write_text("{", encoding="utf-8")
+    (index_dir / "CURRENT").write_text("v-000001\n", encoding="utf-8")
+    for extra in ([], ["--dry-run"]):
+        result = run(runner, "index", docs, "--home", tmp_path / "home", "--no-progress", *extra)
+        assert result.exit_code == 1
+        assert result.stderr.startswith(f"error: {index_dir / 'v-000001'}: unreadable manifest")
+
+
 # -- ask ----------------------------------------------------------------------------------------
 
 

@@ -1,10 +1,31 @@
-"""End-to-end evaluation over the small indexed demo collection (retrieval, answers, latency)."""
+"""End-to-end evaluation: gold passages, recall/MRR, answers for every k, plots, own contexts."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pytest
+from haystack import Document
+from typer.testing import CliRunner
+
+from docqa.cli import app
+from pipelines.query import get_service
+from pipelines.reader import get_predictor
 from pipelines.settings import REPO_ROOT, Settings
-from reader_training.end_to_end import evaluate_end_to_end, format_report
-from reader_training.squad import load_squad
+from reader_training.end_to_end import (
+    GoldPassages,
+    PassageRead,
+    answer_at_k,
+    evaluate_end_to_end,
+    format_report,
+    read_passages,
+    retrieval_metrics,
+    sample_examples,
+    write_contexts,
+)
+from reader_training.report_plots import write_plots
+from reader_training.squad import Answer, SquadExample, load_squad
 
 DEMO_TRAIN = REPO_ROOT / "data" / "demo" / "labels" / "train.json"
 INDEXED_TITLES = {
@@ -14,28 +35,258 @@ INDEXED_TITLES = {
     "it/laptop-provisioning.html",
     "it/backup-restore-runbook-v1.docx",
 }
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def test_end_to_end_report_over_the_demo_index(demo_home: Settings) -> None:
-    examples = [ex for ex in load_squad(DEMO_TRAIN)[0] if ex.title in INDEXED_TITLES][::8]
+def _example(qid: str, context: str, answer: str | None) -> SquadExample:
+    answers = (Answer(answer, context.index(answer)),) if answer else ()
+    return SquadExample(qid, "t", context, f"question {qid}?", answers)
+
+
+def _passage(doc_id: str, start: int, content: str) -> Document:
+    return Document(
+        content=content, meta={"doc_id": doc_id, "start": start, "end": start + len(content)}
+    )
+
+
+class _Store:
+    """The two store methods GoldPassages reads."""
+
+    def __init__(self, texts: dict[str, str]) -> None:
+        self.texts = texts
+
+    def sources(self) -> list[object]:
+        return [type("Record", (), {"doc_id": d})() for d in self.texts]
+
+    def source_text(self, doc_id: str) -> str:
+        return self.texts[doc_id]
+
+
+# -- small known cases ----------------------------------------------------------------------------
+
+
+def test_recall_and_mrr_on_known_ranks() -> None:
+    metrics = retrieval_metrics([1, 3, None, 2], [1, 2, 3, 5])
+    assert metrics == {
+        "recall@1": 0.25,
+        "recall@2": 0.5,
+        "recall@3": 0.75,
+        "recall@5": 0.75,
+        "mrr": pytest.approx((1 + 1 / 3 + 1 / 2) / 4),
+    }
+    assert retrieval_metrics([], [1])["mrr"] == 0.0
+
+
+def test_gold_passages_by_offsets_document_and_answer_text() -> None:
+    doc_a = "Alpha beta. The answer is Paris here. Gamma delta; Paris again."
+    store = _Store({"a": doc_a, "b": "Paris is elsewhere too."})
+    gold = GoldPassages(store)
+    ex = _example("1", doc_a, "Paris")  # the first "Paris", chars 26..31
+    first_half, second_half = _passage("a", 0, doc_a[:37]), _passage("a", 37, doc_a[37:])
+    other = _passage("b", 0, "Paris is elsewhere too.")
+    assert gold.rule(ex) == "offsets"
+    # Only the passage of the right document whose range holds the labeled answer is gold.
+    assert gold.rank(ex, [other, second_half, first_half]) == 3
+    assert gold.rank(ex, [other, second_half]) is None
+
+    # A context indexed as a document whose text was cleaned: the document and the answer text.
+    context = "The  answer is Paris."
+    gold = GoldPassages(store, doc_for_context={_sha(context): "a"})
+    ex = _example("2", context, "Paris")
+    assert gold.rule(ex) == "document+text"
+    assert gold.rank(ex, [other, second_half]) == 2
+
+    # Contexts that are not documents: any passage holding the answer text, as whole words.
+    ex = _example("3", "Somewhere else: the answer is Paris.", "Paris")
+    assert GoldPassages(store).rule(ex) == "answer text"
+    assert GoldPassages(store).rank(ex, [_passage("c", 0, "Parisian"), other]) == 2
+
+
+def _sha(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def test_answer_at_k_is_the_best_span_of_the_first_k_passages() -> None:
+    reads = [
+        PassageRead("weak", 0.55, 0.9),
+        PassageRead(None, 0.0, 0.8),
+        PassageRead("strong", 0.9, 0.1),
+    ]
+    assert answer_at_k(reads, 1, 0.0) == "weak"
+    assert answer_at_k(reads, 2, 0.0) == "weak"
+    assert answer_at_k(reads, 3, 0.0) == "strong"
+    # The retriever's score can tip the balance: 0.5*0.55+0.5*0.9 > 0.5*0.9+0.5*0.1.
+    assert answer_at_k(reads, 3, 0.5) == "weak"
+    # "No answer" (1 - best reader score) wins over a weak best span.
+    assert answer_at_k([PassageRead("x", 0.3, 0.0)], 1, 0.0) is None
+    assert answer_at_k([PassageRead(None, 0.0, 0.5)], 1, 0.0) is None
+
+
+def test_sample_is_fixed_and_in_file_order() -> None:
+    examples = [_example(str(i), "context", None) for i in range(50)]
+    sample = sample_examples(examples, 10, seed=3)
+    assert sample == sample_examples(examples, 10, seed=3)
+    assert [int(ex.id) for ex in sample] == sorted(int(ex.id) for ex in sample)
+    assert sample_examples(examples, None) == examples
+
+
+def test_write_contexts_keeps_unchanged_files_and_drops_stale_ones(tmp_path: Path) -> None:
+    files = write_contexts(["one", "two", "one", "  "], tmp_path)
+    assert len(files) == 2
+    first = {p.name: p.stat().st_mtime_ns for p in files.values()}
+    again = write_contexts(["two", "one"], tmp_path)
+    assert {p.name: p.stat().st_mtime_ns for p in again.values()} == first
+    write_contexts(["two"], tmp_path)
+    assert [p.read_text() for p in tmp_path.glob("*.txt")] == ["two"]
+
+
+# -- over the small demo index, with the tiny reader ---------------------------------------------
+
+
+def _demo_examples() -> list[SquadExample]:
+    return [ex for ex in load_squad(DEMO_TRAIN)[0] if ex.title in INDEXED_TITLES][::8]
+
+
+def test_answers_for_k_passages_are_what_ask_answers(demo_home: Settings) -> None:
+    """Reading each passage once and keeping the first k gives ask(top_k_passages=k)'s answer."""
+    service = get_service(demo_home)
+    settings = demo_home
+    predictor = get_predictor(
+        service.reader_model, None, settings.cpu_precision, settings.reader_batch_size
+    )
+    weight = predictor.config.retriever_weight
+    for ex in _demo_examples()[:4]:
+        reads = read_passages(predictor, ex.question, service.retrieve(ex.question, top_k=5))
+        for k in (1, 3, 5):
+            top = service.ask(ex.question, top_k_passages=k, top_n_answers=1)[0]
+            assert answer_at_k(reads, k, weight) == top.answer, (ex.question, k)
+
+
+def test_end_to_end_report_over_the_demo_index(demo_home: Settings, tmp_path: Path) -> None:
+    examples = _demo_examples()
     answerable = sum(1 for ex in examples if ex.answers)
     assert answerable >= 5 and len(examples) > answerable
+    settings = demo_home.with_(retriever_weight=0.0)  # answered share is then monotone in k
 
-    report = evaluate_end_to_end(examples, demo_home, top_k=5, progress=False)
+    report = evaluate_end_to_end(examples, settings, top_k=5, progress=False, recall_depth=10)
     assert report["questions"] == len(examples) and report["top_k"] == 5
+    assert report["retrieved"] == 10
     retrieval = report["retrieval"]
-    assert set(retrieval) == {"recall@1", "recall@5", "mrr"}
-    # The labels' contexts are the converted documents, so gold passages are found in the index.
+    assert set(retrieval) == {"recall@1", "recall@5", "recall@10", "mrr"}
+    # The labels' contexts are the converted documents: gold passages are found by offsets.
+    assert report["gold_passage_rule"] == {"offsets": answerable}
     assert retrieval["recall@5"] >= 0.7
-    assert retrieval["recall@1"] <= retrieval["recall@5"]
-    assert 0.0 < retrieval["mrr"] <= 1.0
+    curve = report["recall_curve"]
+    assert len(curve) == 10 and curve == sorted(curve)
+    assert curve[0] == retrieval["recall@1"] and curve[4] == retrieval["recall@5"]
+    assert 0.0 < retrieval["mrr"] <= retrieval["recall@10"]
+
     answers = report["answers"]
     assert answers["total"] == len(examples) and answers["HasAns_total"] == answerable
     assert 0.0 <= answers["f1"] <= 100.0
+    assert answers["no_answer_accuracy"] == pytest.approx(answers["NoAns_exact"] / 100)
+    by_k = report["answers_at_k"]
+    assert [row["k"] for row in by_k] == [1, 3, 5]
+    assert by_k[-1] | {"k": 5} == {**answers, "k": 5}
+    # With reader scores alone, "no answer" = 1 - best score: more passages, more answers.
+    answered = [row["answered"] for row in by_k]
+    assert answered == sorted(answered)
+    for row in by_k:
+        assert row["exact"] <= row["f1"] <= 100.0
+
     latency = report["latency_seconds"]
-    assert 0.0 < latency["p50"] <= latency["p95"]
+    assert 0.0 < latency["p50"] <= latency["p95"] <= latency["max"]
+    assert sum(latency["histogram_ms"]["counts"]) == len(examples)
     assert report["reader"] == demo_home.reader_model
+    assert report["environment"]["cores"] >= 1 and "torch" in report["environment"]["packages"]
+    json.dumps(report)  # serializable as printed by --json
+
+    paths = write_plots(report, tmp_path / "plots")
+    assert [p.name for p in paths] == ["em_f1_vs_k.png", "latency_histogram.png"]
+    for path in paths:
+        assert path.read_bytes()[:8] == PNG_MAGIC and path.stat().st_size > 5000
 
     text = format_report(report)
-    assert text.splitlines()[0].startswith(f"{len(examples)} questions, top 5 passages")
-    assert "recall@5" in text and "latency p50" in text
+    assert text.splitlines()[0].startswith(f"{len(examples)} questions, top 5 passages read of 10")
+    assert "recall@5" in text and "latency per question p50" in text
+    assert "open (top 5)" in text and "no-answer accuracy" in text
+
+
+# -- own contexts, through the command line -------------------------------------------------------
+
+TINY_CONTEXTS = {
+    "Lighthouses": (
+        "The Eddystone Lighthouse stands on the Eddystone Rocks, 14 kilometres south of Rame Head"
+        " in Cornwall. The current tower, designed by James Douglass, was completed in 1882.",
+        [
+            ("Who designed the current Eddystone tower?", "James Douglass"),
+            ("When was the current Eddystone tower completed?", "1882"),
+            ("How tall is the Eddystone Lighthouse?", None),
+        ],
+    ),
+    "Bread": (
+        "Bread is made from flour, water and yeast. The dough is kneaded, left to rise for about"
+        " two hours, and baked in a hot oven.",
+        [
+            ("How long is bread dough left to rise?", "about two hours"),
+            ("Who invented sourdough bread?", None),
+        ],
+    ),
+    "Nile": (
+        "The Nile is a major river in northeastern Africa. It flows north into the Mediterranean"
+        " Sea and is about 6,650 kilometres long.",
+        [("Into which sea does the Nile flow?", "Mediterranean Sea")],
+    ),
+}
+
+
+def _tiny_squad(path: Path) -> Path:
+    data = []
+    for title, (context, qas) in TINY_CONTEXTS.items():
+        items = []
+        for i, (question, answer) in enumerate(qas):
+            answers = [{"text": answer, "answer_start": context.index(answer)}] if answer else []
+            items.append(
+                {
+                    "id": f"{title}-{i}",
+                    "question": question,
+                    "answers": answers,
+                    "is_impossible": not answers,
+                }
+            )
+        data.append({"title": title, "paragraphs": [{"context": context, "qas": items}]})
+    path.write_text(json.dumps({"version": "v2.0", "data": data}), encoding="utf-8")
+    return path
+
+
+def test_evaluate_over_own_contexts_from_the_command_line(
+    tmp_path: Path, tiny_reader: Path
+) -> None:
+    labels = _tiny_squad(tmp_path / "tiny.json")
+    home, contexts = tmp_path / "home", tmp_path / "contexts"
+    args = ["evaluate", str(labels), "--own-contexts", "--reader", str(tiny_reader)]
+    args += ["--home", str(home), "--contexts-home", str(contexts), "-k", "3", "--json"]
+    result = CliRunner().invoke(app, [*args, "--plots", str(tmp_path / "plots")])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+
+    assert report["questions"] == 6 and report["answerable"] == 4
+    coll = report["collection"]
+    assert coll["built_from"] == "contexts" and coll["contexts"] == 3
+    assert coll["documents"] == 3 and coll["passages"] == 3 and coll["embedded_passages"] == 3
+    # Three one-passage documents and k = 3: every gold passage is retrieved, by its offsets.
+    assert report["retrieval"]["recall@3"] == 1.0
+    assert report["gold_passage_rule"] == {"offsets": 4}
+    assert report["closed"]["total"] == 6 and report["answers"]["total"] == 6
+    assert report["labels"] == str(labels)
+    assert all(Path(p).read_bytes()[:8] == PNG_MAGIC for p in report["plots"])
+    assert not (home / "index").exists()  # --home's own index is neither read nor written
+
+    # The kept contexts' index is reused: nothing is embedded again.
+    result = CliRunner().invoke(app, [*args, "--no-closed", "--questions", "2"])
+    assert result.exit_code == 0, result.output
+    again = json.loads(result.stdout)
+    assert again["collection"]["embedded_passages"] == 0 and again["questions"] == 2
+    assert again["closed"] is None

@@ -1,0 +1,197 @@
+"""Reader serving backends side by side: PyTorch fp32, dynamic int8, ONNX Runtime.
+
+Each backend reads the demo dev questions with their gold passages (the pairs of
+``data/demo/labels/dev.json``), decoded exactly as ``reader_training.evaluate.evaluate_reader``
+does (same windows, same no-answer threshold, official SQuAD v2.0 EM/F1). Reported per backend:
+windows/s and questions/s of the whole read (tokenize + model + decode, best of ``--repeats``),
+EM/F1, how often its answer equals fp32's, load time (ONNX: export on a cache miss), model size,
+and ratios to fp32. The recommended serving backend is the fastest whose F1 stays within
+``--max-f1-drop`` (0.5) of fp32; set it with ``Settings(reader_backend=...)``.
+
+Prints a table and writes JSON (default benchmarks/results/serving.json). Numbers depend on the
+machine and its load: compare backends of one run only.
+
+    python benchmarks/bench_serving.py [--reader data/reader] [--questions N] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch
+
+from pipelines.reader import (
+    READER_BACKENDS,
+    OnnxQAModel,
+    SpanPredictor,
+    default_cache_dir,
+    onnx_model_path,
+    tokenize_pairs,
+)
+from pipelines.settings import REPO_ROOT, SHIPPED_READER
+from reader_training.evaluate import predict, squad_metrics
+from reader_training.squad import load_squad
+
+DEV = REPO_ROOT / "data" / "demo" / "labels" / "dev.json"
+
+
+def _model_mb(predictor: SpanPredictor) -> float:
+    model = predictor.model
+    if isinstance(model, OnnxQAModel):
+        return model.path.stat().st_size / 2**20
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)  # int8 packed weights serialize at their real size
+    return buffer.getbuffer().nbytes / 2**20
+
+
+def _versions() -> dict[str, str]:
+    import transformers
+
+    out = {"torch": torch.__version__, "transformers": transformers.__version__}
+    try:
+        import onnxruntime
+
+        out["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        out["onnxruntime"] = "not installed"
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reader", default=str(SHIPPED_READER))
+    parser.add_argument("--dev", type=Path, default=DEV)
+    parser.add_argument("--questions", type=int, default=0, help="first N questions (0: all)")
+    parser.add_argument("--backends", default=",".join(READER_BACKENDS))
+    parser.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
+    parser.add_argument("--repeats", type=int, default=3, help="timed reads; the best counts")
+    parser.add_argument("--max-f1-drop", type=float, default=0.5)
+    parser.add_argument("--cache-dir", type=Path, default=default_cache_dir())
+    parser.add_argument(
+        "--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "serving.json"
+    )
+    args = parser.parse_args()
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if "torch" not in backends:
+        backends.insert(0, "torch")  # the baseline of every ratio
+    examples, _ = load_squad(args.dev)
+    if args.questions:
+        examples = examples[: args.questions]
+
+    predictors: dict[str, SpanPredictor] = {}
+    loads: dict[str, tuple[float, bool | None]] = {}
+    for backend in backends:
+        cached = None
+        if backend == "onnx":
+            from transformers import AutoTokenizer
+
+            names = AutoTokenizer.from_pretrained(args.reader).model_input_names
+            path = onnx_model_path(args.reader, "token_type_ids" in names, args.cache_dir)
+            cached = path.is_file()
+        started = time.perf_counter()
+        predictors[backend] = SpanPredictor(
+            args.reader, batch_size=args.batch_size, backend=backend, cache_dir=args.cache_dir
+        )
+        loads[backend] = (time.perf_counter() - started, cached)
+        predict(predictors[backend], examples[:8], progress=False)  # warm-up (first calls)
+    cfg = predictors["torch"].config
+    windows_total = len(
+        tokenize_pairs(
+            predictors["torch"].tokenizer,
+            [ex.question for ex in examples],
+            [ex.context for ex in examples],
+            cfg.max_seq_length,
+            cfg.doc_stride,
+        ).pair_index
+    )
+    # Repeats go round the backends in turn, so a busy spell of the machine is shared out
+    # instead of landing on one backend; the best time of each counts.
+    times: dict[str, list[float]] = {b: [] for b in backends}
+    preds_of: dict[str, Any] = {}
+    for _ in range(max(1, args.repeats)):
+        for backend in backends:
+            t = time.perf_counter()
+            preds_of[backend] = predict(predictors[backend], examples, progress=False)
+            times[backend].append(time.perf_counter() - t)
+
+    rows: dict[str, dict[str, Any]] = {}
+    answers_of: dict[str, dict[str, str]] = {}
+    for backend in backends:
+        seconds = min(times[backend])
+        answers = preds_of[backend].answers(-cfg.no_answer_threshold)
+        answers_of[backend] = answers
+        metrics = squad_metrics(examples, answers)
+        load_seconds, cached = loads[backend]
+        rows[backend] = {
+            "em": round(metrics["exact"], 2),
+            "f1": round(metrics["f1"], 2),
+            "HasAns_f1": round(metrics.get("HasAns_f1", float("nan")), 2),
+            "NoAns_f1": round(metrics.get("NoAns_f1", float("nan")), 2),
+            "seconds": round(seconds, 3),
+            "all_seconds": [round(t, 3) for t in times[backend]],
+            "windows_per_second": round(windows_total / seconds, 1),
+            "questions_per_second": round(len(examples) / seconds, 1),
+            "load_seconds": round(load_seconds, 2),
+            "onnx_export_included": (cached is False) if backend == "onnx" else None,
+            "model_mb": round(_model_mb(predictors[backend]), 1),
+        }
+
+    base = rows["torch"]
+    for backend, row in rows.items():
+        row["speedup_vs_fp32"] = round(row["windows_per_second"] / base["windows_per_second"], 2)
+        row["f1_minus_fp32"] = round(row["f1"] - base["f1"], 2)
+        same = sum(answers_of[backend][q] == a for q, a in answers_of["torch"].items())
+        row["same_answer_as_fp32"] = round(same / max(1, len(examples)), 4)
+    eligible = [b for b, r in rows.items() if r["f1"] >= base["f1"] - args.max_f1_drop]
+    recommended = max(eligible, key=lambda b: rows[b]["windows_per_second"])
+
+    result = {
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(),
+            **_versions(),
+        },
+        "reader": args.reader,
+        "data": {"file": str(args.dev), "questions": len(examples), "windows": windows_total},
+        "batch_size": args.batch_size,
+        "repeats": args.repeats,
+        "backends": rows,
+        "max_f1_drop": args.max_f1_drop,
+        "recommended_backend": recommended,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+    print(
+        f"{len(examples)} questions, {windows_total} windows, batch {args.batch_size}, "
+        f"{torch.get_num_threads()} threads, best of {args.repeats}"
+    )
+    header = f"{'backend':8} {'EM':>6} {'F1':>6} {'dF1':>6} {'same':>6} {'win/s':>8} "
+    header += f"{'x fp32':>7} {'q/s':>7} {'load s':>7} {'MB':>6}"
+    print(header)
+    for backend, r in rows.items():
+        print(
+            f"{backend:8} {r['em']:6.2f} {r['f1']:6.2f} {r['f1_minus_fp32']:+6.2f} "
+            f"{r['same_answer_as_fp32']:6.1%} {r['windows_per_second']:8.1f} "
+            f"{r['speedup_vs_fp32']:7.2f} {r['questions_per_second']:7.1f} "
+            f"{r['load_seconds']:7.1f} {r['model_mb']:6.1f}"
+        )
+    print(f"recommended (fastest with F1 >= fp32 - {args.max_f1_drop}): {recommended}")
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
