@@ -306,19 +306,21 @@ def latency(seconds: list[float]) -> dict[str, float]:
 
 
 def docqa_modes(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
-    """DocQA's retrieval modes to run: "dense" is the reference's (same embedder, FAISS), so it
-    isolates store + reader; "default" adds the product's default mode when it differs."""
-    from dataclasses import fields
-
+    """DocQA's configurations to run, each "RETRIEVAL[+BACKEND]": "dense" is the reference's
+    retrieval (same embedder, FAISS), so "dense" with the default torch fp32 backend isolates
+    store + reader; "default" is the product's retrieval mode and backend; "+onnx-int8" etc.
+    picks the reader's serving backend (Settings.reader_backend; torch fp32 if not named)."""
     from pipelines.settings import Settings
 
-    if "retrieval" not in {f.name for f in fields(Settings)}:
-        return [("dense", {})]
-    default = Settings().retrieval
+    defaults = Settings()
     modes: dict[str, dict[str, Any]] = {}
-    for mode in [m.strip() for m in args.docqa_modes.split(",") if m.strip()]:
-        mode = default if mode == "default" else mode
-        modes.setdefault(mode, {"retrieval": mode})
+    for entry in [m.strip() for m in args.docqa_modes.split(",") if m.strip()]:
+        retrieval, _, backend = entry.partition("+")
+        if retrieval == "default":  # the product as shipped, unless a backend is named
+            retrieval, backend = defaults.retrieval, backend or defaults.reader_backend
+        backend = backend or "torch"
+        label = retrieval if backend == "torch" else f"{retrieval}+{backend}"
+        modes.setdefault(label, {"retrieval": retrieval, "reader_backend": backend})
     return list(modes.items())
 
 
@@ -566,8 +568,9 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=10, help="passages read per question")
     parser.add_argument(
         "--docqa-modes",
-        default="dense,default",
-        help="DocQA retrieval modes to run (dense = the reference's; default = the product's)",
+        default="dense,dense+onnx-int8,default",
+        help="DocQA configurations, RETRIEVAL[+BACKEND] each (dense = the reference's "
+        "retrieval; default = the product's; BACKEND: a reader_backend, default torch fp32)",
     )
     parser.add_argument("--venv", type=Path, default=REFERENCE_VENV)
     parser.add_argument(

@@ -1,4 +1,4 @@
-"""Reader serving backends side by side: PyTorch fp32, dynamic int8, ONNX Runtime.
+"""Reader serving backends side by side: PyTorch fp32 and dynamic int8, ONNX Runtime fp32 and int8.
 
 Each backend reads the demo dev questions with their gold passages (the pairs of
 ``data/demo/labels/dev.json``), decoded exactly as ``reader_training.evaluate.evaluate_reader``
@@ -36,6 +36,7 @@ from pipelines.reader import (
     OnnxQAModel,
     SpanPredictor,
     default_cache_dir,
+    onnx_int8_path,
     onnx_model_path,
     tokenize_pairs,
 )
@@ -93,12 +94,12 @@ def main() -> None:
     loads: dict[str, tuple[float, bool | None]] = {}
     for backend in backends:
         cached = None
-        if backend == "onnx":
+        if backend.startswith("onnx"):
             from transformers import AutoTokenizer
 
             names = AutoTokenizer.from_pretrained(args.reader).model_input_names
             path = onnx_model_path(args.reader, "token_type_ids" in names, args.cache_dir)
-            cached = path.is_file()
+            cached = (onnx_int8_path(path) if backend == "onnx-int8" else path).is_file()
         started = time.perf_counter()
         predictors[backend] = SpanPredictor(
             args.reader, batch_size=args.batch_size, backend=backend, cache_dir=args.cache_dir
@@ -143,7 +144,7 @@ def main() -> None:
             "windows_per_second": round(windows_total / seconds, 1),
             "questions_per_second": round(len(examples) / seconds, 1),
             "load_seconds": round(load_seconds, 2),
-            "onnx_export_included": (cached is False) if backend == "onnx" else None,
+            "onnx_export_included": (cached is False) if cached is not None else None,
             "model_mb": round(_model_mb(predictors[backend]), 1),
         }
 
@@ -179,12 +180,12 @@ def main() -> None:
         f"{len(examples)} questions, {windows_total} windows, batch {args.batch_size}, "
         f"{torch.get_num_threads()} threads, best of {args.repeats}"
     )
-    header = f"{'backend':8} {'EM':>6} {'F1':>6} {'dF1':>6} {'same':>6} {'win/s':>8} "
+    header = f"{'backend':9} {'EM':>6} {'F1':>6} {'dF1':>6} {'same':>6} {'win/s':>8} "
     header += f"{'x fp32':>7} {'q/s':>7} {'load s':>7} {'MB':>6}"
     print(header)
     for backend, r in rows.items():
         print(
-            f"{backend:8} {r['em']:6.2f} {r['f1']:6.2f} {r['f1_minus_fp32']:+6.2f} "
+            f"{backend:9} {r['em']:6.2f} {r['f1']:6.2f} {r['f1_minus_fp32']:+6.2f} "
             f"{r['same_answer_as_fp32']:6.1%} {r['windows_per_second']:8.1f} "
             f"{r['speedup_vs_fp32']:7.2f} {r['questions_per_second']:7.1f} "
             f"{r['load_seconds']:7.1f} {r['model_mb']:6.1f}"

@@ -47,6 +47,24 @@ RetrievalOption = Annotated[
 ]
 
 
+BackendOption = Annotated[
+    str | None,
+    typer.Option(
+        "--reader-backend",
+        help="How the reader runs on CPU: torch (fp32), int8, onnx or onnx-int8"
+        f" (benchmarks/bench_serving.py compares them). Default: {Settings().reader_backend}",
+        show_default=False,
+    ),
+]
+
+
+def _check_backend(backend: str | None) -> None:
+    from pipelines.reader import READER_BACKENDS
+
+    if backend is not None and backend not in READER_BACKENDS:
+        raise _fail(f"--reader-backend must be one of {', '.join(READER_BACKENDS)}", 2)
+
+
 def _check_retrieval(retrieval: str | None) -> None:
     from pipelines.settings import RETRIEVAL_MODES
 
@@ -153,6 +171,7 @@ def ask(
     as_json: Annotated[bool, typer.Option("--json", help="Print answers as JSON.")] = False,
     reader: ReaderOption = None,
     retrieval: RetrievalOption = None,
+    reader_backend: BackendOption = None,
 ) -> None:
     """Answer a question over the indexed documents, with citations."""
     from pipelines.models import ReaderNotFoundError
@@ -160,7 +179,10 @@ def ask(
     from pipelines.query import ask as ask_question
 
     _check_retrieval(retrieval)
-    settings = _settings(home, reader_model=reader, retrieval=retrieval)
+    _check_backend(reader_backend)
+    settings = _settings(
+        home, reader_model=reader, retrieval=retrieval, reader_backend=reader_backend
+    )
     try:
         results = ask_question(question, settings, top_k_passages=passages, top_n_answers=answers)
     except (QuestionError, IndexMissingError, ReaderNotFoundError) as exc:
@@ -365,6 +387,7 @@ def evaluate(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     retrieval: RetrievalOption = None,
+    reader_backend: BackendOption = None,
 ) -> None:
     """End to end: retrieval recall@k/MRR, reader EM/F1 on gold and retrieved passages, latency."""
     import shlex
@@ -375,7 +398,10 @@ def evaluate(
     from reader_training.squad import SquadFormatError, load_squad
 
     _check_retrieval(retrieval)
-    settings = _settings(home, reader_model=reader, retrieval=retrieval)
+    _check_backend(reader_backend)
+    settings = _settings(
+        home, reader_model=reader, retrieval=retrieval, reader_backend=reader_backend
+    )
     try:
         examples, _ = load_squad(labels, drop_duplicates=False)
         others = [load_squad(f)[0] for f in distractors or []]

@@ -221,6 +221,29 @@ def test_ask_prints_readable_answers(runner: CliRunner, demo_home: Settings) -> 
     assert "[no answer in the documents]" in result.stdout
 
 
+def test_ask_reader_backend_option(runner: CliRunner, demo_home: Settings) -> None:
+    """--reader-backend picks how the reader runs; the answer offsets stay exact either way."""
+    args = ["ask", "Which laptop model do office staff receive?", "--json"]
+    args += ["--home", demo_home.home, "--reader", demo_home.reader_model]
+    answers = {}
+    for backend in ("torch", "int8"):
+        result = run(runner, *args, "--reader-backend", backend)
+        assert result.exit_code == 0, result.output
+        answers[backend] = json.loads(result.stdout)
+        for a in answers[backend]:
+            if a["answer"] is not None:
+                start, end = a["document_offsets"]
+                assert (
+                    a["context"][a["context_offsets"][0] : a["context_offsets"][1]] == a["answer"]
+                )
+                assert end - start == len(a["answer"])
+    # Both read the same passages: the cited documents agree.
+    assert {a["document"] for a in answers["torch"]} & {a["document"] for a in answers["int8"]}
+    bad = run(runner, *args, "--reader-backend", "tensorrt")
+    assert bad.exit_code == 2
+    assert "--reader-backend must be one of torch, int8, onnx, onnx-int8" in bad.stderr
+
+
 def test_ask_refuses_an_empty_question(runner: CliRunner, demo_home: Settings) -> None:
     result = run(runner, "ask", "  ", "--home", demo_home.home, "--reader", demo_home.reader_model)
     assert result.exit_code == 2

@@ -102,11 +102,17 @@ def snippets() -> tuple[list[str], list[str]]:
     return questions, contexts
 
 
-def test_int8_gives_the_best_spans_of_fp32(snippets: tuple) -> None:
+@pytest.mark.parametrize("backend", ["int8", "onnx-int8"])
+def test_int8_gives_the_best_spans_of_fp32(backend: str, snippets: tuple, onnx_cache: Path) -> None:
     """On the shipped reader: the tiny test reader is barely trained, its candidate spans are
     a few hundredths of a logit apart, and int8 noise of that size decides between them."""
     fp32 = SpanPredictor(SHIPPED_READER, batch_size=4)
-    int8 = SpanPredictor(SHIPPED_READER, batch_size=4, backend="int8")
+    int8 = SpanPredictor(SHIPPED_READER, batch_size=4, backend=backend, cache_dir=onnx_cache)
+    if backend == "onnx-int8":
+        assert isinstance(int8.model, OnnxQAModel) and int8.model.path.name.endswith("-int8.onnx")
+        fp32_export = int8.model.path.with_name(int8.model.path.name.replace("-int8", ""))
+        # int8 weights: well under half the size of the fp32 export.
+        assert int8.model.path.stat().st_size < 0.5 * fp32_export.stat().st_size
     want, got = fp32.predict(*snippets), int8.predict(*snippets)
     # Where fp32's best span beats its runner-up clearly, int8 must pick the same span.
     clear = [i for i, c in enumerate(want) if len(c) < 2 or c[0].margin - c[1].margin > 1.0]
@@ -118,6 +124,27 @@ def test_int8_gives_the_best_spans_of_fp32(snippets: tuple) -> None:
         ), f"question {i}: {snippets[0][i]!r}"
         # int8 moves the null logit more than the spans: margins shift by up to ~2.3 here.
         assert got[i][0].margin == pytest.approx(want[i][0].margin, abs=3.5)
+
+
+def test_batches_sorted_by_length_give_the_logits_of_single_windows(
+    fp32: SpanPredictor, pairs: tuple
+) -> None:
+    """Windows are read longest first, each batch cut to its longest window; the logits come
+    back in the windows' order, equal to reading each window alone without padding."""
+    cfg = fp32.config
+    questions, contexts = pairs
+    windows = tokenize_pairs(fp32.tokenizer, questions, contexts, cfg.max_seq_length, 32)
+    lengths = windows.encodings["attention_mask"].sum(dim=1)
+    assert len(set(lengths.tolist())) > 2  # the batches really mix lengths
+    start, end = fp32.logits(windows)
+    for w in range(len(lengths)):
+        n = int(lengths[w])
+        one = {k: v[w : w + 1, :n] for k, v in windows.encodings.items()}
+        with torch.inference_mode():
+            out = fp32.model(**one)
+        np.testing.assert_allclose(start[w, :n], out.start_logits[0].numpy(), atol=1e-4)
+        np.testing.assert_allclose(end[w, :n], out.end_logits[0].numpy(), atol=1e-4)
+        assert (start[w, n:] <= -1e4).all()  # padding can never be picked
 
 
 def test_unknown_backend_is_refused(tiny_reader: Path) -> None:

@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from scripts.results_table import END, START, main
+import pytest
+
+from scripts.results_table import (
+    END,
+    START,
+    Row,
+    main,
+    render,
+    renderer,
+    rows_reference,
+    rows_reference_store,
+    rows_reindex,
+    rows_retrieval,
+    rows_scale,
+    rows_serving,
+)
 
 ENVIRONMENT = {
     "cpu": "AMD EPYC 7B13",
@@ -116,3 +133,327 @@ def test_results_table_needs_the_markers(tmp_path: Path) -> None:
 
 def test_readme_results_table_is_up_to_date() -> None:
     assert main(["--check"]) == 0, "run: python scripts/results_table.py"
+
+
+# -- the benchmark scripts' own layouts -----------------------------------------------------------
+
+MACHINE = {"cpu": "AMD EPYC", "cores": 2, "load_average_at_start": [1.68, 1.0, 1.0]}
+
+
+def _side(em: float, f1: float, p50: float, p95: float) -> dict[str, Any]:
+    """One side of bench_reference.py: top answer, best span, latency (decoys differ)."""
+    return {
+        "em": em,
+        "f1": f1,
+        "n": 20,
+        "best_span": {"em": em - 15, "f1": f1 - 10.5, "n": 20},
+        "p50_ms": p50,
+        "p95_ms": p95,
+        "mean_ms": p50 + 17.7,
+    }
+
+
+def _reference_collection(ratio: float) -> dict[str, Any]:
+    def embed(pps: float, seconds: float, disk: float) -> dict[str, Any]:
+        return {
+            "passages": 329,
+            "seconds": seconds,
+            "seconds_with_model_load": seconds + 5.4,
+            "passages_per_second": pps,
+            "disk_mb": disk,
+            "peak_rss_mb": 918.4,
+        }
+
+    return {
+        "questions": 20,
+        "passages": 329,
+        "top_k_passages": 10,
+        "docqa": {
+            "dense": {
+                **_side(50.0, 63.8, 806.5, 1131.4),
+                "latency_ratio_reference_over_docqa": {"p50": ratio, "p95": 0.33},
+            },
+            "hybrid+onnx-int8": {
+                **_side(55.0, 65.81, 412.2, 598.9),
+                "latency_ratio_reference_over_docqa": {"p50": 1.79, "p95": 0.44},
+            },
+        },
+        "reference": {**_side(35.0, 46.21, 738.3, 1044.7), "peak_rss_mb": 836.2},
+        "indexing": {
+            "docqa_index_folder": {"passages": 329, "passages_per_second_with_model_load": 11.1},
+            "docqa_embed_store": embed(18.3, 17.988, 1.21),
+            "reference_embed_store": embed(14.8, 22.224, 3.65),
+            "ratio_passages_per_second_reference_over_docqa": 0.81,
+        },
+    }
+
+
+REFERENCE = {
+    "machine": MACHINE,
+    "environments": {
+        "docqa": {"python": "3.11.7", "torch": "2.13.0+cpu", "faiss-haystack": "not installed"},
+        "reference": {"python": "3.11.7", "torch": "2.13.0+cpu", "faiss-haystack": "3.0.0"},
+    },
+    "collections": {"demo": _reference_collection(0.92), "squad": _reference_collection(0.5)},
+}
+
+REFERENCE_STORE = {
+    "versions": {"python": "3.11.7", "faiss-haystack": "3.0.0", "faiss-cpu": "1.15.1"},
+    "passages": 100000,
+    "dim": 384,
+    "index_string": "Flat",
+    "build_documents_seconds": 3.3,
+    "write_seconds": 1.9,
+    "save_seconds": 155.7,
+    "load_seconds": 27.6,
+    "disk_mb": 972.4,
+    "filter": {
+        "matches_fraction": 0.01,
+        "queries": 50,
+        "top_k": 10,
+        "mean_returned": 1.06,
+        "min_returned": 0,
+        "full_top10_fraction": 0.04,
+        "recall_at_10": 0.11,
+        "p50_ms": 2.97,
+    },
+    "unfiltered_search_p50_ms": 2.68,
+    "peak_rss_mb": 1290.3,
+    "machine": MACHINE,
+}
+
+
+def _backend(f1: float, wps: float, speedup: float, df1: float) -> dict[str, Any]:
+    return {
+        "em": 47.5,
+        "f1": f1,
+        "windows_per_second": wps,
+        "questions_per_second": 1.5,
+        "speedup_vs_fp32": speedup,
+        "f1_minus_fp32": df1,
+        "same_answer_as_fp32": 0.85,
+    }
+
+
+SERVING = {
+    "machine": {"cpu": "x86_64", "cores": 2, "python": "3.11.7", "onnxruntime": "1.32.0"},
+    "data": {"file": "dev.json", "questions": 40, "windows": 446},
+    "batch_size": 16,
+    "repeats": 3,
+    "backends": {
+        "torch": _backend(62.67, 17.1, 1.0, 0.0),
+        "int8": _backend(62.42, 20.9, 1.22, -0.25),
+        "onnx-int8": _backend(61.02, 31.4, 1.84, -1.65),
+    },
+    "max_f1_drop": 0.5,
+    "recommended_backend": "int8",
+}
+
+
+def _reindex_run(wall: float, embedded: int, files: int) -> dict[str, Any]:
+    return {
+        "wall_s": wall,
+        "cpu_s": wall / 5,
+        "files_indexed": files,
+        "files_unchanged_skipped": 46 - files,
+        "passages_embedded": embedded,
+        "total_passages": 329,
+    }
+
+
+REINDEX = {
+    "machine": MACHINE,
+    "versions": {"python": "3.11.7", "torch": "2.13.0+cpu"},
+    "reindex": {
+        "files": 46,
+        "edited_file": "faq/new-joiner-faq.md",
+        "edited_file_passages": 5,
+        "full": _reindex_run(237.18, 329, 46),
+        "incremental": _reindex_run(9.37, 5, 1),
+        "noop": _reindex_run(0.08, 0, 0),
+        "speedup_incremental_vs_full": 25.3,
+    },
+    "embedding": {"passages": 329, "ratio_wall": 0.83},
+}
+
+
+def _retrieval_metrics(r10: float, mrr: float) -> dict[str, float]:
+    return {"recall@1": 0.111, "recall@5": 0.555, "recall@10": r10, "recall@20": 0.999, "mrr": mrr}
+
+
+RETRIEVAL = {
+    "machine": {"cpu": "x86_64", "cores": 2, "gpu": None},
+    "versions": {"python": "3.11.7", "torch": "2.13.0+cpu", "faiss-cpu": "1.15.1"},
+    "sets": {
+        "demo": {
+            "questions": 149,
+            "passages": 329,
+            "metrics": {
+                "dense": _retrieval_metrics(0.8725, 0.6163),
+                "bm25": _retrieval_metrics(0.9732, 0.8263),
+                "hybrid": _retrieval_metrics(0.9799, 0.7717),
+                "hybrid depth 10": _retrieval_metrics(0.4242, 0.4343),
+            },
+        },
+        "squad": {
+            "questions": 2906,
+            "passages": 646,
+            "metrics": {"dense": _retrieval_metrics(0.9408, 0.761)},
+        },
+    },
+}
+
+
+def _scale_run(n: int, config: str, factory: str, full: bool) -> dict[str, Any]:
+    return {
+        "passages": n,
+        "config": config,
+        "through": "PassageStore",
+        "index": {"kind": config, "factory": factory},
+        "ingest_s": 59.72,
+        "build_s": 34.37,
+        "save_s": 1.45,
+        "ingest_peak_added_mib": 111.1,
+        "build_peak_added_mib": 4.4,
+        "peak_added_mib": 223.8,
+        "disk_bytes": {"vectors.faiss": 30880090, "total": 65893605},
+        "load_s": 3.63,
+        "load_peak_added_mib": 69.5,
+        "search": {"p50_ms": 0.274, "p95_ms": 60.968, "recall_at_10": 0.9871},
+        "retrieval": {"p50_ms": 0.718, "p95_ms": 159.532, "recall_at_10": 0.9871},
+        "filtered_1pct": {
+            "p50_ms": 139.509,
+            "p95_ms": 309.341,
+            "recall_at_10": 0.8123,
+            "full_top_10": full,
+            "min_results": 10 if full else 7,
+        },
+    }
+
+
+SCALE = {
+    "hardware": {"cpu": "AMD EPYC", "cores": 2, "faiss_threads": 2, "faiss": "1.15.1"},
+    "data": "SYNTHETIC 384-d unit vectors from a Gaussian mixture. Not real embeddings.",
+    "through": "PassageStore (SQLite + FAISS)",
+    "runs": [
+        _scale_run(100_000, "flat", "IDMap2,Flat", True),
+        _scale_run(100_000, "ivf", "IVF512,Flat", True),
+        _scale_run(100_000, "hnsw", "IDMap2,HNSW32,Flat", False),
+    ],
+}
+
+
+def _numbers(rows: list[Row]) -> str:
+    return "\n".join(" | ".join(row) for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("data", "rows"),
+    [
+        (REFERENCE, rows_reference),
+        (REFERENCE_STORE, rows_reference_store),
+        (SERVING, rows_serving),
+        (REINDEX, rows_reindex),
+        (RETRIEVAL, rows_retrieval),
+        (SCALE, rows_scale),
+    ],
+)
+def test_benchmark_files_have_renderers(
+    data: dict[str, Any], rows: Callable[[dict[str, Any]], list[Row]]
+) -> None:
+    kind = renderer(json.loads(json.dumps(data)))
+    assert kind is not None and kind[1] is rows
+    for row in rows(data):
+        assert len(row) == 4 and all(row)  # what, number, measured on, command
+        assert "2 cores" in row[2] and row[3].startswith("`python benchmarks/bench_")
+
+
+def test_rows_reference() -> None:
+    rows = rows_reference(REFERENCE)
+    assert len(rows) == 4  # answers and indexing, per collection
+    answers, indexing = rows[0], rows[1]
+    assert "demo: 20 questions, 329 passages, top 10 read" in answers[0]
+    assert answers[1] == (
+        "Haystack reference EM 35.0, F1 46.2, p50 738 ms, p95 1045 ms; "
+        "DocQA dense EM 50.0, F1 63.8, p50 806 ms, p95 1131 ms (reference/DocQA p50 0.92x); "
+        "DocQA hybrid+onnx-int8 EM 55.0, F1 65.8, p50 412 ms, p95 599 ms "
+        "(reference/DocQA p50 1.79x)"
+    )
+    assert "squad:" in rows[2][0] and "(reference/DocQA p50 0.50x)" in rows[2][1]
+    assert indexing[1] == (
+        "DocQA 18.3 passages/s (18.0 s, 1.21 MB on disk); reference 14.8 passages/s "
+        "(22.2 s, 3.65 MB); reference/DocQA 0.81x"
+    )
+    # DocQA's versions, then what only the reference venv has; "not installed" is never shown.
+    assert answers[2] == (
+        "AMD EPYC, 2 cores, no GPU; Python 3.11.7, torch 2.13.0+cpu; load average 1.7; "
+        "reference venv: faiss-haystack 3.0.0"
+    )
+    assert answers[3] == "`python benchmarks/bench_reference.py --collections demo,squad`"
+
+
+def test_rows_reference_store() -> None:
+    [row] = rows_reference_store(REFERENCE_STORE)
+    assert "100,000 synthetic passages (384-d random vectors)" in row[0]
+    assert row[1] == (
+        "save 155.7 s, load 27.6 s, disk 972.4 MB; filter matching 1%: 1.06 of top 10 returned "
+        "on average, full top 10 in 4% of 50 queries (recall@10 0.11)"
+    )
+    assert "faiss-cpu 1.15.1, faiss-haystack 3.0.0" in row[2]
+    assert row[3] == "`python benchmarks/bench_reference.py --collections none --scale 100000`"
+
+
+def test_rows_serving() -> None:
+    [row] = rows_serving(SERVING)
+    assert "40 demo dev questions" in row[0] and "446 windows, batch 16, best of 3" in row[0]
+    assert row[1] == (
+        "torch fp32 17.1 windows/s, F1 62.67; int8 20.9 windows/s (1.22x fp32), F1 62.42 "
+        "(-0.25); onnx-int8 31.4 windows/s (1.84x fp32), F1 61.02 (-1.65); "
+        "recommended: int8 (fastest within 0.5 F1 of fp32)"
+    )
+    assert "onnxruntime 1.32.0" in row[2]
+
+
+def test_rows_reindex() -> None:
+    [row] = rows_reindex(REINDEX)
+    assert "(46 files)" in row[0]
+    assert row[1] == (
+        "5 of 329 passages re-embedded, 9.37 s vs 237.18 s for a full index (25.3x faster); "
+        "nothing changed: 0.08 s"
+    )
+
+
+def test_rows_retrieval() -> None:
+    demo, squad = rows_retrieval(RETRIEVAL)
+    assert "149 questions, 329 passages" in demo[0]
+    assert demo[1] == (
+        "dense recall@10 0.873, MRR 0.616; bm25 recall@10 0.973, MRR 0.826; "
+        "hybrid recall@10 0.980, MRR 0.772"
+    )  # the fusion variants stay in the JSON
+    assert "SQuAD" in squad[0] and "2,906 questions, 646 passages" in squad[0]
+    assert squad[1] == "dense recall@10 0.941, MRR 0.761"
+
+
+def test_rows_scale() -> None:
+    rows = rows_scale(SCALE)
+    assert len(rows) == 3
+    flat, _, hnsw = rows
+    assert "100,000 passages, flat (IDMap2,Flat" in flat[0] and "synthetic embeddings" in flat[0]
+    assert flat[1] == (
+        "ingest 59.72 s + build 34.37 s, peak +224 MiB, disk 62.8 MiB, load 3.63 s; "
+        "query p50 0.274 ms, p95 61 ms (0.718 ms p50 with the passages fetched), "
+        "recall@10 0.987; 1% filter: full top 10 yes (recall@10 0.812)"
+    )
+    assert "hnsw (IDMap2,HNSW32,Flat" in hnsw[0] and "full top 10 no" in hnsw[1]
+    assert flat[2] == "AMD EPYC, 2 cores, no GPU; faiss 1.15.1"
+    assert flat[3] == "`python benchmarks/bench_scale.py --sizes 100000`"
+
+
+def test_smoke_runs_are_skipped_quietly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "scale_smoke_20k.json").write_text(json.dumps(SCALE), encoding="utf-8")
+    (tmp_path / "mystery.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "serving.json").write_text(json.dumps(SERVING), encoding="utf-8")
+    table = render(tmp_path)
+    assert "windows/s" in table and "passage index" not in table
+    err = capsys.readouterr().err
+    assert "mystery.json: not a known result file" in err and "smoke" not in err
