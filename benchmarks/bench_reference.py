@@ -568,7 +568,7 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=10, help="passages read per question")
     parser.add_argument(
         "--docqa-modes",
-        default="dense,dense+onnx-int8,default",
+        default="dense,dense+int8,dense+onnx-int8,default",
         help="DocQA configurations, RETRIEVAL[+BACKEND] each (dense = the reference's "
         "retrieval; default = the product's; BACKEND: a reader_backend, default torch fp32)",
     )

@@ -112,12 +112,35 @@ def index(
             "--checkpoint-every", min=1, help="Save the index after every N indexed files."
         ),
     ] = 50,
+    index_type: Annotated[
+        str | None,
+        typer.Option(
+            "--index-type",
+            help="auto (exact below 50,000 passages, IVF above), flat, ivf or hnsw."
+            " Default: what the index has (auto for a new one).",
+            show_default=False,
+        ),
+    ] = None,
+    compression: Annotated[
+        str | None,
+        typer.Option(
+            "--compression",
+            help="Codes of the IVF/HNSW index: none, sq8 or pq (IVF only)."
+            " Default: what the index has (none for a new one).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Index documents: new, changed and deleted files only (unless --full)."""
     from indexer.run import IndexingError, index_folder, plan_index
+    from pipelines.faiss_index import IndexSpec
     from pipelines.store import StoreError
 
-    settings = _settings(home)
+    settings = _settings(home, index_type=index_type, index_compression=compression)
+    try:
+        IndexSpec.from_settings(settings)
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from exc
     if dry_run:
         try:
             plan = plan_index(paths, settings, full=full)

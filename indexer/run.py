@@ -329,9 +329,10 @@ class _Run:
         index_dir = self.settings.index_dir
         exists = PassageStore.exists(index_dir)
         # A new store is created on the first embeddings, with their dimension.
-        spec = IndexSpec.from_settings(self.settings)
         self.store = PassageStore.load(index_dir) if exists else None
-        if self.store is not None and self.store.index_info()["spec"] != spec.to_dict():
+        saved = self.store.index_info()["spec"] if self.store is not None else None
+        spec = IndexSpec.from_settings(self.settings, saved)
+        if self.store is not None and saved != spec.to_dict():
             # New index settings are a change too: save (and rebuild) even if no file changed.
             logger.info("index settings changed: %s", spec.to_dict())
             self.store.set_index_spec(spec)

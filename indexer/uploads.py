@@ -243,7 +243,6 @@ def remove_document(settings: Settings, doc_id: str, delete_upload: bool = True)
     too, else a later indexing of the uploads folder would bring it back. Files elsewhere are
     never touched. Raises IndexLockedError while an indexer runs.
     """
-    from pipelines.faiss_index import IndexSpec
     from pipelines.store import PassageStore
 
     lock = FileLock(str(settings.home / LOCK_NAME), timeout=0)
@@ -256,7 +255,7 @@ def remove_document(settings: Settings, doc_id: str, delete_upload: bool = True)
     try:
         if not PassageStore.exists(settings.index_dir):
             return None
-        store = PassageStore.load(settings.index_dir, index=IndexSpec.from_settings(settings))
+        store = PassageStore.load(settings.index_dir)  # keeps the index's own settings
         record = store.source(doc_id)
         if record is None:
             return None

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -113,15 +113,19 @@ class IndexSpec:
             raise ValueError(f"exact_filter_max must be in [0, 1], got {self.exact_filter_max}")
 
     @classmethod
-    def from_settings(cls, settings: Any) -> IndexSpec:
-        """The spec of a :class:`pipelines.settings.Settings` (defaults for missing fields)."""
-        default = cls()
-        return cls(
-            index_type=getattr(settings, "index_type", default.index_type),
-            compression=getattr(settings, "index_compression", default.compression),
-            nprobe=getattr(settings, "nprobe", default.nprobe),
-            ef_search=getattr(settings, "ef_search", default.ef_search),
-        )
+    def from_settings(
+        cls, settings: Any, saved: IndexSpec | dict[str, Any] | None = None
+    ) -> IndexSpec:
+        """The spec a :class:`pipelines.settings.Settings` asks for: each of its index fields
+        that is set, else the ``saved`` spec's (the index's own), else the default."""
+        base = saved if isinstance(saved, IndexSpec) else cls.from_dict(saved)
+        chosen = {
+            "index_type": getattr(settings, "index_type", None),
+            "compression": getattr(settings, "index_compression", None),
+            "nprobe": getattr(settings, "nprobe", None),
+            "ef_search": getattr(settings, "ef_search", None),
+        }
+        return replace(base, **{k: v for k, v in chosen.items() if v is not None})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> IndexSpec:

@@ -243,9 +243,12 @@ class QueryService:
             if version == self._version and self._pipeline is not None:
                 return False
             try:
-                store = PassageStore.load(
-                    self.settings.index_dir, index=IndexSpec.from_settings(self.settings)
-                )
+                store = PassageStore.load(self.settings.index_dir)
+                # Search parameters (nprobe, ef_search) set in the settings apply now.
+                saved = store.index_info()["spec"]
+                spec = IndexSpec.from_settings(self.settings, saved)
+                if spec.to_dict() != saved:
+                    store.set_index_spec(spec)
                 # The BM25 cache belongs in the version folder the store came from. If CURRENT
                 # moved while loading, we cannot tell which one that is: cache nothing (the next
                 # refresh sees the new CURRENT and reloads anyway).

@@ -34,10 +34,12 @@ class Settings:
     # Vector index (pipelines/faiss_index.py): "auto" searches exactly below 50,000 passages and
     # through IVF (nlist ≈ 4·√N, retrained when N doubles) above; "flat", "ivf" or "hnsw" force
     # one. Compression of the IVF/HNSW codes: "none", "sq8" or "pq" (exact vectors are kept).
-    index_type: str = "auto"
-    index_compression: str = "none"
-    nprobe: int = 32  # IVF lists visited per query
-    ef_search: int = 128  # HNSW candidate list length
+    # None keeps what the index was saved with (a new index: auto, none, 32, 128), so a later
+    # run without these settings does not undo an operator's choice.
+    index_type: str | None = None
+    index_compression: str | None = None
+    nprobe: int | None = None  # IVF lists visited per query
+    ef_search: int | None = None  # HNSW candidate list length
     # Retrieval and reading
     top_k_passages: int = 10
     # How passages are retrieved: "dense" (MiniLM + FAISS), "bm25" (keywords) or "hybrid" (both,

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from docqa.cli import app
 from pipelines.models import set_serving
 from pipelines.settings import REPO_ROOT, Settings
+from pipelines.store import PassageStore
 from reader_training.squad import load_squad, write_squad
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
@@ -158,6 +159,22 @@ def test_second_indexer_is_refused_while_one_holds_the_lock(
 
     after = run(runner, "index", docs, "--home", home, "--no-progress")  # lock freed on exit
     assert after.exit_code == 0, after.output
+
+
+def test_index_type_option_is_saved_and_checked(runner: CliRunner, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy2(FIXTURES / "opening-hours.txt", docs / "opening-hours.txt")
+    home = tmp_path / "home"
+    args = ["index", docs, "--home", home, "--no-progress"]
+    result = run(runner, *args, "--index-type", "hnsw", "--compression", "sq8")
+    assert result.exit_code == 0, result.output
+    spec = PassageStore.load(home / "index").index_info()["spec"]
+    assert (spec["index_type"], spec["compression"]) == ("hnsw", "sq8")
+    bad = run(runner, *args, "--index-type", "hnsw", "--compression", "pq")
+    assert bad.exit_code == 2
+    assert "pq" in bad.stderr and "hnsw" in bad.stderr
+    assert PassageStore.load(home / "index").index_info()["spec"]["compression"] == "sq8"
 
 
 def test_index_reports_an_unreadable_index(runner: CliRunner, tmp_path: Path) -> None:

@@ -319,6 +319,10 @@ def test_index_settings_reach_the_faiss_index(folder: Path, tmp_path: Path) -> N
     service = QueryService(settings.with_(retrieval="dense", nprobe=7))
     assert service.retrieve("When is the office open?", top_k=1)
     assert service.store.index_info()["spec"]["nprobe"] == 7
-    # A later run with other settings saves them.
+    # A later run without index settings keeps the index's own; one with other settings saves
+    # them even when no file changed.
+    run(folder, Settings(home=settings.home))
+    assert PassageStore.load(settings.index_dir).index_info()["spec"]["index_type"] == "hnsw"
     run(folder, settings.with_(index_type="ivf"), full=False)
-    assert PassageStore.load(settings.index_dir).index_info()["spec"]["index_type"] == "ivf"
+    spec = PassageStore.load(settings.index_dir).index_info()["spec"]
+    assert (spec["index_type"], spec["ef_search"]) == ("ivf", 64)
