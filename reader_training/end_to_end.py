@@ -313,8 +313,14 @@ def evaluate_end_to_end(
     depth = max(top_k, recall_depth or top_k)
     service = service or get_service(settings)
     store = service.store
+    # The reader as the product serves it: same backend (int8 by default) and cache.
     predictor = get_predictor(
-        service.reader_model, None, settings.cpu_precision, settings.reader_batch_size
+        service.reader_model,
+        None,
+        settings.cpu_precision,
+        settings.reader_batch_size,
+        backend=settings.reader_backend,
+        cache_dir=settings.home / "cache",
     )
     weight = settings.retriever_weight
     if weight is None:
@@ -348,6 +354,7 @@ def evaluate_end_to_end(
         "top_k": top_k,
         "retrieved": depth,
         "reader": service.reader_model,
+        "reader_backend": predictor.backend,
         "retriever_weight": weight,
         "collection": {"documents": len(store.sources()), "passages": store.count_documents()},
         "retrieval": retrieval_metrics(ranks, report_ks(depth, recall_ks)),
