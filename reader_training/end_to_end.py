@@ -240,18 +240,23 @@ def latency_summary(seconds: Sequence[float], bins: int = 20) -> dict[str, Any]:
     }
 
 
-def environment() -> dict[str, Any]:
-    """Hardware and package versions, recorded beside every number."""
-    import torch
-
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux), else what ``platform`` knows."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return cpu
+
+
+def environment() -> dict[str, Any]:
+    """Hardware and package versions, recorded beside every number."""
+    import torch
+
+    cpu = cpu_name()
     versions = {}
     for name in _PACKAGES:
         try:
