@@ -51,7 +51,8 @@ BackendOption = Annotated[
     str | None,
     typer.Option(
         "--reader-backend",
-        help="How the reader runs on CPU: torch (fp32), int8, onnx or onnx-int8"
+        help="How the reader runs on CPU: auto (bf16 where the CPU has AMX, else int8),"
+        " torch (fp32), int8, onnx or onnx-int8"
         f" (benchmarks/bench_serving.py compares them). Default: {Settings().reader_backend}",
         show_default=False,
     ),

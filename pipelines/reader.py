@@ -196,7 +196,25 @@ def resolve_device(device: str | None = None) -> torch.device:
 
 # -- serving backends (Settings.reader_backend) ----------------------------------------------------
 
-READER_BACKENDS = ("torch", "int8", "onnx", "onnx-int8")
+READER_BACKENDS = ("auto", "torch", "int8", "onnx", "onnx-int8")
+
+
+def choose_backend(backend: str, device: torch.device) -> tuple[str, str | None]:
+    """(backend, CPU precision it imposes or None) that ``backend`` means on ``device``.
+
+    "auto" is torch with bf16 autocast on CPUs with native bf16 (AMX / AVX-512 BF16: 2.8x the
+    speed of fp32 per ../shared/README's machine notes) and int8 on other CPUs (1.32x on
+    AVX2-only CPUs, benchmarks/bench_serving.py); GPUs always use torch (fp16).
+    """
+    if device.type != "cpu":
+        if backend not in ("auto", "torch"):
+            logger.info("reader backend %r is for CPUs; using torch on %s", backend, device)
+        return "torch", None
+    if backend == "auto":
+        return ("torch", "bf16") if cpu_supports_bf16() else ("int8", None)
+    return backend, None
+
+
 ONNX_OPSET = 17
 _QA_HEAD = "qa_outputs"  # the span head of transformers' *ForQuestionAnswering models
 
@@ -459,9 +477,8 @@ class SpanPredictor:
             raise ValueError(f"unknown reader backend {backend!r}; choose one of {READER_BACKENDS}")
         self.model_path = str(model)
         self.device = resolve_device(device)
-        if backend != "torch" and self.device.type != "cpu":
-            logger.info("reader backend %r is for CPUs; using torch on %s", backend, self.device)
-            backend = "torch"
+        backend, precision = choose_backend(backend, self.device)
+        cpu_precision = precision or cpu_precision
         self.backend = backend
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
         self.model = AutoModelForQuestionAnswering.from_pretrained(self.model_path)
