@@ -50,6 +50,7 @@ RECALL_KS = (1, 5, 20)
 PER_RUN_KEYS = (
     "collection",
     "top_k",
+    "reader_backend",
     "retrieved",
     "retrieval",
     "recall_curve",

@@ -64,14 +64,9 @@ def padded_tokens(lengths: list[int], order: list[int], batch_size: int) -> int:
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from reader_training.end_to_end import cpu_name
+
+    cpu = cpu_name()
     device = default_device()
     return {
         "cpu": cpu,

@@ -51,7 +51,8 @@ BackendOption = Annotated[
     str | None,
     typer.Option(
         "--reader-backend",
-        help="How the reader runs on CPU: torch (fp32), int8, onnx or onnx-int8"
+        help="How the reader runs on CPU: auto (bf16 where the CPU has AMX, else int8),"
+        " torch (fp32), int8, onnx or onnx-int8"
         f" (benchmarks/bench_serving.py compares them). Default: {Settings().reader_backend}",
         show_default=False,
     ),
@@ -462,23 +463,29 @@ def tune_weight(
     passages: Annotated[int, typer.Option("--passages", "-k")] = 10,
     save: Annotated[bool, typer.Option(help="Save the best weight with the reader.")] = True,
 ) -> None:
-    """Tune how much the retriever's score counts when ranking answers across passages."""
+    """Tune how answers are ranked across passages: the retriever's share of the score and how
+    much more sure of a span the reader must be than of "no answer" (open_null_offset)."""
     from dataclasses import replace
 
     from pipelines.models import resolve_reader
     from pipelines.reader import ReaderConfig
-    from reader_training.end_to_end import tune_retriever_weight
+    from reader_training.end_to_end import tune_answer_ranking
     from reader_training.squad import load_squad
 
     settings = _settings(home, reader_model=reader)
     examples, _ = load_squad(labels)
-    best, table = tune_retriever_weight(examples, settings, top_k=passages)
-    for weight, f1 in table.items():
-        typer.echo(f"{'*' if weight == best else ' '} weight {weight:.1f}: F1 {f1:.2f}")
+    weight, offset, table = tune_answer_ranking(examples, settings, top_k=passages)
+    for key, f1 in table.items():
+        w, o = (float(x) for x in key.split(","))
+        mark = "*" if (w, o) == (weight, offset) else " "
+        typer.echo(f"{mark} weight {w:.1f} offset {o:.1f}: F1 {f1:.2f}")
     if save:
         model_dir = resolve_reader(settings)
-        ReaderConfig.save(replace(ReaderConfig.load(model_dir), retriever_weight=best), model_dir)
-        typer.echo(f"saved retriever_weight {best} in {model_dir}")
+        config = replace(
+            ReaderConfig.load(model_dir), retriever_weight=weight, open_null_offset=offset
+        )
+        ReaderConfig.save(config, model_dir)
+        typer.echo(f"saved retriever_weight {weight}, open_null_offset {offset} in {model_dir}")
 
 
 @app.command()

@@ -45,6 +45,10 @@ class ReaderConfig:
     doc_stride: int = 128
     max_answer_tokens: int = 30
     retriever_weight: float = 0.0  # tuned end to end on held-out pairs (docqa tune-weight)
+    # Subtracted from every margin when answers are ranked across retrieved passages: "no
+    # answer" competes with the best span of k passages, a max that grows with k (measured on
+    # open SQuAD: NoAns F1 45.96 reading 1 passage, 24.84 reading 10). Tuned with the weight.
+    open_null_offset: float = 0.0
 
     @classmethod
     def load(cls, model_dir: str | Path) -> ReaderConfig:
@@ -192,7 +196,25 @@ def resolve_device(device: str | None = None) -> torch.device:
 
 # -- serving backends (Settings.reader_backend) ----------------------------------------------------
 
-READER_BACKENDS = ("torch", "int8", "onnx", "onnx-int8")
+READER_BACKENDS = ("auto", "torch", "int8", "onnx", "onnx-int8")
+
+
+def choose_backend(backend: str, device: torch.device) -> tuple[str, str | None]:
+    """(backend, CPU precision it imposes or None) that ``backend`` means on ``device``.
+
+    "auto" is torch with bf16 autocast on CPUs with native bf16 (AMX / AVX-512 BF16: 2.8x the
+    speed of fp32 per ../shared/README's machine notes) and int8 on other CPUs (1.32x on
+    AVX2-only CPUs, benchmarks/bench_serving.py); GPUs always use torch (fp16).
+    """
+    if device.type != "cpu":
+        if backend not in ("auto", "torch"):
+            logger.info("reader backend %r is for CPUs; using torch on %s", backend, device)
+        return "torch", None
+    if backend == "auto":
+        return ("torch", "bf16") if cpu_supports_bf16() else ("int8", None)
+    return backend, None
+
+
 ONNX_OPSET = 17
 _QA_HEAD = "qa_outputs"  # the span head of transformers' *ForQuestionAnswering models
 
@@ -455,9 +477,8 @@ class SpanPredictor:
             raise ValueError(f"unknown reader backend {backend!r}; choose one of {READER_BACKENDS}")
         self.model_path = str(model)
         self.device = resolve_device(device)
-        if backend != "torch" and self.device.type != "cpu":
-            logger.info("reader backend %r is for CPUs; using torch on %s", backend, self.device)
-            backend = "torch"
+        backend, precision = choose_backend(backend, self.device)
+        cpu_precision = precision or cpu_precision
         self.backend = backend
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
         self.model = AutoModelForQuestionAnswering.from_pretrained(self.model_path)
@@ -644,6 +665,7 @@ class ExtractiveReader:
         weight = self.retriever_weight
         if weight is None:
             weight = self._predictor.config.retriever_weight
+        offset = self._predictor.config.open_null_offset
         docs = [d for d in documents if d.content]
         if not docs:
             return {"answers": [ExtractedAnswer(query=query, score=1.0, data=None)]}
@@ -657,7 +679,7 @@ class ExtractiveReader:
                 if any(c.start_char < e and s < c.end_char for s, e in seen):
                     continue
                 seen.append((c.start_char, c.end_char))
-                reader_score = self._predictor.score(c.margin)
+                reader_score = self._predictor.score(c.margin - offset)
                 best_reader_score = max(best_reader_score, reader_score)
                 retr = float(doc.score) if doc.score is not None else 0.0
                 score = (1 - weight) * reader_score + weight * retr

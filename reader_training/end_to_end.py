@@ -47,7 +47,7 @@ from haystack import Document
 from tqdm.auto import tqdm
 
 from pipelines.query import QueryService, QuestionError, get_service, validate_question
-from pipelines.reader import SpanPredictor, cpu_supports_bf16, get_predictor
+from pipelines.reader import ReaderConfig, SpanPredictor, cpu_supports_bf16, get_predictor
 from pipelines.settings import Settings
 from reader_training.evaluate import evaluate_reader, metric_rows, normalize_answer, squad_metrics
 from reader_training.squad import SquadExample
@@ -87,7 +87,9 @@ class PassageRead:
 def read_passages(
     predictor: SpanPredictor, question: str, passages: Sequence[Document]
 ) -> list[PassageRead]:
-    """The best span of each passage, in passage order (empty passages have none)."""
+    """The best span of each passage, in passage order (empty passages have none), scored with
+    the reader's ``open_null_offset`` as ``ExtractiveReader`` scores it."""
+    offset = predictor.config.open_null_offset
     with_text = [i for i, p in enumerate(passages) if p.content]
     reads = [
         PassageRead(None, 0.0, float(p.score) if p.score is not None else 0.0) for p in passages
@@ -101,7 +103,7 @@ def read_passages(
             best = cands[0]  # sorted by margin: the passage's best reader score
             reads[i] = PassageRead(
                 content[best.start_char : best.end_char],
-                predictor.score(best.margin),
+                predictor.score(best.margin - offset),
                 reads[i].retriever_score,
             )
     return reads
@@ -238,18 +240,23 @@ def latency_summary(seconds: Sequence[float], bins: int = 20) -> dict[str, Any]:
     }
 
 
-def environment() -> dict[str, Any]:
-    """Hardware and package versions, recorded beside every number."""
-    import torch
-
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux), else what ``platform`` knows."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return cpu
+
+
+def environment() -> dict[str, Any]:
+    """Hardware and package versions, recorded beside every number."""
+    import torch
+
+    cpu = cpu_name()
     versions = {}
     for name in _PACKAGES:
         try:
@@ -537,36 +544,60 @@ def _metric_lines(title: str, metrics: dict[str, Any]) -> list[str]:
 # -- tuning the score mix -------------------------------------------------------------------------
 
 
-def tune_retriever_weight(
+def tune_answer_ranking(
     examples: Sequence[SquadExample],
     settings: Settings,
-    weights: Sequence[float] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6),
+    weights: Sequence[float] = (0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+    offsets: Sequence[float] = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0),
     top_k: int = 10,
     progress: bool = True,
-) -> tuple[float, dict[float, float]]:
-    """The weight of the retriever's score that maximizes end-to-end F1 on ``examples``.
+) -> tuple[float, float, dict[str, float]]:
+    """The ``retriever_weight`` and ``open_null_offset`` that maximize end-to-end F1 on
+    ``examples``, and F1 for each pair (keys "weight,offset").
 
-    Each question is read once (reader weight 0, many candidates kept); every weight then
-    re-ranks the same candidates, as BERTserini and cdQA tune their score mix. Use held-out
-    pairs, never the pairs you report on.
+    Each question is read once (many candidates kept); every pair then re-scores the same
+    candidates, as BERTserini and cdQA tune their score mix: spans score
+    ``(1 - w) * sigmoid((margin - offset) / T) + w * retriever``, "no answer" one minus the best
+    span's reader part. Ties go to the smaller weight and offset. Use held-out pairs, never the
+    pairs you report on.
     """
+    import math
+
     service = get_service(settings.with_(retriever_weight=0.0))
-    candidates: dict[str, list[tuple[str | None, float, float]]] = {}
+    config = ReaderConfig.load(service.reader_model)
+    temperature, served_offset = config.temperature, config.open_null_offset
+
+    def margin(score: float) -> float:
+        # The served score is sigmoid((margin - served_offset) / T): undo it.
+        score = min(max(score, 1e-9), 1 - 1e-9)
+        return temperature * math.log(score / (1 - score)) + served_offset
+
+    spans_of: dict[str, list[tuple[str, float, float]]] = {}
     for ex in tqdm(examples, desc="reading", unit="q", disable=not progress):
         results = service.ask(ex.question, top_k_passages=top_k, top_n_answers=20)
-        candidates[ex.id] = [
-            (r.answer, r.reader_score if r.answer else r.score, r.retriever_score or 0.0)
+        spans_of[ex.id] = [
+            (r.answer, margin(r.reader_score or 0.0), r.retriever_score or 0.0)
             for r in results
+            if r.answer is not None
         ]
-    table: dict[float, float] = {}
+    table: dict[str, float] = {}
+    best: tuple[float, float, float] | None = None
     for w in weights:
-        predictions = {}
-        for qid, cands in candidates.items():
-            spans = [(a, (1 - w) * rs + w * ret, rs) for a, rs, ret in cands if a is not None]
-            no_answer = next((rs for a, rs, _ in cands if a is None), 0.0)
-            best = max(spans, key=lambda c: c[1], default=None)
-            answer = best[0] if best is not None and best[1] >= no_answer else None
-            predictions[qid] = answer or ""
-        table[w] = squad_metrics(examples, predictions)["f1"]
-    best_weight = max(table, key=lambda w: (table[w], -w))
-    return best_weight, table
+        for offset in offsets:
+            predictions = {}
+            for qid, spans in spans_of.items():
+                scored = [
+                    (a, 1 / (1 + math.exp(-(m - offset) / temperature)), ret) for a, m, ret in spans
+                ]
+                if not scored:
+                    predictions[qid] = ""
+                    continue
+                answer, reader, ret = max(scored, key=lambda c: (1 - w) * c[1] + w * c[2])
+                no_answer = 1.0 - max(c[1] for c in scored)
+                predictions[qid] = answer if (1 - w) * reader + w * ret >= no_answer else ""
+            f1 = squad_metrics(examples, predictions)["f1"]
+            table[f"{w:g},{offset:g}"] = round(f1, 2)
+            if best is None or f1 > best[0]:
+                best = (f1, w, offset)
+    assert best is not None
+    return best[1], best[2], table

@@ -219,11 +219,15 @@ def run_recipe(
         "demo_dev": evaluate_reader(final_dir, demo_dev, progress=False)[0],
         "squad_sample": evaluate_reader(final_dir, forget, progress=False)[0],
     }
-    weight, table = tune_domain_weight(final_dir, settings, domain)
+    weight, offset, table = tune_domain_weight(final_dir, settings, domain)
     report = {
         "before_domain": before,
         "after_domain": after,
-        "retriever_weight": {"best": weight, "heldout_f1_by_weight": table},
+        "answer_ranking": {
+            "retriever_weight": weight,
+            "open_null_offset": offset,
+            "heldout_f1_by_weight_offset": table,
+        },
     }
     write_json_atomic(report, final_dir / "recipe_report.json")
     logger.info("recipe report: %s", report)
@@ -232,25 +236,29 @@ def run_recipe(
 
 def tune_domain_weight(
     model_dir: Path, settings: Settings, domain: TrainConfig
-) -> tuple[float, dict[float, float]]:
-    """Index the demo collection and tune ``retriever_weight`` on stage 2's held-out pairs."""
+) -> tuple[float, float, dict[str, float]]:
+    """Index the demo collection and tune ``retriever_weight`` and ``open_null_offset`` on stage
+    2's held-out pairs."""
     from dataclasses import replace
 
     from indexer.run import index_folder
     from pipelines.reader import ReaderConfig
     from pipelines.settings import DEMO_COLLECTION
-    from reader_training.end_to_end import tune_retriever_weight
+    from reader_training.end_to_end import tune_answer_ranking
     from reader_training.train import split_holdout
 
     index_folder([DEMO_COLLECTION], settings, progress=False)
     examples, _ = load_squad(DEMO_LABELS / "train.json")
     _, heldout = split_holdout(examples, domain.holdout_fraction, domain.seed)
-    best, table = tune_retriever_weight(
+    weight, offset, table = tune_answer_ranking(
         heldout, settings.with_(reader_model=str(model_dir)), progress=False
     )
-    ReaderConfig.save(replace(ReaderConfig.load(model_dir), retriever_weight=best), model_dir)
-    logger.info("retriever weight %.1f (held-out F1 by weight: %s)", best, table)
-    return best, table
+    config = replace(ReaderConfig.load(model_dir), retriever_weight=weight, open_null_offset=offset)
+    ReaderConfig.save(config, model_dir)
+    logger.info(
+        "retriever weight %.1f, open null offset %.1f (held-out F1: %s)", weight, offset, table
+    )
+    return weight, offset, table
 
 
 def ship_reader(model_dir: Path, dest: Path) -> Path:

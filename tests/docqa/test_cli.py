@@ -258,7 +258,7 @@ def test_ask_reader_backend_option(runner: CliRunner, demo_home: Settings) -> No
     assert {a["document"] for a in answers["torch"]} & {a["document"] for a in answers["int8"]}
     bad = run(runner, *args, "--reader-backend", "tensorrt")
     assert bad.exit_code == 2
-    assert "--reader-backend must be one of torch, int8, onnx, onnx-int8" in bad.stderr
+    assert "--reader-backend must be one of auto, torch, int8, onnx, onnx-int8" in bad.stderr
 
 
 def test_ask_refuses_an_empty_question(runner: CliRunner, demo_home: Settings) -> None:

@@ -14,6 +14,7 @@ from pipelines.reader import (
     ExtractiveReader,
     OnnxQAModel,
     SpanPredictor,
+    choose_backend,
     get_predictor,
     tokenize_pairs,
 )
@@ -145,6 +146,23 @@ def test_batches_sorted_by_length_give_the_logits_of_single_windows(
         np.testing.assert_allclose(start[w, :n], out.start_logits[0].numpy(), atol=1e-4)
         np.testing.assert_allclose(end[w, :n], out.end_logits[0].numpy(), atol=1e-4)
         assert (start[w, n:] <= -1e4).all()  # padding can never be picked
+
+
+def test_auto_backend_follows_the_cpu(tiny_reader: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """auto: bf16 torch where the CPU has native bf16, int8 elsewhere, torch on GPUs."""
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr("pipelines.reader.cpu_supports_bf16", lambda: True)
+    assert choose_backend("auto", cpu) == ("torch", "bf16")
+    bf16 = SpanPredictor(tiny_reader, backend="auto")
+    assert (bf16.backend, bf16.cpu_precision) == ("torch", "bf16")
+    monkeypatch.setattr("pipelines.reader.cpu_supports_bf16", lambda: False)
+    assert choose_backend("auto", cpu) == ("int8", None)
+    int8 = SpanPredictor(tiny_reader, backend="auto")
+    assert int8.backend == "int8"
+    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in int8.model.modules())
+    for backend in ("auto", "int8", "onnx-int8"):
+        assert choose_backend(backend, gpu) == ("torch", None)
+    assert choose_backend("onnx", cpu) == ("onnx", None)  # an explicit choice is kept
 
 
 def test_unknown_backend_is_refused(tiny_reader: Path) -> None:

@@ -22,6 +22,7 @@ from reader_training.end_to_end import (
     read_passages,
     retrieval_metrics,
     sample_examples,
+    tune_answer_ranking,
     write_contexts,
 )
 from reader_training.report_plots import write_plots
@@ -154,7 +155,12 @@ def test_answers_for_k_passages_are_what_ask_answers(demo_home: Settings) -> Non
     service = get_service(demo_home)
     settings = demo_home
     predictor = get_predictor(
-        service.reader_model, None, settings.cpu_precision, settings.reader_batch_size
+        service.reader_model,
+        None,
+        settings.cpu_precision,
+        settings.reader_batch_size,
+        backend=settings.reader_backend,
+        cache_dir=settings.home / "cache",
     )
     weight = predictor.config.retriever_weight
     for ex in _demo_examples()[:4]:
@@ -162,6 +168,44 @@ def test_answers_for_k_passages_are_what_ask_answers(demo_home: Settings) -> Non
         for k in (1, 3, 5):
             top = service.ask(ex.question, top_k_passages=k, top_n_answers=1)[0]
             assert answer_at_k(reads, k, weight) == top.answer, (ex.question, k)
+
+
+def test_tuned_answer_ranking_is_what_the_pipeline_then_scores(
+    demo_home: Settings, tmp_path: Path
+) -> None:
+    """The tuning's F1 for a (weight, offset) pair is the F1 the pipeline gets once that pair
+    is saved with the reader, and the offset changes how often "no answer" is given."""
+    import shutil
+    from dataclasses import replace
+
+    from pipelines.reader import ReaderConfig
+
+    reader = tmp_path / "reader"
+    shutil.copytree(demo_home.reader_model, reader)
+    # A served offset other than 0: tuning must undo it to recover the margins.
+    ReaderConfig.save(replace(ReaderConfig.load(reader), open_null_offset=1.0), reader)
+    settings = demo_home.with_(reader_model=str(reader), reader_backend="torch")
+    examples = _demo_examples()
+    weight, offset, table = tune_answer_ranking(
+        examples, settings, weights=(0.0, 0.5), offsets=(-3.0, 0.0, 2.0), top_k=5, progress=False
+    )
+    assert set(table) == {f"{w:g},{o:g}" for w in (0.0, 0.5) for o in (-3.0, 0.0, 2.0)}
+    assert table[f"{weight:g},{offset:g}"] == max(table.values())
+    f1_of: dict[float, float] = {}
+    answered: dict[float, float] = {}
+    for o in (-3.0, 2.0):
+        other = tmp_path / f"reader{o:g}"
+        shutil.copytree(reader, other)
+        config = replace(ReaderConfig.load(other), retriever_weight=0.5, open_null_offset=o)
+        ReaderConfig.save(config, other)
+        report = evaluate_end_to_end(
+            examples, settings.with_(reader_model=str(other)), top_k=5, progress=False
+        )
+        f1_of[o] = report["answers"]["f1"]
+        answered[o] = report["answers"]["answered"]
+        assert f1_of[o] == pytest.approx(table[f"0.5,{o:g}"], abs=0.01)
+    # A larger offset asks more of a span before it beats "no answer".
+    assert answered[-3.0] > answered[2.0]
 
 
 def test_end_to_end_report_over_the_demo_index(demo_home: Settings, tmp_path: Path) -> None:
