@@ -176,11 +176,13 @@ def rows_evaluate(data: dict[str, Any]) -> list[Row]:
 def rows_open_squad(data: dict[str, Any]) -> list[Row]:
     where, cmd = machine_text(data), _code(data.get("command"))
     n, total = data["questions"], data["questions_in_file"]
-    asked = f"{n:,} of {total:,} questions, seed {data['seed']}" if data["sampled"] else f"{n:,}"
+    asked = f"{n:,} questions"
+    if data["sampled"]:
+        asked = f"{n:,} of {total:,} questions, seed {data['seed']}"
     rows: list[Row] = [
         (
             f"{reader_text(data.get('reader'))}, SQuAD 2.0 `{data['questions_file']}` gold "
-            f"contexts ({asked} questions)",
+            f"contexts ({asked})",
             _f1_split(data["closed"]),
             where,
             cmd,
@@ -192,7 +194,7 @@ def rows_open_squad(data: dict[str, Any]) -> list[Row]:
         rows.append(
             (
                 f"open SQuAD 2.0 over {names.get(name, name)}: {coll['contexts']:,} documents, "
-                f"{coll['passages']:,} passages, top {run['top_k']} read ({asked} questions)",
+                f"{coll['passages']:,} passages, top {run['top_k']} read ({asked})",
                 f"{_recall(run['retrieval'])}; {_f1_split(run['answers'])}; "
                 f"{_latency(run['latency_seconds'])}",
                 where,
