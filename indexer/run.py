@@ -323,19 +323,16 @@ class _Run:
         self.group_done = 0  # passages of the current embedding group already on the bar
 
     def run(self) -> IndexSummary:
-        from pipelines.faiss_index import IndexSpec
         from pipelines.store import PassageStore
 
         index_dir = self.settings.index_dir
         exists = PassageStore.exists(index_dir)
         # A new store is created on the first embeddings, with their dimension.
         self.store = PassageStore.load(index_dir) if exists else None
-        saved = self.store.index_info()["spec"] if self.store is not None else None
-        spec = IndexSpec.from_settings(self.settings, saved)
-        if self.store is not None and saved != spec.to_dict():
+        changed = self.store.apply_index_settings(self.settings) if self.store else None
+        if changed is not None:
             # New index settings are a change too: save (and rebuild) even if no file changed.
-            logger.info("index settings changed: %s", spec.to_dict())
-            self.store.set_index_spec(spec)
+            logger.info("index settings changed: %s", changed.to_dict())
             self.dirty = True
         records = self.store.sources() if self.store is not None else []
 

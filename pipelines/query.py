@@ -26,9 +26,8 @@ from haystack.dataclasses import Document, ExtractedAnswer
 
 from pipelines.bm25 import BM25Retriever, RankFusion
 from pipelines.embedder import QuestionEmbedder
-from pipelines.faiss_index import IndexSpec
 from pipelines.models import resolve_reader
-from pipelines.reader import ExtractiveReader
+from pipelines.reader import ExtractiveReader, SpanPredictor
 from pipelines.retrievers import DenseRetriever
 from pipelines.settings import RETRIEVAL_MODES, Settings
 from pipelines.store import CURRENT_FILE, PassageStore, StoreError
@@ -245,10 +244,7 @@ class QueryService:
             try:
                 store = PassageStore.load(self.settings.index_dir)
                 # Search parameters (nprobe, ef_search) set in the settings apply now.
-                saved = store.index_info()["spec"]
-                spec = IndexSpec.from_settings(self.settings, saved)
-                if spec.to_dict() != saved:
-                    store.set_index_spec(spec)
+                store.apply_index_settings(self.settings)
                 # The BM25 cache belongs in the version folder the store came from. If CURRENT
                 # moved while loading, we cannot tell which one that is: cache nothing (the next
                 # refresh sees the new CURRENT and reloads anyway).
@@ -275,6 +271,13 @@ class QueryService:
         self.refresh()
         assert self._store is not None
         return self._store
+
+    @property
+    def reader_predictor(self) -> SpanPredictor:
+        """The reader's loaded model, as the pipeline reads with it (backend, precision)."""
+        self.refresh()
+        assert self._pipeline is not None
+        return self._pipeline.get_component("reader").predictor
 
     def ask(
         self,

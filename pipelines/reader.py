@@ -626,6 +626,13 @@ class ExtractiveReader:
         self.cache_dir = cache_dir  # where the ONNX export is cached
         self._predictor: SpanPredictor | None = None
 
+    @property
+    def predictor(self) -> SpanPredictor:
+        """The loaded model this component reads with (loaded on first use)."""
+        self.warm_up()
+        assert self._predictor is not None
+        return self._predictor
+
     def warm_up(self) -> None:
         if self._predictor is None:
             self._predictor = get_predictor(

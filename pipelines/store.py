@@ -631,6 +631,17 @@ class PassageStore:
         with self._lock:
             self._vectors.set_spec(spec)
 
+    def apply_index_settings(self, settings: Any) -> IndexSpec | None:
+        """Use the index fields ``settings`` sets (:meth:`IndexSpec.from_settings`; the others
+        keep this index's own); the new spec if it differs, else None. Search parameters apply
+        now, the kind of index at the next save."""
+        with self._lock:
+            spec = IndexSpec.from_settings(settings, self._vectors.spec)
+            if spec == self._vectors.spec:
+                return None
+            self._vectors.set_spec(spec)
+            return spec
+
     def rebuild_index(self, force: bool = False) -> bool:
         """(Re)build the IVF/HNSW index now if the collection outgrew it (always with
         ``force``); whether it was rebuilt. Saves do this on their own."""

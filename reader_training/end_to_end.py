@@ -47,7 +47,7 @@ from haystack import Document
 from tqdm.auto import tqdm
 
 from pipelines.query import QueryService, QuestionError, get_service, validate_question
-from pipelines.reader import ReaderConfig, SpanPredictor, cpu_supports_bf16, get_predictor
+from pipelines.reader import ReaderConfig, SpanPredictor, cpu_supports_bf16
 from pipelines.settings import Settings
 from reader_training.evaluate import evaluate_reader, metric_rows, normalize_answer, squad_metrics
 from reader_training.squad import SquadExample
@@ -320,15 +320,7 @@ def evaluate_end_to_end(
     depth = max(top_k, recall_depth or top_k)
     service = service or get_service(settings)
     store = service.store
-    # The reader as the product serves it: same backend (int8 by default) and cache.
-    predictor = get_predictor(
-        service.reader_model,
-        None,
-        settings.cpu_precision,
-        settings.reader_batch_size,
-        backend=settings.reader_backend,
-        cache_dir=settings.home / "cache",
-    )
+    predictor = service.reader_predictor  # the reader as the product serves it
     weight = settings.retriever_weight
     if weight is None:
         weight = predictor.config.retriever_weight

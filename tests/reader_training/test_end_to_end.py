@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 
 from docqa.cli import app
 from pipelines.query import get_service
-from pipelines.reader import get_predictor
 from pipelines.settings import REPO_ROOT, Settings
 from reader_training.end_to_end import (
     GoldPassages,
@@ -153,15 +152,7 @@ def _demo_examples() -> list[SquadExample]:
 def test_answers_for_k_passages_are_what_ask_answers(demo_home: Settings) -> None:
     """Reading each passage once and keeping the first k gives ask(top_k_passages=k)'s answer."""
     service = get_service(demo_home)
-    settings = demo_home
-    predictor = get_predictor(
-        service.reader_model,
-        None,
-        settings.cpu_precision,
-        settings.reader_batch_size,
-        backend=settings.reader_backend,
-        cache_dir=settings.home / "cache",
-    )
+    predictor = service.reader_predictor
     weight = predictor.config.retriever_weight
     for ex in _demo_examples()[:4]:
         reads = read_passages(predictor, ex.question, service.retrieve(ex.question, top_k=5))
