@@ -38,7 +38,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ from haystack import Document
 from tqdm.auto import tqdm
 
 from pipelines.query import QueryService, QuestionError, get_service, validate_question
-from pipelines.reader import ReaderConfig, SpanPredictor, cpu_supports_bf16
+from pipelines.reader import SpanPredictor, cpu_supports_bf16
 from pipelines.settings import Settings
 from reader_training.evaluate import evaluate_reader, metric_rows, normalize_answer, squad_metrics
 from reader_training.squad import SquadExample
@@ -80,8 +80,9 @@ class PassageRead:
     """The reader's best span in one retrieved passage, scored as ``ExtractiveReader`` scores it."""
 
     answer: str | None  # None: no span at all in this passage
-    reader_score: float  # sigmoid(margin / temperature); 0.0 without a span
+    reader_score: float  # sigmoid((margin - open_null_offset) / temperature); 0.0 without a span
     retriever_score: float
+    margin: float = 0.0  # the span's margin before the offset (what tuning re-scores)
 
 
 def read_passages(
@@ -105,6 +106,7 @@ def read_passages(
                 content[best.start_char : best.end_char],
                 predictor.score(best.margin - offset),
                 reads[i].retriever_score,
+                best.margin,
             )
     return reads
 
@@ -547,49 +549,39 @@ def tune_answer_ranking(
     """The ``retriever_weight`` and ``open_null_offset`` that maximize end-to-end F1 on
     ``examples``, and F1 for each pair (keys "weight,offset").
 
-    Each question is read once (many candidates kept); every pair then re-scores the same
-    candidates, as BERTserini and cdQA tune their score mix: spans score
+    Each question is retrieved and read once (each passage's best span and its margin); every
+    pair then re-scores the same spans, as BERTserini and cdQA tune their score mix, and
+    :func:`answer_at_k` picks the answer as the pipeline would: spans score
     ``(1 - w) * sigmoid((margin - offset) / T) + w * retriever``, "no answer" one minus the best
     span's reader part. Ties go to the smaller weight and offset. Use held-out pairs, never the
     pairs you report on.
     """
-    import math
-
-    service = get_service(settings.with_(retriever_weight=0.0))
-    config = ReaderConfig.load(service.reader_model)
-    temperature, served_offset = config.temperature, config.open_null_offset
-
-    def margin(score: float) -> float:
-        # The served score is sigmoid((margin - served_offset) / T): undo it.
-        score = min(max(score, 1e-9), 1 - 1e-9)
-        return temperature * math.log(score / (1 - score)) + served_offset
-
-    spans_of: dict[str, list[tuple[str, float, float]]] = {}
+    service = get_service(settings)
+    predictor = service.reader_predictor
+    reads_of: dict[str, list[PassageRead]] = {}
     for ex in tqdm(examples, desc="reading", unit="q", disable=not progress):
-        results = service.ask(ex.question, top_k_passages=top_k, top_n_answers=20)
-        spans_of[ex.id] = [
-            (r.answer, margin(r.reader_score or 0.0), r.retriever_score or 0.0)
-            for r in results
-            if r.answer is not None
-        ]
+        passages = service.retrieve(ex.question, top_k=top_k)
+        reads_of[ex.id] = read_passages(predictor, ex.question, passages)
     table: dict[str, float] = {}
     best: tuple[float, float, float] | None = None
-    for w in weights:
-        for offset in offsets:
-            predictions = {}
-            for qid, spans in spans_of.items():
-                scored = [
-                    (a, 1 / (1 + math.exp(-(m - offset) / temperature)), ret) for a, m, ret in spans
-                ]
-                if not scored:
-                    predictions[qid] = ""
-                    continue
-                answer, reader, ret = max(scored, key=lambda c: (1 - w) * c[1] + w * c[2])
-                no_answer = 1.0 - max(c[1] for c in scored)
-                predictions[qid] = answer if (1 - w) * reader + w * ret >= no_answer else ""
+    for offset in offsets:
+        # Re-score every span as the reader would with this offset; answer_at_k decides.
+        rescored = {
+            qid: [
+                replace(r, reader_score=predictor.score(r.margin - offset))
+                if r.answer is not None
+                else r
+                for r in reads
+            ]
+            for qid, reads in reads_of.items()
+        }
+        for w in weights:
+            predictions = {
+                qid: answer_at_k(reads, top_k, w) or "" for qid, reads in rescored.items()
+            }
             f1 = squad_metrics(examples, predictions)["f1"]
             table[f"{w:g},{offset:g}"] = round(f1, 2)
-            if best is None or f1 > best[0]:
+            if best is None or (f1, -w, -offset) > (best[0], -best[1], -best[2]):
                 best = (f1, w, offset)
     assert best is not None
     return best[1], best[2], table
