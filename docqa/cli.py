@@ -232,6 +232,50 @@ def ask(
             typer.echo("   " + " ".join(snippet.split()))
 
 
+def _train_campaign(
+    settings: Settings,
+    shared: Path,
+    name: str,
+    budget: str | None,
+    resume: bool,
+    chunk_only: bool,
+    ship: bool,
+) -> None:
+    import time
+
+    from pipelines.settings import SHIPPED_READER
+    from reader_training.campaign import parse_budget, run_chunk
+
+    started = time.time()
+    try:
+        seconds = parse_budget(budget) if budget else float("inf")
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from exc
+    if not (shared / "squad" / "dev-v2.0-half.json").is_file():
+        raise _fail(f"{shared}: not the shared data folder (no squad/dev-v2.0-half.json)", 2)
+    folder = settings.home / "campaign" / name
+    try:
+        state = run_chunk(
+            folder, shared, seconds, resume, warm_start_from=SHIPPED_READER, started=started
+        )
+    except RuntimeError as exc:
+        raise _fail(str(exc)) from exc
+    chunk = state.chunks[-1] if state.chunks else {}
+    typer.echo(
+        f"campaign {name}: step {state.step} of {state.total_steps} "
+        f"({state.step * state.spec.batch_size} windows); "
+        f"held-out F1 {chunk.get('heldout', {}).get('f1', float('nan')):.2f}; "
+        f"{chunk.get('windows_per_second', 0)} windows/s on {chunk.get('cpu', '?')}"
+    )
+    typer.echo(f"chunk reader: {folder / 'latest'}")
+    if chunk_only:
+        return
+    from reader_training.chunk_gate import finish_chunk
+
+    report = finish_chunk(folder, shared, settings, ship_to=SHIPPED_READER if ship else None)
+    typer.echo(report["verdict"])
+
+
 @app.command()
 def train(
     files: Annotated[list[Path] | None, typer.Argument(help="SQuAD v1.1/v2.0 JSON files.")] = None,
@@ -271,6 +315,16 @@ def train(
     ship: Annotated[
         bool, typer.Option(help="Recipe only: copy the result into data/reader as fp16.")
     ] = False,
+    budget: Annotated[
+        str | None,
+        typer.Option(help="Recipe only: train this long (150m, 2h), then stop with resume state."),
+    ] = None,
+    campaign: Annotated[
+        str, typer.Option(help="Recipe only: the campaign folder's name under <home>/campaign.")
+    ] = "default",
+    chunk_only: Annotated[
+        bool, typer.Option(help="Recipe only: train the chunk, skip the domain stage and gate.")
+    ] = False,
 ) -> None:
     """Fine-tune a reader on labeled pairs (or reproduce the default reader with --recipe)."""
     from reader_training.promote import PromotionError, promote_model
@@ -278,6 +332,9 @@ def train(
     from reader_training.train import TrainConfig, train_reader
 
     settings = _settings(home)
+    if recipe == "default" and (budget or chunk_only):
+        _train_campaign(settings, shared, campaign, budget, resume, chunk_only, ship)
+        return
     if recipe:
         from reader_training.recipes import run_recipe
 

