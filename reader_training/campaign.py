@@ -53,6 +53,8 @@ from reader_training.squad import load_squad, write_json_atomic
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "campaign.json"
+# Written into a shipped reader's folder: where in the schedule its base weights stand.
+POSITION_FILE = "campaign_position.json"
 # The full permissive pool: every question of every file (the 16 SQuAD evaluation articles are
 # removed by build_base_pool).
 FULL_POOL = (
@@ -346,12 +348,12 @@ class _CampaignTrainerMixin:
         return torch.utils.data.SequentialSampler(train_dataset or self.train_dataset)  # type: ignore[attr-defined]
 
 
-def _warm_start_position(reader_dir: Path) -> dict[str, Any] | None:
+def warm_start_position(reader_dir: Path) -> dict[str, Any] | None:
+    """The schedule position a shipped reader records, or None (not a campaign reader)."""
     try:
-        config = json.loads((reader_dir / "docqa_reader.json").read_text(encoding="utf-8"))
+        return json.loads((reader_dir / POSITION_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return config.get("campaign")
 
 
 def run_chunk(
@@ -403,7 +405,7 @@ def run_chunk(
     last_ckpt = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
     warm = None
     if resume and last_ckpt is None and warm_start_from is not None:
-        warm = _warm_start_position(warm_start_from)
+        warm = warm_start_position(warm_start_from)
         if warm is None:
             logger.warning(
                 "no campaign state in %s and %s records no schedule position: starting the "

@@ -269,10 +269,9 @@ def _context_names(context: str) -> set[str]:
 
 
 def _number_shape(value: str) -> str:
-    digits = value.replace(",", "")
-    if re.fullmatch(r"1\d{3}|20\d{2}", digits):
+    if re.fullmatch(r"1\d{3}|20\d{2}", value):  # "1,712" is a count, not a year
         return "year"
-    return "decimal" if "." in digits else "integer"
+    return "decimal" if "." in value else "integer"
 
 
 def _contains(haystack: str, needle: str) -> bool:

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 from pipelines.settings import REPO_ROOT
 from reader_training.campaign import (
+    POSITION_FILE,
     STATE_FILE,
     CampaignSpec,
     CampaignState,
@@ -141,9 +142,7 @@ def test_warm_start_from_a_shipped_reader_without_the_campaign_folder(
     first = tmp_path / "first"
     state = run_chunk(first, mini_shared, 0, False, spec=SPEC, base_model=tiny_base, progress=False)
     shipped = first / "latest"
-    reader = json.loads((shipped / "docqa_reader.json").read_text())
-    reader["campaign"] = state.position()
-    (shipped / "docqa_reader.json").write_text(json.dumps(reader))
+    (shipped / POSITION_FILE).write_text(json.dumps(state.position()))
 
     fresh = tmp_path / "new-machine"
     with caplog.at_level("WARNING"):

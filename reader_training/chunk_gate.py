@@ -1,0 +1,191 @@
+"""After a campaign chunk: domain stage, evaluation, and the gate that decides whether to ship.
+
+The chunk's base reader (``<campaign>/latest``) goes through the default recipe's stages 2 and 3
+(domain fine-tuning on the demo train pairs with replay of the pool; the retriever weight and
+open no-answer offset tuned on held-out demo train pairs) in a work folder of the campaign, never
+in the user's home or the checkout. The candidate and the shipped reader are then measured side
+by side, in one run:
+
+* ``dev-v2.0-half`` (all 6,078 questions; the official ``evaluate-v2.0.py`` on the candidate's
+  predictions too), with each reader's own threshold: overall, HasAns, NoAns, and HasAns with the
+  best span forced;
+* the demo dev pairs on their gold documents (what ``docqa promote`` compares) and end to end
+  over the indexed demo collection, top 10 passages read;
+* forgetting: best-span HasAns F1 on the fixed 1,000-question SQuAD sample before and after the
+  domain stage.
+
+The gate ships the candidate only when it is better on SQuAD 2.0 (overall F1) and not worse on
+the demo dev pairs (the promotion gate's own test); the shipped folder then records its schedule
+position (``campaign_position.json``) so that a new machine can warm-start the campaign from it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from pipelines.settings import Settings
+from reader_training.campaign import POSITION_FILE, CampaignState, cpu_description
+from reader_training.squad import load_squad, write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+REPORT_FILE = "chunk_report.json"
+
+
+def _official_score(shared_data: Path, predictions: dict[str, str], out: Path) -> dict[str, Any]:
+    """The official SQuAD v2.0 script's numbers for ``predictions`` (run as a subprocess)."""
+    pred_file = out / "predictions.json"
+    write_json_atomic(predictions, pred_file)
+    script = shared_data / "squad" / "evaluate-v2.0.py"
+    data = shared_data / "squad" / "dev-v2.0-half.json"
+    run = subprocess.run(
+        [sys.executable, str(script), str(data), str(pred_file)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(run.stdout)
+
+
+def _squad_eval(reader: Path, shared_data: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    from reader_training.evaluate import evaluate_reader
+
+    examples, _ = load_squad(shared_data / "squad" / "dev-v2.0-half.json")
+    return evaluate_reader(reader, examples, progress=False)
+
+
+def _demo_eval(reader: Path, demo_settings: Settings) -> dict[str, Any]:
+    from reader_training.end_to_end import evaluate_end_to_end
+    from reader_training.evaluate import evaluate_reader
+    from reader_training.recipes import DEMO_LABELS
+
+    dev, _ = load_squad(DEMO_LABELS / "dev.json")
+    closed, _ = evaluate_reader(reader, dev, progress=False)
+    report = evaluate_end_to_end(
+        dev, demo_settings.with_(reader_model=str(reader)), top_k=10, progress=False
+    )
+    return {
+        "gold_documents": closed,
+        "end_to_end": report["answers"],
+        "end_to_end_at_k": report["answers_at_k"],
+        "retrieval": report["retrieval"],
+    }
+
+
+def _summary(metrics: dict[str, Any]) -> dict[str, float]:
+    keys = ("f1", "exact", "HasAns_f1", "NoAns_f1", "HasAns_f1_best_span", "best_f1")
+    return {k: round(float(metrics[k]), 2) for k in keys if k in metrics}
+
+
+def finish_chunk(
+    campaign_dir: Path,
+    shared_data: Path,
+    settings: Settings,
+    ship_to: Path | None = None,
+    shipped: Path | None = None,
+) -> dict[str, Any]:
+    """Domain stage, evaluation and gate for the campaign's latest chunk; returns the report.
+
+    ``shipped`` is the reader to beat (default: the one in the repository); with ``ship_to`` a
+    candidate that passes the gate is copied there (fp16, atomically).
+    """
+    from indexer.run import index_folder
+    from pipelines.settings import DEMO_COLLECTION, SHIPPED_READER
+    from reader_training.evaluate import evaluate_reader
+    from reader_training.recipes import (
+        DomainRecipe,
+        domain_train_config,
+        forgetting_sample,
+        ship_reader,
+        tune_domain_weight,
+    )
+    from reader_training.train import train_reader
+
+    shipped = shipped or SHIPPED_READER
+    state = CampaignState.load(campaign_dir)
+    latest = campaign_dir / "latest"
+    work = campaign_dir / "finish" / f"step-{state.step}"
+    candidate = work / "reader"
+    demo_settings = settings.with_(home=work / "home")
+    domain = domain_train_config(latest, campaign_dir / "pool.json", candidate, DomainRecipe())
+    if not (candidate / "metrics.json").is_file():
+        train_reader(domain, progress=False)
+        weight, offset, table = tune_domain_weight(candidate, demo_settings, domain)
+    else:  # a finish that was interrupted after training: keep its reader
+        index_folder([DEMO_COLLECTION], demo_settings, progress=False)
+        weight = offset = None
+        table = {}
+    write_json_atomic(state.position(), candidate / POSITION_FILE)
+
+    sample = forgetting_sample(shared_data)
+    report: dict[str, Any] = {
+        "campaign_step": state.step,
+        "total_steps": state.total_steps,
+        "windows_seen": state.step * state.spec.batch_size,
+        "epochs_done": state.position()["epochs_done"],
+        "cpu": cpu_description(),
+        "answer_ranking": {
+            "retriever_weight": weight,
+            "open_null_offset": offset,
+            "heldout_f1": table,
+        },
+        "forgetting_best_span_hasans_f1": {
+            "before_domain": round(
+                evaluate_reader(latest, sample, progress=False)[0]["HasAns_f1_best_span"], 2
+            ),
+            "after_domain": round(
+                evaluate_reader(candidate, sample, progress=False)[0]["HasAns_f1_best_span"], 2
+            ),
+        },
+    }
+    squad: dict[str, Any] = {}
+    demo: dict[str, Any] = {}
+    for name, reader in (("candidate", candidate), ("shipped", shipped)):
+        metrics, predictions = _squad_eval(reader, shared_data)
+        squad[name] = _summary(metrics) | {"threshold": round(float(metrics["threshold"]), 3)}
+        if name == "candidate":
+            official = _official_score(shared_data, predictions, work)
+            squad[name]["official"] = {
+                k: round(float(v), 2) for k, v in official.items() if "total" not in k
+            }
+        d = _demo_eval(reader, demo_settings)
+        demo[name] = {
+            "gold_documents": _summary(d["gold_documents"]),
+            "end_to_end": _summary(d["end_to_end"]),
+            "end_to_end_f1_at_k": {
+                str(row["k"]): round(row["f1"], 2) for row in d["end_to_end_at_k"]
+            },
+            "recall@10": d["retrieval"].get("recall@10"),
+        }
+    report["squad_dev_v2_half"] = squad
+    report["demo_dev"] = demo
+    better_squad = squad["candidate"]["f1"] > squad["shipped"]["f1"]
+    demo_ok = demo["candidate"]["gold_documents"]["f1"] >= demo["shipped"]["gold_documents"]["f1"]
+    passed = better_squad and demo_ok
+    report["gate"] = {
+        "passed": passed,
+        "squad_overall_f1_better": better_squad,
+        "demo_dev_f1_not_lower": demo_ok,
+    }
+    verdict = (
+        f"chunk at step {state.step}/{state.total_steps}: SQuAD 2.0 F1 "
+        f"{squad['candidate']['f1']:.2f} (shipped {squad['shipped']['f1']:.2f}), demo dev F1 "
+        f"{demo['candidate']['gold_documents']['f1']:.2f} "
+        f"(shipped {demo['shipped']['gold_documents']['f1']:.2f}): "
+        + ("passes the gate" if passed else "does not pass the gate; not shipped")
+    )
+    if passed and ship_to is not None:
+        ship_reader(candidate, ship_to)
+        verdict += f"; shipped to {ship_to}"
+    report["verdict"] = verdict
+    write_json_atomic(report, work / REPORT_FILE)
+    write_json_atomic(report, campaign_dir / REPORT_FILE)
+    if passed and ship_to is not None:
+        write_json_atomic(report, ship_to / REPORT_FILE)
+    logger.info("%s", verdict)
+    return report
