@@ -450,10 +450,8 @@ def hard_negatives(
             if not question or question.strip().lower() in questions_by_context[ex.context]:
                 return None
             return SquadExample(f"{ex.id}-{kind}", ex.title, ex.context, question, (), kind)
-        if kind == "cut":
-            context = remove_answer_sentences(ex)
-        else:
-            context = articles.nearest_without(ex)
+        cut = kind == "cut"
+        context = remove_answer_sentences(ex) if cut else articles.nearest_without(ex)
         if context is None:
             return None
         return SquadExample(f"{ex.id}-{kind}", ex.title, context, ex.question, (), kind)

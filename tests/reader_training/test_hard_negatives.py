@@ -1,4 +1,4 @@
-"""Rule-made hard unanswerables: each kind edits what it should and rejects what stays answerable."""
+"""Rule-made hard unanswerables: each kind edits what it should, rejects what stays answerable."""
 
 from __future__ import annotations
 
