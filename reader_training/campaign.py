@@ -34,6 +34,7 @@ import platform
 import random
 import shutil
 import time
+from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,9 +47,10 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
 from reader_training.features import FeatureParams, prepare_train_features
-from reader_training.hard_negatives import DEFAULT_MIX, hard_negatives
+from reader_training.hard_negatives import DEFAULT_MIX, ArticleIndex, hard_negatives
 from reader_training.recipes import BaseRecipe, PoolPart, build_base_pool
-from reader_training.squad import load_squad, write_json_atomic
+from reader_training.shared_norm import pack_groups, shared_norm_loss
+from reader_training.squad import SquadExample, load_squad, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +87,10 @@ class CampaignSpec:
     holdout_fraction: float = 0.04
     max_holdout_questions: int = 800
     freeze_word_embeddings: bool = False
+    # The last epochs train with shared normalization (reader_training.shared_norm): each
+    # question's window grouped with this many retrieved windows that lack the answer.
+    shared_norm_epochs: int = 1
+    shared_norm_distractors: int = 1
     seed: int = 42
     eval_steps: int = 500
     save_steps: int = 150
@@ -209,8 +215,15 @@ class CampaignData:
         s = self.spec
         return FeatureParams(s.max_seq_length, s.doc_stride, s.max_negative_windows, s.seed + epoch)
 
-    def build_epoch(self, epoch: int) -> dict[str, torch.Tensor]:
-        """Epoch ``epoch``'s windows in training order (length-grouped batches), unsized."""
+    def is_grouped(self, epoch: int) -> bool:
+        """Whether ``epoch`` trains with shared normalization (the schedule's last epochs)."""
+        return epoch >= math.ceil(self.spec.epochs) - self.spec.shared_norm_epochs
+
+    def build_epoch(self, epoch: int, size: int | None = None) -> dict[str, torch.Tensor]:
+        """Epoch ``epoch``'s windows in training order, unsized (a grouped epoch is built to
+        about ``size`` windows)."""
+        if self.is_grouped(epoch):
+            return self.build_grouped_epoch(epoch, size)
         answerable = prepare_train_features(self.train, self.tokenizer, self._params(epoch))
         n_ans = int(answerable["input_ids"].shape[0])
         share = self.spec.unanswerable_share
@@ -233,12 +246,7 @@ class CampaignData:
             int(unanswerable["input_ids"].shape[0]),
             kinds,
         )
-        feats = {
-            k: torch.cat([answerable[k], unanswerable[k]]).to(
-                torch.int16 if k != "input_ids" else torch.int32
-            )
-            for k in answerable
-        }
+        feats = {k: _compact(torch.cat([answerable[k], unanswerable[k]]), k) for k in answerable}
         generator = torch.Generator()
         generator.manual_seed(self.spec.seed * 1000 + epoch)
         order = list(
@@ -251,15 +259,93 @@ class CampaignData:
         index = torch.tensor(order, dtype=torch.long)
         return {k: v[index] for k, v in feats.items()}
 
+    def build_grouped_epoch(self, epoch: int, size: int | None) -> dict[str, torch.Tensor]:
+        """A shared-normalization epoch: question groups packed whole into batches.
+
+        Each answerable question's group is its own window(s) and the windows of the question
+        over its ``shared_norm_distractors`` BM25-nearest paragraphs of the same article that
+        lack the answer (what a retriever would return beside the gold passage). Half the usual
+        share of hard unanswerables is kept, as groups of one (the distractor windows teach "no
+        answer" too). As many groups as fit ``size`` windows are drawn at random.
+        """
+        spec = self.spec
+        seed = spec.seed * 1000 + epoch
+        rng = random.Random(seed)
+        articles = ArticleIndex(self.train)
+        members: list[SquadExample] = []
+        member_group: list[int] = []
+        answerable = [ex for ex in self.train if ex.answers]
+        rng.shuffle(answerable)
+        for g, ex in enumerate(answerable):
+            members.append(ex)
+            member_group.append(g)
+            for j, context in enumerate(articles.nearest(ex, spec.shared_norm_distractors)):
+                members.append(
+                    SquadExample(f"{ex.id}-d{j}", ex.title, context, ex.question, (), "retrieved")
+                )
+                member_group.append(g)
+        grouped = prepare_train_features(
+            members, self.tokenizer, self._params(epoch), with_example_index=True
+        )
+        groups = torch.tensor(member_group, dtype=torch.long)[grouped.pop("example_index")]
+        n_grouped = int(groups.shape[0])
+        target = size or n_grouped
+        n_unanswerable = round(target * spec.unanswerable_share / 2)
+        negatives = hard_negatives(self.train, n_unanswerable, seed, spec.negative_mix)
+        single = prepare_train_features(
+            [n.example for n in negatives],
+            self.tokenizer,
+            FeatureParams(spec.max_seq_length, spec.doc_stride, 1, spec.seed),
+        )
+        n_single = int(single["input_ids"].shape[0])
+        feats = {k: torch.cat([grouped[k], single[k]]) for k in grouped}
+        # Group ids: questions 0..G-1, then every unanswerable window a group of its own.
+        first_single = int(groups.max()) + 1 if n_grouped else 0
+        groups = torch.cat([groups, first_single + torch.arange(n_single)])
+        lengths = feats["attention_mask"].sum(dim=1)
+        rows_of: dict[int, list[int]] = defaultdict(list)
+        for row, g in enumerate(groups.tolist()):
+            rows_of[g].append(row)
+        keys = sorted(rows_of)
+        # Keep whole groups, in random order, until the epoch's size is reached.
+        rng.shuffle(keys)
+        kept, total = [], 0
+        for g in keys:
+            if size is not None and total + len(rows_of[g]) > size:
+                continue
+            kept.append(g)
+            total += len(rows_of[g])
+        batches = pack_groups(
+            [len(rows_of[g]) for g in kept],
+            [int(lengths[rows_of[g]].max()) for g in kept],
+            spec.batch_size,
+            seed,
+        )
+        order = [row for batch in batches for i in batch for row in rows_of[kept[i]]]
+        index = torch.tensor(order, dtype=torch.long)
+        logger.info(
+            "epoch %d (shared normalization): %d question groups, %d unanswerable windows, "
+            "%d windows",
+            epoch,
+            sum(1 for g in kept if g < first_single),
+            sum(1 for g in kept if g >= first_single),
+            len(order),
+        )
+        out = {k: _compact(v[index], k) for k, v in feats.items()}
+        out["group"] = groups[index]
+        return out
+
     def epoch(self, epoch: int, size: int | None) -> dict[str, torch.Tensor]:
         """Epoch ``epoch`` cut or padded (with its own windows again) to ``size`` windows."""
         if self._epoch is not None and self._epoch[0] == epoch:
             return self._epoch[1]
         path = self.folder / "features" / f"epoch-{epoch}.pt"
-        if path.is_file():
-            feats = torch.load(path)
-        else:
-            feats = self.build_epoch(epoch)
+        feats = torch.load(path) if path.is_file() else None
+        if feats is not None and self.is_grouped(epoch) != ("group" in feats):
+            logger.info("%s was built for another layout; building it again", path)
+            feats = None
+        if feats is None:
+            feats = self.build_epoch(epoch, size)
             if size is not None:
                 feats = _resize(feats, size, self.spec.seed + epoch)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -274,12 +360,20 @@ class CampaignData:
         return feats
 
 
+def _compact(values: torch.Tensor, key: str) -> torch.Tensor:
+    """Token ids in int32, everything else (masks, positions < 512) in int16: a third of int64."""
+    return values.to(torch.int32 if key == "input_ids" else torch.int16)
+
+
 def _resize(feats: dict[str, torch.Tensor], size: int, seed: int) -> dict[str, torch.Tensor]:
     n = int(feats["input_ids"].shape[0])
     if n >= size:
         return {k: v[:size] for k, v in feats.items()}
     extra = torch.randint(0, n, (size - n,), generator=torch.Generator().manual_seed(seed))
-    return {k: torch.cat([v, v[extra]]) for k, v in feats.items()}
+    padded = {k: torch.cat([v, v[extra]]) for k, v in feats.items()}
+    if "group" in padded:  # a repeated window trains on its own, not with a group elsewhere
+        padded["group"][n:] = -1
+    return padded
 
 
 class ScheduleDataset(torch.utils.data.Dataset):
@@ -298,7 +392,9 @@ class ScheduleDataset(torch.utils.data.Dataset):
         w = self.first_window + i
         epoch, j = divmod(w, self.state.epoch_windows)
         feats = self.data.epoch(epoch, self.state.epoch_windows)
-        return {k: v[j].long() for k, v in feats.items()}
+        item = {k: v[j].long() for k, v in feats.items()}
+        item.setdefault("group", torch.tensor(-1))  # every batch has the same keys
+        return item
 
 
 # -- the trainer ---------------------------------------------------------------------------------
@@ -342,6 +438,26 @@ class _CampaignTrainerMixin:
                 linear_schedule(self.schedule_total, self.schedule_warmup, self.schedule_offset),
             )
         return self.lr_scheduler  # type: ignore[attr-defined]
+
+    def compute_loss(
+        self,
+        model: Any,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
+    ) -> Any:
+        groups = inputs.pop("group", None)
+        if groups is None or not bool((groups >= 0).any()):
+            return super().compute_loss(  # type: ignore[misc]
+                model, inputs, return_outputs, num_items_in_batch
+            )
+        start = inputs.pop("start_positions")
+        end = inputs.pop("end_positions")
+        outputs = model(**inputs)
+        loss = shared_norm_loss(
+            outputs.start_logits, outputs.end_logits, start, end, inputs["attention_mask"], groups
+        )
+        return (loss, outputs) if return_outputs else loss
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
         # The schedule is already in its order (length-grouped, shuffled per epoch).

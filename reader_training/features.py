@@ -35,9 +35,17 @@ class FeatureParams:
 
 
 def prepare_train_features(
-    examples: Sequence[SquadExample], tokenizer: Any, params: FeatureParams, chunk: int = 1000
+    examples: Sequence[SquadExample],
+    tokenizer: Any,
+    params: FeatureParams,
+    chunk: int = 1000,
+    with_example_index: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """Padded tensors: input_ids, attention_mask, [token_type_ids], start/end_positions."""
+    """Padded tensors: input_ids, attention_mask, [token_type_ids], start/end_positions.
+
+    ``with_example_index`` adds ``example_index``: the position in ``examples`` of each window's
+    example (to group the windows of one question for shared normalization).
+    """
     rng = random.Random(params.seed)
     pad_right = tokenizer.padding_side == "right"
     rows: dict[str, list[list[int]] | list[int]] = {
@@ -46,6 +54,7 @@ def prepare_train_features(
         "token_type_ids": [],
         "start_positions": [],
         "end_positions": [],
+        "example_index": [],
     }
     for lo in range(0, len(examples), chunk):
         batch = examples[lo : lo + chunk]
@@ -104,8 +113,11 @@ def prepare_train_features(
                     rows["token_type_ids"].append(enc["token_type_ids"][w])
                 rows["start_positions"].append(s)
                 rows["end_positions"].append(e)
+                rows["example_index"].append(lo + ex_i)
     if not rows["token_type_ids"]:
         del rows["token_type_ids"]
+    if not with_example_index:
+        del rows["example_index"]
     return {k: torch.tensor(v, dtype=torch.long) for k, v in rows.items()}
 
 

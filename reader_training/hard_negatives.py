@@ -381,7 +381,7 @@ _EDITS = {
 }
 
 
-class _ArticleIndex:
+class ArticleIndex:
     """BM25 over the distinct paragraphs of each article, to find a paragraph's nearest others."""
 
     def __init__(self, examples: Iterable[SquadExample]) -> None:
@@ -393,28 +393,39 @@ class _ArticleIndex:
                 self.paragraphs[ex.title].append(ex.context)
         self._indexes: dict[str, object] = {}
 
-    def nearest_without(self, ex: SquadExample, k: int = 8) -> str | None:
-        """The paragraph of ``ex``'s article most similar to its question and paragraph that
-        contains none of its answers."""
+    def nearest_without(self, ex: SquadExample, depth: int = 8) -> str | None:
+        """The paragraph of ``ex``'s article most similar to its question and answer sentence
+        that contains none of its answers."""
+        found = self.nearest(ex, 1, depth, ex.question + " " + _answer_sentence(ex))
+        return found[0] if found else None
+
+    def nearest(
+        self, ex: SquadExample, n: int, depth: int = 8, query: str | None = None
+    ) -> list[str]:
+        """Up to ``n`` paragraphs of ``ex``'s article, most BM25-similar to ``query`` (default:
+        the question, as a retriever would search) first, that contain none of its answers."""
         import bm25s
 
         from pipelines.bm25 import tokenize
 
         paragraphs = self.paragraphs.get(ex.title, [])
         if len(paragraphs) < 2:
-            return None
+            return []
         index = self._indexes.get(ex.title)
         if index is None:
             index = bm25s.BM25()
             index.index([tokenize(p) or ["_"] for p in paragraphs], show_progress=False)
             self._indexes[ex.title] = index
-        query = tokenize(ex.question + " " + _answer_sentence(ex)) or ["_"]
-        ids, _ = index.retrieve([query], k=min(k, len(paragraphs)), show_progress=False)
+        tokens = tokenize(query or ex.question) or ["_"]
+        ids, _ = index.retrieve([tokens], k=min(depth, len(paragraphs)), show_progress=False)
+        found: list[str] = []
         for i in ids[0]:
             other = paragraphs[int(i)]
             if other != ex.context and not any(a.text.lower() in other.lower() for a in ex.answers):
-                return other
-        return None
+                found.append(other)
+                if len(found) >= n:
+                    break
+        return found
 
 
 def hard_negatives(
@@ -440,7 +451,7 @@ def hard_negatives(
     rng.shuffle(order)
     total_share = sum(mix.values())
     wanted = {kind: round(count * share / total_share) for kind, share in mix.items()}
-    articles = _ArticleIndex(examples)
+    articles = ArticleIndex(examples)
     out: list[HardNegative] = []
     used: set[str] = set()
 
