@@ -520,8 +520,9 @@ def tune_weight(
     passages: Annotated[int, typer.Option("--passages", "-k")] = 10,
     save: Annotated[bool, typer.Option(help="Save the best weight with the reader.")] = True,
 ) -> None:
-    """Tune how answers are ranked across passages: the retriever's share of the score and how
-    much more sure of a span the reader must be than of "no answer" (open_null_offset)."""
+    """Tune how answers are ranked across passages: the retriever's share of the score, how
+    much more sure of a span the reader must be than of "no answer" (open_null_offset), and
+    whether "no answer" is judged per passage or once per question (null_scope)."""
     from dataclasses import replace
 
     from pipelines.models import resolve_reader
@@ -531,18 +532,31 @@ def tune_weight(
 
     settings = _settings(home, reader_model=reader)
     examples, _ = load_squad(labels)
-    weight, offset, table = tune_answer_ranking(examples, settings, top_k=passages)
-    for key, f1 in table.items():
-        w, o = (float(x) for x in key.split(","))
-        mark = "*" if (w, o) == (weight, offset) else " "
-        typer.echo(f"{mark} weight {w:.1f} offset {o:.1f}: F1 {f1:.2f}")
+    best = tune_answer_ranking(examples, settings, top_k=passages)
+    for key, f1 in best.heldout_f1.items():
+        scope, w, o = key.split(",")
+        chosen = (scope, float(w), float(o)) == (
+            best.null_scope,
+            best.retriever_weight,
+            best.open_null_offset,
+        )
+        typer.echo(
+            f"{'*' if chosen else ' '} null {scope:8} weight {float(w):.1f} "
+            f"offset {float(o):.1f}: F1 {f1:.2f}"
+        )
     if save:
         model_dir = resolve_reader(settings)
         config = replace(
-            ReaderConfig.load(model_dir), retriever_weight=weight, open_null_offset=offset
+            ReaderConfig.load(model_dir),
+            retriever_weight=best.retriever_weight,
+            open_null_offset=best.open_null_offset,
+            null_scope=best.null_scope,
         )
         ReaderConfig.save(config, model_dir)
-        typer.echo(f"saved retriever_weight {weight}, open_null_offset {offset} in {model_dir}")
+        typer.echo(
+            f"saved retriever_weight {best.retriever_weight}, open_null_offset "
+            f"{best.open_null_offset}, null_scope {best.null_scope} in {model_dir}"
+        )
 
 
 @app.command()

@@ -20,7 +20,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,11 @@ class ReaderConfig:
     # answer" competes with the best span of k passages, a max that grows with k (measured on
     # open SQuAD: NoAns F1 45.96 reading 1 passage, 24.84 reading 10). Tuned with the weight.
     open_null_offset: float = 0.0
+    # Where "no answer" is decided across passages: "window" judges each span against its own
+    # window's null logit (so the best of k passages grows with k); "question" judges every span
+    # against one null for the question, the mean null logit of the passages read (the null a
+    # shared-normalization reader is trained with). Tuned with the weight on held-out pairs.
+    null_scope: str = "window"
 
     @classmethod
     def load(cls, model_dir: str | Path) -> ReaderConfig:
@@ -82,6 +87,7 @@ class SpanCandidate:
     end_char: int
     margin: float  # span logit - null logit + threshold; > 0 means "answer"
     span_logit: float
+    null_logit: float = 0.0  # its window's null ("no answer") logit
 
 
 def tokenize_pairs(
@@ -164,6 +170,7 @@ def decode_spans(
                     end_char=end_off[1],
                     margin=span_logit - null_logit + no_answer_threshold,
                     span_logit=span_logit,
+                    null_logit=null_logit,
                 )
             )
     return [_merge_duplicates(c) for c in candidates]
@@ -677,6 +684,9 @@ class ExtractiveReader:
         if not docs:
             return {"answers": [ExtractedAnswer(query=query, score=1.0, data=None)]}
         candidates = self._predictor.predict([query] * len(docs), [d.content or "" for d in docs])
+        # One "no answer" decision per question: each span's margin against the question's
+        # null (mean of the passages' nulls) rather than its own window's.
+        shift = question_null_shifts(candidates, self._predictor.config.null_scope)
         answers: list[ExtractedAnswer] = []
         best_reader_score = 0.0
         for doc, cands in zip(docs, candidates, strict=True):
@@ -686,7 +696,7 @@ class ExtractiveReader:
                 if any(c.start_char < e and s < c.end_char for s, e in seen):
                     continue
                 seen.append((c.start_char, c.end_char))
-                reader_score = self._predictor.score(c.margin - offset)
+                reader_score = self._predictor.score(c.margin + shift(c) - offset)
                 best_reader_score = max(best_reader_score, reader_score)
                 retr = float(doc.score) if doc.score is not None else 0.0
                 score = (1 - weight) * reader_score + weight * retr
@@ -710,6 +720,24 @@ class ExtractiveReader:
             answers.append(ExtractedAnswer(query=query, score=1.0 - best_reader_score, data=None))
             answers.sort(key=lambda a: a.score, reverse=True)
         return {"answers": answers[:top_k]}
+
+
+def question_null_shifts(
+    candidates: Sequence[Sequence[SpanCandidate]], null_scope: str
+) -> Callable[[SpanCandidate], float]:
+    """What to add to each candidate's margin so it is judged against the question's null.
+
+    With ``null_scope="question"`` the question's null is the mean of the null logits of the
+    passages read (each passage's best window); a candidate's margin then moves by its own
+    window's null minus that mean. With ``"window"`` nothing moves.
+    """
+    if null_scope == "window":
+        return lambda c: 0.0
+    if null_scope != "question":
+        raise ValueError(f"null_scope must be 'window' or 'question', not {null_scope!r}")
+    nulls = [cands[0].null_logit for cands in candidates if cands]
+    question_null = sum(nulls) / len(nulls) if nulls else 0.0
+    return lambda c: c.null_logit - question_null
 
 
 def _dedupe_text(answers: list[ExtractedAnswer]) -> list[ExtractedAnswer]:

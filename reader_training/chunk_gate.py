@@ -25,6 +25,7 @@ import json
 import logging
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -115,11 +116,10 @@ def finish_chunk(
     domain = domain_train_config(latest, campaign_dir / "pool.json", candidate, DomainRecipe())
     if not (candidate / "metrics.json").is_file():
         train_reader(domain, progress=False)
-        weight, offset, table = tune_domain_weight(candidate, demo_settings, domain)
-    else:  # a finish that was interrupted after training: keep its reader
+        ranking: dict[str, Any] = asdict(tune_domain_weight(candidate, demo_settings, domain))
+    else:  # a finish that was interrupted after training: keep its reader and its tuning
         index_folder([DEMO_COLLECTION], demo_settings, progress=False)
-        weight = offset = None
-        table = {}
+        ranking = {"kept": "tuned by an earlier run of this finish"}
     write_json_atomic(state.position(), candidate / POSITION_FILE)
 
     sample = forgetting_sample(shared_data)
@@ -129,11 +129,7 @@ def finish_chunk(
         "windows_seen": state.step * state.spec.batch_size,
         "epochs_done": state.position()["epochs_done"],
         "cpu": cpu_description(),
-        "answer_ranking": {
-            "retriever_weight": weight,
-            "open_null_offset": offset,
-            "heldout_f1": table,
-        },
+        "answer_ranking": ranking,
         "forgetting_best_span_hasans_f1": {
             "before_domain": round(
                 evaluate_reader(latest, sample, progress=False)[0]["HasAns_f1_best_span"], 2

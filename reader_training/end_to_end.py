@@ -37,7 +37,7 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -83,6 +83,7 @@ class PassageRead:
     reader_score: float  # sigmoid((margin - open_null_offset) / temperature); 0.0 without a span
     retriever_score: float
     margin: float = 0.0  # the span's margin before the offset (what tuning re-scores)
+    null_logit: float = 0.0  # its window's null logit (for one question-level null)
 
 
 def read_passages(
@@ -107,24 +108,50 @@ def read_passages(
                 predictor.score(best.margin - offset),
                 reads[i].retriever_score,
                 best.margin,
+                best.null_logit,
             )
     return reads
 
 
-def answer_at_k(reads: Sequence[PassageRead], k: int, retriever_weight: float) -> str | None:
+def answer_at_k(
+    reads: Sequence[PassageRead],
+    k: int,
+    retriever_weight: float,
+    question_null: Callable[[float], float] | None = None,
+) -> str | None:
     """The top answer of ``ExtractiveReader`` reading the first ``k`` passages (None: no answer).
 
     Spans score ``(1 - w) * reader + w * retriever``; ties go to the earlier passage; "no answer"
-    scores ``1 - best reader score`` and loses ties to spans, as in the component.
+    scores ``1 - best reader score`` and loses ties to spans, as in the component. With
+    ``question_null`` (a reader whose ``null_scope`` is "question": margin -> reader score, the
+    offset applied) every span is re-scored against the mean null of the ``k`` passages, as
+    :func:`pipelines.reader.question_null_shifts` does in the component.
     """
     first = [r for r in reads[:k] if r.answer is not None]
     if not first:
         return None
+    if question_null is not None:
+        null = sum(r.null_logit for r in first) / len(first)
+        first = [
+            replace(r, reader_score=question_null(r.margin + r.null_logit - null)) for r in first
+        ]
     w = retriever_weight
     best = max(first, key=lambda r: (1 - w) * r.reader_score + w * r.retriever_score)
     best_score = (1 - w) * best.reader_score + w * best.retriever_score
     no_answer = 1.0 - max(r.reader_score for r in first)
     return best.answer if best_score >= no_answer else None
+
+
+def question_null_scorer(
+    predictor: SpanPredictor, offset: float | None = None, null_scope: str | None = None
+) -> Callable[[float], float] | None:
+    """For :func:`answer_at_k`: how the reader scores a question-level margin, or None when it
+    judges each window against its own null (``null_scope="window"``)."""
+    scope = null_scope or predictor.config.null_scope
+    if scope == "window":
+        return None
+    shift = predictor.config.open_null_offset if offset is None else offset
+    return lambda margin: predictor.score(margin - shift)
 
 
 # -- gold passages --------------------------------------------------------------------------------
@@ -327,6 +354,7 @@ def evaluate_end_to_end(
     if weight is None:
         weight = predictor.config.retriever_weight
     gold = GoldPassages(store, doc_for_context)
+    question_null = question_null_scorer(predictor)
     ks = report_ks(top_k, read_ks)
     ranks: list[int | None] = []
     rules: dict[str, int] = {}
@@ -344,7 +372,7 @@ def evaluate_end_to_end(
             reads = read_passages(predictor, question, passages[:top_k])
             latencies.append(time.perf_counter() - started)
         for k in ks:
-            predictions[k][ex.id] = answer_at_k(reads, k, weight) or ""
+            predictions[k][ex.id] = answer_at_k(reads, k, weight, question_null) or ""
         if ex.answers:
             rule = gold.rule(ex)
             rules[rule] = rules.get(rule, 0) + 1
@@ -357,6 +385,7 @@ def evaluate_end_to_end(
         "reader": service.reader_model,
         "reader_backend": predictor.backend,
         "retriever_weight": weight,
+        "null_scope": predictor.config.null_scope,
         "collection": {"documents": len(store.sources()), "passages": store.count_documents()},
         "retrieval": retrieval_metrics(ranks, report_ks(depth, recall_ks)),
         "recall_curve": [retrieval_metrics(ranks, [k])[f"recall@{k}"] for k in range(1, depth + 1)],
@@ -538,6 +567,16 @@ def _metric_lines(title: str, metrics: dict[str, Any]) -> list[str]:
 # -- tuning the score mix -------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class AnswerRanking:
+    """How answers are ranked across passages, tuned on held-out pairs."""
+
+    retriever_weight: float
+    open_null_offset: float
+    null_scope: str
+    heldout_f1: dict[str, float]  # F1 by "scope,weight,offset"
+
+
 def tune_answer_ranking(
     examples: Sequence[SquadExample],
     settings: Settings,
@@ -545,16 +584,19 @@ def tune_answer_ranking(
     offsets: Sequence[float] = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0),
     top_k: int = 10,
     progress: bool = True,
-) -> tuple[float, float, dict[str, float]]:
-    """The ``retriever_weight`` and ``open_null_offset`` that maximize end-to-end F1 on
-    ``examples``, and F1 for each pair (keys "weight,offset").
+    null_scopes: Sequence[str] = ("window", "question"),
+) -> AnswerRanking:
+    """The ``retriever_weight``, ``open_null_offset`` and ``null_scope`` that maximize
+    end-to-end F1 on ``examples``, and F1 for each combination.
 
-    Each question is retrieved and read once (each passage's best span and its margin); every
-    pair then re-scores the same spans, as BERTserini and cdQA tune their score mix, and
-    :func:`answer_at_k` picks the answer as the pipeline would: spans score
-    ``(1 - w) * sigmoid((margin - offset) / T) + w * retriever``, "no answer" one minus the best
-    span's reader part. Ties go to the smaller weight and offset. Use held-out pairs, never the
-    pairs you report on.
+    Each question is retrieved and read once (each passage's best span, its margin and its
+    window's null); every combination then re-scores the same spans, as BERTserini and cdQA
+    tune their score mix, and :func:`answer_at_k` picks the answer as the pipeline would: spans
+    score ``(1 - w) * sigmoid((margin - offset) / T) + w * retriever``, "no answer" one minus
+    the best span's reader part; with the "question" scope every margin is taken against the
+    mean null of the passages read. Ties go to the window scope, the smaller weight and offset.
+    Use held-out pairs, never the pairs you report on. Offsets may be negative: with one
+    question-level null a reader can also be too shy.
     """
     service = get_service(settings)
     predictor = service.reader_predictor
@@ -563,25 +605,29 @@ def tune_answer_ranking(
         passages = service.retrieve(ex.question, top_k=top_k)
         reads_of[ex.id] = read_passages(predictor, ex.question, passages)
     table: dict[str, float] = {}
-    best: tuple[float, float, float] | None = None
-    for offset in offsets:
-        # Re-score every span as the reader would with this offset; answer_at_k decides.
-        rescored = {
-            qid: [
-                replace(r, reader_score=predictor.score(r.margin - offset))
-                if r.answer is not None
-                else r
-                for r in reads
-            ]
-            for qid, reads in reads_of.items()
-        }
-        for w in weights:
-            predictions = {
-                qid: answer_at_k(reads, top_k, w) or "" for qid, reads in rescored.items()
+    best: tuple[float, int, float, float] | None = None
+    for rank, scope in enumerate(null_scopes):
+        for offset in offsets:
+            question_null = question_null_scorer(predictor, offset, scope)
+            # Re-score every span as the reader would with this offset; answer_at_k decides.
+            rescored = {
+                qid: [
+                    replace(r, reader_score=predictor.score(r.margin - offset))
+                    if r.answer is not None
+                    else r
+                    for r in reads
+                ]
+                for qid, reads in reads_of.items()
             }
-            f1 = squad_metrics(examples, predictions)["f1"]
-            table[f"{w:g},{offset:g}"] = round(f1, 2)
-            if best is None or (f1, -w, -offset) > (best[0], -best[1], -best[2]):
-                best = (f1, w, offset)
+            for w in weights:
+                predictions = {
+                    qid: answer_at_k(reads, top_k, w, question_null) or ""
+                    for qid, reads in rescored.items()
+                }
+                f1 = squad_metrics(examples, predictions)["f1"]
+                table[f"{scope},{w:g},{offset:g}"] = round(f1, 2)
+                key = (f1, -rank, -w, -offset)
+                if best is None or key > (best[0], -best[1], -best[2], -best[3]):
+                    best = (f1, rank, w, offset)
     assert best is not None
-    return best[1], best[2], table
+    return AnswerRanking(best[2], best[3], null_scopes[best[1]], table)

@@ -19,12 +19,16 @@ from __future__ import annotations
 import json
 import logging
 import random
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipelines.settings import Settings
 from reader_training.squad import SquadExample, load_squad, write_squad
 from reader_training.train import TrainConfig
+
+if TYPE_CHECKING:
+    from reader_training.end_to_end import AnswerRanking
 
 logger = logging.getLogger(__name__)
 
@@ -219,26 +223,21 @@ def run_recipe(
         "demo_dev": evaluate_reader(final_dir, demo_dev, progress=False)[0],
         "squad_sample": evaluate_reader(final_dir, forget, progress=False)[0],
     }
-    weight, offset, table = tune_domain_weight(final_dir, settings, domain)
+    ranking = tune_domain_weight(final_dir, settings.with_(home=work / "demo-home"), domain)
     report = {
         "before_domain": before,
         "after_domain": after,
-        "answer_ranking": {
-            "retriever_weight": weight,
-            "open_null_offset": offset,
-            "heldout_f1_by_weight_offset": table,
-        },
+        "answer_ranking": asdict(ranking),
     }
     write_json_atomic(report, final_dir / "recipe_report.json")
     logger.info("recipe report: %s", report)
     return final_dir
 
 
-def tune_domain_weight(
-    model_dir: Path, settings: Settings, domain: TrainConfig
-) -> tuple[float, float, dict[str, float]]:
-    """Index the demo collection and tune ``retriever_weight`` and ``open_null_offset`` on stage
-    2's held-out pairs."""
+def tune_domain_weight(model_dir: Path, settings: Settings, domain: TrainConfig) -> AnswerRanking:
+    """Index the demo collection (into ``settings.home``: give a work folder, never a user's
+    home) and tune ``retriever_weight``, ``open_null_offset`` and ``null_scope`` on stage 2's
+    held-out pairs; saved with the reader."""
     from dataclasses import replace
 
     from indexer.run import index_folder
@@ -250,15 +249,27 @@ def tune_domain_weight(
     index_folder([DEMO_COLLECTION], settings, progress=False)
     examples, _ = load_squad(DEMO_LABELS / "train.json")
     _, heldout = split_holdout(examples, domain.holdout_fraction, domain.seed)
-    weight, offset, table = tune_answer_ranking(
-        heldout, settings.with_(reader_model=str(model_dir)), progress=False
+    best = tune_answer_ranking(
+        heldout,
+        settings.with_(reader_model=str(model_dir)),
+        offsets=(-2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 6.0),
+        progress=False,
     )
-    config = replace(ReaderConfig.load(model_dir), retriever_weight=weight, open_null_offset=offset)
+    config = replace(
+        ReaderConfig.load(model_dir),
+        retriever_weight=best.retriever_weight,
+        open_null_offset=best.open_null_offset,
+        null_scope=best.null_scope,
+    )
     ReaderConfig.save(config, model_dir)
     logger.info(
-        "retriever weight %.1f, open null offset %.1f (held-out F1: %s)", weight, offset, table
+        "null scope %s, retriever weight %.1f, open null offset %.1f (held-out F1: %s)",
+        best.null_scope,
+        best.retriever_weight,
+        best.open_null_offset,
+        best.heldout_f1,
     )
-    return weight, offset, table
+    return best
 
 
 def ship_reader(model_dir: Path, dest: Path) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from reader_training.end_to_end import (
     answer_at_k,
     evaluate_end_to_end,
     format_report,
+    question_null_scorer,
     read_passages,
     retrieval_metrics,
     sample_examples,
@@ -161,12 +163,40 @@ def test_answers_for_k_passages_are_what_ask_answers(demo_home: Settings) -> Non
             assert answer_at_k(reads, k, weight) == top.answer, (ex.question, k)
 
 
+def test_one_question_level_null_is_what_ask_answers(demo_home: Settings, tmp_path: Path) -> None:
+    """With null_scope "question", evaluation's answer for k passages is the component's."""
+    from dataclasses import replace
+
+    from pipelines.reader import ReaderConfig
+
+    reader = tmp_path / "reader"
+    shutil.copytree(demo_home.reader_model, reader)
+    config = replace(ReaderConfig.load(reader), null_scope="question", open_null_offset=-1.0)
+    ReaderConfig.save(config, reader)
+    settings = demo_home.with_(reader_model=str(reader))
+    service = get_service(settings)
+    predictor = service.reader_predictor
+    assert predictor.config.null_scope == "question"
+    scorer = question_null_scorer(predictor)
+    assert scorer is not None
+    weight = predictor.config.retriever_weight
+    decided = set()
+    for ex in _demo_examples()[:6]:
+        reads = read_passages(predictor, ex.question, service.retrieve(ex.question, top_k=5))
+        for k in (1, 3, 5):
+            top = service.ask(ex.question, top_k_passages=k, top_n_answers=1)[0]
+            mine = answer_at_k(reads, k, weight, scorer)
+            assert mine == top.answer, (ex.question, k)
+            decided.add(mine is None)
+        # The window-level decision can differ; the question-level one must match ask.
+    assert decided  # at least one question was decided
+
+
 def test_tuned_answer_ranking_is_what_the_pipeline_then_scores(
     demo_home: Settings, tmp_path: Path
 ) -> None:
     """The tuning's F1 for a (weight, offset) pair is the F1 the pipeline gets once that pair
     is saved with the reader, and the offset changes how often "no answer" is given."""
-    import shutil
     from dataclasses import replace
 
     from pipelines.reader import ReaderConfig
@@ -177,26 +207,40 @@ def test_tuned_answer_ranking_is_what_the_pipeline_then_scores(
     ReaderConfig.save(replace(ReaderConfig.load(reader), open_null_offset=1.0), reader)
     settings = demo_home.with_(reader_model=str(reader), reader_backend="torch")
     examples = _demo_examples()
-    weight, offset, table = tune_answer_ranking(
+    best = tune_answer_ranking(
         examples, settings, weights=(0.0, 0.5), offsets=(-3.0, 0.0, 2.0), top_k=5, progress=False
     )
-    assert set(table) == {f"{w:g},{o:g}" for w in (0.0, 0.5) for o in (-3.0, 0.0, 2.0)}
-    assert table[f"{weight:g},{offset:g}"] == max(table.values())
-    f1_of: dict[float, float] = {}
-    answered: dict[float, float] = {}
-    for o in (-3.0, 2.0):
-        other = tmp_path / f"reader{o:g}"
-        shutil.copytree(reader, other)
-        config = replace(ReaderConfig.load(other), retriever_weight=0.5, open_null_offset=o)
-        ReaderConfig.save(config, other)
-        report = evaluate_end_to_end(
-            examples, settings.with_(reader_model=str(other)), top_k=5, progress=False
-        )
-        f1_of[o] = report["answers"]["f1"]
-        answered[o] = report["answers"]["answered"]
-        assert f1_of[o] == pytest.approx(table[f"0.5,{o:g}"], abs=0.01)
+    table = best.heldout_f1
+    assert set(table) == {
+        f"{s},{w:g},{o:g}"
+        for s in ("window", "question")
+        for w in (0.0, 0.5)
+        for o in (-3.0, 0.0, 2.0)
+    }
+    chosen = f"{best.null_scope},{best.retriever_weight:g},{best.open_null_offset:g}"
+    assert table[chosen] == max(table.values())
+    answered: dict[tuple[str, float], float] = {}
+    for scope in ("window", "question"):
+        for o in (-3.0, 2.0):
+            other = tmp_path / f"reader-{scope}{o:g}"
+            shutil.copytree(reader, other)
+            config = replace(
+                ReaderConfig.load(other),
+                retriever_weight=0.5,
+                open_null_offset=o,
+                null_scope=scope,
+            )
+            ReaderConfig.save(config, other)
+            report = evaluate_end_to_end(
+                examples, settings.with_(reader_model=str(other)), top_k=5, progress=False
+            )
+            answered[scope, o] = report["answers"]["answered"]
+            # What tuning computed for this combination is what the pipeline then scores.
+            assert report["answers"]["f1"] == pytest.approx(table[f"{scope},0.5,{o:g}"], abs=0.01)
+            assert report["null_scope"] == scope
     # A larger offset asks more of a span before it beats "no answer".
-    assert answered[-3.0] > answered[2.0]
+    assert answered["window", -3.0] > answered["window", 2.0]
+    assert answered["question", -3.0] > answered["question", 2.0]
 
 
 def test_end_to_end_report_over_the_demo_index(demo_home: Settings, tmp_path: Path) -> None:
