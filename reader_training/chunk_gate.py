@@ -89,6 +89,7 @@ def finish_chunk(
     settings: Settings,
     ship_to: Path | None = None,
     shipped: Path | None = None,
+    domain_recipe: Any = None,
 ) -> dict[str, Any]:
     """Domain stage, evaluation and gate for the campaign's latest chunk; returns the report.
 
@@ -113,7 +114,9 @@ def finish_chunk(
     work = campaign_dir / "finish" / f"step-{state.step}"
     candidate = work / "reader"
     demo_settings = settings.with_(home=work / "home")
-    domain = domain_train_config(latest, campaign_dir / "pool.json", candidate, DomainRecipe())
+    domain = domain_train_config(
+        latest, campaign_dir / "pool.json", candidate, domain_recipe or DomainRecipe()
+    )
     if not (candidate / "metrics.json").is_file():
         train_reader(domain, progress=False)
         ranking: dict[str, Any] = asdict(tune_domain_weight(candidate, demo_settings, domain))

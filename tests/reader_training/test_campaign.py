@@ -165,3 +165,51 @@ def test_warm_start_from_a_shipped_reader_without_the_campaign_folder(
     for step, lr in _lrs(fresh).items():
         assert lr == pytest.approx(SPEC.learning_rate * factor(step), rel=1e-4, abs=1e-9)
     assert (fresh / STATE_FILE).is_file()
+
+
+def test_finish_chunk_ships_only_a_reader_that_passes_the_gate(
+    mini_shared: Path, tmp_path: Path, tiny_base: str
+) -> None:
+    """Domain stage, side-by-side evaluation, and the gate: better -> shipped; equal -> not."""
+    from pipelines.reader import ReaderConfig
+    from pipelines.settings import Settings
+    from reader_training.chunk_gate import REPORT_FILE, finish_chunk
+    from reader_training.recipes import DomainRecipe
+
+    folder = tmp_path / "campaign"
+    spec = replace(SPEC, epochs=1.0)
+    run_chunk(folder, mini_shared, 3600, False, spec=spec, base_model=tiny_base, progress=False)
+    # A reader to beat that answers every question with a span of an untrained head.
+    worse = tmp_path / "worse"
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    torch.manual_seed(0)
+    AutoModelForQuestionAnswering.from_pretrained(tiny_base).save_pretrained(worse)
+    AutoTokenizer.from_pretrained(tiny_base).save_pretrained(worse)
+    ReaderConfig(no_answer_threshold=1000.0, max_seq_length=128, doc_stride=64).save(worse)
+    dest = tmp_path / "shipped"
+    settings = Settings(home=tmp_path / "home")
+    recipe = DomainRecipe(epochs=0.5)
+    report = finish_chunk(
+        folder, mini_shared, settings, ship_to=dest, shipped=worse, domain_recipe=recipe
+    )
+    assert report["gate"]["passed"], report["verdict"]
+    squad = report["squad_dev_v2_half"]
+    assert squad["candidate"]["f1"] > squad["shipped"]["f1"]
+    # The official script agrees with our own scoring of the same predictions.
+    assert squad["candidate"]["official"]["f1"] == pytest.approx(squad["candidate"]["f1"], abs=0.01)
+    assert (dest / "model.safetensors").is_file() and (dest / POSITION_FILE).is_file()
+    position = json.loads((dest / POSITION_FILE).read_text())
+    assert position["step"] == CampaignState.load(folder).step
+    assert json.loads((folder / REPORT_FILE).read_text())["gate"]["passed"]
+    # Nothing was indexed into the user's home: the demo collection went to the work folder.
+    assert not (tmp_path / "home").exists()
+    # The same reader again is not better than itself: not shipped, the shipped one untouched.
+    before = (dest / "model.safetensors").stat().st_mtime_ns
+    step = CampaignState.load(folder).step
+    candidate = folder / "finish" / f"step-{step}" / "reader"
+    again = finish_chunk(
+        folder, mini_shared, settings, ship_to=dest, shipped=candidate, domain_recipe=recipe
+    )
+    assert not again["gate"]["passed"]
+    assert (dest / "model.safetensors").stat().st_mtime_ns == before
