@@ -83,6 +83,56 @@ def _summary(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: round(float(metrics[k]), 2) for k in keys if k in metrics}
 
 
+def readme_rows(report: dict[str, Any], state: CampaignState) -> list[dict[str, str]]:
+    """The README results table's rows for a chunk report (scripts/results_table.py)."""
+    squad, demo = report["squad_dev_v2_half"], report["demo_dev"]
+    chunk = state.chunks[-1] if state.chunks else {}
+    where = (
+        f"schedule step {state.step} of {state.total_steps} "
+        f"({report['windows_seen']:,} windows, {report['epochs_done']} epochs)"
+    )
+
+    def squad_text(name: str) -> str:
+        m = squad[name]
+        return (
+            f"{name} F1 {m['f1']:.2f} (HasAns {m.get('HasAns_f1', 0):.2f}, best span "
+            f"{m.get('HasAns_f1_best_span', 0):.2f}, NoAns {m.get('NoAns_f1', 0):.2f})"
+        )
+
+    def demo_text(name: str) -> str:
+        d = demo[name]
+        at_k = d["end_to_end_f1_at_k"]
+        return (
+            f"{name} gold documents F1 {d['gold_documents']['f1']:.2f}, end to end top 10 F1 "
+            f"{d['end_to_end']['f1']:.2f} (top 1: {at_k.get('1', float('nan')):.2f})"
+        )
+
+    command = "docqa train --recipe default --budget 115m --resume"
+    forget = report["forgetting_best_span_hasans_f1"]
+    return [
+        {
+            "what": f"reader campaign, {where}: SQuAD 2.0 `dev-v2.0-half`, all 6,078 questions",
+            "number": f"{squad_text('candidate')}; {squad_text('shipped')}; "
+            f"gate {'passed' if report['gate']['passed'] else 'not passed'}",
+            "command": command,
+        },
+        {
+            "what": f"reader campaign, {where}: demo dev pairs (190)",
+            "number": f"{demo_text('candidate')}; {demo_text('shipped')}; forgetting (best-span "
+            f"HasAns F1, 1,000 SQuAD questions) {forget['before_domain']:.2f} -> "
+            f"{forget['after_domain']:.2f}",
+            "command": command,
+        },
+        {
+            "what": f"reader campaign training speed (chunk to step {state.step})",
+            "number": f"{chunk.get('windows_per_second', 0)} windows/s, "
+            f"{chunk.get('precision', '?')}, {chunk.get('windows', 0):,} windows in "
+            f"{chunk.get('seconds', 0) / 60:.0f} min on {chunk.get('cpu', '?')}",
+            "command": command,
+        },
+    ]
+
+
 def finish_chunk(
     campaign_dir: Path,
     shared_data: Path,
@@ -98,6 +148,7 @@ def finish_chunk(
     """
     from indexer.run import index_folder
     from pipelines.settings import DEMO_COLLECTION, SHIPPED_READER
+    from reader_training.end_to_end import environment
     from reader_training.evaluate import evaluate_reader
     from reader_training.recipes import (
         DomainRecipe,
@@ -182,6 +233,8 @@ def finish_chunk(
         ship_reader(candidate, ship_to)
         verdict += f"; shipped to {ship_to}"
     report["verdict"] = verdict
+    report["environment"] = environment()
+    report["readme_rows"] = readme_rows(report, state)
     write_json_atomic(report, work / REPORT_FILE)
     write_json_atomic(report, campaign_dir / REPORT_FILE)
     if passed and ship_to is not None:
