@@ -284,7 +284,12 @@ def train(
         str | None, typer.Option("--base-model", help="Folder or hub id to start from.")
     ] = None,
     recipe: Annotated[
-        str | None, typer.Option("--recipe", help="'default': the shipped reader's recipe.")
+        str | None,
+        typer.Option(
+            "--recipe",
+            help="'default': the reader campaign (budgeted chunks of one schedule); 'v0.2': "
+            "the single-run recipe of reader v0.2.",
+        ),
     ] = None,
     home: HomeOption = None,
     learning_rate: Annotated[float, typer.Option("--lr")] = 5e-5,
@@ -332,7 +337,7 @@ def train(
     from reader_training.train import TrainConfig, train_reader
 
     settings = _settings(home)
-    if recipe == "default" and (budget or chunk_only):
+    if recipe == "default":
         _train_campaign(settings, shared, campaign, budget, resume, chunk_only, ship)
         return
     if recipe:

