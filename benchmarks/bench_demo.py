@@ -24,10 +24,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch
 
+from evaluation.squad import load_squad
 from indexer.run import index_folder
 from pipelines.query import QueryService
 from pipelines.settings import DEMO_COLLECTION, REPO_ROOT, Settings
-from reader_training.squad import load_squad
 
 
 def main() -> None:

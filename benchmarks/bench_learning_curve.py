@@ -33,10 +33,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from evaluation.environment import environment
+from evaluation.reader_metrics import evaluate_reader
+from evaluation.squad import load_squad, write_squad
 from pipelines.settings import DEFAULT_HOME, REPO_ROOT
 from reader_training.campaign import FULL_POOL
-from reader_training.end_to_end import environment
-from reader_training.evaluate import evaluate_reader
 from reader_training.recipes import (
     DEMO_LABELS,
     BaseRecipe,
@@ -45,7 +46,6 @@ from reader_training.recipes import (
     domain_train_config,
     forgetting_sample,
 )
-from reader_training.squad import load_squad, write_squad
 from reader_training.train import train_reader
 
 SHARED = REPO_ROOT.parent / "shared" / "data"

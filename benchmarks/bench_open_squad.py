@@ -34,16 +34,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from evaluation.end_to_end import contexts_of, evaluate_over_contexts, sample_examples
+from evaluation.environment import environment
+from evaluation.reader_metrics import evaluate_reader
+from evaluation.squad import load_squad
 from pipelines.models import resolve_reader
 from pipelines.settings import REPO_ROOT, SHIPPED_READER, Settings
-from reader_training.end_to_end import (
-    contexts_of,
-    environment,
-    evaluate_over_contexts,
-    sample_examples,
-)
-from reader_training.evaluate import evaluate_reader
-from reader_training.squad import load_squad
 
 SQUAD = REPO_ROOT.parent / "shared" / "data" / "squad"
 RECALL_KS = (1, 5, 20)
@@ -96,7 +92,7 @@ def run_collection(
         progress=True,
     )
     if args.plots:
-        from reader_training.report_plots import write_plots
+        from evaluation.plots import write_plots
 
         report["closed"] = closed  # drawn beside the open scores
         report["plots"] = [str(p) for p in write_plots(report, args.plots / name)]

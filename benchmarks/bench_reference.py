@@ -21,7 +21,7 @@ reference's: same embedder, exact FAISS search), which isolates store + reader, 
 default retrieval mode when that differs (hybrid BM25 + dense): ``--docqa-modes``.
 
 Also measured: the readers alone on the gold passages (DocQA's SpanPredictor as
-``reader_training.evaluate`` decodes; TransformersExtractiveReader; transformers'
+``evaluation.reader_metrics`` decodes; TransformersExtractiveReader; transformers'
 ``pipeline("question-answering")``, which transformers 5 removed, so it runs with transformers
 4.57 layered on the reference environment), indexing passages/s and peak memory of both (each in a
 fresh process), and with ``--scale N`` the reference store at N synthetic passages (our store's
@@ -154,7 +154,7 @@ VERSION_PACKAGES = (
 
 
 def machine() -> dict[str, Any]:
-    from reader_training.end_to_end import cpu_name
+    from evaluation.environment import cpu_name
 
     cpu = cpu_name()
     mem = None
@@ -248,8 +248,8 @@ def run_child(mode: str, *paths: Path) -> dict[str, Any]:
 
 
 def demo_collection(args: argparse.Namespace, tmp: Path) -> tuple[Path, list[Any]]:
+    from evaluation.squad import load_squad
     from pipelines.settings import DEMO_COLLECTION
-    from reader_training.squad import load_squad
 
     examples, _ = load_squad(DEMO_DEV)
     if args.questions:
@@ -259,7 +259,7 @@ def demo_collection(args: argparse.Namespace, tmp: Path) -> tuple[Path, list[Any
 
 def squad_collection(args: argparse.Namespace, tmp: Path) -> tuple[Path, list[Any]]:
     """The SQuAD dev contexts as one text file each; a seeded sample of their questions."""
-    from reader_training.squad import load_squad
+    from evaluation.squad import load_squad
 
     examples, _ = load_squad(args.squad_file)
     folder = tmp / "squad-documents"
@@ -280,7 +280,7 @@ def squad_collection(args: argparse.Namespace, tmp: Path) -> tuple[Path, list[An
 
 
 def metrics(examples: list[Any], predictions: dict[str, str]) -> dict[str, Any]:
-    from reader_training.evaluate import squad_metrics
+    from evaluation.reader_metrics import squad_metrics
 
     m = squad_metrics(examples, predictions)
     out = {"em": round(m["exact"], 2), "f1": round(m["f1"], 2), "n": int(m["total"])}
@@ -363,10 +363,10 @@ def ask_all(
 def run_collection(
     name: str, folder: Path, examples: list[Any], python: Path, args: argparse.Namespace, tmp: Path
 ) -> dict[str, Any]:
+    from evaluation.reader_metrics import predict
     from pipelines.reader import ReaderConfig, SpanPredictor
     from pipelines.settings import Settings
     from pipelines.store import PassageStore
-    from reader_training.evaluate import predict
 
     print(f"[{name}] indexing with DocQA (fresh process)", flush=True)
     home = tmp / f"{name}-home"

@@ -64,7 +64,7 @@ def padded_tokens(lengths: list[int], order: list[int], batch_size: int) -> int:
 
 
 def machine() -> dict[str, Any]:
-    from reader_training.end_to_end import cpu_name
+    from evaluation.environment import cpu_name
 
     cpu = cpu_name()
     device = default_device()

@@ -4,7 +4,7 @@ Retrieval only (no reader), on two sets:
 
 * demo: ``data/demo/documents`` indexed from scratch into a temporary home; the answerable
   questions of ``data/demo/labels/dev.json``. A passage is gold when it comes from the question's
-  document and contains a gold answer (as in ``reader_training.end_to_end``).
+  document and contains a gold answer (as in ``evaluation.end_to_end``).
 * squad: the contexts of ``../shared/data/squad/dev-v2.0-half.json`` as passages (one passage per
   context, with its article title as the title); the answerable questions; a question's gold
   passage is its own context.
@@ -38,13 +38,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch
 from haystack import Document
 
+from evaluation.squad import SquadExample, load_squad
 from indexer.run import index_folder
 from pipelines.bm25 import BM25Retriever, RankFusion
 from pipelines.embedder import PassageEmbedder, embed_texts, load_embedder
 from pipelines.retrievers import DenseRetriever
 from pipelines.settings import DEMO_COLLECTION, REPO_ROOT, Settings
 from pipelines.store import CURRENT_FILE, PassageStore
-from reader_training.squad import SquadExample, load_squad
 
 DEPTH = 20
 CUTOFFS = (1, 5, 10, 20)

@@ -1,7 +1,7 @@
 """Reader serving backends side by side: PyTorch fp32 and dynamic int8, ONNX Runtime fp32 and int8.
 
 Each backend reads the demo dev questions with their gold passages (the pairs of
-``data/demo/labels/dev.json``), decoded exactly as ``reader_training.evaluate.evaluate_reader``
+``data/demo/labels/dev.json``), decoded exactly as ``evaluation.reader_metrics.evaluate_reader``
 does (same windows, same no-answer threshold, official SQuAD v2.0 EM/F1). Reported per backend:
 windows/s and questions/s of the whole read (tokenize + model + decode, best of ``--repeats``),
 EM/F1, how often its answer equals fp32's, load time (ONNX: export on a cache miss), model size,
@@ -31,6 +31,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch
 
+from evaluation.reader_metrics import predict, squad_metrics
+from evaluation.squad import load_squad
 from pipelines.reader import (
     READER_BACKENDS,
     OnnxQAModel,
@@ -41,8 +43,6 @@ from pipelines.reader import (
     tokenize_pairs,
 )
 from pipelines.settings import REPO_ROOT, SHIPPED_READER
-from reader_training.evaluate import predict, squad_metrics
-from reader_training.squad import load_squad
 
 DEV = REPO_ROOT / "data" / "demo" / "labels" / "dev.json"
 

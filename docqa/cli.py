@@ -332,8 +332,8 @@ def train(
     ] = False,
 ) -> None:
     """Fine-tune a reader on labeled pairs (or reproduce the default reader with --recipe)."""
+    from evaluation.squad import SquadFormatError
     from reader_training.promote import PromotionError, promote_model
-    from reader_training.squad import SquadFormatError
     from reader_training.train import TrainConfig, train_reader
 
     settings = _settings(home)
@@ -411,9 +411,9 @@ def evaluate_reader_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Reader EM/F1 on gold passages, with the official SQuAD v2.0 semantics."""
+    from evaluation.reader_metrics import evaluate_reader, format_table
+    from evaluation.squad import SquadFormatError, load_squad, write_json_atomic
     from pipelines.models import resolve_reader
-    from reader_training.evaluate import evaluate_reader, format_table
-    from reader_training.squad import SquadFormatError, load_squad, write_json_atomic
 
     settings = _settings(home, reader_model=model)
     try:
@@ -478,10 +478,10 @@ def evaluate(
     """End to end: retrieval recall@k/MRR, reader EM/F1 on gold and retrieved passages, latency."""
     import shlex
 
+    from evaluation import end_to_end as e2e
+    from evaluation.squad import SquadFormatError, load_squad
     from pipelines.models import ReaderNotFoundError
     from pipelines.query import IndexMissingError
-    from reader_training import end_to_end as e2e
-    from reader_training.squad import SquadFormatError, load_squad
 
     _check_retrieval(retrieval)
     _check_backend(reader_backend)
@@ -511,7 +511,7 @@ def evaluate(
     report |= {"labels": str(labels), "sample": {"questions": questions, "seed": seed}}
     report["command"] = shlex.join(["docqa", *sys.argv[1:]])
     if plots:
-        from reader_training.report_plots import write_plots
+        from evaluation.plots import write_plots
 
         report["plots"] = [str(p) for p in write_plots(report, plots)]
     typer.echo(json.dumps(report, indent=2) if as_json else e2e.format_report(report))
@@ -530,10 +530,10 @@ def tune_weight(
     whether "no answer" is judged per passage or once per question (null_scope)."""
     from dataclasses import replace
 
+    from evaluation.end_to_end import tune_answer_ranking
+    from evaluation.squad import load_squad
     from pipelines.models import resolve_reader
     from pipelines.reader import ReaderConfig
-    from reader_training.end_to_end import tune_answer_ranking
-    from reader_training.squad import load_squad
 
     settings = _settings(home, reader_model=reader)
     examples, _ = load_squad(labels)

@@ -1,7 +1,9 @@
-"""Reader training: load and repair SQuAD files, tokenize, fine-tune, evaluate, promote.
+"""Reader training: fine-tune, the reader campaign with its gate, and promotion.
 
-Public surface: :func:`load_squad`, :func:`train_reader` with :class:`TrainConfig`,
-:func:`evaluate_reader`, :func:`promote_model`, and the default recipe (:func:`run_recipe`).
+Public surface: :func:`train_reader` with :class:`TrainConfig`; the campaign
+(:func:`run_chunk`, :func:`finish_chunk`), :func:`hard_negatives`, :func:`promote_model`.
+SQuAD files and evaluation live in :mod:`evaluation`; this package imports only ``pipelines``
+and ``evaluation``.
 """
 
 from __future__ import annotations
@@ -10,19 +12,14 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "SquadExample": "reader_training.squad",
-    "SquadFormatError": "reader_training.squad",
-    "load_squad": "reader_training.squad",
-    "load_many": "reader_training.squad",
-    "write_squad": "reader_training.squad",
     "TrainConfig": "reader_training.train",
     "train_reader": "reader_training.train",
-    "evaluate_reader": "reader_training.evaluate",
-    "squad_metrics": "reader_training.evaluate",
+    "run_chunk": "reader_training.campaign",
+    "CampaignSpec": "reader_training.campaign",
+    "finish_chunk": "reader_training.chunk_gate",
+    "hard_negatives": "reader_training.hard_negatives",
     "promote_model": "reader_training.promote",
     "PromotionError": "reader_training.promote",
-    "run_recipe": "reader_training.recipes",
-    "evaluate_end_to_end": "reader_training.end_to_end",
 }
 
 __all__ = list(_LAZY)

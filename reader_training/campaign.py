@@ -29,8 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import platform
 import random
 import shutil
 import time
@@ -46,11 +44,12 @@ from transformers import TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
+from evaluation.environment import cpu_description
+from evaluation.squad import SquadExample, load_squad, write_json_atomic
 from reader_training.features import FeatureParams, prepare_train_features
 from reader_training.hard_negatives import DEFAULT_MIX, ArticleIndex, hard_negatives
 from reader_training.recipes import BaseRecipe, PoolPart, build_base_pool
 from reader_training.shared_norm import pack_groups, shared_norm_loss
-from reader_training.squad import SquadExample, load_squad, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -166,23 +165,6 @@ def parse_budget(text: str) -> float:
     if number:
         raise ValueError(f"budget {text!r}: a number without a unit (h, m or s)")
     return seconds
-
-
-def cpu_description() -> str:
-    """The CPU model and the features that decide training speed, for every reported figure."""
-    name = platform.processor() or platform.machine()
-    flags = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name") and name in ("", platform.machine()):
-                name = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = line
-                break
-    except OSError:
-        pass
-    features = [f for f in ("amx_bf16", "avx512_bf16", "avx512_vnni", "avx2") if f in flags]
-    return f"{name}, {os.cpu_count()} cores, {'/'.join(features) or 'no AVX2'}"
 
 
 # -- the data ----------------------------------------------------------------------------------

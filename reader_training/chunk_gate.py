@@ -29,9 +29,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from evaluation.environment import cpu_description
+from evaluation.squad import load_squad, write_json_atomic
 from pipelines.settings import Settings
-from reader_training.campaign import POSITION_FILE, CampaignState, cpu_description
-from reader_training.squad import load_squad, write_json_atomic
+from reader_training.campaign import POSITION_FILE, CampaignState
 
 logger = logging.getLogger(__name__)
 
@@ -54,15 +55,15 @@ def _official_score(shared_data: Path, predictions: dict[str, str], out: Path) -
 
 
 def _squad_eval(reader: Path, shared_data: Path) -> tuple[dict[str, Any], dict[str, str]]:
-    from reader_training.evaluate import evaluate_reader
+    from evaluation.reader_metrics import evaluate_reader
 
     examples, _ = load_squad(shared_data / "squad" / "dev-v2.0-half.json")
     return evaluate_reader(reader, examples, progress=False)
 
 
 def _demo_eval(reader: Path, demo_settings: Settings) -> dict[str, Any]:
-    from reader_training.end_to_end import evaluate_end_to_end
-    from reader_training.evaluate import evaluate_reader
+    from evaluation.end_to_end import evaluate_end_to_end
+    from evaluation.reader_metrics import evaluate_reader
     from reader_training.recipes import DEMO_LABELS
 
     dev, _ = load_squad(DEMO_LABELS / "dev.json")
@@ -146,10 +147,10 @@ def finish_chunk(
     ``shipped`` is the reader to beat (default: the one in the repository); with ``ship_to`` a
     candidate that passes the gate is copied there (fp16, atomically).
     """
-    from indexer.run import index_folder
+    from evaluation.end_to_end import index_collection
+    from evaluation.environment import environment
+    from evaluation.reader_metrics import evaluate_reader
     from pipelines.settings import DEMO_COLLECTION, SHIPPED_READER
-    from reader_training.end_to_end import environment
-    from reader_training.evaluate import evaluate_reader
     from reader_training.recipes import (
         DomainRecipe,
         domain_train_config,
@@ -172,7 +173,7 @@ def finish_chunk(
         train_reader(domain, progress=False)
         ranking: dict[str, Any] = asdict(tune_domain_weight(candidate, demo_settings, domain))
     else:  # a finish that was interrupted after training: keep its reader and its tuning
-        index_folder([DEMO_COLLECTION], demo_settings, progress=False)
+        index_collection([DEMO_COLLECTION], demo_settings, progress=False)
         ranking = {"kept": "tuned by an earlier run of this finish"}
     write_json_atomic(state.position(), candidate / POSITION_FILE)
 

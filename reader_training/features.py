@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from reader_training.squad import SquadExample
+from evaluation.squad import SquadExample
 
 logger = logging.getLogger(__name__)
 

@@ -3,10 +3,10 @@
 The file at ``Settings.feedback_file`` *is* SQuAD v2.0 JSON, so ``docqa train`` reads it like any
 other training file. Each question entry carries one extra key, ``"docqa"``, with what the
 trainer does not need but the web page does (where the pair came from, the document it cites,
-when it was made); :func:`reader_training.squad.parse_squad` ignores unknown keys.
+when it was made); :func:`evaluation.squad.parse_squad` ignores unknown keys.
 
 Every change is read-modify-write under a lock file, written to a temporary file and renamed
-over the old one (:func:`reader_training.squad.write_json_atomic`), so two browser tabs or a
+over the old one (:func:`evaluation.squad.write_json_atomic`), so two browser tabs or a
 training run reading the file never see half a file.
 
 Rules that keep the file fit for training:
@@ -36,7 +36,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from reader_training.squad import Answer, SquadExample, to_squad_json, write_json_atomic
+from evaluation.squad import Answer, SquadExample, to_squad_json, write_json_atomic
 
 logger = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from evaluation.squad import SquadExample
 from reader_training.augment import _sentences, remove_answer_sentences
-from reader_training.squad import SquadExample
 
 KINDS = ("entity", "number", "antonym", "negation", "cut", "mismatch")
 # Shares of the unanswerables by kind (before falling back to ``cut``/``mismatch`` where a rule

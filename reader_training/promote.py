@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from evaluation.reader_metrics import evaluate_reader
+from evaluation.squad import load_squad
 from pipelines.models import is_model_folder, model_path, resolve_reader_or_none, set_serving
 from pipelines.settings import REPO_ROOT, Settings
-from reader_training.evaluate import evaluate_reader
-from reader_training.squad import load_squad
 
 logger = logging.getLogger(__name__)
 

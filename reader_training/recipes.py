@@ -28,12 +28,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from evaluation.squad import SquadExample, load_squad, write_squad
 from pipelines.settings import Settings
-from reader_training.squad import SquadExample, load_squad, write_squad
 from reader_training.train import TrainConfig
 
 if TYPE_CHECKING:
-    from reader_training.end_to_end import AnswerRanking
+    from evaluation.end_to_end import AnswerRanking
 
 logger = logging.getLogger(__name__)
 
@@ -198,8 +198,8 @@ def run_recipe(
     """Run the single-run recipe of reader v0.2 ("v0.2") end to end into ``<home>/models``;
     returns the final model folder. The default reader is trained by the campaign
     (:mod:`reader_training.campaign`), which reuses this module's pool and domain stage."""
-    from reader_training.evaluate import evaluate_reader
-    from reader_training.squad import write_json_atomic
+    from evaluation.reader_metrics import evaluate_reader
+    from evaluation.squad import write_json_atomic
     from reader_training.train import train_reader
 
     if name != "v0.2":
@@ -247,13 +247,12 @@ def tune_domain_weight(model_dir: Path, settings: Settings, domain: TrainConfig)
     held-out pairs; saved with the reader."""
     from dataclasses import replace
 
-    from indexer.run import index_folder
+    from evaluation.end_to_end import index_collection, tune_answer_ranking
     from pipelines.reader import ReaderConfig
     from pipelines.settings import DEMO_COLLECTION
-    from reader_training.end_to_end import tune_answer_ranking
     from reader_training.train import split_holdout
 
-    index_folder([DEMO_COLLECTION], settings, progress=False)
+    index_collection([DEMO_COLLECTION], settings, progress=False)
     examples, _ = load_squad(DEMO_LABELS / "train.json")
     _, heldout = split_holdout(examples, domain.holdout_fraction, domain.seed)
     best = tune_answer_ranking(

@@ -35,16 +35,16 @@ from transformers import (
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
+from evaluation.reader_metrics import best_threshold, metric_rows, predict, squad_metrics
+from evaluation.squad import SquadExample, ValidationReport, load_many
 from pipelines.reader import ReaderConfig, SpanPredictor, cpu_supports_bf16
 from reader_training.augment import synthetic_negatives
-from reader_training.evaluate import best_threshold, metric_rows, predict, squad_metrics
 from reader_training.features import (
     FeatureDataset,
     FeatureParams,
     cached_train_features,
     collate_trimmed,
 )
-from reader_training.squad import SquadExample, ValidationReport, load_many
 
 logger = logging.getLogger(__name__)
 

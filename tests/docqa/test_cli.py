@@ -13,10 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from docqa.cli import app
+from evaluation.squad import load_squad, write_squad
 from pipelines.models import set_serving
 from pipelines.settings import REPO_ROOT, Settings
 from pipelines.store import PassageStore
-from reader_training.squad import load_squad, write_squad
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
 OFFICIAL = REPO_ROOT.parent / "shared" / "data" / "squad" / "evaluate-v2.0.py"

@@ -9,6 +9,7 @@ import pytest
 import torch
 from haystack import Document
 
+from evaluation.squad import load_squad
 from pipelines.query import build_query_pipeline
 from pipelines.reader import (
     ExtractiveReader,
@@ -20,7 +21,6 @@ from pipelines.reader import (
 )
 from pipelines.settings import SHIPPED_READER, Settings
 from pipelines.store import PassageStore
-from reader_training.squad import load_squad
 from tests.conftest import DEMO_LABELS
 
 

@@ -6,9 +6,9 @@ from collections import Counter
 
 import pytest
 
+from evaluation.squad import Answer, SquadExample, load_squad
 from pipelines.settings import REPO_ROOT
 from reader_training.augment import remove_answer_sentences, synthetic_negatives
-from reader_training.squad import Answer, SquadExample, load_squad
 
 DEMO_TRAIN = REPO_ROOT / "data" / "demo" / "labels" / "train.json"
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
+from evaluation.squad import Answer, SquadExample, load_squad
 from pipelines.settings import REPO_ROOT
 from reader_training.features import (
     FeatureDataset,
@@ -19,7 +20,6 @@ from reader_training.features import (
     features_cache_key,
     prepare_train_features,
 )
-from reader_training.squad import Answer, SquadExample, load_squad
 
 DEMO_TRAIN = REPO_ROOT / "data" / "demo" / "labels" / "train.json"
 PARAMS = FeatureParams(max_seq_length=96, doc_stride=24, max_negative_windows=100, seed=3)

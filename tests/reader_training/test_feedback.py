@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from evaluation.squad import load_squad
 from reader_training.feedback import (
     FeedbackError,
     FeedbackStore,
     find_occurrences,
     locate_answer,
 )
-from reader_training.squad import load_squad
 
 DOC = (
     "Annual leave. Full-time employees receive 25 days of paid annual leave per calendar year.\n"

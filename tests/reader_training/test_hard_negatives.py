@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+from evaluation.squad import Answer, SquadExample
 from reader_training.hard_negatives import (
     KINDS,
     flip_negation,
@@ -13,7 +14,6 @@ from reader_training.hard_negatives import (
     swap_entity,
     swap_number,
 )
-from reader_training.squad import Answer, SquadExample
 
 CONTEXT = (
     "The Normans were the people who in the 10th and 11th centuries gave their name to "

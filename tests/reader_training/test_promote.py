@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer, set_seed
 
+from evaluation.squad import load_squad, write_squad
 from pipelines.models import (
     SHIPPED_NAME,
     ReaderNotFoundError,
@@ -20,7 +21,6 @@ from pipelines.models import (
 )
 from pipelines.settings import REPO_ROOT, SHIPPED_READER, Settings
 from reader_training.promote import PromotionError, promote_model
-from reader_training.squad import load_squad, write_squad
 
 DEMO_DEV = REPO_ROOT / "data" / "demo" / "labels" / "dev.json"
 

@@ -19,11 +19,11 @@ from transformers import (
     set_seed,
 )
 
+from evaluation.squad import SquadExample, load_squad, write_squad
 from pipelines.models import is_model_folder
 from pipelines.reader import READER_CONFIG_FILE, ReaderConfig, SpanPredictor
 from pipelines.settings import REPO_ROOT
 from reader_training.features import FeatureParams, prepare_train_features
-from reader_training.squad import SquadExample, load_squad, write_squad
 from reader_training.train import (
     TrainConfig,
     resolve_precision,

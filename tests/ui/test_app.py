@@ -12,11 +12,11 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from evaluation.squad import load_squad
 from pipelines.models import serving_name, set_serving
 from pipelines.settings import REPO_ROOT, Settings
 from pipelines.store import PassageStore
 from reader_training.feedback import FeedbackStore
-from reader_training.squad import load_squad
 
 APP = REPO_ROOT / "ui" / "app.py"
 FIXTURES = REPO_ROOT / "tests" / "fixtures"

@@ -29,10 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.metadata
 import logging
-import os
-import platform
 import random
 import statistics
 import tempfile
@@ -46,26 +43,18 @@ import numpy as np
 from haystack import Document
 from tqdm.auto import tqdm
 
+from evaluation.environment import environment
+from evaluation.reader_metrics import evaluate_reader, metric_rows, normalize_answer, squad_metrics
+from evaluation.squad import SquadExample
 from pipelines.query import QueryService, QuestionError, get_service, validate_question
-from pipelines.reader import SpanPredictor, cpu_supports_bf16
+from pipelines.reader import SpanPredictor
 from pipelines.settings import Settings
-from reader_training.evaluate import evaluate_reader, metric_rows, normalize_answer, squad_metrics
-from reader_training.squad import SquadExample
 
 logger = logging.getLogger(__name__)
 
 RECALL_KS = (1, 5, 10, 20)  # recall@k reported for these k up to top_k, and top_k itself
 READ_KS = (1, 3, 5, 10, 20)  # open EM/F1 reported when reading the first k passages
 CONTEXTS_FOLDER = "contexts"
-_PACKAGES = (
-    "haystack-ai",
-    "torch",
-    "transformers",
-    "sentence-transformers",
-    "faiss-cpu",
-    "faiss-gpu",
-    "numpy",
-)
 
 
 def _sha(text: str) -> str:
@@ -269,46 +258,6 @@ def latency_summary(seconds: Sequence[float], bins: int = 20) -> dict[str, Any]:
     }
 
 
-def cpu_name() -> str:
-    """The CPU's model name (/proc/cpuinfo on Linux), else what ``platform`` knows."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return cpu
-
-
-def environment() -> dict[str, Any]:
-    """Hardware and package versions, recorded beside every number."""
-    import torch
-
-    cpu = cpu_name()
-    versions = {}
-    for name in _PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cpu_bf16": cpu_supports_bf16(),
-        "gpu": gpu,
-        "os": platform.platform(terse=True),
-        "python": platform.python_version(),
-        "packages": versions,
-        # Other work on the machine slows every number down: 1, 5 and 15 minute load averages.
-        "load_average": [round(x, 2) for x in os.getloadavg()]
-        if hasattr(os, "getloadavg")
-        else None,
-    }
-
-
 def sample_examples(
     examples: Sequence[SquadExample], n: int | None, seed: int = 0
 ) -> list[SquadExample]:
@@ -436,6 +385,14 @@ def write_contexts(contexts: Iterable[str], folder: Path) -> dict[str, Path]:
     return files
 
 
+def index_collection(folders: Sequence[Path], settings: Settings, progress: bool = True) -> Any:
+    """Index document folders into ``settings.home`` for an end-to-end evaluation or tuning
+    (incremental: a home that already holds them is not embedded again); returns the summary."""
+    from indexer.run import index_folder
+
+    return index_folder(list(folders), settings, progress=progress)
+
+
 def index_contexts(
     contexts: Iterable[str], settings: Settings, progress: bool = True
 ) -> tuple[dict[str, str], Any]:
@@ -444,13 +401,12 @@ def index_contexts(
     The files go to ``<home>/contexts``; the index is incremental, so a home reused for the same
     contexts is not embedded again.
     """
-    from indexer.run import index_folder
     from indexer.split import doc_id_for
 
     files = write_contexts(contexts, settings.home / CONTEXTS_FOLDER)
     if not files:
         raise ValueError("no contexts to index")
-    summary = index_folder([settings.home / CONTEXTS_FOLDER], settings, progress=progress)
+    summary = index_collection([settings.home / CONTEXTS_FOLDER], settings, progress=progress)
     if summary.failed:
         logger.warning("%d contexts failed to index: %s", len(summary.failed), summary.failed[:3])
     return {key: doc_id_for(path) for key, path in files.items()}, summary

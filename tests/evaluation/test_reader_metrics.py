@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.settings import REPO_ROOT
-from reader_training.evaluate import (
+from evaluation.reader_metrics import (
     ReaderPredictions,
     best_threshold,
     compute_f1,
@@ -20,7 +19,8 @@ from reader_training.evaluate import (
     normalize_answer,
     squad_metrics,
 )
-from reader_training.squad import SquadExample, load_squad
+from evaluation.squad import SquadExample, load_squad
+from pipelines.settings import REPO_ROOT
 
 SHARED = REPO_ROOT.parent / "shared" / "data"
 OFFICIAL = SHARED / "squad" / "evaluate-v2.0.py"
@@ -165,7 +165,7 @@ def test_normalization_and_f1_match_the_definitions() -> None:
 
 
 def hand_made() -> tuple[list[SquadExample], dict[str, str], dict[str, float]]:
-    from reader_training.squad import Answer
+    from evaluation.squad import Answer
 
     def ex(qid: str, answer: str | None) -> SquadExample:
         answers = (Answer(answer, CONTEXT.index(answer)),) if answer else ()

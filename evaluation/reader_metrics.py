@@ -17,8 +17,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from evaluation.squad import SquadExample
 from pipelines.reader import SpanPredictor
-from reader_training.squad import SquadExample
 
 logger = logging.getLogger(__name__)
 

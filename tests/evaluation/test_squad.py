@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.settings import REPO_ROOT
-from reader_training.squad import (
+from evaluation.squad import (
     Answer,
     SquadExample,
     SquadFormatError,
@@ -18,6 +17,7 @@ from reader_training.squad import (
     load_squad,
     write_squad,
 )
+from pipelines.settings import REPO_ROOT
 
 SHARED = REPO_ROOT.parent / "shared" / "data"
 CONTEXT = (
@@ -139,7 +139,7 @@ def test_skipped_questions_are_logged_with_file_and_id(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = squad_file(tmp_path / "labels.json", [qa("q-without-answers") | {"answers": []}])
-    with caplog.at_level(logging.WARNING, logger="reader_training.squad"):
+    with caplog.at_level(logging.WARNING, logger="evaluation.squad"):
         load_squad(path)
     assert f"{path}: question q-without-answers skipped: no answers" in caplog.text
 
@@ -182,7 +182,7 @@ def test_ambiguous_answer_text_is_skipped_naming_the_question(
         [qa("ambiguous-1", "Which gateway?", "vpn-a", start=first + 3)],
         context=context,
     )
-    with caplog.at_level(logging.WARNING, logger="reader_training.squad"):
+    with caplog.at_level(logging.WARNING, logger="evaluation.squad"):
         examples, report = load_squad(path)
     assert examples == []
     [(file, qid, reason)] = report.skipped

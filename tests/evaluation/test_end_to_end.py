@@ -11,9 +11,7 @@ from haystack import Document
 from typer.testing import CliRunner
 
 from docqa.cli import app
-from pipelines.query import get_service
-from pipelines.settings import REPO_ROOT, Settings
-from reader_training.end_to_end import (
+from evaluation.end_to_end import (
     GoldPassages,
     PassageRead,
     answer_at_k,
@@ -26,8 +24,10 @@ from reader_training.end_to_end import (
     tune_answer_ranking,
     write_contexts,
 )
-from reader_training.report_plots import write_plots
-from reader_training.squad import Answer, SquadExample, load_squad
+from evaluation.plots import write_plots
+from evaluation.squad import Answer, SquadExample, load_squad
+from pipelines.query import get_service
+from pipelines.settings import REPO_ROOT, Settings
 
 DEMO_TRAIN = REPO_ROOT / "data" / "demo" / "labels" / "train.json"
 INDEXED_TITLES = {
