@@ -44,7 +44,7 @@ from pipelines.bm25 import BM25Retriever, RankFusion
 from pipelines.embedder import PassageEmbedder, embed_texts, load_embedder
 from pipelines.retrievers import DenseRetriever
 from pipelines.settings import DEMO_COLLECTION, REPO_ROOT, Settings
-from pipelines.store import CURRENT_FILE, PassageStore
+from pipelines.store import PassageStore, current_version
 
 DEPTH = 20
 CUTOFFS = (1, 5, 10, 20)
@@ -135,7 +135,7 @@ def demo_set(settings: Settings) -> dict[str, Any]:
     summary = index_folder([DEMO_COLLECTION], settings, progress=False)
     index_seconds = time.perf_counter() - started
     store = PassageStore.load(settings.index_dir)
-    version = (settings.index_dir / CURRENT_FILE).read_text(encoding="utf-8").strip()
+    version = current_version(settings.index_dir)
     text_to_doc = {_sha(store.source_text(s.doc_id)): s.doc_id for s in store.sources()}
     examples, _ = load_squad(REPO_ROOT / "data" / "demo" / "labels" / "dev.json")
     examples = [ex for ex in examples if ex.answers]
@@ -186,7 +186,7 @@ def squad_set(settings: Settings, path: Path, max_questions: int | None) -> dict
     store = PassageStore(embedding_dim=len(embedded[0].embedding))
     store.write_documents(embedded)
     store.save(settings.index_dir)
-    version = (settings.index_dir / CURRENT_FILE).read_text(encoding="utf-8").strip()
+    version = current_version(settings.index_dir)
     result = evaluate(
         store,
         settings.index_dir / version,

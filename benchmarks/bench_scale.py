@@ -56,7 +56,7 @@ import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
 from pipelines.faiss_index import IndexSpec, VectorIndex  # noqa: E402
-from pipelines.store import VECTORS_FILE, PassageStore  # noqa: E402
+from pipelines.store import VECTORS_FILE, PassageStore, current_folder  # noqa: E402
 
 DIM = 384
 K = 10
@@ -250,7 +250,7 @@ def build_and_save(
         info = store.index_info()
         with Phase() as save:
             store.save(folder)
-        folder = folder / (folder / "CURRENT").read_text().strip()
+        folder = current_folder(folder)
     result.update(
         index=info,
         ingest_s=round(ingest.seconds, 2),

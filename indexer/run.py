@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from filelock import FileLock, Timeout
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -44,6 +43,7 @@ from indexer.convert import SUPPORTED_EXTENSIONS, ConversionError, convert_file
 from indexer.manifest import FileState, is_under, plan_changes
 from indexer.split import doc_id_for, modified_iso, split_document
 from pipelines.settings import Settings
+from pipelines.store.versions import WRITER_LOCK_FILE, IndexLockedError, writer_lock
 
 if TYPE_CHECKING:
     from haystack import Document
@@ -53,17 +53,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-LOCK_NAME = "index.lock"
+LOCK_NAME = WRITER_LOCK_FILE  # in the data home: one writer of the index at a time
 # Passages embedded together: larger batches keep the model busy across many small files.
 _EMBED_GROUP_BATCHES = 8
 
 
 class IndexingError(Exception):
     """The run cannot start (nothing to index, a missing folder); the message says why."""
-
-
-class IndexLockedError(IndexingError):
-    """Another process holds the index lock."""
 
 
 @dataclass
@@ -238,17 +234,8 @@ def index_folder(
     """
     started = time.monotonic()
     roots = _resolve_roots(paths)
-    settings.home.mkdir(parents=True, exist_ok=True)
-    lock_path = settings.home / LOCK_NAME
-    lock = FileLock(str(lock_path), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise IndexLockedError(f"another indexer is running (lock: {lock_path})") from None
-    try:
+    with writer_lock(settings.home):
         summary = _Run(roots, settings, full, progress, checkpoint_every).run()
-    finally:
-        lock.release()
     summary.seconds = time.monotonic() - started
     logger.info("indexing done: %s", summary.describe())
     return summary

@@ -18,20 +18,17 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
-import tempfile
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from indexer.convert import SUPPORTED_EXTENSIONS
 from indexer.manifest import is_under
-from indexer.run import LOCK_NAME, IndexLockedError, index_folder
+from indexer.run import IndexLockedError, index_folder
 from indexer.split import doc_id_for
 from pipelines.settings import Settings
+from pipelines.store.versions import write_atomic, writer_lock, writer_lock_free
 
 logger = logging.getLogger(__name__)
 
@@ -150,14 +147,7 @@ def index_uploads(
     staging = uploads / STAGING_DIR
     staging.mkdir(parents=True, exist_ok=True)
     # Fail early, before anything is written, when an indexer holds the lock.
-    probe = FileLock(str(settings.home / LOCK_NAME), timeout=0)
-    try:
-        probe.acquire()
-        probe.release()
-    except Timeout:
-        raise IndexLockedError(
-            f"another indexer is running (lock: {settings.home / LOCK_NAME}); try again later"
-        ) from None
+    writer_lock_free(settings.home)
 
     known: dict[str, str] = {}
     if PassageStore.exists(settings.index_dir):
@@ -200,15 +190,8 @@ def index_uploads(
 
 
 def _write_staged(staging: Path, name: str, data: bytes) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=staging, prefix=".upload-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        target = staging / name
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    target = staging / name
+    write_atomic(target, data)
     return target
 
 
@@ -245,14 +228,7 @@ def remove_document(settings: Settings, doc_id: str, delete_upload: bool = True)
     """
     from pipelines.store import PassageStore
 
-    lock = FileLock(str(settings.home / LOCK_NAME), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise IndexLockedError(
-            f"another indexer is running (lock: {settings.home / LOCK_NAME}); try again later"
-        ) from None
-    try:
+    with writer_lock(settings.home):
         if not PassageStore.exists(settings.index_dir):
             return None
         store = PassageStore.load(settings.index_dir)  # keeps the index's own settings
@@ -265,10 +241,3 @@ def remove_document(settings: Settings, doc_id: str, delete_upload: bool = True)
             Path(record.path).unlink(missing_ok=True)
         logger.info("removed %s from the index", record.source)
         return record.source
-    finally:
-        lock.release()
-
-
-def clear_staging(settings: Settings) -> None:
-    """Remove files left in the staging folder by an interrupted upload."""
-    shutil.rmtree(settings.uploads_dir / STAGING_DIR, ignore_errors=True)

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pipelines.settings import SHIPPED_READER, Settings
+from pipelines.store.versions import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -145,9 +144,6 @@ def set_serving(settings: Settings, name: str) -> Path:
         raise ReaderNotFoundError(f"{name}: no complete model folder at {path}")
     settings.models_dir.mkdir(parents=True, exist_ok=True)
     payload = {"name": name, "since": datetime.now(UTC).isoformat(timespec="seconds")}
-    fd, tmp = tempfile.mkstemp(dir=settings.models_dir, prefix=".serving.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(payload, fh)
-    os.replace(tmp, settings.serving_file)
+    write_atomic(settings.serving_file, json.dumps(payload))
     logger.info("serving reader is now %s", name)
     return path

@@ -30,7 +30,7 @@ from pipelines.models import resolve_reader
 from pipelines.reader import ExtractiveReader, SpanPredictor
 from pipelines.retrievers import DenseRetriever
 from pipelines.settings import RETRIEVAL_MODES, Settings
-from pipelines.store import CURRENT_FILE, PassageStore, StoreError
+from pipelines.store import PassageStore, StoreError, current_version
 
 logger = logging.getLogger(__name__)
 
@@ -224,12 +224,7 @@ class QueryService:
         self.reader_model: str = resolve_reader(settings)
 
     def _current_version(self) -> str | None:
-        try:
-            return (
-                (Path(self.settings.index_dir) / CURRENT_FILE).read_text(encoding="utf-8").strip()
-            )
-        except OSError:
-            return None
+        return current_version(self.settings.index_dir)
 
     def refresh(self) -> bool:
         """Load the newest complete index if it changed; True when something was (re)loaded."""

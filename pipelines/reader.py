@@ -30,6 +30,8 @@ import torch
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.dataclasses import ExtractedAnswer
 
+from pipelines.store.versions import write_atomic
+
 logger = logging.getLogger(__name__)
 
 READER_CONFIG_FILE = "docqa_reader.json"
@@ -66,9 +68,8 @@ class ReaderConfig:
 
     def save(self, model_dir: str | Path) -> None:
         path = Path(model_dir) / READER_CONFIG_FILE
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.__dict__, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)  # a model folder is never left with half a config
+        # A model folder is never left with half a config.
+        write_atomic(path, json.dumps(self.__dict__, indent=2) + "\n")
 
 
 @dataclass

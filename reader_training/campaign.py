@@ -46,7 +46,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from evaluation.environment import cpu_description
 from evaluation.squad import SquadExample, load_squad, write_json_atomic
-from reader_training.features import FeatureParams, prepare_train_features
+from reader_training.features import FeatureParams, prepare_train_features, save_tensors_atomic
 from reader_training.hard_negatives import DEFAULT_MIX, ArticleIndex, hard_negatives
 from reader_training.recipes import BaseRecipe, PoolPart, build_base_pool
 from reader_training.shared_norm import pack_groups, shared_norm_loss
@@ -331,9 +331,7 @@ class CampaignData:
             if size is not None:
                 feats = _resize(feats, size, self.spec.seed + epoch)
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            torch.save(feats, tmp)
-            tmp.replace(path)
+            save_tensors_atomic(feats, path)
             # Only the epoch being read is kept on disk (each is some hundreds of MB).
             for old in path.parent.glob("epoch-*.pt"):
                 if old != path and int(old.stem.split("-")[1]) < epoch:

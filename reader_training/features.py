@@ -11,6 +11,7 @@ thousands of tokens) would otherwise drown the answer windows in negatives, so a
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import random
@@ -22,6 +23,7 @@ from typing import Any
 import torch
 
 from evaluation.squad import SquadExample
+from pipelines.store.versions import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -149,10 +151,15 @@ def cached_train_features(
         return torch.load(path)
     feats = prepare_train_features(examples, tokenizer, params)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(feats, tmp)
-    tmp.replace(path)
+    save_tensors_atomic(feats, path)
     return feats
+
+
+def save_tensors_atomic(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """``torch.save`` that leaves ``path`` whole or untouched (a cache read back later)."""
+    buffer = io.BytesIO()
+    torch.save(tensors, buffer)
+    write_atomic(path, buffer.getvalue())
 
 
 class FeatureDataset(torch.utils.data.Dataset):

@@ -21,7 +21,7 @@ import streamlit as st
 from pipelines.models import SHIPPED_NAME, ReaderNotFoundError, resolve_reader
 from pipelines.query import IndexMissingError, QueryService
 from pipelines.settings import SHIPPED_READER, Settings
-from pipelines.store import CURRENT_FILE, PassageStore
+from pipelines.store import PassageStore, current_version
 from reader_training.feedback import FeedbackError, FeedbackRecord, FeedbackStore
 from ui import render
 
@@ -73,8 +73,7 @@ def store_or_none() -> PassageStore | None:
         return None
     except ReaderNotFoundError:
         # No reader to answer with, but the documents can still be listed and managed.
-        version = (index_dir / CURRENT_FILE).read_text(encoding="utf-8").strip()
-        return _plain_store(str(index_dir), version)
+        return _plain_store(str(index_dir), current_version(index_dir) or "")
 
 
 def feedback_store() -> FeedbackStore:
