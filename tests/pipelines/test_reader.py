@@ -289,3 +289,29 @@ def test_reader_config_defaults_without_a_file(tmp_path: Path) -> None:
     assert ReaderConfig.load(tmp_path) == ReaderConfig()
     ReaderConfig(no_answer_threshold=-1.5, temperature=3.0).save(tmp_path)
     assert ReaderConfig.load(tmp_path).no_answer_threshold == -1.5
+
+
+def test_the_predictor_cache_is_bounded_and_keyed_by_batch_size(tiny_reader: Path) -> None:
+    from pipelines import reader as reader_module
+
+    first = get_predictor(tiny_reader, batch_size=1)
+    assert get_predictor(tiny_reader, batch_size=1) is first
+    others = [
+        get_predictor(tiny_reader, batch_size=b)
+        for b in range(2, reader_module.MAX_CACHED_PREDICTORS + 2)
+    ]
+    assert all(p.batch_size == b for p, b in zip(others, range(2, 99), strict=False))
+    assert len(reader_module._PREDICTORS) <= reader_module.MAX_CACHED_PREDICTORS
+    # The least recently used one was dropped: asking again loads it anew.
+    assert get_predictor(tiny_reader, batch_size=1) is not first
+
+
+def test_a_loaded_model_needs_its_tokenizer_and_config(tiny_reader: Path) -> None:
+    loaded = SpanPredictor(tiny_reader)
+    with pytest.raises(ValueError, match="tokenizer"):
+        SpanPredictor(loaded.model)
+    again = SpanPredictor(loaded.model, tokenizer=loaded.tokenizer, config=loaded.config)
+    assert (
+        again.predict(["What?"], ["Nothing here."])[0]
+        == loaded.predict(["What?"], ["Nothing here."])[0]
+    )

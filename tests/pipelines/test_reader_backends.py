@@ -73,7 +73,7 @@ def test_onnx_export_is_cached_and_reused(
     def no_export(*args: object, **kwargs: object) -> None:
         raise AssertionError("exported again")
 
-    monkeypatch.setattr("pipelines.reader.export_onnx", no_export)
+    monkeypatch.setattr("pipelines.reader_backends.export_onnx", no_export)
     again = SpanPredictor(tiny_reader, backend="onnx", cache_dir=onnx_cache)
     assert isinstance(again.model, OnnxQAModel) and again.model.path == exported[0]
 
@@ -151,11 +151,11 @@ def test_batches_sorted_by_length_give_the_logits_of_single_windows(
 def test_auto_backend_follows_the_cpu(tiny_reader: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """auto: bf16 torch where the CPU has native bf16, int8 elsewhere, torch on GPUs."""
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
-    monkeypatch.setattr("pipelines.reader.cpu_supports_bf16", lambda: True)
+    monkeypatch.setattr("pipelines.reader_backends.cpu_supports_bf16", lambda: True)
     assert choose_backend("auto", cpu) == ("torch", "bf16")
     bf16 = SpanPredictor(tiny_reader, backend="auto")
     assert (bf16.backend, bf16.cpu_precision) == ("torch", "bf16")
-    monkeypatch.setattr("pipelines.reader.cpu_supports_bf16", lambda: False)
+    monkeypatch.setattr("pipelines.reader_backends.cpu_supports_bf16", lambda: False)
     assert choose_backend("auto", cpu) == ("int8", None)
     int8 = SpanPredictor(tiny_reader, backend="auto")
     assert int8.backend == "int8"

@@ -1,0 +1,152 @@
+"""Reading as pure functions, as in the transformers QA example's ``utils_qa.py``: questions and
+contexts into windows with character offsets, start/end logits into spans with margins, and one
+question-level null when answers are compared across passages.
+
+Training-time evaluation and query-time reading call the same functions, so they decode spans
+the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Windows:
+    """Tokenized windows of many (question, context) pairs."""
+
+    encodings: dict[str, torch.Tensor]
+    pair_index: list[int]  # which pair each window belongs to
+    offsets: list[list[tuple[int, int] | None]]  # per token: char span in the context, else None
+
+
+@dataclass
+class SpanCandidate:
+    pair: int
+    start_char: int
+    end_char: int
+    margin: float  # span logit - null logit + threshold; > 0 means "answer"
+    span_logit: float
+    null_logit: float = 0.0  # its window's null ("no answer") logit
+
+
+def tokenize_pairs(
+    tokenizer: Any,
+    questions: Sequence[str],
+    contexts: Sequence[str],
+    max_seq_length: int,
+    doc_stride: int,
+) -> Windows:
+    """Windows over each context with its question, with character offsets of context tokens."""
+    pad_right = tokenizer.padding_side == "right"
+    first, second = (questions, contexts) if pad_right else (contexts, questions)
+    enc = tokenizer(
+        list(first),
+        list(second),
+        truncation="only_second" if pad_right else "only_first",
+        max_length=max_seq_length,
+        stride=doc_stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        padding="longest",
+        return_tensors="pt",
+    )
+    pair_index = [int(i) for i in enc.pop("overflow_to_sample_mapping")]
+    offset_mapping = enc.pop("offset_mapping").tolist()
+    context_id = 1 if pad_right else 0
+    offsets: list[list[tuple[int, int] | None]] = []
+    for w in range(len(pair_index)):
+        seq_ids = enc.sequence_ids(w)
+        offsets.append(
+            [
+                (int(o[0]), int(o[1])) if seq_ids[t] == context_id else None
+                for t, o in enumerate(offset_mapping[w])
+            ]
+        )
+    return Windows(encodings=dict(enc), pair_index=pair_index, offsets=offsets)
+
+
+def decode_spans(
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    windows: Windows,
+    max_answer_tokens: int,
+    no_answer_threshold: float = 0.0,
+    n_best: int = 20,
+) -> list[list[SpanCandidate]]:
+    """The best spans of every pair, merged across windows and sorted by margin.
+
+    A pair whose candidates all have a margin <= 0 is "no answer". Each window is judged against
+    its own null logit because training taught every window without the answer to vote null.
+    """
+    n_pairs = max(windows.pair_index, default=-1) + 1
+    candidates: list[list[SpanCandidate]] = [[] for _ in range(n_pairs)]
+    length = start_logits.shape[1]
+    # Allowed (start, end) pairs: 0 <= end - start < max_answer_tokens.
+    band = np.triu(np.ones((length, length), dtype=bool)) & ~np.triu(
+        np.ones((length, length), dtype=bool), k=max_answer_tokens
+    )
+    for w, pair in enumerate(windows.pair_index):
+        s_log, e_log, offs = start_logits[w], end_logits[w], windows.offsets[w]
+        null_logit = float(s_log[0] + e_log[0])
+        valid = np.zeros(length, dtype=bool)
+        valid[: len(offs)] = [o is not None for o in offs[:length]]
+        if not valid.any():
+            continue
+        scores = np.where(valid, s_log, -np.inf)[:, None] + np.where(valid, e_log, -np.inf)[None, :]
+        flat = np.where(band, scores, -np.inf).ravel()
+        k = min(n_best, int(np.isfinite(flat).sum()))
+        if k == 0:
+            continue
+        for idx in np.argpartition(-flat, k - 1)[:k]:
+            s, e = divmod(int(idx), length)
+            start_off, end_off = offs[s], offs[e]
+            assert start_off is not None and end_off is not None
+            span_logit = float(flat[idx])
+            candidates[pair].append(
+                SpanCandidate(
+                    pair=pair,
+                    start_char=start_off[0],
+                    end_char=end_off[1],
+                    margin=span_logit - null_logit + no_answer_threshold,
+                    span_logit=span_logit,
+                    null_logit=null_logit,
+                )
+            )
+    return [_merge_duplicates(c) for c in candidates]
+
+
+def _merge_duplicates(cands: list[SpanCandidate]) -> list[SpanCandidate]:
+    """Keep the best-scoring candidate of each character span (windows overlap)."""
+    best: dict[tuple[int, int], SpanCandidate] = {}
+    for c in cands:
+        key = (c.start_char, c.end_char)
+        if key not in best or c.margin > best[key].margin:
+            best[key] = c
+    return sorted(best.values(), key=lambda c: c.margin, reverse=True)
+
+
+def question_null_shifts(
+    candidates: Sequence[Sequence[SpanCandidate]], null_scope: str
+) -> Callable[[SpanCandidate], float]:
+    """What to add to each candidate's margin so it is judged against the question's null.
+
+    With ``null_scope="question"`` the question's null is the mean of the null logits of the
+    passages read (each passage's best window); a candidate's margin then moves by its own
+    window's null minus that mean. With ``"window"`` nothing moves.
+    """
+    if null_scope == "window":
+        return lambda c: 0.0
+    if null_scope != "question":
+        raise ValueError(f"null_scope must be 'window' or 'question', not {null_scope!r}")
+    nulls = [cands[0].null_logit for cands in candidates if cands]
+    question_null = sum(nulls) / len(nulls) if nulls else 0.0
+    return lambda c: c.null_logit - question_null
