@@ -37,7 +37,7 @@ from evaluation.environment import environment
 from evaluation.reader_metrics import evaluate_reader
 from evaluation.squad import load_squad, write_squad
 from pipelines.settings import DEFAULT_HOME, REPO_ROOT
-from reader_training.campaign import FULL_POOL
+from reader_training.campaign_data import FULL_POOL
 from reader_training.recipes import (
     DEMO_LABELS,
     BaseRecipe,
