@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from pipelines.settings import DEMO_COLLECTION, REPO_ROOT, Settings
+from reader_training.train_config import TrainConfig
 
 # Set before any Haystack import: no telemetry, no hub downloads, quiet tokenizer threads.
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
@@ -292,22 +293,28 @@ def train(
         ),
     ] = None,
     home: HomeOption = None,
-    learning_rate: Annotated[float, typer.Option("--lr")] = 5e-5,
-    epochs: Annotated[float, typer.Option()] = 2.0,
-    batch_size: Annotated[int, typer.Option()] = 32,
-    grad_accum: Annotated[int, typer.Option("--gradient-accumulation")] = 1,
-    warmup: Annotated[float, typer.Option(help="Warm-up as a fraction of steps.")] = 0.1,
-    weight_decay: Annotated[float, typer.Option()] = 0.01,
-    max_seq_length: Annotated[int, typer.Option()] = 256,
-    doc_stride: Annotated[int, typer.Option()] = 128,
-    seed: Annotated[int, typer.Option()] = 42,
-    negatives: Annotated[float, typer.Option(help="Synthetic unanswerables per example.")] = 0.0,
+    learning_rate: Annotated[float, typer.Option("--lr")] = TrainConfig.learning_rate,
+    epochs: Annotated[float, typer.Option()] = TrainConfig.epochs,
+    batch_size: Annotated[int, typer.Option()] = TrainConfig.batch_size,
+    grad_accum: Annotated[
+        int, typer.Option("--gradient-accumulation")
+    ] = TrainConfig.gradient_accumulation,
+    warmup: Annotated[
+        float, typer.Option(help="Warm-up as a fraction of steps.")
+    ] = TrainConfig.warmup,
+    weight_decay: Annotated[float, typer.Option()] = TrainConfig.weight_decay,
+    max_seq_length: Annotated[int, typer.Option()] = TrainConfig.max_seq_length,
+    doc_stride: Annotated[int, typer.Option()] = TrainConfig.doc_stride,
+    seed: Annotated[int, typer.Option()] = TrainConfig.seed,
+    negatives: Annotated[
+        float, typer.Option(help="Synthetic unanswerables per example.")
+    ] = TrainConfig.synthetic_negatives,
     holdout: Annotated[
         list[Path] | None,
         typer.Option(help="Held-out SQuAD file(s) for early stopping and the threshold."),
     ] = None,
     replay: Annotated[list[Path] | None, typer.Option(help="Base data to mix in.")] = None,
-    replay_ratio: Annotated[float, typer.Option()] = 0.0,
+    replay_ratio: Annotated[float, typer.Option()] = TrainConfig.replay_ratio,
     lora: Annotated[bool, typer.Option(help="Train a LoRA adapter (merged on save).")] = False,
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint.")] = False,
     promote: Annotated[bool, typer.Option(help="Serve the new model if it is not worse.")] = False,
@@ -334,7 +341,7 @@ def train(
     """Fine-tune a reader on labeled pairs (or reproduce the default reader with --recipe)."""
     from evaluation.squad import SquadFormatError
     from reader_training.promote import PromotionError, promote_model
-    from reader_training.train import TrainConfig, train_reader
+    from reader_training.train import train_reader
 
     settings = _settings(home)
     if recipe == "default":

@@ -8,7 +8,7 @@ a temporary directory with ``Settings(home=tmp_path)``.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +53,7 @@ class Settings:
     top_n_answers: int = 3
     reader_model: str | None = None  # None: the promoted model in home, else the shipped reader
     reader_batch_size: int = 16
-    max_seq_length: int = 384
-    doc_stride: int = 128
-    max_answer_tokens: int = 30
+    # Window length, stride and answer length are the reader's own (its docqa_reader.json).
     # Weight of the retriever's score when ranking answers across passages (0 = reader only);
     # None: the weight tuned for the reader on held-out pairs (its docqa_reader.json).
     retriever_weight: float | None = None
@@ -68,7 +66,6 @@ class Settings:
     # measures them. "auto", the default: torch with bf16 autocast where the CPU has native bf16
     # (AMX), else int8 (1.32x the speed of fp32 for -0.17 F1 on AVX2-only CPUs). GPUs use torch.
     reader_backend: str = "auto"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, home: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
