@@ -40,8 +40,9 @@ from haystack import Document
 
 from evaluation.squad import SquadExample, load_squad
 from indexer.run import index_folder
-from pipelines.bm25 import BM25Retriever, RankFusion
+from pipelines.bm25 import BM25Retriever
 from pipelines.embedder import PassageEmbedder, embed_texts, load_embedder
+from pipelines.fusion import RankFusion
 from pipelines.retrievers import DenseRetriever
 from pipelines.settings import DEMO_COLLECTION, REPO_ROOT, Settings
 from pipelines.store import PassageStore, current_version

@@ -24,8 +24,9 @@ from typing import Any
 from haystack import Pipeline
 from haystack.dataclasses import Document, ExtractedAnswer
 
-from pipelines.bm25 import BM25Retriever, RankFusion
+from pipelines.bm25 import BM25Retriever
 from pipelines.embedder import QuestionEmbedder
+from pipelines.fusion import RankFusion
 from pipelines.models import resolve_reader
 from pipelines.reader import ExtractiveReader, SpanPredictor
 from pipelines.retrievers import DenseRetriever

@@ -266,9 +266,11 @@ class PassageStore:
         with self._lock:
             return self._vectors.ntotal
 
-    def filter_documents(self, filters: dict[str, Any] | None = None) -> list[Document]:
+    def filter_documents(
+        self, filters: dict[str, Any] | None = None, *, return_embedding: bool = True
+    ) -> list[Document]:
         """Passages matching Haystack ``filters`` (all when None/empty), in insertion order,
-        with their embeddings."""
+        with their embeddings unless ``return_embedding`` is False."""
         where, params = self._where(filters)
         with self._lock:
             rows = self._db.execute(
@@ -276,7 +278,18 @@ class PassageStore:
                 f" WHERE {where} ORDER BY faiss_id",
                 params,
             ).fetchall()
-            return self._documents(rows, with_embedding=True)
+            return self._documents(rows, with_embedding=return_embedding)
+
+    def filter_ids(self, filters: dict[str, Any] | None = None) -> list[str]:
+        """Ids of the passages matching ``filters``, in insertion order (nothing else read)."""
+        where, params = self._where(filters)
+        with self._lock:
+            return [
+                row[0]
+                for row in self._db.execute(
+                    f"SELECT id FROM passages WHERE {where} ORDER BY faiss_id", params
+                )
+            ]
 
     def write_documents(
         self, documents: list[Document], policy: DuplicatePolicy = DuplicatePolicy.NONE

@@ -1,4 +1,4 @@
-"""Tests of pipelines.bm25 (BM25Retriever, RankFusion) and the dense/bm25/hybrid query pipelines."""
+"""BM25Retriever, RankFusion and the dense/bm25/hybrid query pipelines."""
 
 from __future__ import annotations
 
@@ -11,16 +11,9 @@ from haystack import Document, Pipeline
 
 from indexer.run import index_folder
 from pipelines import bm25 as bm25_module
-from pipelines.bm25 import (
-    CACHE_DIR_NAME,
-    INFO_FILE,
-    BM25Index,
-    BM25Retriever,
-    RankFusion,
-    reciprocal_rank_fusion,
-    tokenize,
-)
+from pipelines.bm25 import CACHE_DIR_NAME, INFO_FILE, BM25Index, BM25Retriever, tokenize
 from pipelines.embedder import PassageEmbedder, QuestionEmbedder
+from pipelines.fusion import RankFusion, reciprocal_rank_fusion
 from pipelines.query import QueryService, build_query_pipeline
 from pipelines.retrievers import DenseRetriever
 from pipelines.settings import Settings
