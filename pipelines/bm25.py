@@ -4,8 +4,7 @@ Haystack component; its ranking is joined with the dense one by :mod:`pipelines.
 Why BM25 next to the dense retriever: MiniLM embeds meaning, so a question that hinges on a rare
 literal token (an error code, a product SKU, a person's name, a version number) can miss the one
 passage that contains it, while BM25 ranks exactly those passages first. Fusing both rankings
-(:class:`~pipelines.fusion.RankFusion`) keeps the dense retriever's paraphrase matching and adds BM25's exact
-matching.
+keeps the dense retriever's paraphrase matching and adds BM25's exact matching.
 
 The BM25 index is derived data: it is built from the store's passages (title, section heading
 and content, like the embedder sees them) and cached on disk in the folder of the immutable index
