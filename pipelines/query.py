@@ -95,6 +95,11 @@ def candidate_depth(settings: Settings, top_k: int) -> int:
     return max(top_k, settings.hybrid_candidates) if settings.retrieval == "hybrid" else top_k
 
 
+def passages_component(settings: Settings) -> str:
+    """The component of ``build_query_pipeline`` whose ``documents`` are the passages read."""
+    return "retriever" if _check_mode(settings) == "dense" else "fusion"
+
+
 def build_query_pipeline(
     settings: Settings,
     store: PassageStore,
@@ -283,6 +288,17 @@ class QueryService:
         filters: dict[str, Any] | None = None,
     ) -> list[AnswerResult]:
         """Ranked answers, best first; a "no answer" result (answer None) is ranked among them."""
+        return self.ask_with_passages(question, top_k_passages, top_n_answers, filters)[0]
+
+    def ask_with_passages(
+        self,
+        question: str,
+        top_k_passages: int | None = None,
+        top_n_answers: int | None = None,
+        filters: dict[str, Any] | None = None,
+    ) -> tuple[list[AnswerResult], list[Document]]:
+        """:meth:`ask`'s answers and the passages the reader read, from one pipeline run (the
+        page shows the passages when there is no answer, without retrieving again)."""
         question = validate_question(question, self.settings.max_question_chars)
         k = top_k_passages or self.settings.top_k_passages
         n = top_n_answers or self.settings.top_n_answers
@@ -291,14 +307,16 @@ class QueryService:
         self.refresh()
         assert self._pipeline is not None
         started = time.perf_counter()
+        passages_from = passages_component(self.settings)
         with self._lock:
             out = self._pipeline.run(
                 retrieval_inputs(self.settings, question, k, filters)
-                | {"reader": {"query": question, "top_k": n}}
+                | {"reader": {"query": question, "top_k": n}},
+                include_outputs_from={passages_from},
             )
         results = [to_result(a) for a in out["reader"]["answers"]]
         logger.info("answered in %.0f ms: %r", 1000 * (time.perf_counter() - started), question)
-        return results
+        return results, out[passages_from]["documents"]
 
     def retrieve(
         self, question: str, top_k: int | None = None, filters: dict[str, Any] | None = None

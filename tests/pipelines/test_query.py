@@ -163,3 +163,17 @@ def test_query_pipeline_is_embedder_retriever_reader(demo_home: Settings) -> Non
     reader = pipe.get_component("reader")
     assert reader.top_k == demo_home.top_n_answers
     assert reader.model == str(demo_home.reader_model)
+
+
+@pytest.mark.parametrize("mode", ["dense", "hybrid"])
+def test_one_run_gives_the_answers_and_the_passages_read(demo_home: Settings, mode: str) -> None:
+    """The page shows the passages read when there is no answer, from the same pipeline run."""
+    service = get_service(demo_home.with_(retrieval=mode))
+    question = "Which VPN client do laptops use?"
+    answers, passages = service.ask_with_passages(question, top_k_passages=4, top_n_answers=2)
+    assert [a.answer for a in answers] == [
+        a.answer for a in service.ask(question, top_k_passages=4, top_n_answers=2)
+    ]
+    assert [p.id for p in passages] == [p.id for p in service.retrieve(question, top_k=4)]
+    cited = {a.doc_id for a in answers if a.answer is not None}
+    assert cited <= {p.meta["doc_id"] for p in passages}

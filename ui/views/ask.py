@@ -115,9 +115,10 @@ elif question and (submitted or previous is None or previous["key"] != ask_key):
     with st.spinner("Reading the documents…"):
         try:
             service = state.service()
-            outcome["results"] = service.ask(question, top_k, top_n, filters)
-            if outcome["results"] and outcome["results"][0].answer is None:
-                outcome["passages"] = service.retrieve(question, top_k=top_n, filters=filters)
+            results, passages = service.ask_with_passages(question, top_k, top_n, filters)
+            outcome["results"] = results
+            if results and results[0].answer is None:
+                outcome["passages"] = passages[:top_n]
         except QuestionError as exc:
             outcome["error"] = str(exc)
         except (IndexMissingError, ReaderNotFoundError) as exc:
