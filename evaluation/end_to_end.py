@@ -35,7 +35,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ from evaluation.squad import SquadExample
 from pipelines.query import QueryService, QuestionError, get_service, validate_question
 from pipelines.reader import SpanPredictor
 from pipelines.settings import Settings
+from pipelines.spans import SpanCandidate, rank_answers
 
 logger = logging.getLogger(__name__)
 
@@ -66,81 +67,71 @@ def _sha(text: str) -> str:
 
 @dataclass(frozen=True)
 class PassageRead:
-    """The reader's best span in one retrieved passage, scored as ``ExtractiveReader`` scores it."""
+    """What the reader found in one retrieved passage: its candidate spans (best first) and the
+    passage's retriever score. Read once; every k, weight and offset is then decided from it."""
 
-    answer: str | None  # None: no span at all in this passage
-    reader_score: float  # sigmoid((margin - open_null_offset) / temperature); 0.0 without a span
+    content: str
+    candidates: tuple[SpanCandidate, ...]
     retriever_score: float
-    margin: float = 0.0  # the span's margin before the offset (what tuning re-scores)
-    null_logit: float = 0.0  # its window's null logit (for one question-level null)
+
+
+@dataclass(frozen=True)
+class AnswerRanking:
+    """How answers are ranked across passages: what a reader's ``docqa_reader.json`` holds and
+    ``answer_at_k`` needs, besides the reader's own scoring."""
+
+    retriever_weight: float = 0.0
+    open_null_offset: float = 0.0
+    null_scope: str = "window"
+
+    @classmethod
+    def of(cls, predictor: SpanPredictor, retriever_weight: float | None = None) -> AnswerRanking:
+        config = predictor.config
+        weight = config.retriever_weight if retriever_weight is None else retriever_weight
+        return cls(weight, config.open_null_offset, config.null_scope)
 
 
 def read_passages(
     predictor: SpanPredictor, question: str, passages: Sequence[Document]
 ) -> list[PassageRead]:
-    """The best span of each passage, in passage order (empty passages have none), scored with
-    the reader's ``open_null_offset`` as ``ExtractiveReader`` scores it."""
-    offset = predictor.config.open_null_offset
-    with_text = [i for i, p in enumerate(passages) if p.content]
+    """The candidate spans of each passage, in passage order (empty passages have none)."""
     reads = [
-        PassageRead(None, 0.0, float(p.score) if p.score is not None else 0.0) for p in passages
+        PassageRead(p.content or "", (), float(p.score) if p.score is not None else 0.0)
+        for p in passages
     ]
+    with_text = [i for i, p in enumerate(passages) if p.content]
     if not with_text:
         return reads
     contents = [passages[i].content or "" for i in with_text]
     candidates = predictor.predict([question] * len(contents), contents)
-    for i, content, cands in zip(with_text, contents, candidates, strict=True):
-        if cands:
-            best = cands[0]  # sorted by margin: the passage's best reader score
-            reads[i] = PassageRead(
-                content[best.start_char : best.end_char],
-                predictor.score(best.margin - offset),
-                reads[i].retriever_score,
-                best.margin,
-                best.null_logit,
-            )
+    for i, cands in zip(with_text, candidates, strict=True):
+        reads[i] = replace(reads[i], candidates=tuple(cands))
     return reads
 
 
 def answer_at_k(
     reads: Sequence[PassageRead],
     k: int,
-    retriever_weight: float,
-    question_null: Callable[[float], float] | None = None,
+    score: Callable[[float], float],
+    ranking: AnswerRanking,
 ) -> str | None:
-    """The top answer of ``ExtractiveReader`` reading the first ``k`` passages (None: no answer).
-
-    Spans score ``(1 - w) * reader + w * retriever``; ties go to the earlier passage; "no answer"
-    scores ``1 - best reader score`` and loses ties to spans, as in the component. With
-    ``question_null`` (a reader whose ``null_scope`` is "question": margin -> reader score, the
-    offset applied) every span is re-scored against the mean null of the ``k`` passages, as
-    :func:`pipelines.reader.question_null_shifts` does in the component.
-    """
-    first = [r for r in reads[:k] if r.answer is not None]
-    if not first:
+    """The top answer of ``ExtractiveReader`` reading the first ``k`` passages (None: no answer):
+    the same :func:`pipelines.spans.rank_answers` over the same candidates. ``score``: the
+    reader's margin -> confidence (``SpanPredictor.score``)."""
+    first = list(reads[:k])
+    ranked, no_answer = rank_answers(
+        [r.candidates for r in first],
+        [r.retriever_score for r in first],
+        score,
+        retriever_weight=ranking.retriever_weight,
+        open_null_offset=ranking.open_null_offset,
+        null_scope=ranking.null_scope,
+        spans_per_passage=1,
+    )
+    if not ranked or ranked[0].score < no_answer:
         return None
-    if question_null is not None:
-        null = sum(r.null_logit for r in first) / len(first)
-        first = [
-            replace(r, reader_score=question_null(r.margin + r.null_logit - null)) for r in first
-        ]
-    w = retriever_weight
-    best = max(first, key=lambda r: (1 - w) * r.reader_score + w * r.retriever_score)
-    best_score = (1 - w) * best.reader_score + w * best.retriever_score
-    no_answer = 1.0 - max(r.reader_score for r in first)
-    return best.answer if best_score >= no_answer else None
-
-
-def question_null_scorer(
-    predictor: SpanPredictor, offset: float | None = None, null_scope: str | None = None
-) -> Callable[[float], float] | None:
-    """For :func:`answer_at_k`: how the reader scores a question-level margin, or None when it
-    judges each window against its own null (``null_scope="window"``)."""
-    scope = null_scope or predictor.config.null_scope
-    if scope == "window":
-        return None
-    shift = predictor.config.open_null_offset if offset is None else offset
-    return lambda margin: predictor.score(margin - shift)
+    best = ranked[0]
+    return first[best.passage].content[best.candidate.start_char : best.candidate.end_char]
 
 
 # -- gold passages --------------------------------------------------------------------------------
@@ -303,7 +294,7 @@ def evaluate_end_to_end(
     if weight is None:
         weight = predictor.config.retriever_weight
     gold = GoldPassages(store, doc_for_context)
-    question_null = question_null_scorer(predictor)
+    ranking = AnswerRanking.of(predictor, weight)
     ks = report_ks(top_k, read_ks)
     ranks: list[int | None] = []
     rules: dict[str, int] = {}
@@ -321,7 +312,7 @@ def evaluate_end_to_end(
             reads = read_passages(predictor, question, passages[:top_k])
             latencies.append(time.perf_counter() - started)
         for k in ks:
-            predictions[k][ex.id] = answer_at_k(reads, k, weight, question_null) or ""
+            predictions[k][ex.id] = answer_at_k(reads, k, predictor.score, ranking) or ""
         if ex.answers:
             rule = gold.rule(ex)
             rules[rule] = rules.get(rule, 0) + 1
@@ -524,13 +515,10 @@ def _metric_lines(title: str, metrics: dict[str, Any]) -> list[str]:
 
 
 @dataclass(frozen=True)
-class AnswerRanking:
-    """How answers are ranked across passages, tuned on held-out pairs."""
+class TunedRanking(AnswerRanking):
+    """The :class:`AnswerRanking` that scored best on held-out pairs, and F1 for each tried."""
 
-    retriever_weight: float
-    open_null_offset: float
-    null_scope: str
-    heldout_f1: dict[str, float]  # F1 by "scope,weight,offset"
+    heldout_f1: dict[str, float] = field(default_factory=dict)  # by "scope,weight,offset"
 
 
 def tune_answer_ranking(
@@ -541,7 +529,7 @@ def tune_answer_ranking(
     top_k: int = 10,
     progress: bool = True,
     null_scopes: Sequence[str] = ("window", "question"),
-) -> AnswerRanking:
+) -> TunedRanking:
     """The ``retriever_weight``, ``open_null_offset`` and ``null_scope`` that maximize
     end-to-end F1 on ``examples``, and F1 for each combination.
 
@@ -564,21 +552,11 @@ def tune_answer_ranking(
     best: tuple[float, int, float, float] | None = None
     for rank, scope in enumerate(null_scopes):
         for offset in offsets:
-            question_null = question_null_scorer(predictor, offset, scope)
-            # Re-score every span as the reader would with this offset; answer_at_k decides.
-            rescored = {
-                qid: [
-                    replace(r, reader_score=predictor.score(r.margin - offset))
-                    if r.answer is not None
-                    else r
-                    for r in reads
-                ]
-                for qid, reads in reads_of.items()
-            }
             for w in weights:
+                ranking = AnswerRanking(w, offset, scope)
                 predictions = {
-                    qid: answer_at_k(reads, top_k, w, question_null) or ""
-                    for qid, reads in rescored.items()
+                    qid: answer_at_k(reads, top_k, predictor.score, ranking) or ""
+                    for qid, reads in reads_of.items()
                 }
                 f1 = squad_metrics(examples, predictions)["f1"]
                 table[f"{scope},{w:g},{offset:g}"] = round(f1, 2)
@@ -586,4 +564,4 @@ def tune_answer_ranking(
                 if best is None or key > (best[0], -best[1], -best[2], -best[3]):
                     best = (f1, rank, w, offset)
     assert best is not None
-    return AnswerRanking(best[2], best[3], null_scopes[best[1]], table)
+    return TunedRanking(best[2], best[3], null_scopes[best[1]], table)

@@ -47,6 +47,7 @@ from pipelines.spans import (
     Windows,
     decode_spans,
     question_null_shifts,
+    rank_answers,
     tokenize_pairs,
 )
 from pipelines.store.versions import write_atomic
@@ -68,6 +69,7 @@ __all__ = [
     "onnx_int8_path",
     "onnx_model_path",
     "question_null_shifts",
+    "rank_answers",
     "tokenize_pairs",
 ]
 
@@ -343,45 +345,42 @@ class ExtractiveReader:
         weight = self.retriever_weight
         if weight is None:
             weight = self._predictor.config.retriever_weight
-        offset = self._predictor.config.open_null_offset
         docs = [d for d in documents if d.content]
         if not docs:
             return {"answers": [ExtractedAnswer(query=query, score=1.0, data=None)]}
         candidates = self._predictor.predict([query] * len(docs), [d.content or "" for d in docs])
-        # One "no answer" decision per question: each span's margin against the question's
-        # null (mean of the passages' nulls) rather than its own window's.
-        shift = question_null_shifts(candidates, self._predictor.config.null_scope)
+        config = self._predictor.config
+        ranked, no_answer = rank_answers(
+            candidates,
+            [float(d.score) if d.score is not None else 0.0 for d in docs],
+            self._predictor.score,
+            retriever_weight=weight,
+            open_null_offset=config.open_null_offset,
+            null_scope=config.null_scope,
+            spans_per_passage=top_k,
+        )
         answers: list[ExtractedAnswer] = []
-        best_reader_score = 0.0
-        for doc, cands in zip(docs, candidates, strict=True):
-            seen: list[tuple[int, int]] = []
-            for c in cands:
-                # Drop spans overlapping a better one from the same passage ("202" vs "2024").
-                if any(c.start_char < e and s < c.end_char for s, e in seen):
-                    continue
-                seen.append((c.start_char, c.end_char))
-                reader_score = self._predictor.score(c.margin + shift(c) - offset)
-                best_reader_score = max(best_reader_score, reader_score)
-                retr = float(doc.score) if doc.score is not None else 0.0
-                score = (1 - weight) * reader_score + weight * retr
-                answers.append(
-                    ExtractedAnswer(
-                        query=query,
-                        score=score,
-                        data=(doc.content or "")[c.start_char : c.end_char],
-                        document=doc,
-                        context=doc.content,
-                        document_offset=ExtractedAnswer.Span(c.start_char, c.end_char),
-                        context_offset=ExtractedAnswer.Span(c.start_char, c.end_char),
-                        meta={"reader_score": reader_score, "retriever_score": retr},
-                    )
+        for r in ranked:
+            doc, c = docs[r.passage], r.candidate
+            answers.append(
+                ExtractedAnswer(
+                    query=query,
+                    score=r.score,
+                    data=(doc.content or "")[c.start_char : c.end_char],
+                    document=doc,
+                    context=doc.content,
+                    document_offset=ExtractedAnswer.Span(c.start_char, c.end_char),
+                    context_offset=ExtractedAnswer.Span(c.start_char, c.end_char),
+                    meta={
+                        "reader_score": r.reader_score,
+                        "retriever_score": float(doc.score) if doc.score is not None else 0.0,
+                    },
                 )
-                if len(seen) >= top_k:
-                    break
-        answers = _dedupe_text(sorted(answers, key=lambda a: a.score, reverse=True))
+            )
+        answers = _dedupe_text(answers)
         if self.no_answer:
             # "No answer" competes with the spans for the top_k places.
-            answers.append(ExtractedAnswer(query=query, score=1.0 - best_reader_score, data=None))
+            answers.append(ExtractedAnswer(query=query, score=no_answer, data=None))
             answers.sort(key=lambda a: a.score, reverse=True)
         return {"answers": answers[:top_k]}
 

@@ -150,3 +150,49 @@ def question_null_shifts(
     nulls = [cands[0].null_logit for cands in candidates if cands]
     question_null = sum(nulls) / len(nulls) if nulls else 0.0
     return lambda c: c.null_logit - question_null
+
+
+@dataclass(frozen=True)
+class RankedSpan:
+    """One answer span as the reader ranks it across passages."""
+
+    passage: int  # index into the passages read
+    candidate: SpanCandidate
+    reader_score: float  # the reader's confidence in [0, 1] (no-answer offset applied)
+    score: float  # (1 - w) * reader_score + w * the passage's retriever score
+
+
+def rank_answers(
+    candidates: Sequence[Sequence[SpanCandidate]],
+    retriever_scores: Sequence[float],
+    score: Callable[[float], float],
+    retriever_weight: float = 0.0,
+    open_null_offset: float = 0.0,
+    null_scope: str = "window",
+    spans_per_passage: int | None = None,
+) -> tuple[list[RankedSpan], float]:
+    """The spans of all passages read, best first, and the score of "no answer".
+
+    The one ranking of answers across passages: the query pipeline's reader and end-to-end
+    evaluation both call it. Within a passage a span overlapping a better one is dropped
+    ("202" vs "2024"); each passage contributes at most ``spans_per_passage`` spans. A span
+    scores ``(1 - w) * score(margin + shift - offset) + w * retriever`` (``shift``: see
+    :func:`question_null_shifts`); ties keep passage order. "No answer" scores one minus the best
+    reader score of any span, and loses ties to spans.
+    """
+    shift = question_null_shifts(candidates, null_scope)
+    w = retriever_weight
+    ranked: list[RankedSpan] = []
+    best_reader = 0.0
+    for passage, (cands, retriever) in enumerate(zip(candidates, retriever_scores, strict=True)):
+        kept: list[tuple[int, int]] = []
+        for c in cands:
+            if any(c.start_char < e and s < c.end_char for s, e in kept):
+                continue
+            kept.append((c.start_char, c.end_char))
+            reader = score(c.margin + shift(c) - open_null_offset)
+            best_reader = max(best_reader, reader)
+            if spans_per_passage is None or len(kept) <= spans_per_passage:
+                ranked.append(RankedSpan(passage, c, reader, (1 - w) * reader + w * retriever))
+    ranked.sort(key=lambda r: r.score, reverse=True)  # stable: ties keep passage order
+    return ranked, 1.0 - best_reader

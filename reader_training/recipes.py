@@ -33,7 +33,7 @@ from pipelines.settings import Settings
 from reader_training.train import TrainConfig
 
 if TYPE_CHECKING:
-    from evaluation.end_to_end import AnswerRanking
+    from evaluation.end_to_end import TunedRanking
 
 logger = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ def run_recipe(
     return final_dir
 
 
-def tune_domain_weight(model_dir: Path, settings: Settings, domain: TrainConfig) -> AnswerRanking:
+def tune_domain_weight(model_dir: Path, settings: Settings, domain: TrainConfig) -> TunedRanking:
     """Index the demo collection (into ``settings.home``: give a work folder, never a user's
     home) and tune ``retriever_weight``, ``open_null_offset`` and ``null_scope`` on stage 2's
     held-out pairs; saved with the reader."""

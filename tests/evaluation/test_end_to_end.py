@@ -12,12 +12,12 @@ from typer.testing import CliRunner
 
 from docqa.cli import app
 from evaluation.end_to_end import (
+    AnswerRanking,
     GoldPassages,
     PassageRead,
     answer_at_k,
     evaluate_end_to_end,
     format_report,
-    question_null_scorer,
     read_passages,
     retrieval_metrics,
     sample_examples,
@@ -28,6 +28,7 @@ from evaluation.plots import write_plots
 from evaluation.squad import Answer, SquadExample, load_squad
 from pipelines.query import get_service
 from pipelines.settings import REPO_ROOT, Settings
+from pipelines.spans import SpanCandidate
 
 DEMO_TRAIN = REPO_ROOT / "data" / "demo" / "labels" / "train.json"
 INDEXED_TITLES = {
@@ -110,20 +111,27 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _read(text: str, reader_score: float, retriever: float) -> PassageRead:
+    """A passage whose best span is all of ``text`` (with ``score`` the identity below, the
+    margin is the reader score)."""
+    span = SpanCandidate(0, 0, len(text), margin=reader_score, span_logit=0.0)
+    return PassageRead(text, (span,), retriever)
+
+
 def test_answer_at_k_is_the_best_span_of_the_first_k_passages() -> None:
-    reads = [
-        PassageRead("weak", 0.55, 0.9),
-        PassageRead(None, 0.0, 0.8),
-        PassageRead("strong", 0.9, 0.1),
-    ]
-    assert answer_at_k(reads, 1, 0.0) == "weak"
-    assert answer_at_k(reads, 2, 0.0) == "weak"
-    assert answer_at_k(reads, 3, 0.0) == "strong"
+    def score(margin: float) -> float:
+        return margin
+
+    plain, half = AnswerRanking(0.0), AnswerRanking(0.5)
+    reads = [_read("weak", 0.55, 0.9), PassageRead("", (), 0.8), _read("strong", 0.9, 0.1)]
+    assert answer_at_k(reads, 1, score, plain) == "weak"
+    assert answer_at_k(reads, 2, score, plain) == "weak"
+    assert answer_at_k(reads, 3, score, plain) == "strong"
     # The retriever's score can tip the balance: 0.5*0.55+0.5*0.9 > 0.5*0.9+0.5*0.1.
-    assert answer_at_k(reads, 3, 0.5) == "weak"
+    assert answer_at_k(reads, 3, score, half) == "weak"
     # "No answer" (1 - best reader score) wins over a weak best span.
-    assert answer_at_k([PassageRead("x", 0.3, 0.0)], 1, 0.0) is None
-    assert answer_at_k([PassageRead(None, 0.0, 0.5)], 1, 0.0) is None
+    assert answer_at_k([_read("x", 0.3, 0.0)], 1, score, plain) is None
+    assert answer_at_k([PassageRead("", (), 0.5)], 1, score, plain) is None
 
 
 def test_sample_is_fixed_and_in_file_order() -> None:
@@ -155,12 +163,12 @@ def test_answers_for_k_passages_are_what_ask_answers(demo_home: Settings) -> Non
     """Reading each passage once and keeping the first k gives ask(top_k_passages=k)'s answer."""
     service = get_service(demo_home)
     predictor = service.reader_predictor
-    weight = predictor.config.retriever_weight
+    ranking = AnswerRanking.of(predictor)
     for ex in _demo_examples()[:4]:
         reads = read_passages(predictor, ex.question, service.retrieve(ex.question, top_k=5))
         for k in (1, 3, 5):
             top = service.ask(ex.question, top_k_passages=k, top_n_answers=1)[0]
-            assert answer_at_k(reads, k, weight) == top.answer, (ex.question, k)
+            assert answer_at_k(reads, k, predictor.score, ranking) == top.answer, (ex.question, k)
 
 
 def test_one_question_level_null_is_what_ask_answers(demo_home: Settings, tmp_path: Path) -> None:
@@ -177,15 +185,14 @@ def test_one_question_level_null_is_what_ask_answers(demo_home: Settings, tmp_pa
     service = get_service(settings)
     predictor = service.reader_predictor
     assert predictor.config.null_scope == "question"
-    scorer = question_null_scorer(predictor)
-    assert scorer is not None
-    weight = predictor.config.retriever_weight
+    ranking = AnswerRanking.of(predictor)
+    assert ranking.null_scope == "question"
     decided = set()
     for ex in _demo_examples()[:6]:
         reads = read_passages(predictor, ex.question, service.retrieve(ex.question, top_k=5))
         for k in (1, 3, 5):
             top = service.ask(ex.question, top_k_passages=k, top_n_answers=1)[0]
-            mine = answer_at_k(reads, k, weight, scorer)
+            mine = answer_at_k(reads, k, predictor.score, ranking)
             assert mine == top.answer, (ex.question, k)
             decided.add(mine is None)
         # The window-level decision can differ; the question-level one must match ask.
