@@ -15,6 +15,9 @@ import typer
 from pipelines.settings import DEMO_COLLECTION, REPO_ROOT, Settings
 from reader_training.train_config import TrainConfig
 
+# Option defaults come from the settings objects, so a default is stated once.
+_DEFAULTS = Settings()
+
 # Set before any Haystack import: no telemetry, no hub downloads, quiet tokenizer threads.
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -42,7 +45,7 @@ RetrievalOption = Annotated[
     typer.Option(
         "--retrieval",
         help="How passages are found: dense, bm25 (keywords) or hybrid (both, fused)."
-        f" Default: {Settings().retrieval}",
+        f" Default: {_DEFAULTS.retrieval}",
         show_default=False,
     ),
 ]
@@ -54,7 +57,7 @@ BackendOption = Annotated[
         "--reader-backend",
         help="How the reader runs on CPU: auto (bf16 where the CPU has AMX, else int8),"
         " torch (fp32), int8, onnx or onnx-int8"
-        f" (benchmarks/bench_serving.py compares them). Default: {Settings().reader_backend}",
+        f" (benchmarks/bench_serving.py compares them). Default: {_DEFAULTS.reader_backend}",
         show_default=False,
     ),
 ]
@@ -189,10 +192,12 @@ def index(
 def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
     home: HomeOption = None,
-    answers: Annotated[int, typer.Option("--answers", "-n", min=1, help="Answers to show.")] = 3,
+    answers: Annotated[
+        int, typer.Option("--answers", "-n", min=1, help="Answers to show.")
+    ] = _DEFAULTS.top_n_answers,
     passages: Annotated[
         int, typer.Option("--passages", "-k", min=1, help="Passages to retrieve and read.")
-    ] = 10,
+    ] = _DEFAULTS.top_k_passages,
     as_json: Annotated[bool, typer.Option("--json", help="Print answers as JSON.")] = False,
     reader: ReaderOption = None,
     retrieval: RetrievalOption = None,
@@ -444,7 +449,7 @@ def evaluate(
     reader: ReaderOption = None,
     passages: Annotated[
         int, typer.Option("--passages", "-k", min=1, help="Passages retrieved and read.")
-    ] = 10,
+    ] = _DEFAULTS.top_k_passages,
     own_contexts: Annotated[
         bool,
         typer.Option(
@@ -529,7 +534,7 @@ def tune_weight(
     labels: Annotated[Path, typer.Argument(help="Held-out SQuAD file over the indexed documents.")],
     home: HomeOption = None,
     reader: ReaderOption = None,
-    passages: Annotated[int, typer.Option("--passages", "-k")] = 10,
+    passages: Annotated[int, typer.Option("--passages", "-k")] = _DEFAULTS.top_k_passages,
     save: Annotated[bool, typer.Option(help="Save the best weight with the reader.")] = True,
 ) -> None:
     """Tune how answers are ranked across passages: the retriever's share of the score, how

@@ -89,8 +89,8 @@ class ReaderConfig:
     max_answer_tokens: int = 30
     retriever_weight: float = 0.0  # tuned end to end on held-out pairs (docqa tune-weight)
     # Subtracted from every margin when answers are ranked across retrieved passages: "no
-    # answer" competes with the best span of k passages, a max that grows with k (measured on
-    # open SQuAD: NoAns F1 45.96 reading 1 passage, 24.84 reading 10). Tuned with the weight.
+    # answer" competes with the best span of k passages, a max that grows with k (open SQuAD
+    # NoAns F1 falls as k grows: README). Tuned with the weight.
     open_null_offset: float = 0.0
     # Where "no answer" is decided across passages: "window" judges each span against its own
     # window's null logit (so the best of k passages grows with k); "question" judges every span
@@ -192,8 +192,8 @@ class SpanPredictor:
         n, width = inputs["input_ids"].shape
         lengths = inputs["attention_mask"].sum(dim=1)
         # Windows sorted by length, each batch cut to its longest: short windows (a passage's
-        # last) no longer pay for padding to the longest of all (about 1.2x fewer tokens on
-        # the demo collection's passages). Logits go back to the windows' order.
+        # last) no longer pay for padding to the longest of all. Logits go back to the windows'
+        # order.
         order = torch.argsort(lengths, descending=True, stable=True)
         starts = np.full((n, width), -1e4, dtype=np.float32)
         ends = np.full((n, width), -1e4, dtype=np.float32)

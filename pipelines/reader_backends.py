@@ -40,9 +40,9 @@ READER_BACKENDS = ("auto", "torch", "int8", "onnx", "onnx-int8")
 def choose_backend(backend: str, device: torch.device) -> tuple[str, str | None]:
     """(backend, CPU precision it imposes or None) that ``backend`` means on ``device``.
 
-    "auto" is torch with bf16 autocast on CPUs with native bf16 (AMX / AVX-512 BF16: 2.8x the
-    speed of fp32 per ../shared/README's machine notes) and int8 on other CPUs (1.32x on
-    AVX2-only CPUs, benchmarks/bench_serving.py); GPUs always use torch (fp16).
+    "auto" is torch with bf16 autocast on CPUs with native bf16 (AMX / AVX-512 BF16) and int8
+    on other CPUs (the fastest within 0.5 F1 of fp32 there: benchmarks/bench_serving.py, whose
+    numbers are in the README); GPUs always use torch (fp16).
     """
     if device.type != "cpu":
         if backend not in ("auto", "torch"):
@@ -129,9 +129,9 @@ def quantize_onnx_int8(fp32_path: Path, path: Path) -> Path:
     """ONNX Runtime dynamic int8 quantization of an exported reader (weights int8 per channel).
 
     Every MatMul and attention node is quantized. Keeping the feed-forward outputs and the span
-    head in fp32, as :func:`quantize_int8` does, made it slower (1.38x fp32 instead of 1.54x on
-    the demo dev pairs) and no more accurate (F1 -1.74 instead of -1.30), so this backend is the
-    fastest and :func:`quantize_int8` the most accurate (benchmarks/bench_serving.py).
+    head in fp32, as :func:`quantize_int8` does, made it slower and no more accurate
+    (benchmarks/bench_serving.py), so this backend is the fastest and :func:`quantize_int8` the
+    most accurate.
     Atomic and locked like :func:`export_onnx`.
     """
     from filelock import FileLock

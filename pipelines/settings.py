@@ -63,8 +63,8 @@ class Settings:
     # How the reader runs on CPU: "torch" (fp32), "int8" (dynamic int8 quantization of the
     # Linear layers), "onnx" (ONNX Runtime) or "onnx-int8" (ONNX Runtime, int8 weights; needs the
     # `onnx` extra; exported once and cached in <home>/cache/onnx); benchmarks/bench_serving.py
-    # measures them. "auto", the default: torch with bf16 autocast where the CPU has native bf16
-    # (AMX), else int8 (1.32x the speed of fp32 for -0.17 F1 on AVX2-only CPUs). GPUs use torch.
+    # measures them (README). "auto", the default: torch with bf16 autocast where the CPU has
+    # native bf16 (AMX), else int8, the fastest within 0.5 F1 of fp32 there. GPUs use torch.
     reader_backend: str = "auto"
 
     @classmethod
