@@ -40,12 +40,11 @@ from haystack import Document
 
 from evaluation.squad import SquadExample, load_squad
 from indexer.run import index_folder
-from pipelines.bm25 import BM25Retriever
 from pipelines.embedder import PassageEmbedder, embed_texts, load_embedder
 from pipelines.fusion import RankFusion
-from pipelines.retrievers import DenseRetriever
+from pipelines.retrievers import BM25Retriever, DenseRetriever
 from pipelines.settings import DEMO_COLLECTION, REPO_ROOT, Settings
-from pipelines.store import PassageStore, current_version
+from pipelines.store import PassageStore
 
 DEPTH = 20
 CUTOFFS = (1, 5, 10, 20)
@@ -76,14 +75,13 @@ def first_gold(documents: Sequence[Document], is_gold: Callable[[Document], bool
 
 def evaluate(
     store: PassageStore,
-    cache_dir: Path,
     settings: Settings,
     questions: Sequence[str],
     gold: Sequence[Callable[[Document], bool]],
 ) -> dict[str, Any]:
     """Ranks of the first gold passage per question, per mode and variant; metrics and timing."""
     started = time.perf_counter()
-    bm25 = BM25Retriever(store, top_k=DEPTH, cache_dir=cache_dir)
+    bm25 = BM25Retriever(store, top_k=DEPTH)  # the store's BM25 index, cached with its version
     bm25.warm_up()
     bm25_build = time.perf_counter() - started
     dense = DenseRetriever(store, top_k=DEPTH)
@@ -136,7 +134,6 @@ def demo_set(settings: Settings) -> dict[str, Any]:
     summary = index_folder([DEMO_COLLECTION], settings, progress=False)
     index_seconds = time.perf_counter() - started
     store = PassageStore.load(settings.index_dir)
-    version = current_version(settings.index_dir)
     text_to_doc = {_sha(store.source_text(s.doc_id)): s.doc_id for s in store.sources()}
     examples, _ = load_squad(REPO_ROOT / "data" / "demo" / "labels" / "dev.json")
     examples = [ex for ex in examples if ex.answers]
@@ -155,7 +152,6 @@ def demo_set(settings: Settings) -> dict[str, Any]:
 
     result = evaluate(
         store,
-        settings.index_dir / version,
         settings,
         [ex.question for ex in examples],
         [gold_for(ex) for ex in examples],
@@ -187,10 +183,8 @@ def squad_set(settings: Settings, path: Path, max_questions: int | None) -> dict
     store = PassageStore(embedding_dim=len(embedded[0].embedding))
     store.write_documents(embedded)
     store.save(settings.index_dir)
-    version = current_version(settings.index_dir)
     result = evaluate(
         store,
-        settings.index_dir / version,
         settings,
         [ex.question for ex in answerable],
         [_is_context(_sha(ex.context)) for ex in answerable],

@@ -1,5 +1,7 @@
-"""Keyword retrieval (BM25) over the passages of a :class:`~pipelines.store.PassageStore`, as a
-Haystack component; its ranking is joined with the dense one by :mod:`pipelines.fusion`.
+"""The BM25 index of a :class:`~pipelines.store.PassageStore`'s passages: tokenization, build,
+search, and its cache in the store's version folder. The store owns it
+(``PassageStore.bm25_retrieval``), :class:`~pipelines.retrievers.BM25Retriever` is the thin
+component over it, and :mod:`pipelines.fusion` joins its ranking with the dense one.
 
 Why BM25 next to the dense retriever: MiniLM embeds meaning, so a question that hinges on a rare
 literal token (an error code, a product SKU, a person's name, a version number) can miss the one
@@ -23,15 +25,12 @@ import logging
 import os
 import re
 import shutil
-import threading
 import uuid
 from collections.abc import Iterable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from haystack import component, default_from_dict, default_to_dict
 from haystack.dataclasses import Document
 
 from pipelines.store import PassageStore
@@ -227,97 +226,3 @@ def load_or_build_index(
     if folder is not None and folder.parent.is_dir():
         index.save(folder)
     return index
-
-
-@component
-class BM25Retriever:
-    """The ``top_k`` passages of a store that best match a query's words (``score`` = BM25).
-
-    :param store: the passages (and their metadata, for filters).
-    :param top_k: passages to return (``run`` can override it).
-    :param cache_dir: the index version folder ``store`` was loaded from; the BM25 index is
-        cached in its ``bm25`` subfolder. None: built in memory on warm-up, not cached.
-    :param k1: BM25 term-frequency saturation.
-    :param b: BM25 length normalization.
-    """
-
-    def __init__(
-        self,
-        store: PassageStore,
-        top_k: int = 10,
-        cache_dir: str | Path | None = None,
-        k1: float = 1.5,
-        b: float = 0.75,
-    ) -> None:
-        if not isinstance(store, PassageStore):
-            raise ValueError(f"store must be a PassageStore, got {type(store).__name__}")
-        if top_k <= 0:
-            raise ValueError(f"top_k must be positive, got {top_k}")
-        self.store = store
-        self.top_k = top_k
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
-        self.k1 = k1
-        self.b = b
-        self._index: BM25Index | None = None
-        self._lock = threading.Lock()
-
-    def warm_up(self) -> None:
-        with self._lock:
-            if self._index is None:
-                self._index = load_or_build_index(self.store, self.cache_dir, self.k1, self.b)
-
-    @property
-    def index(self) -> BM25Index:
-        self.warm_up()
-        assert self._index is not None
-        return self._index
-
-    @component.output_types(documents=list[Document])
-    def run(
-        self,
-        query: str,
-        filters: dict[str, Any] | None = None,
-        top_k: int | None = None,
-    ) -> dict[str, list[Document]]:
-        """Retrieve passages; ``filters`` use Haystack's filter syntax, ``top_k`` overrides.
-
-        Documents come with their embeddings, so :class:`RankFusion` can give passages only BM25
-        found their dense score.
-        """
-        k = self.top_k if top_k is None else top_k
-        allowed = None
-        if filters:
-            # The store runs the filter (as SQL), so BM25 honors exactly the dense semantics.
-            allowed = self.store.filter_ids(filters)
-        hits = self.index.search(query, k, allowed)
-        if not hits:
-            return {"documents": []}
-        found = self.store.filter_documents(
-            {"field": "id", "operator": "in", "value": [passage_id for passage_id, _ in hits]}
-        )
-        by_id = {doc.id: doc for doc in found}
-        documents = [
-            replace(by_id[passage_id], score=score)
-            for passage_id, score in hits
-            if passage_id in by_id
-        ]
-        if len(documents) < len(hits):
-            logger.warning("%d BM25 hits are not in the store", len(hits) - len(documents))
-        logger.debug(
-            "BM25 retrieved %d passages (top_k=%d, filters=%s)", len(documents), k, filters
-        )
-        return {"documents": documents}
-
-    def to_dict(self) -> dict[str, Any]:
-        return default_to_dict(
-            self,
-            store=self.store.to_dict(),
-            top_k=self.top_k,
-            cache_dir=str(self.cache_dir) if self.cache_dir is not None else None,
-            k1=self.k1,
-            b=self.b,
-        )
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BM25Retriever:
-        return default_from_dict(cls, data)

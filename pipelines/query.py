@@ -18,18 +18,16 @@ import logging
 import threading
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from haystack import Pipeline
 from haystack.dataclasses import Document, ExtractedAnswer
 
-from pipelines.bm25 import BM25Retriever
 from pipelines.embedder import QuestionEmbedder
 from pipelines.fusion import RankFusion
 from pipelines.models import resolve_reader
 from pipelines.reader import ExtractiveReader, SpanPredictor
-from pipelines.retrievers import DenseRetriever
+from pipelines.retrievers import BM25Retriever, DenseRetriever
 from pipelines.settings import RETRIEVAL_MODES, Settings
 from pipelines.store import PassageStore, StoreError, current_version
 
@@ -100,31 +98,42 @@ def passages_component(settings: Settings) -> str:
     return "retriever" if _check_mode(settings) == "dense" else "fusion"
 
 
-def build_query_pipeline(
-    settings: Settings,
-    store: PassageStore,
-    reader_model: str,
-    bm25_cache_dir: Path | None = None,
-) -> Pipeline:
-    """Embedder, the retriever(s) of ``settings.retrieval``, reader.
-
-    Components: "embedder", then "retriever" (dense) and/or "bm25" and "fusion", then "reader".
-    ``bm25_cache_dir`` is the index version folder ``store`` was loaded from (the BM25 index is
-    cached there); None builds the BM25 index in memory.
-    """
+def _add_retrieval(pipe: Pipeline, settings: Settings, store: PassageStore) -> str:
+    """Add the retrieval graph of ``settings.retrieval`` to ``pipe``: "embedder", then
+    "retriever" (dense) and/or "bm25" and "fusion". Returns the component whose ``documents``
+    are the passages to read. The one definition of the graph, for both pipelines below."""
     mode = _check_mode(settings)
-    k = settings.top_k_passages
-    pipe = Pipeline()
+    depth = candidate_depth(settings, settings.top_k_passages)
     pipe.add_component("embedder", QuestionEmbedder(settings))
     if mode in ("dense", "hybrid"):
-        pipe.add_component("retriever", DenseRetriever(store, top_k=candidate_depth(settings, k)))
+        pipe.add_component("retriever", DenseRetriever(store, top_k=depth))
     if mode in ("bm25", "hybrid"):
-        pipe.add_component(
-            "bm25",
-            BM25Retriever(store, top_k=candidate_depth(settings, k), cache_dir=bm25_cache_dir),
-        )
+        pipe.add_component("bm25", BM25Retriever(store, top_k=depth))
         # In BM25 mode the fusion only re-scores (cosine for the reader's retriever weight).
-        pipe.add_component("fusion", RankFusion(bm25_weight=settings.bm25_weight, top_k=k))
+        pipe.add_component(
+            "fusion", RankFusion(bm25_weight=settings.bm25_weight, top_k=settings.top_k_passages)
+        )
+    if mode in ("dense", "hybrid"):
+        pipe.connect("embedder.embedding", "retriever.query_embedding")
+    if mode == "hybrid":
+        pipe.connect("retriever.documents", "fusion.dense_documents")
+    if mode in ("bm25", "hybrid"):
+        pipe.connect("embedder.embedding", "fusion.query_embedding")
+        pipe.connect("bm25.documents", "fusion.bm25_documents")
+    return passages_component(settings)
+
+
+def build_retrieval_pipeline(settings: Settings, store: PassageStore) -> Pipeline:
+    """The retrieval graph alone: the passages a question's reader would read."""
+    pipe = Pipeline()
+    _add_retrieval(pipe, settings, store)
+    return pipe
+
+
+def build_query_pipeline(settings: Settings, store: PassageStore, reader_model: str) -> Pipeline:
+    """The retrieval graph of ``settings.retrieval``, then "reader"."""
+    pipe = Pipeline()
+    passages = _add_retrieval(pipe, settings, store)
     pipe.add_component(
         "reader",
         ExtractiveReader(
@@ -137,23 +146,14 @@ def build_query_pipeline(
             cache_dir=str(settings.home / "cache"),
         ),
     )
-    if mode == "dense":
-        pipe.connect("embedder.embedding", "retriever.query_embedding")
-        pipe.connect("retriever.documents", "reader.documents")
-        return pipe
-    if mode == "hybrid":
-        pipe.connect("embedder.embedding", "retriever.query_embedding")
-        pipe.connect("retriever.documents", "fusion.dense_documents")
-    pipe.connect("embedder.embedding", "fusion.query_embedding")
-    pipe.connect("bm25.documents", "fusion.bm25_documents")
-    pipe.connect("fusion.documents", "reader.documents")
+    pipe.connect(f"{passages}.documents", "reader.documents")
     return pipe
 
 
 def retrieval_inputs(
     settings: Settings, question: str, top_k: int, filters: dict[str, Any] | None
 ) -> dict[str, dict[str, Any]]:
-    """Run inputs of the retrieval components of ``build_query_pipeline`` for one question."""
+    """Run inputs of the retrieval components for one question."""
     mode = _check_mode(settings)
     depth = candidate_depth(settings, top_k)
     inputs: dict[str, dict[str, Any]] = {"embedder": {"text": question}}
@@ -163,31 +163,6 @@ def retrieval_inputs(
         inputs["bm25"] = {"query": question, "top_k": depth, "filters": filters}
         inputs["fusion"] = {"top_k": top_k}
     return inputs
-
-
-def run_retrieval(
-    pipe: Pipeline,
-    settings: Settings,
-    question: str,
-    top_k: int,
-    filters: dict[str, Any] | None = None,
-) -> list[Document]:
-    """The passages the pipeline's reader would read, running only the retrieval components."""
-    mode = _check_mode(settings)
-    inputs = retrieval_inputs(settings, question, top_k, filters)
-    embedding = pipe.get_component("embedder").run(**inputs["embedder"])["embedding"]
-    dense = None
-    if mode in ("dense", "hybrid"):
-        dense = pipe.get_component("retriever").run(
-            query_embedding=embedding, **inputs["retriever"]
-        )["documents"]
-        if mode == "dense":
-            return dense
-    bm25 = pipe.get_component("bm25").run(**inputs["bm25"])["documents"]
-    fused = pipe.get_component("fusion").run(
-        dense_documents=dense, bm25_documents=bm25, query_embedding=embedding, **inputs["fusion"]
-    )
-    return fused["documents"]
 
 
 def to_result(answer: ExtractedAnswer) -> AnswerResult:
@@ -227,6 +202,7 @@ class QueryService:
         self._version: str | None = None
         self._store: PassageStore | None = None
         self._pipeline: Pipeline | None = None
+        self._retrieval: Pipeline | None = None
         self.reader_model: str = resolve_reader(settings)
 
     def _current_version(self) -> str | None:
@@ -246,12 +222,6 @@ class QueryService:
                 store = PassageStore.load(self.settings.index_dir)
                 # Search parameters (nprobe, ef_search) set in the settings apply now.
                 store.apply_index_settings(self.settings)
-                # The BM25 cache belongs in the version folder the store came from. If CURRENT
-                # moved while loading, we cannot tell which one that is: cache nothing (the next
-                # refresh sees the new CURRENT and reloads anyway).
-                cache_dir: Path | None = self.settings.index_dir / version
-                if self._current_version() != version:
-                    cache_dir = None
             except StoreError:
                 if self._store is None:
                     raise
@@ -259,11 +229,13 @@ class QueryService:
                     "new index version %s failed to load; keeping %s", version, self._version
                 )
                 return False
-            self._store, self._version = store, version
-            self._pipeline = build_query_pipeline(
-                self.settings, store, self.reader_model, bm25_cache_dir=cache_dir
-            )
+            # The version the store holds (CURRENT may have moved on while it loaded).
+            loaded = store.version_folder
+            self._store, self._version = store, loaded.name if loaded else version
+            self._pipeline = build_query_pipeline(self.settings, store, self.reader_model)
+            self._retrieval = build_retrieval_pipeline(self.settings, store)
             self._pipeline.warm_up()
+            self._retrieval.warm_up()
             logger.info("serving index version %s (%d passages)", version, store.count_documents())
             return True
 
@@ -325,14 +297,13 @@ class QueryService:
         question = validate_question(question, self.settings.max_question_chars)
         self.refresh()
         assert self._pipeline is not None
+        assert self._retrieval is not None
+        inputs = retrieval_inputs(
+            self.settings, question, top_k or self.settings.top_k_passages, filters
+        )
         with self._lock:
-            return run_retrieval(
-                self._pipeline,
-                self.settings,
-                question,
-                top_k or self.settings.top_k_passages,
-                filters,
-            )
+            out = self._retrieval.run(inputs)
+        return out[passages_component(self.settings)]["documents"]
 
 
 _SERVICES: dict[tuple[str, str], QueryService] = {}

@@ -1,7 +1,8 @@
-"""Dense retrieval over a :class:`~pipelines.store.PassageStore`, as a Haystack component.
+"""Dense and keyword (BM25) retrieval over a :class:`~pipelines.store.PassageStore`, as thin
+Haystack components: the store does the retrieving, as Haystack's document stores do.
 
-Filters are passed down to the store, which applies them inside the FAISS search, so a filtered
-query still gets ``top_k`` passages when that many match.
+Filters are passed down to the store, which applies them inside the search (FAISS or BM25), so
+a filtered query still gets ``top_k`` passages when that many match.
 """
 
 from __future__ import annotations
@@ -52,4 +53,47 @@ class DenseRetriever:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DenseRetriever:
         # default_from_dict rebuilds the nested store through PassageStore.from_dict.
+        return default_from_dict(cls, data)
+
+
+@component
+class BM25Retriever:
+    """The ``top_k`` passages of a store that best match a query's words (``score`` = BM25).
+
+    Passages come with their embeddings, so :class:`~pipelines.fusion.RankFusion` can give the
+    passages only BM25 found their dense score. The BM25 index belongs to the store (cached in
+    its version folder); ``warm_up`` loads or builds it.
+    """
+
+    def __init__(self, store: PassageStore, top_k: int = 10) -> None:
+        if not isinstance(store, PassageStore):
+            raise ValueError(f"store must be a PassageStore, got {type(store).__name__}")
+        if top_k <= 0:
+            raise ValueError(f"top_k must be positive, got {top_k}")
+        self.store = store
+        self.top_k = top_k
+
+    def warm_up(self) -> None:
+        self.store.keyword_index()
+
+    @component.output_types(documents=list[Document])
+    def run(
+        self,
+        query: str,
+        filters: dict[str, Any] | None = None,
+        top_k: int | None = None,
+    ) -> dict[str, list[Document]]:
+        """Retrieve passages; ``filters`` use Haystack's filter syntax, ``top_k`` overrides."""
+        k = self.top_k if top_k is None else top_k
+        documents = self.store.bm25_retrieval(query, k, filters, return_embedding=True)
+        logger.debug(
+            "BM25 retrieved %d passages (top_k=%d, filters=%s)", len(documents), k, filters
+        )
+        return {"documents": documents}
+
+    def to_dict(self) -> dict[str, Any]:
+        return default_to_dict(self, store=self.store.to_dict(), top_k=self.top_k)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BM25Retriever:
         return default_from_dict(cls, data)

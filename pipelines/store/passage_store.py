@@ -127,6 +127,10 @@ class PassageStore:
         self._db = empty_database()
         # FAISS ids are never reused, so an id always names the same passage within a version.
         self._next_faiss_id = 0
+        # The saved version these passages are exactly (where derived data such as the BM25
+        # index is cached), and the BM25 index, built on first use; a change forgets both.
+        self._version_folder: Path | None = None
+        self._keyword_index: Any = None
 
     # -- persistence ------------------------------------------------------------------------
 
@@ -155,6 +159,7 @@ class PassageStore:
                     continue
                 raise
             store.index_dir = index_dir
+            store._version_folder = index_dir / name
             return store
         raise AssertionError("unreachable")
 
@@ -180,6 +185,7 @@ class PassageStore:
         with self._lock, new_version(index_dir) as folder:
             manifest = self._write_version(folder)
         self.index_dir = index_dir
+        self._version_folder = folder.with_name(folder.name.removesuffix(".tmp"))
         logger.info("Saved %s (%d passages)", index_dir, manifest["passages"])
 
     def _write_version(self, folder: Path) -> dict[str, Any]:
@@ -473,6 +479,59 @@ class PassageStore:
                 rows, with_embedding=return_embedding, scores=[score for _, score in hits]
             )
 
+    # -- keyword retrieval (BM25) -------------------------------------------------------------
+
+    @property
+    def version_folder(self) -> Path | None:
+        """The saved version folder these passages are exactly, or None (never saved, or
+        changed since): derived data such as the BM25 index is cached there."""
+        return self._version_folder
+
+    def keyword_index(self) -> Any:
+        """The BM25 index of the passages (:class:`pipelines.bm25.BM25Index`): loaded from the
+        version folder's cache, else built (from text and metadata only) and cached there."""
+        from pipelines.bm25 import load_or_build_index
+
+        with self._lock:
+            if self._keyword_index is None:
+                self._keyword_index = load_or_build_index(self, self._version_folder)
+            return self._keyword_index
+
+    def bm25_retrieval(
+        self,
+        query: str,
+        top_k: int = 10,
+        filters: dict[str, Any] | None = None,
+        *,
+        return_embedding: bool = False,
+    ) -> list[Document]:
+        """The ``top_k`` passages that best match the query's words (``score`` = BM25), best
+        first. ``filters`` restrict the ranking before top-k is taken, as in
+        :meth:`embedding_retrieval`, so a filtered query still gets ``top_k`` when that many
+        match. Only passages sharing a term with the query come back."""
+        index = self.keyword_index()
+        with self._lock:
+            allowed = self.filter_ids(filters) if filters else None
+            hits = index.search(query, top_k, allowed)
+            if not hits:
+                return []
+            by_id: dict[str, tuple[Any, ...]] = {}
+            for chunk in _chunks([passage_id for passage_id, _ in hits]):
+                for row in self._db.execute(
+                    "SELECT faiss_id, id, content, meta, has_embedding FROM passages"
+                    f" WHERE id IN ({', '.join('?' * len(chunk))})",
+                    list(chunk),
+                ):
+                    by_id[row[1]] = row
+            found = [(by_id[i], score) for i, score in hits if i in by_id]
+            if len(found) < len(hits):
+                logger.warning("%d BM25 hits are not in the store", len(hits) - len(found))
+            return self._documents(
+                [row for row, _ in found],
+                with_embedding=return_embedding,
+                scores=[score for _, score in found],
+            )
+
     # -- internals --------------------------------------------------------------------------
 
     def _scalar(self, sql: str, params: Sequence[Any] = ()) -> int:
@@ -487,6 +546,9 @@ class PassageStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
+        # The passages change: derived data no longer matches them or any saved version.
+        self._version_folder = None
+        self._keyword_index = None
         self._db.execute("BEGIN")
         try:
             yield

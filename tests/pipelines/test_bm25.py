@@ -11,11 +11,11 @@ from haystack import Document, Pipeline
 
 from indexer.run import index_folder
 from pipelines import bm25 as bm25_module
-from pipelines.bm25 import CACHE_DIR_NAME, INFO_FILE, BM25Index, BM25Retriever, tokenize
+from pipelines.bm25 import CACHE_DIR_NAME, INFO_FILE, BM25Index, tokenize
 from pipelines.embedder import PassageEmbedder, QuestionEmbedder
 from pipelines.fusion import RankFusion, reciprocal_rank_fusion
 from pipelines.query import QueryService, build_query_pipeline
-from pipelines.retrievers import DenseRetriever
+from pipelines.retrievers import BM25Retriever, DenseRetriever
 from pipelines.settings import Settings
 from pipelines.store import CURRENT_FILE, PassageStore
 
@@ -144,14 +144,13 @@ def test_bm25_retriever_in_a_pipeline_and_serialized(
     ticket_store.save(tmp_path / "index")
     version = (tmp_path / "index" / CURRENT_FILE).read_text().strip()
     pipe = Pipeline()
-    pipe.add_component(
-        "bm25", BM25Retriever(ticket_store, top_k=2, cache_dir=tmp_path / "index" / version)
-    )
+    pipe.add_component("bm25", BM25Retriever(ticket_store, top_k=2))
     loaded = Pipeline.loads(pipe.dumps(), allowed_modules=["pipelines.*"])
 
     retriever = loaded.get_component("bm25")
     assert isinstance(retriever, BM25Retriever) and retriever.store is not ticket_store
-    assert retriever.top_k == 2 and retriever.cache_dir == tmp_path / "index" / version
+    # The BM25 index belongs to the store and is cached in the version folder it holds.
+    assert retriever.top_k == 2 and retriever.store.version_folder == tmp_path / "index" / version
     result = loaded.run({"bm25": {"query": "the printer jams"}})
     assert [d.id for d in result["bm25"]["documents"]] == ["t2"]
     assert (tmp_path / "index" / version / CACHE_DIR_NAME / INFO_FILE).is_file()
@@ -209,7 +208,8 @@ def test_empty_store_retrieves_nothing(tmp_path: Path) -> None:
     store = PassageStore(embedding_dim=384)
     store.save(tmp_path / "index")
     version = tmp_path / "index" / (tmp_path / "index" / CURRENT_FILE).read_text().strip()
-    assert BM25Retriever(store, cache_dir=version).run(query="anything")["documents"] == []
+    assert store.version_folder == version
+    assert BM25Retriever(store).run(query="anything")["documents"] == []
     assert BM25Index.load(version / CACHE_DIR_NAME) is not None
 
 
