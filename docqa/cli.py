@@ -7,6 +7,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -247,8 +248,6 @@ def _train_campaign(
     chunk_only: bool,
     ship: bool,
 ) -> None:
-    import time
-
     from pipelines.settings import SHIPPED_READER
     from reader_training.campaign import parse_budget, run_chunk
 
@@ -266,14 +265,7 @@ def _train_campaign(
         )
     except RuntimeError as exc:
         raise _fail(str(exc)) from exc
-    chunk = state.chunks[-1] if state.chunks else {}
-    typer.echo(
-        f"campaign {name}: step {state.step} of {state.total_steps} "
-        f"({state.step * state.spec.batch_size} windows); "
-        f"held-out F1 {chunk.get('heldout', {}).get('f1', float('nan')):.2f}; "
-        f"{chunk.get('windows_per_second', 0)} windows/s on {chunk.get('cpu', '?')}"
-    )
-    typer.echo(f"chunk reader: {folder / 'latest'}")
+    typer.echo(f"campaign {name}: {state.summary()}; chunk reader: {folder / 'latest'}")
     if chunk_only:
         return
     from reader_training.chunk_gate import finish_chunk

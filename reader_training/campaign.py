@@ -104,6 +104,16 @@ class CampaignState:
             "spec": asdict(self.spec),
         }
 
+    def summary(self) -> str:
+        """One line on where the schedule stands and how the last chunk went."""
+        chunk = self.chunks[-1] if self.chunks else {}
+        f1 = chunk.get("heldout", {}).get("f1", float("nan"))
+        return (
+            f"step {self.step} of {self.total_steps} ({self.step * self.spec.batch_size} "
+            f"windows); held-out F1 {f1:.2f}; {chunk.get('windows_per_second', 0)} windows/s "
+            f"on {chunk.get('cpu', '?')}"
+        )
+
     def save(self, folder: Path) -> None:
         data = {
             "spec": asdict(self.spec),

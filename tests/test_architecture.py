@@ -47,3 +47,17 @@ def test_the_check_sees_a_wrong_import(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from indexer.run import index_folder\n", encoding="utf-8")
     assert imported_packages(module) == {"indexer"}
+
+
+MAX_MODULE_LINES = 650
+
+
+def test_no_module_is_too_big_to_read() -> None:
+    """A room a newcomer can read: every module of the packages stays under the limit."""
+    big = [
+        f"{path.relative_to(REPO_ROOT)}: {n} lines"
+        for package in PACKAGES
+        for path in sorted((REPO_ROOT / package).rglob("*.py"))
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    ]
+    assert not big, "\n".join(big)

@@ -5,8 +5,8 @@
 (``CURRENT``, version folders, the atomic write, the locks).
 """
 
-from pipelines.store.files import MANIFEST_FILE, PASSAGES_FILE, VECTORS_FILE
-from pipelines.store.passage_store import PassageStore, SourceRecord
+from pipelines.store.files import MANIFEST_FILE, PASSAGES_FILE, VECTORS_FILE, SourceRecord
+from pipelines.store.passage_store import PassageStore
 from pipelines.store.sql_filters import filter_to_sql
 from pipelines.store.versions import (
     CURRENT_FILE,

@@ -19,6 +19,7 @@ from typing import Any
 
 import faiss
 import numpy as np
+from haystack.dataclasses import Document
 
 from pipelines.faiss_index import VectorIndex
 from pipelines.store.sql_filters import COLUMN_FIELDS, iso_epoch
@@ -81,6 +82,31 @@ def empty_database() -> sqlite3.Connection:
     db = connect_memory()
     db.executescript(_SCHEMA)
     return db
+
+
+@dataclass
+class SourceRecord:
+    """One indexed source document (a file); ``passages`` is filled in when read from the store."""
+
+    doc_id: str
+    source: str
+    path: str
+    title: str
+    file_type: str
+    sha256: str
+    size: int
+    mtime: float
+    indexed_at: str
+    passages: int = 0
+
+
+def meta_json(document: Document) -> str:
+    try:
+        return json.dumps(document.meta, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"Document {document.id!r}: meta is not JSON-serializable ({exc})"
+        ) from exc
 
 
 @dataclass

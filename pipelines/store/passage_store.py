@@ -41,7 +41,6 @@ import logging
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +52,9 @@ from haystack.document_stores.types import DuplicatePolicy
 
 from pipelines.faiss_index import IndexSpec, VectorIndex
 from pipelines.store.files import (
+    SourceRecord,
     empty_database,
+    meta_json,
     read_version,
     write_version,
 )
@@ -69,22 +70,6 @@ from pipelines.store.versions import (
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class SourceRecord:
-    """One indexed source document (a file); ``passages`` is filled in when read from the store."""
-
-    doc_id: str
-    source: str
-    path: str
-    title: str
-    file_type: str
-    sha256: str
-    size: int
-    mtime: float
-    indexed_at: str
-    passages: int = 0
-
-
 # Most SQLite builds allow 32766 bound parameters; stay well below for IN (...) lists.
 _CHUNK = 5000
 
@@ -92,15 +77,6 @@ _CHUNK = 5000
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _meta_json(document: Document) -> str:
-    try:
-        return json.dumps(document.meta, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(
-            f"Document {document.id!r}: meta is not JSON-serializable ({exc})"
-        ) from exc
 
 
 class PassageStore:
@@ -587,7 +563,7 @@ class PassageStore:
                 if not np.all(np.isfinite(vector)):
                     raise ValueError(f"Document {doc.id!r}: embedding has NaN or infinite values")
                 vectors.append(vector)
-            rows.append((doc.id, doc.content, _meta_json(doc), int(doc.embedding is not None)))
+            rows.append((doc.id, doc.content, meta_json(doc), int(doc.embedding is not None)))
         stacked = np.vstack(vectors) if vectors else None
         return rows, stacked
 
