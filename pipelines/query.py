@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -306,7 +307,9 @@ class QueryService:
         return out[passages_component(self.settings)]["documents"]
 
 
-_SERVICES: dict[tuple[str, str], QueryService] = {}
+# Services (each a loaded index and reader), most recently used last; bounded like the readers.
+MAX_CACHED_SERVICES = 4
+_SERVICES: OrderedDict[tuple[str, str], QueryService] = OrderedDict()
 _SERVICES_LOCK = threading.Lock()
 
 
@@ -320,6 +323,9 @@ def get_service(settings: Settings) -> QueryService:
         service = _SERVICES.get(key)
         if service is None or service.settings != settings:
             service = _SERVICES[key] = QueryService(settings)
+        _SERVICES.move_to_end(key)
+        while len(_SERVICES) > MAX_CACHED_SERVICES:
+            _SERVICES.popitem(last=False)
         return service
 
 
