@@ -78,6 +78,15 @@ def _check_retrieval(retrieval: str | None) -> None:
         raise _fail(f"--retrieval must be one of {', '.join(RETRIEVAL_MODES)}", 2)
 
 
+def _query_settings(
+    home: Path | None, reader: str | None, retrieval: str | None, backend: str | None
+) -> Settings:
+    """Settings for a command that answers questions, its options checked."""
+    _check_retrieval(retrieval)
+    _check_backend(backend)
+    return _settings(home, reader_model=reader, retrieval=retrieval, reader_backend=backend)
+
+
 def _settings(home: Path | None, **overrides: object) -> Settings:
     return Settings.from_env(home, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -209,11 +218,7 @@ def ask(
     from pipelines.query import IndexMissingError, QuestionError
     from pipelines.query import ask as ask_question
 
-    _check_retrieval(retrieval)
-    _check_backend(reader_backend)
-    settings = _settings(
-        home, reader_model=reader, retrieval=retrieval, reader_backend=reader_backend
-    )
+    settings = _query_settings(home, reader, retrieval, reader_backend)
     try:
         results = ask_question(question, settings, top_k_passages=passages, top_n_answers=answers)
     except (QuestionError, IndexMissingError, ReaderNotFoundError) as exc:
@@ -487,11 +492,7 @@ def evaluate(
     from pipelines.models import ReaderNotFoundError
     from pipelines.query import IndexMissingError
 
-    _check_retrieval(retrieval)
-    _check_backend(reader_backend)
-    settings = _settings(
-        home, reader_model=reader, retrieval=retrieval, reader_backend=reader_backend
-    )
+    settings = _query_settings(home, reader, retrieval, reader_backend)
     try:
         examples, _ = load_squad(labels, drop_duplicates=False)
         others = [load_squad(f)[0] for f in distractors or []]
@@ -532,12 +533,10 @@ def tune_weight(
     """Tune how answers are ranked across passages: the retriever's share of the score, how
     much more sure of a span the reader must be than of "no answer" (open_null_offset), and
     whether "no answer" is judged per passage or once per question (null_scope)."""
-    from dataclasses import replace
 
     from evaluation.end_to_end import tune_answer_ranking
     from evaluation.squad import load_squad
     from pipelines.models import resolve_reader
-    from pipelines.reader import ReaderConfig
 
     settings = _settings(home, reader_model=reader)
     examples, _ = load_squad(labels)
@@ -555,13 +554,7 @@ def tune_weight(
         )
     if save:
         model_dir = resolve_reader(settings)
-        config = replace(
-            ReaderConfig.load(model_dir),
-            retriever_weight=best.retriever_weight,
-            open_null_offset=best.open_null_offset,
-            null_scope=best.null_scope,
-        )
-        ReaderConfig.save(config, model_dir)
+        best.save(model_dir)
         typer.echo(
             f"saved retriever_weight {best.retriever_weight}, open_null_offset "
             f"{best.open_null_offset}, null_scope {best.null_scope} in {model_dir}"

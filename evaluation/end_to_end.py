@@ -84,6 +84,21 @@ class AnswerRanking:
     open_null_offset: float = 0.0
     null_scope: str = "window"
 
+    def save(self, model_dir: str | Path) -> None:
+        """Write this ranking into a reader's ``docqa_reader.json`` (the rest kept)."""
+        from pipelines.reader import ReaderConfig
+
+        config = ReaderConfig.load(model_dir)
+        ReaderConfig.save(
+            replace(
+                config,
+                retriever_weight=self.retriever_weight,
+                open_null_offset=self.open_null_offset,
+                null_scope=self.null_scope,
+            ),
+            model_dir,
+        )
+
     @classmethod
     def of(cls, predictor: SpanPredictor, retriever_weight: float | None = None) -> AnswerRanking:
         config = predictor.config

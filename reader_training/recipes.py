@@ -245,10 +245,8 @@ def tune_domain_weight(model_dir: Path, settings: Settings, domain: TrainConfig)
     """Index the demo collection (into ``settings.home``: give a work folder, never a user's
     home) and tune ``retriever_weight``, ``open_null_offset`` and ``null_scope`` on stage 2's
     held-out pairs; saved with the reader."""
-    from dataclasses import replace
 
     from evaluation.end_to_end import index_collection, tune_answer_ranking
-    from pipelines.reader import ReaderConfig
     from pipelines.settings import DEMO_COLLECTION
     from reader_training.train import split_holdout
 
@@ -261,13 +259,7 @@ def tune_domain_weight(model_dir: Path, settings: Settings, domain: TrainConfig)
         offsets=(-2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 6.0),
         progress=False,
     )
-    config = replace(
-        ReaderConfig.load(model_dir),
-        retriever_weight=best.retriever_weight,
-        open_null_offset=best.open_null_offset,
-        null_scope=best.null_scope,
-    )
-    ReaderConfig.save(config, model_dir)
+    best.save(model_dir)
     logger.info(
         "null scope %s, retriever weight %.1f, open null offset %.1f (held-out F1: %s)",
         best.null_scope,
