@@ -45,6 +45,8 @@ def _official_score(shared_data: Path, predictions: dict[str, str], out: Path) -
     write_json_atomic(predictions, pred_file)
     script = shared_data / "squad" / "evaluate-v2.0.py"
     data = shared_data / "squad" / "dev-v2.0-half.json"
+    if not script.is_file():
+        raise FileNotFoundError(f"{script}: the official SQuAD v2.0 evaluation script is missing")
     run = subprocess.run(
         [sys.executable, str(script), str(data), str(pred_file)],
         capture_output=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -56,6 +57,7 @@ def mini_shared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (out / "squad/dev-v2.0-half.json").write_text(
         json.dumps({"version": "v2.0", "data": evaluation["data"][:1]}), encoding="utf-8"
     )
+    shutil.copy2(SHARED / "squad/evaluate-v2.0.py", out / "squad/evaluate-v2.0.py")
     for name in FILES:
         data = json.loads((SHARED / name).read_text(encoding="utf-8"))
         articles = [a for a in data["data"] if a.get("title") not in banned][:3]
