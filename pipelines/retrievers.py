@@ -18,6 +18,14 @@ from pipelines.store import PassageStore
 logger = logging.getLogger(__name__)
 
 
+def _checked(store: PassageStore, top_k: int) -> tuple[PassageStore, int]:
+    if not isinstance(store, PassageStore):
+        raise ValueError(f"store must be a PassageStore, got {type(store).__name__}")
+    if top_k <= 0:
+        raise ValueError(f"top_k must be positive, got {top_k}")
+    return store, top_k
+
+
 @component
 class DenseRetriever:
     """The ``top_k`` passages closest to a query embedding (``Document.score`` = inner product).
@@ -27,12 +35,7 @@ class DenseRetriever:
     """
 
     def __init__(self, store: PassageStore, top_k: int = 10) -> None:
-        if not isinstance(store, PassageStore):
-            raise ValueError(f"store must be a PassageStore, got {type(store).__name__}")
-        if top_k <= 0:
-            raise ValueError(f"top_k must be positive, got {top_k}")
-        self.store = store
-        self.top_k = top_k
+        self.store, self.top_k = _checked(store, top_k)
 
     @component.output_types(documents=list[Document])
     def run(
@@ -66,12 +69,7 @@ class BM25Retriever:
     """
 
     def __init__(self, store: PassageStore, top_k: int = 10) -> None:
-        if not isinstance(store, PassageStore):
-            raise ValueError(f"store must be a PassageStore, got {type(store).__name__}")
-        if top_k <= 0:
-            raise ValueError(f"top_k must be positive, got {top_k}")
-        self.store = store
-        self.top_k = top_k
+        self.store, self.top_k = _checked(store, top_k)
 
     def warm_up(self) -> None:
         self.store.keyword_index()

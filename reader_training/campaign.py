@@ -262,7 +262,6 @@ def run_chunk(
     )
 
     from pipelines.reader import ReaderConfig
-    from reader_training.features import collate_trimmed
     from reader_training.train import (
         TrainConfig,
         _JsonLinesLog,
@@ -379,17 +378,15 @@ def run_chunk(
     class CampaignTrainer(_CampaignTrainerMixin, _QATrainer):
         pass
 
-    trainer = CampaignTrainer(
-        model=model,
-        args=args,
-        train_dataset=dataset,
-        eval_dataset=dataset,
-        data_collator=collate_trimmed,
-        processing_class=tokenizer,
-        heldout=data.heldout,
-        reader_config=reader_config,
-        precision=precision,
-        callbacks=[budget_stop, _JsonLinesLog(folder / "train_log.jsonl")],
+    trainer = CampaignTrainer.over_windows(
+        model,
+        args,
+        dataset,
+        tokenizer,
+        data.heldout,
+        reader_config,
+        precision,
+        [budget_stop, _JsonLinesLog(folder / "train_log.jsonl")],
     )
     trainer.schedule_total = state.total_steps
     trainer.schedule_warmup = round(spec.warmup * state.total_steps)

@@ -124,6 +124,32 @@ class _QATrainer(Trainer):
         self.precision = precision
         self.last_eval: dict[str, Any] = {}
 
+    @classmethod
+    def over_windows(
+        cls,
+        model: Any,
+        args: TrainingArguments,
+        dataset: Any,
+        tokenizer: Any,
+        heldout: list[SquadExample],
+        reader_config: ReaderConfig,
+        precision: str,
+        callbacks: Sequence[TrainerCallback],
+    ) -> Any:
+        """A trainer over tokenized windows (trimmed batches), evaluated on held-out pairs."""
+        return cls(
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            eval_dataset=dataset,  # unused: evaluate() reads the held-out pairs
+            data_collator=collate_trimmed,
+            processing_class=tokenizer,
+            heldout=heldout,
+            reader_config=reader_config,
+            precision=precision,
+            callbacks=list(callbacks),
+        )
+
     def qa_evaluate(self) -> dict[str, Any]:
         model = self.model
         model.eval()
@@ -291,17 +317,15 @@ def train_reader(
         dataloader_num_workers=0,
     )
     reader_config = ReaderConfig(max_seq_length=config.max_seq_length, doc_stride=config.doc_stride)
-    trainer = _QATrainer(
-        model=model,
-        args=args,
-        train_dataset=dataset,
-        eval_dataset=dataset,
-        data_collator=collate_trimmed,
-        processing_class=tokenizer,
-        heldout=heldout,
-        reader_config=reader_config,
-        precision=precision,
-        callbacks=[
+    trainer = _QATrainer.over_windows(
+        model,
+        args,
+        dataset,
+        tokenizer,
+        heldout,
+        reader_config,
+        precision,
+        [
             EarlyStoppingCallback(config.early_stopping_patience),
             _JsonLinesLog(work / "train_log.jsonl"),
             *callbacks,

@@ -442,18 +442,7 @@ class PassageStore:
             # Filtered searches run on the CPU (GPU indexes ignore IDSelectors); see faiss_index.
             scores, ids = self._vectors.search(query, top_k, allowed)
             hits = [(int(i), float(s)) for i, s in zip(ids, scores, strict=True)]
-            by_id: dict[int, tuple[Any, ...]] = {}
-            for chunk in _chunks([i for i, _ in hits]):
-                for row in self._db.execute(
-                    "SELECT faiss_id, id, content, meta, has_embedding FROM passages"
-                    f" WHERE faiss_id IN ({', '.join('?' * len(chunk))})",
-                    list(chunk),
-                ):
-                    by_id[row[0]] = row
-            rows = [by_id[i] for i, _ in hits]
-            return self._documents(
-                rows, with_embedding=return_embedding, scores=[score for _, score in hits]
-            )
+            return self._scored_documents("faiss_id", hits, return_embedding)
 
     # -- keyword retrieval (BM25) -------------------------------------------------------------
 
@@ -491,24 +480,33 @@ class PassageStore:
             hits = index.search(query, top_k, allowed)
             if not hits:
                 return []
-            by_id: dict[str, tuple[Any, ...]] = {}
-            for chunk in _chunks([passage_id for passage_id, _ in hits]):
-                for row in self._db.execute(
-                    "SELECT faiss_id, id, content, meta, has_embedding FROM passages"
-                    f" WHERE id IN ({', '.join('?' * len(chunk))})",
-                    list(chunk),
-                ):
-                    by_id[row[1]] = row
-            found = [(by_id[i], score) for i, score in hits if i in by_id]
-            if len(found) < len(hits):
-                logger.warning("%d BM25 hits are not in the store", len(hits) - len(found))
-            return self._documents(
-                [row for row, _ in found],
-                with_embedding=return_embedding,
-                scores=[score for _, score in found],
-            )
+            documents = self._scored_documents("id", hits, return_embedding)
+            if len(documents) < len(hits):
+                logger.warning("%d BM25 hits are not in the store", len(hits) - len(documents))
+            return documents
 
     # -- internals --------------------------------------------------------------------------
+
+    def _scored_documents(
+        self, column: str, hits: Sequence[tuple[Any, float]], with_embedding: bool
+    ) -> list[Document]:
+        """The passages named by ``hits`` (``(value of column, score)``, best first) as scored
+        Documents in that order; hits not in the store are left out."""
+        key = {"faiss_id": 0, "id": 1}[column]
+        by_key: dict[Any, tuple[Any, ...]] = {}
+        for chunk in _chunks([value for value, _ in hits]):
+            for row in self._db.execute(
+                "SELECT faiss_id, id, content, meta, has_embedding FROM passages"
+                f" WHERE {column} IN ({', '.join('?' * len(chunk))})",
+                list(chunk),
+            ):
+                by_key[row[key]] = row
+        found = [(by_key[value], score) for value, score in hits if value in by_key]
+        return self._documents(
+            [row for row, _ in found],
+            with_embedding=with_embedding,
+            scores=[score for _, score in found],
+        )
 
     def _scalar(self, sql: str, params: Sequence[Any] = ()) -> int:
         with self._lock:
