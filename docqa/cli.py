@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -601,7 +600,13 @@ def ui(
     demo: Annotated[
         bool, typer.Option(help="Index the bundled demo collection if the index is empty.")
     ] = True,
-    headless: Annotated[bool, typer.Option(help="Do not open a browser.")] = False,
+    headless: Annotated[
+        bool | None,
+        typer.Option(
+            "--headless/--browser",
+            help="Serve without opening a browser (default: headless when there is no terminal).",
+        ),
+    ] = None,
 ) -> None:
     """Open the web page (indexing the demo collection first if nothing is indexed)."""
     from pipelines.store import PassageStore
@@ -612,27 +617,12 @@ def ui(
 
         typer.echo(f"indexing the demo collection into {settings.home} (first run only)")
         typer.echo(index_folder([DEMO_COLLECTION], settings).describe())
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(REPO_ROOT / "ui" / "app.py"),
-        "--server.port",
-        str(port),
-        "--browser.gatherUsageStats",
-        "false",
-        "--server.maxUploadSize",
-        "50",
-        "--client.toolbarMode",
-        "minimal",
-        "--server.headless",
-        str(headless).lower(),
-        "--",
-        "--home",
-        str(settings.home),
-    ]
-    raise typer.Exit(subprocess.call(cmd))
+    from ui.launch import serve
+
+    if headless is None:
+        headless = not sys.stdin.isatty()
+    typer.echo(f"DocQA serves the page at http://localhost:{port} (Ctrl+C stops it)")
+    raise typer.Exit(serve(settings, port, open_browser=not headless))
 
 
 def main() -> None:
