@@ -249,7 +249,7 @@ def _train_campaign(
     name: str,
     budget: str | None,
     resume: bool,
-    chunk_only: bool,
+    stage: str,
     ship: bool,
 ) -> None:
     from pipelines.settings import SHIPPED_READER
@@ -262,15 +262,20 @@ def _train_campaign(
         raise _fail(str(exc), 2) from exc
     if not (shared / "squad" / "dev-v2.0-half.json").is_file():
         raise _fail(f"{shared}: not the shared data folder (no squad/dev-v2.0-half.json)", 2)
+    if stage not in ("all", "chunk", "gate"):
+        raise _fail(f"--stage must be all, chunk or gate, not {stage!r}", 2)
     folder = settings.home / "campaign" / name
-    try:
-        state = run_chunk(
-            folder, shared, seconds, resume, warm_start_from=SHIPPED_READER, started=started
-        )
-    except RuntimeError as exc:
-        raise _fail(str(exc)) from exc
-    typer.echo(f"campaign {name}: {state.summary()}; chunk reader: {folder / 'latest'}")
-    if chunk_only:
+    if stage == "gate" and not (folder / "latest" / "config.json").is_file():
+        raise _fail(f"{folder}: no chunk to evaluate (train one first)", 2)
+    if stage != "gate":
+        try:
+            state = run_chunk(
+                folder, shared, seconds, resume, warm_start_from=SHIPPED_READER, started=started
+            )
+        except RuntimeError as exc:
+            raise _fail(str(exc)) from exc
+        typer.echo(f"campaign {name}: {state.summary()}; chunk reader: {folder / 'latest'}")
+    if stage == "chunk":
         return
     from reader_training.chunk_gate import finish_chunk
 
@@ -335,9 +340,13 @@ def train(
     campaign: Annotated[
         str, typer.Option(help="Recipe only: the campaign folder's name under <home>/campaign.")
     ] = "default",
-    chunk_only: Annotated[
-        bool, typer.Option(help="Recipe only: train the chunk, skip the domain stage and gate.")
-    ] = False,
+    stage: Annotated[
+        str,
+        typer.Option(
+            help="Recipe only: 'all' (a chunk, then the gate), 'chunk' (train only) or 'gate' "
+            "(the domain stage, evaluation and gate for the last chunk, no training).",
+        ),
+    ] = "all",
 ) -> None:
     """Fine-tune a reader on labeled pairs (or reproduce the default reader with --recipe)."""
     from evaluation.squad import SquadFormatError
@@ -346,7 +355,7 @@ def train(
 
     settings = _settings(home)
     if recipe == "default":
-        _train_campaign(settings, shared, campaign, budget, resume, chunk_only, ship)
+        _train_campaign(settings, shared, campaign, budget, resume, stage, ship)
         return
     if recipe:
         from reader_training.recipes import run_recipe

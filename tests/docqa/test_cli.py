@@ -369,6 +369,15 @@ def test_train_reports_bad_input(runner: CliRunner, tmp_path: Path, tiny_base: s
     assert recipe.exit_code == 1
     assert "error: unknown recipe 'nope' (known: default, v0.2)" in recipe.stderr
 
+    # The campaign: bad options are refused before anything is read or trained.
+    budget = run(runner, "train", "--recipe", "default", "--budget", "2x", "--home", home)
+    assert budget.exit_code == 2 and "use e.g. 150m" in budget.stderr
+    stage = run(runner, "train", "--recipe", "default", "--stage", "nope", "--home", home)
+    assert stage.exit_code == 2 and "--stage must be all, chunk or gate" in stage.stderr
+    gate = run(runner, "train", "--recipe", "default", "--stage", "gate", "--home", home)
+    assert gate.exit_code == 2 and "no chunk to evaluate" in gate.stderr
+    assert not (home / "campaign" / "default" / "campaign.json").exists()
+
 
 def test_promote_unknown_version_fails(runner: CliRunner, tmp_path: Path) -> None:
     result = run(runner, "promote", "nope", "--home", tmp_path / "home")
