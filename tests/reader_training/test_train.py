@@ -336,3 +336,32 @@ def test_resolve_precision() -> None:
         from pipelines.reader import cpu_supports_bf16
 
         assert resolve_precision("auto") == ("bf16" if cpu_supports_bf16() else "fp32")
+
+
+def test_a_half_precision_reader_is_fine_tuned_in_fp32(tiny_reader: Path, tmp_path: Path) -> None:
+    """The shipped reader is stored in fp16; training from it must run (and save) in fp32."""
+    import shutil
+
+    from transformers import AutoModelForQuestionAnswering
+
+    half = tmp_path / "half"
+    shutil.copytree(tiny_reader, half)
+    AutoModelForQuestionAnswering.from_pretrained(half, dtype=torch.float16).save_pretrained(half)
+    assert all(v.dtype == torch.float16 for v in load_file(half / "model.safetensors").values())
+    config = TrainConfig(
+        train_files=[str(DEMO_TRAIN)],
+        base_model=str(half),
+        output_dir=str(tmp_path / "tuned"),
+        epochs=1,
+        batch_size=8,
+        max_seq_length=128,
+        doc_stride=64,
+        max_train_examples=16,
+        holdout_fraction=0.15,
+        max_holdout_questions=8,
+        precision="fp32",
+    )
+    result = train_reader(config, progress=False)
+    weights = load_file(result.model_dir / "model.safetensors")
+    assert all(v.dtype == torch.float32 for v in weights.values())
+    assert math.isfinite(result.metrics["training_loss"])
