@@ -59,7 +59,8 @@ def _official_score(shared_data: Path, predictions: dict[str, str], out: Path) -
 def _squad_eval(reader: Path, shared_data: Path) -> tuple[dict[str, Any], dict[str, str]]:
     from evaluation.reader_metrics import evaluate_reader
 
-    examples, _ = load_squad(shared_data / "squad" / "dev-v2.0-half.json")
+    # Every question id, duplicates included: the official script scores all of them.
+    examples, _ = load_squad(shared_data / "squad" / "dev-v2.0-half.json", drop_duplicates=False)
     return evaluate_reader(reader, examples, progress=False)
 
 
@@ -152,6 +153,7 @@ def finish_chunk(
     from evaluation.end_to_end import index_collection
     from evaluation.environment import environment
     from evaluation.reader_metrics import evaluate_reader
+    from pipelines.reader import ReaderConfig
     from pipelines.settings import DEMO_COLLECTION, SHIPPED_READER
     from reader_training.recipes import (
         DomainRecipe,
@@ -176,7 +178,13 @@ def finish_chunk(
         ranking: dict[str, Any] = asdict(tune_domain_weight(candidate, demo_settings, domain))
     else:  # a finish that was interrupted after training: keep its reader and its tuning
         index_collection([DEMO_COLLECTION], demo_settings, progress=False)
-        ranking = {"kept": "tuned by an earlier run of this finish"}
+        saved = ReaderConfig.load(candidate)
+        ranking = {
+            "retriever_weight": saved.retriever_weight,
+            "open_null_offset": saved.open_null_offset,
+            "null_scope": saved.null_scope,
+            "heldout_f1": "tuned by an earlier run of this gate",
+        }
     write_json_atomic(state.position(), candidate / POSITION_FILE)
 
     sample = forgetting_sample(shared_data)
