@@ -37,6 +37,7 @@ from reader_training.campaign import POSITION_FILE, CampaignState
 logger = logging.getLogger(__name__)
 
 REPORT_FILE = "chunk_report.json"
+LABELS = {"candidate": "the chunk's reader", "shipped": "the reader it was measured against"}
 
 
 def _official_score(shared_data: Path, predictions: dict[str, str], out: Path) -> dict[str, Any]:
@@ -99,7 +100,7 @@ def readme_rows(report: dict[str, Any], state: CampaignState) -> list[dict[str, 
     def squad_text(name: str) -> str:
         m = squad[name]
         return (
-            f"{name} F1 {m['f1']:.2f} (HasAns {m.get('HasAns_f1', 0):.2f}, best span "
+            f"{LABELS[name]} F1 {m['f1']:.2f} (HasAns {m.get('HasAns_f1', 0):.2f}, best span "
             f"{m.get('HasAns_f1_best_span', 0):.2f}, NoAns {m.get('NoAns_f1', 0):.2f})"
         )
 
@@ -107,7 +108,7 @@ def readme_rows(report: dict[str, Any], state: CampaignState) -> list[dict[str, 
         d = demo[name]
         at_k = d["end_to_end_f1_at_k"]
         return (
-            f"{name} gold documents F1 {d['gold_documents']['f1']:.2f}, end to end top 10 F1 "
+            f"{LABELS[name]} gold documents F1 {d['gold_documents']['f1']:.2f}, end to end top 10 F1 "
             f"{d['end_to_end']['f1']:.2f} (top 1: {at_k.get('1', float('nan')):.2f})"
         )
 
