@@ -108,8 +108,8 @@ def readme_rows(report: dict[str, Any], state: CampaignState) -> list[dict[str, 
         d = demo[name]
         at_k = d["end_to_end_f1_at_k"]
         return (
-            f"{LABELS[name]} gold documents F1 {d['gold_documents']['f1']:.2f}, end to end top 10 F1 "
-            f"{d['end_to_end']['f1']:.2f} (top 1: {at_k.get('1', float('nan')):.2f})"
+            f"{LABELS[name]} gold documents F1 {d['gold_documents']['f1']:.2f}, end to end "
+            f"top 10 F1 {d['end_to_end']['f1']:.2f} (top 1: {at_k.get('1', float('nan')):.2f})"
         )
 
     command = "docqa train --recipe default --budget 115m --resume"
