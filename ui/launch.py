@@ -4,6 +4,7 @@ the server answers, when someone is at a terminal."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -41,8 +42,10 @@ def streamlit_command(settings: Settings, port: int) -> list[str]:
 
 
 def serve(settings: Settings, port: int, open_browser: bool) -> int:
-    """Run the page until it stops (Ctrl+C stops it); its exit status."""
+    """Run the page until it stops; its exit status."""
     server = subprocess.Popen(streamlit_command(settings, port), stdin=subprocess.DEVNULL)
+    # Stopping DocQA (Ctrl+C, or SIGTERM from systemd, a container, a test) stops the server.
+    signal.signal(signal.SIGTERM, lambda *_: server.terminate())
     if open_browser:
         _open_when_up(f"http://localhost:{port}", server)
     try:
