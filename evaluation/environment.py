@@ -64,16 +64,9 @@ def environment() -> dict[str, Any]:
 
 def cpu_description() -> str:
     """The CPU model and the features that decide training speed, for every reported figure."""
-    name = platform.processor() or platform.machine()
-    flags = ""
     try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name") and name in ("", platform.machine()):
-                name = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = line
-                break
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8").split()
     except OSError:
-        pass
+        flags = []
     features = [f for f in ("amx_bf16", "avx512_bf16", "avx512_vnni", "avx2") if f in flags]
-    return f"{name}, {os.cpu_count()} cores, {'/'.join(features) or 'no AVX2'}"
+    return f"{cpu_name()}, {os.cpu_count()} cores, {'/'.join(features) or 'no AVX2'}"
