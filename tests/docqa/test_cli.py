@@ -56,7 +56,8 @@ def test_index_reports_a_corrupt_file_and_indexes_the_rest(
     assert as_json.exit_code == 0
     summary = json.loads(as_json.stdout)
     assert summary["unchanged"] == 1
-    assert summary["failed"] == [
+    assert summary["failed"] == 1  # counts, as the README says, and the files with why
+    assert summary["failed_files"] == [
         {"path": "docs/corrupt.pdf", "reason": failed[0].split(": ", 2)[2]}
     ]
 
@@ -124,6 +125,7 @@ def test_index_dry_run_lists_changes_and_changes_nothing(runner: CliRunner, tmp_
     as_json = json.loads(run(runner, "index", docs, "--home", home, "--dry-run", "--json").stdout)
     assert (as_json["added"], as_json["updated"], as_json["removed"]) == (1, 1, 1)
     assert as_json["dry_run"] is True
+    assert (as_json["failed"], as_json["failed_files"], as_json["skipped_files"]) == (0, [], [])
     assert {"action": "updated", "path": "docs/onboarding.md"} in as_json["changes"]
     assert (index_dir / "CURRENT").read_text() == current  # nothing was indexed
 
@@ -259,6 +261,27 @@ def test_ask_reader_backend_option(runner: CliRunner, demo_home: Settings) -> No
     bad = run(runner, *args, "--reader-backend", "tensorrt")
     assert bad.exit_code == 2
     assert "--reader-backend must be one of auto, torch, int8, onnx, onnx-int8" in bad.stderr
+
+
+def test_a_file_without_spaces_never_gives_megabyte_answers(
+    runner: CliRunner, tmp_path: Path, tiny_reader: Path
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "dump.txt").write_text("".join(f"{i:07d}" for i in range(60_000)), encoding="utf-8")
+    shutil.copy2(FIXTURES / "opening-hours.txt", docs / "opening-hours.txt")
+    home = tmp_path / "home"
+    indexed = run(runner, "index", docs, "--home", home, "--json")
+    assert indexed.exit_code == 0, indexed.output
+    assert json.loads(indexed.stdout)["total_passages"] > 420_000 // 4000
+    args = ["ask", "What is in the dump?", "--json", "--home", home, "--reader", tiny_reader]
+    result = run(runner, *args, "-n", "5")
+    assert result.exit_code == 0, result.output
+    answers = json.loads(result.stdout)
+    assert answers
+    for answer in answers:
+        assert answer["context"] is None or len(answer["context"]) <= 4000
+        assert answer["answer"] is None or len(answer["answer"]) <= 300
 
 
 def test_ask_refuses_an_empty_question(runner: CliRunner, demo_home: Settings) -> None:

@@ -135,16 +135,49 @@ def test_text_cleaning_and_unicode(tmp_path: Path) -> None:
     assert convert_file(path).text == "Café\nline two"
 
 
-def test_not_utf8_names_the_byte() -> None:
+def test_latin1_text_is_read() -> None:
+    # Saved by an old editor in Latin-1: "é" is byte 0xE9, invalid in UTF-8.
+    doc = convert_file(FIXTURES / "latin1.txt")
+    assert doc.text == "Résumé of the meeting"
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        ("naïve façade – déjà vu, the fee is €5 per day.", "cp1252"),
+        ("The “holiday” policy: all staff get 25 days. Grüße aus Köln.", "cp1252"),
+        ("Le conseil a décidé que les congés payés sont de vingt-cinq jours.", "latin-1"),
+        ("Annual leave: 25 days.\nCarry-over: up to 5 days.", "utf-16"),
+    ],
+)
+def test_legacy_encodings_are_detected(tmp_path: Path, text: str, encoding: str) -> None:
+    for name in ("notes.txt", "notes.md"):
+        path = tmp_path / name
+        path.write_bytes(text.encode(encoding))
+        assert convert_file(path).text == text
+
+
+def test_binary_content_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "photo.txt"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 8)
     with pytest.raises(ConversionError) as info:
-        convert_file(FIXTURES / "latin1.txt")
-    assert str(info.value) == "latin1.txt: not valid UTF-8 at byte 1; re-save the file as UTF-8"
+        convert_file(path)
+    assert str(info.value) == "photo.txt: binary content, not text"
 
 
-def test_not_utf8_offset_counts_the_bom(tmp_path: Path) -> None:
+def test_utf8_with_a_bom_and_a_bad_byte_names_the_byte(tmp_path: Path) -> None:
+    # The mark says UTF-8: a bad byte is damage, not another encoding to guess.
     path = tmp_path / "notes.md"
     path.write_bytes(b"\xef\xbb\xbf# Hi\n\xff")
-    with pytest.raises(ConversionError, match=r"notes.md: not valid UTF-8 at byte 8;"):
+    with pytest.raises(ConversionError) as info:
+        convert_file(path)
+    assert str(info.value) == "notes.md: not valid UTF-8 at byte 8"
+
+
+def test_broken_utf16_names_the_byte(tmp_path: Path) -> None:
+    path = tmp_path / "notes.md"
+    path.write_bytes(b"\xff\xfeH\x00i\x00\x00\xd8")  # a lone high surrogate at the end
+    with pytest.raises(ConversionError, match=r"^notes.md: not valid UTF-16 at byte"):
         convert_file(path)
 
 
@@ -199,16 +232,40 @@ def test_docx_that_is_not_a_zip(tmp_path: Path) -> None:
         convert_file(path)
 
 
-def test_encrypted_pdf(tmp_path: Path) -> None:
+def _pdf(text: str) -> FPDF:
     pdf = FPDF()
-    pdf.set_encryption(owner_password="owner", user_password="secret")
     pdf.add_page()
     pdf.set_font("Helvetica", size=12)
-    pdf.cell(text="Salaries 2024")
+    pdf.cell(text=text)
+    return pdf
+
+
+def test_password_protected_pdf_is_refused(tmp_path: Path) -> None:
+    pdf = _pdf("Salaries 2024")
+    pdf.set_encryption(owner_password="owner", user_password="secret")
     path = tmp_path / "salaries.pdf"
     path.write_bytes(bytes(pdf.output()))
-    with pytest.raises(ConversionError, match=r"^salaries.pdf: encrypted PDF"):
+    with pytest.raises(ConversionError) as info:
         convert_file(path)
+    assert str(info.value) == "salaries.pdf: encrypted: needs a password"
+
+
+@pytest.mark.parametrize("algorithm", ["RC4-128", "AES-128", "AES-256"])
+def test_pdf_encrypted_with_an_empty_password_is_read(tmp_path: Path, algorithm: str) -> None:
+    # Such PDFs only restrict editing or printing; readers open them without asking.
+    from pypdf import PdfReader, PdfWriter
+
+    plain = tmp_path / "plain.pdf"
+    plain.write_bytes(bytes(_pdf("Expenses are reimbursed within 30 days.").output()))
+    writer = PdfWriter(clone_from=PdfReader(plain))
+    writer.encrypt(user_password="", owner_password="owner", algorithm=algorithm)
+    path = tmp_path / "policy.pdf"
+    with path.open("wb") as out:
+        writer.write(out)
+    assert PdfReader(path).is_encrypted
+    doc = convert_file(path)
+    assert doc.text == "Expenses are reimbursed within 30 days."
+    assert doc.spans[0].page == 1
 
 
 def test_supported_extensions() -> None:

@@ -78,7 +78,9 @@ def test_first_run_indexes_good_files_and_reports_the_rest(
             assert passage.meta["source"] == record.source
             assert passage.embedding is not None and len(passage.embedding) == 384
     data = summary.to_dict()
-    assert data["failed"][0]["path"] == "documents/corrupt.pdf"
+    assert data["failed"] == 1 and data["skipped"] == len(summary.skipped)
+    assert data["failed_files"][0]["path"] == "documents/corrupt.pdf"
+    assert data["failed_files"][0]["reason"].startswith("not a readable PDF")
     assert data["added"] == 5 and isinstance(data["seconds"], float)
 
 
@@ -155,6 +157,21 @@ def test_symlinks_outside_the_folder_are_refused(
     assert skipped["documents/link.txt"] == "symbolic link to a file outside the indexed folder"
     assert skipped["documents/loop"] == "symbolic link to a folder"
     assert summary.added == 5  # inside.md resolves to onboarding.md: indexed once
+
+
+def test_symlink_loops_and_broken_links_are_skipped(folder: Path, settings: Settings) -> None:
+    (folder / "loop.md").symlink_to("loop.md")  # ln -s loop.md loop.md
+    (folder / "ping.md").symlink_to("pong.md")
+    (folder / "pong.md").symlink_to("ping.md")
+    (folder / "gone.txt").symlink_to(folder / "deleted.txt")
+    summary = run(folder, settings)
+    skipped = dict(summary.skipped)
+    assert skipped["documents/loop.md"] == "symbolic link loop"
+    assert skipped["documents/ping.md"] == "symbolic link loop"
+    assert skipped["documents/gone.txt"] == "broken symbolic link (its target does not exist)"
+    assert summary.added == 5  # the rest of the folder is indexed
+    assert [source for source, _ in summary.failed] == ["documents/corrupt.pdf"]
+    assert len(PassageStore.load(settings.index_dir).sources()) == 5
 
 
 def test_lock_contention(folder: Path, settings: Settings) -> None:

@@ -131,6 +131,33 @@ def test_bad_sizes() -> None:
         word_ranges("a b c", words=10, overlap=-1)
 
 
+def test_a_run_without_spaces_becomes_many_bounded_passages() -> None:
+    run = "".join(f"{i:07d}" for i in range(45_000))  # 315,000 characters without a space
+    text = "What follows is a dump.\n\n" + run + "\n\nEnd of the dump."
+    doc = _doc(text)
+    passages = split_document(doc, words=200, overlap=30, max_chars=4000, modified=MODIFIED)
+    assert len(passages) > len(text) // 4000
+    covered: set[int] = set()
+    for passage in passages:
+        start, end = passage.meta["start"], passage.meta["end"]
+        assert text[start:end] == passage.content
+        assert len(passage.content) <= 4000
+        covered.update(range(start, end))
+    assert covered >= {i for i, ch in enumerate(text) if not ch.isspace()}
+    # Neighbours overlap, so an answer on a boundary is whole in one of them.
+    for before, after in itertools.pairwise(passages):
+        assert after.meta["start"] < before.meta["end"]
+
+
+def test_max_chars_leaves_ordinary_text_alone() -> None:
+    doc = convert_file(FIXTURES / "handbook.pdf")
+    bounded = split_document(doc, words=200, overlap=30, max_chars=4000, root=FIXTURES)
+    unbounded = split_document(doc, words=200, overlap=30, max_chars=None, root=FIXTURES)
+    assert [p.content for p in bounded] == [p.content for p in unbounded]
+    with pytest.raises(ValueError, match="max_chars must be at least 100"):
+        word_ranges("a b c", words=10, overlap=0, max_chars=50)
+
+
 def _doc(text: str, spans: list[Span] | None = None) -> ConvertedDocument:
     return ConvertedDocument(
         path=FIXTURES / "generated.txt",

@@ -165,6 +165,30 @@ def test_tokenize_pairs_windows_cover_a_long_context_with_exact_offsets(tiny_rea
     assert non_space <= covered
 
 
+def test_an_answer_is_never_longer_than_max_answer_chars(tiny_base: str) -> None:
+    from transformers import AutoTokenizer
+
+    # WordPiece makes one [UNK] of a word over 100 characters: one token, thousands of characters.
+    blob = "".join(f"{i:06d}" for i in range(700))
+    context = f"The dump follows. {blob} The end."
+    windows = tokenize_pairs(
+        AutoTokenizer.from_pretrained(tiny_base), ["What is the dump?"], [context], 64, 16
+    )
+    width = windows.encodings["input_ids"].shape[1]
+    start = np.full((len(windows.pair_index), width), -5.0, dtype=np.float32)
+    end = start.copy()
+    for w, offsets in enumerate(windows.offsets):
+        for t, offset in enumerate(offsets):
+            if offset is not None and offset[1] - offset[0] == len(blob):
+                start[w, t] = end[w, t] = 9.0  # the reader's favourite span is the whole blob
+    assert (start == 9.0).any()
+    unbounded = decode_spans(start, end, windows, 30)[0]
+    assert max(c.end_char - c.start_char for c in unbounded) >= len(blob)
+    bounded = decode_spans(start, end, windows, 30, max_answer_chars=300)[0]
+    assert bounded and all(c.end_char - c.start_char <= 300 for c in bounded)
+    assert ReaderConfig().max_answer_chars == 300  # what serving decodes with
+
+
 # -- the Haystack component ---------------------------------------------------------------------
 
 

@@ -287,6 +287,7 @@ def test_upload_indexes_new_files_and_refuses_bad_ones(home: Path) -> None:
             ("copy-of-onboarding.md", (FIXTURES / "onboarding.md").read_bytes(), "text/markdown"),
             ("empty.txt", b"", "text/plain"),
             ("latin1.txt", (FIXTURES / "latin1.txt").read_bytes(), "text/plain"),
+            ("photo.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 20, "text/plain"),
         ]
     ).run()
     button(at, "Add to the index").click().run()
@@ -298,9 +299,11 @@ def test_upload_indexes_new_files_and_refuses_bad_ones(home: Path) -> None:
     )
     errors = texts(at.error)
     assert "empty.txt: not indexed: empty.txt: the file is empty" in errors
-    assert "latin1.txt: not indexed" in errors
+    assert "photo.txt: not indexed: photo.txt: binary content, not text" in errors
+    assert "latin1.txt: indexed" in texts(at.success)  # a Latin-1 file is read, not refused
     assert sorted(p.name for p in settings.uploads_dir.iterdir()) == [
         ".incoming",
+        "latin1.txt",
         "parking rules.md",
     ]
     store = PassageStore.load(settings.index_dir)
