@@ -10,11 +10,33 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HAYSTACK_TELEMETRY_ENABLED"] = "False"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pipelines.settings import REPO_ROOT
+
+# No network, in this process and in every Python it starts (tests/offline/no_network.py).
+OFFLINE_DIR = Path(__file__).resolve().parent / "offline"
+sys.path.insert(0, str(OFFLINE_DIR))
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(OFFLINE_DIR), os.environ.get("PYTHONPATH", "")) if p
+)
+import no_network  # noqa: E402
+
+no_network.install()
+
+
+@pytest.fixture(autouse=True)
+def _no_network_access() -> Iterator[None]:
+    """Fail the test if anything it ran tried to reach another machine, caught or not."""
+    before = len(no_network.attempts)
+    yield
+    tried = no_network.attempts[before:]
+    assert not tried, f"a code path tried the network: {tried}"
+
 
 DEMO_LABELS = REPO_ROOT / "data" / "demo" / "labels"
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
