@@ -135,7 +135,13 @@ def parse_squad(
                     (source, f"data[{a_i}].paragraphs[{p_i}]", "missing or empty 'context'")
                 )
                 continue
-            for raw in para.get("qas", []) or []:
+            qas = para.get("qas", [])
+            if not isinstance(qas, list):
+                report.skipped.append(
+                    (source, f"data[{a_i}].paragraphs[{p_i}]", "'qas' is not a list")
+                )
+                continue
+            for raw in qas:
                 if not isinstance(raw, dict):
                     report.skipped.append((source, "?", "a 'qas' entry is not an object"))
                     continue
@@ -215,7 +221,14 @@ def load_squad(
         raise SquadFormatError(
             f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from exc
-    return parse_squad(data, str(path), drop_duplicates)
+    except RecursionError:
+        raise SquadFormatError(f"{path}: JSON nested too deeply to be SQuAD") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise SquadFormatError(f"{path}: invalid JSON ({exc})") from None
+    try:
+        return parse_squad(data, str(path), drop_duplicates)
+    except RecursionError:
+        raise SquadFormatError(f"{path}: JSON nested too deeply to be SQuAD") from None
 
 
 def load_many(

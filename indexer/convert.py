@@ -184,7 +184,18 @@ def convert_file(path: Path | str) -> ConvertedDocument:
         "md": _convert_markdown,
         "txt": _convert_text,
     }[file_type]
-    doc = converter(path, data)
+    try:
+        doc = converter(path, data)
+    except ConversionError:
+        raise
+    except RecursionError:
+        raise ConversionError(path, f"{file_type.upper()} nested too deeply to read") from None
+    except MemoryError:
+        raise ConversionError(path, "too large to convert in memory") from None
+    except Exception as exc:
+        # A parser bug on a strange file must cost that file, not the whole indexing run.
+        logger.debug("%s: converter failed", path, exc_info=True)
+        raise ConversionError(path, f"cannot convert ({type(exc).__name__}: {exc})") from None
     logger.debug("converted %s: %d chars, %d spans", path, len(doc.text), len(doc.spans))
     return doc
 
@@ -213,6 +224,8 @@ def _convert_pdf(path: Path, data: bytes) -> ConvertedDocument:
         for number, page in enumerate(reader.pages, start=1):
             try:
                 pages.append(page.extract_text() or "")
+            except MemoryError:  # the caller reports it (and caps memory)
+                raise
             except Exception as exc:  # one damaged page should not cost the whole document
                 logger.warning("%s: page %d unreadable (%s)", path.name, number, exc)
                 errors.append(f"{type(exc).__name__}: {exc}")
@@ -225,6 +238,8 @@ def _convert_pdf(path: Path, data: bytes) -> ConvertedDocument:
         raise ConversionError(path, _NEEDS_PASSWORD) from None
     except PdfReadError as exc:
         raise ConversionError(path, f"not a readable PDF ({exc})") from None
+    except MemoryError:  # the caller reports it (and caps memory)
+        raise
     except Exception as exc:  # pypdf raises many kinds of errors on damaged files
         raise ConversionError(path, f"not a readable PDF ({type(exc).__name__}: {exc})") from None
 
@@ -289,6 +304,8 @@ def _convert_docx(path: Path, data: bytes) -> ConvertedDocument:
         core_title = _one_line(document.core_properties.title)
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise ConversionError(path, f"not a readable DOCX ({type(exc).__name__}: {exc})") from None
+    except MemoryError:  # the caller reports it (and caps memory)
+        raise
     except Exception as exc:  # lxml and zip errors from damaged packages
         raise ConversionError(path, f"not a readable DOCX ({type(exc).__name__}: {exc})") from None
     return _assemble(path, "docx", blocks, core_title or first_heading)
@@ -355,7 +372,7 @@ class _HtmlWalker:
         for item in getattr(node, "children", []):
             if not isinstance(item, Tag) or item.name != "li":
                 continue
-            nested = [c for c in item.find_all(["ul", "ol"]) if c.find_parent("li") is item]
+            nested = list(_outermost_lists(item))
             for sub in nested:
                 sub.extract()
             marker = f"{number}." if ordered else "-"
@@ -412,6 +429,25 @@ class _HtmlWalker:
                 self.walk(child)
 
 
+def _outermost_lists(node: object) -> Iterator[object]:
+    """The ``ul``/``ol`` elements inside ``node`` that are not inside another list of it.
+
+    Walks without entering the lists it finds, so a list nested n deep costs O(n) in all, not the
+    O(n²) of searching every item's whole subtree.
+    """
+    from bs4 import Tag
+
+    stack = [
+        child for child in reversed(list(getattr(node, "children", []))) if isinstance(child, Tag)
+    ]
+    while stack:
+        element = stack.pop()
+        if element.name in ("ul", "ol"):
+            yield element
+        else:
+            stack.extend(c for c in reversed(list(element.children)) if isinstance(c, Tag))
+
+
 def _is_text(node: object) -> bool:
     from bs4 import CData, NavigableString
     from bs4.element import Comment, Declaration, Doctype, ProcessingInstruction
@@ -438,6 +474,8 @@ def _convert_html(path: Path, data: bytes) -> ConvertedDocument:
 
     try:
         soup = BeautifulSoup(data, "lxml")  # detects the encoding from BOM / <meta charset>
+    except MemoryError:  # the caller reports it (and caps memory)
+        raise
     except Exception as exc:
         raise ConversionError(path, f"not readable HTML ({type(exc).__name__}: {exc})") from None
     title = _one_line(soup.title.get_text()) if soup.title is not None else ""

@@ -40,7 +40,8 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from indexer.convert import SUPPORTED_EXTENSIONS, ConversionError, convert_file
+from indexer.convert import SUPPORTED_EXTENSIONS, ConversionError
+from indexer.isolation import ConversionLimits, convert_bounded
 from indexer.manifest import FileState, is_under, plan_changes
 from indexer.split import doc_id_for, modified_iso, split_document
 from pipelines.settings import Settings
@@ -328,6 +329,9 @@ class _Run:
         self.full = full
         self.progress = progress
         self.checkpoint_every = max(1, every)
+        self.limits = ConversionLimits(
+            settings.convert_timeout_s, settings.convert_memory_mb, settings.max_file_mb
+        )
         self.summary = IndexSummary()
         self.store: PassageStore | None = None
         self.embedder: PassageEmbedder | None = None
@@ -443,7 +447,7 @@ class _Run:
             # older hash and the next run sees the change (the other order would store the new
             # hash with the old text, and the next run would take the stale text as current).
             sha256 = state.sha256
-            doc = convert_file(state.path)
+            doc = convert_bounded(state.path, self.limits)
         except ConversionError as exc:
             self._fail(state, exc.reason, drop=not is_new)
             return

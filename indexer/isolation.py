@@ -1,0 +1,151 @@
+"""Convert files in a child process with a time and a memory limit per file.
+
+A PDF or ZIP bomb, a 100,000-page PDF or a pathological HTML file can hang a parser for hours or
+take all memory; in-process there is no way to stop a C parser or to cap its memory without
+capping the whole indexer (and ``signal.alarm`` works only on the main thread, which Streamlit's
+scripts are not on). So conversion runs in one long-lived child process (started with
+``spawn``: no copy of the parent's torch threads), whose address space is capped with
+``RLIMIT_AS``; a file that runs past the time limit gets the child killed and restarted. Either
+way the file is reported as failed with why, and the run goes on.
+
+The worker is shared by the runs of one process (the page indexes uploads many times) and
+restarted when its limits change or it died.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import threading
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from indexer.convert import ConversionError, ConvertedDocument, convert_file
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConversionLimits:
+    """Per-file bounds; ``None`` turns one off."""
+
+    seconds: float | None = 120.0
+    memory_mb: int | None = 4096
+    file_mb: int | None = 512
+
+
+# Imported before the child says it is ready, so a file's time limit never pays for them.
+_CONVERTER_MODULES = ("pypdf", "docx", "bs4", "lxml", "markdown_it", "charset_normalizer")
+
+
+def _serve(conn: Connection, memory_mb: int | None) -> None:
+    """The child: convert each path received, send back the document or the error."""
+    import importlib
+
+    for module in _CONVERTER_MODULES:
+        importlib.import_module(module)
+    if memory_mb:
+        import resource
+
+        limit = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    conn.send("ready")
+    while True:
+        try:
+            path = conn.recv()
+        except EOFError:
+            return
+        try:
+            result: Any = convert_file(path)
+        except ConversionError as exc:
+            result = ("error", str(exc.path), exc.reason)
+        except MemoryError:
+            result = ("error", str(path), f"needs more than {memory_mb} MB to convert")
+        try:
+            conn.send(result)
+        except MemoryError:
+            conn.send(("error", str(path), f"needs more than {memory_mb} MB to convert"))
+
+
+class ConversionWorker:
+    """One child process converting files one at a time under :class:`ConversionLimits`."""
+
+    def __init__(self, limits: ConversionLimits) -> None:
+        self.limits = limits
+        self._process: Any = None
+        self._conn: Connection | None = None
+
+    def _start(self) -> None:
+        context = mp.get_context("spawn")
+        parent, child = context.Pipe()
+        self._process = context.Process(
+            target=_serve, args=(child, self.limits.memory_mb), daemon=True, name="docqa-convert"
+        )
+        self._process.start()
+        child.close()
+        self._conn = parent
+        # Starting Python and importing the parsers is not the first file's time.
+        if not parent.poll(_START_SECONDS) or parent.recv() != "ready":
+            self.close()
+            raise RuntimeError("the conversion worker did not start")
+
+    def convert(self, path: Path) -> ConvertedDocument:
+        """Like :func:`convert_file`, bounded; raises :class:`ConversionError`."""
+        path = Path(path)
+        if self.limits.file_mb is not None:
+            try:
+                size = path.stat().st_size
+            except OSError:
+                size = 0  # convert_file reports the problem
+            if size > self.limits.file_mb * 1024 * 1024:
+                raise ConversionError(
+                    path, f"larger than the {self.limits.file_mb} MB limit for one file"
+                )
+        if self._process is None or not self._process.is_alive():
+            self._start()
+        assert self._conn is not None
+        self._conn.send(path)
+        if not self._conn.poll(self.limits.seconds):
+            self.close()
+            raise ConversionError(
+                path, f"took longer than {self.limits.seconds:g} s to convert (stopped)"
+            )
+        try:
+            result = self._conn.recv()
+        except (EOFError, OSError):
+            code = self._process.exitcode if self._process is not None else None
+            self.close()
+            raise ConversionError(path, f"the converter crashed (exit code {code})") from None
+        if isinstance(result, tuple):
+            _, failed, reason = result
+            raise ConversionError(failed, reason)
+        return result
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._process is not None:
+            if self._process.is_alive():
+                self._process.kill()
+            self._process.join(timeout=5)
+            self._process = None
+
+
+_START_SECONDS = 120.0
+_LOCK = threading.Lock()
+_WORKERS: dict[ConversionLimits, ConversionWorker] = {}
+
+
+def convert_bounded(path: Path, limits: ConversionLimits) -> ConvertedDocument:
+    """Convert ``path`` in the shared worker for ``limits`` (one file at a time per process)."""
+    with _LOCK:
+        worker = _WORKERS.get(limits)
+        if worker is None:
+            for old in _WORKERS.values():
+                old.close()
+            _WORKERS.clear()
+            worker = _WORKERS[limits] = ConversionWorker(limits)
+        return worker.convert(path)
