@@ -425,6 +425,11 @@ def train(
         result = train_reader(config)
     except (SquadFormatError, ValueError) as exc:
         raise _fail(str(exc)) from exc
+    except OSError as exc:  # a full disk or a quota while writing checkpoints or the model
+        raise _fail(
+            f"could not write the model to {config.output_dir} ({exc}; is the disk full?); "
+            "any earlier version of that name is unchanged"
+        ) from exc
     typer.echo(result.report.summary())
     held = result.metrics["heldout"]
     typer.echo(f"held-out F1 {held['f1']:.2f} (EM {held['exact']:.2f}); model: {result.model_dir}")

@@ -116,11 +116,11 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _free_name(folder: Path, name: str, taken: set[str]) -> str:
-    """``name``, or ``stem-2.ext``, ``stem-3.ext``... when a file of that name exists."""
+def _free_name(name: str, taken: set[str]) -> str:
+    """``name``, or ``stem-2.ext``, ``stem-3.ext``... when ``taken`` (lower case) has it."""
     stem, suffix = Path(name).stem, Path(name).suffix
     candidate, n = name, 1
-    while candidate.lower() in taken or (folder / candidate).exists():
+    while candidate.lower() in taken:
         n += 1
         candidate = f"{stem}-{n}{suffix}"
     return candidate
@@ -154,7 +154,9 @@ def index_uploads(
         known = {r.sha256: r.source for r in PassageStore.load(settings.index_dir).sources()}
     outcomes: list[UploadOutcome] = []
     queued: list[tuple[UploadOutcome, Path]] = []
-    taken: set[str] = set()
+    # Names compare without case: "Report.md" and "report.md" would be one file on macOS and
+    # Windows, and two that look alike to anyone choosing one in the page.
+    taken = {path.name.lower() for path in uploads.iterdir()}
     for name, data in files:
         try:
             safe = check_upload(name, len(data))
@@ -166,7 +168,7 @@ def index_uploads(
             outcomes.append(UploadOutcome(name, "duplicate", f"same content as {known[digest]}"))
             continue
         known[digest] = f"{name} (this upload)"
-        final = _free_name(uploads, safe, taken)
+        final = _free_name(safe, taken)
         taken.add(final.lower())
         staged = _write_staged(staging, final, data)
         outcome = UploadOutcome(name, "pending", saved_as=final)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,6 +89,8 @@ def resolve_reader(settings: Settings) -> str:
     name = serving_name(settings)
     if name:
         path = model_path(settings, name)
+        if not path.exists():
+            recover_model_folder(path)  # a save killed between its two renames
         if is_model_folder(path):
             return str(path)
         logger.warning("serving model %s is missing (%s); using the shipped reader", name, path)
@@ -147,3 +151,36 @@ def set_serving(settings: Settings, name: str) -> Path:
     write_atomic(settings.serving_file, json.dumps(payload))
     logger.info("serving reader is now %s", name)
     return path
+
+
+def recover_model_folder(out: Path) -> None:
+    """Undo what a writer killed mid-save (``kill -9``, power cut) left beside ``out``.
+
+    Killed between its two renames, it left the old folder as ``.<name>.old-<pid>`` and nothing
+    at ``out``: that folder is put back. Temporary and old folders of writers no longer running
+    are removed.
+    """
+    for leftover in sorted(out.parent.glob(f".{out.name}.old-*")):
+        if _writer_alive(leftover):
+            continue
+        if not out.exists():
+            leftover.rename(out)
+            logger.warning("restored %s from an interrupted save", out)
+        else:
+            shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in out.parent.glob(f".{out.name}.tmp-*"):
+        if not _writer_alive(leftover):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _writer_alive(leftover: Path) -> bool:
+    pid = leftover.name.rpartition("-")[2]
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -38,6 +38,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from evaluation.reader_metrics import best_threshold, metric_rows, predict, squad_metrics
 from evaluation.squad import SquadExample, ValidationReport, load_many
+from pipelines.models import recover_model_folder
 from pipelines.reader import ReaderConfig, SpanPredictor, cpu_supports_bf16
 from reader_training.augment import synthetic_negatives
 from reader_training.features import (
@@ -422,6 +423,7 @@ def write_model_folder(
     A model folder either is complete or does not exist; an existing folder of the same name is
     replaced only after the new one is fully written.
     """
+    recover_model_folder(out)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

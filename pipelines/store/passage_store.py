@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -158,8 +159,15 @@ class PassageStore:
         """Write a new version folder, then point CURRENT at it; the old version stays loadable
         (:func:`pipelines.store.versions.new_version`)."""
         index_dir = Path(index_dir)
-        with self._lock, new_version(index_dir) as folder:
-            manifest = self._write_version(folder)
+        try:
+            with self._lock, new_version(index_dir) as folder:
+                manifest = self._write_version(folder)
+        except (OSError, sqlite3.Error) as exc:
+            # A full disk or a quota: the half-written version is gone, CURRENT is untouched.
+            raise StoreError(
+                f"{index_dir}: could not save the index ({exc}; is the disk full?); "
+                "the last saved version is unchanged"
+            ) from exc
         self.index_dir = index_dir
         self._version_folder = folder.with_name(folder.name.removesuffix(".tmp"))
         logger.info("Saved %s (%d passages)", index_dir, manifest["passages"])

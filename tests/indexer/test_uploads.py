@@ -117,6 +117,9 @@ def test_uploads_are_indexed_one_by_one_with_progress(settings: Settings, tmp_pa
         "uploads/hours-2.txt",
         "uploads/hours.txt",
     ]
+    # A name that differs only in case from an upload gets its own name too.
+    later = index_uploads([("HOURS.txt", b"Capital letters, other content.")], settings)
+    assert [(o.status, o.saved_as) for o in later] == [("indexed", "HOURS-3.txt")]
 
 
 def test_remove_document_deletes_uploads_but_never_other_files(
