@@ -3,10 +3,15 @@
 A PDF or ZIP bomb, a 100,000-page PDF or a pathological HTML file can hang a parser for hours or
 take all memory; in-process there is no way to stop a C parser or to cap its memory without
 capping the whole indexer (and ``signal.alarm`` works only on the main thread, which Streamlit's
-scripts are not on). So conversion runs in one long-lived child process (started with
-``spawn``: no copy of the parent's torch threads), whose address space is capped with
-``RLIMIT_AS``; a file that runs past the time limit gets the child killed and restarted. Either
-way the file is reported as failed with why, and the run goes on.
+scripts are not on). So conversion runs in one long-lived child process, whose address space is
+capped with ``RLIMIT_AS``; a file that runs past the time limit gets the child killed and
+restarted. Either way the file is reported as failed with why, and the run goes on.
+
+The child is ``python -m indexer.isolation`` talking over a socket pair, not a multiprocessing
+``spawn``: that would re-run the caller's main script in the child, which breaks any script that
+calls the indexer without an ``if __name__ == "__main__"`` guard (and ``fork`` would copy the
+parent's torch threads). If the child cannot start, files are converted in-process, unbounded,
+with a warning.
 
 The worker is shared by the runs of one process (the page indexes uploads many times) and
 restarted when its limits change or it died.
@@ -15,7 +20,10 @@ restarted when its limits change or it died.
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
+import os
+import socket
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -25,6 +33,10 @@ from typing import Any
 from indexer.convert import ConversionError, ConvertedDocument, convert_file
 
 logger = logging.getLogger(__name__)
+
+
+class WorkerUnavailableError(RuntimeError):
+    """The child process could not be started."""
 
 
 @dataclass(frozen=True)
@@ -78,18 +90,31 @@ class ConversionWorker:
         self._conn: Connection | None = None
 
     def _start(self) -> None:
-        context = mp.get_context("spawn")
-        parent, child = context.Pipe()
-        self._process = context.Process(
-            target=_serve, args=(child, self.limits.memory_mb), daemon=True, name="docqa-convert"
-        )
-        self._process.start()
-        child.close()
-        self._conn = parent
+        parent, child = socket.socketpair()
+        # The child imports this package the way the parent did, wherever it was run from.
+        path = os.pathsep.join(p for p in sys.path if p)
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "indexer.isolation", str(child.fileno()),
+                 str(self.limits.memory_mb or 0)],
+                pass_fds=(child.fileno(),),
+                env={**os.environ, "PYTHONPATH": path},
+                stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        finally:
+            child.close()
+        self._conn = Connection(parent.detach())
         # Starting Python and importing the parsers is not the first file's time.
-        if not parent.poll(_START_SECONDS) or parent.recv() != "ready":
+        try:
+            ready = self._conn.poll(_START_SECONDS) and self._conn.recv() == "ready"
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
             self.close()
-            raise RuntimeError("the conversion worker did not start")
+            raise WorkerUnavailableError("the conversion worker did not start")
+
+    def _alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
 
     def convert(self, path: Path) -> ConvertedDocument:
         """Like :func:`convert_file`, bounded; raises :class:`ConversionError`."""
@@ -103,7 +128,7 @@ class ConversionWorker:
                 raise ConversionError(
                     path, f"larger than the {self.limits.file_mb} MB limit for one file"
                 )
-        if self._process is None or not self._process.is_alive():
+        if not self._alive():
             self._start()
         assert self._conn is not None
         self._conn.send(path)
@@ -115,7 +140,7 @@ class ConversionWorker:
         try:
             result = self._conn.recv()
         except (EOFError, OSError):
-            code = self._process.exitcode if self._process is not None else None
+            code = self._process.poll() if self._process is not None else None
             self.close()
             raise ConversionError(path, f"the converter crashed (exit code {code})") from None
         if isinstance(result, tuple):
@@ -128,9 +153,9 @@ class ConversionWorker:
             self._conn.close()
             self._conn = None
         if self._process is not None:
-            if self._process.is_alive():
+            if self._process.poll() is None:
                 self._process.kill()
-            self._process.join(timeout=5)
+            self._process.wait(timeout=30)
             self._process = None
 
 
@@ -148,4 +173,12 @@ def convert_bounded(path: Path, limits: ConversionLimits) -> ConvertedDocument:
                 old.close()
             _WORKERS.clear()
             worker = _WORKERS[limits] = ConversionWorker(limits)
-        return worker.convert(path)
+        try:
+            return worker.convert(path)
+        except WorkerUnavailableError:
+            logger.warning("converting %s in-process, without time or memory limits", path)
+            return convert_file(path)
+
+
+if __name__ == "__main__":
+    _serve(Connection(int(sys.argv[1])), int(sys.argv[2]) or None)

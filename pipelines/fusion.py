@@ -103,10 +103,13 @@ class RankFusion:
         documents = []
         for doc, rrf, (dense_rank, bm25_rank) in fused:
             cosine = dense_scores.get(doc.id)
-            if cosine is None and query is not None:
-                embedding = bm25_docs[doc.id].embedding
-                if embedding is not None:
-                    cosine = float(np.dot(query, np.asarray(embedding, dtype=np.float32)))
+            found_by_bm25 = bm25_docs.get(doc.id)
+            if cosine is None and found_by_bm25 is not None:
+                # BM25Retriever's, given the question's embedding; else from the embedding.
+                cosine = found_by_bm25.meta.get("dense_score")
+                if cosine is None and query is not None and found_by_bm25.embedding is not None:
+                    embedding = np.asarray(found_by_bm25.embedding, dtype=np.float32)
+                    cosine = float(np.dot(query, embedding))
             meta = dict(doc.meta)
             meta.update(
                 rrf_score=rrf,

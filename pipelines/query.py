@@ -119,7 +119,9 @@ def _add_retrieval(pipe: Pipeline, settings: Settings, store: PassageStore) -> s
     if mode == "hybrid":
         pipe.connect("retriever.documents", "fusion.dense_documents")
     if mode in ("bm25", "hybrid"):
-        pipe.connect("embedder.embedding", "fusion.query_embedding")
+        # BM25 passages come with their dense score, not their embeddings: the pipeline copies
+        # every component's inputs, and 20 embeddings of 384 floats cost more than the fusion.
+        pipe.connect("embedder.embedding", "bm25.query_embedding")
         pipe.connect("bm25.documents", "fusion.bm25_documents")
     return passages_component(settings)
 

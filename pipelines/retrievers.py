@@ -63,9 +63,10 @@ class DenseRetriever:
 class BM25Retriever:
     """The ``top_k`` passages of a store that best match a query's words (``score`` = BM25).
 
-    Passages come with their embeddings, so :class:`~pipelines.fusion.RankFusion` can give the
-    passages only BM25 found their dense score. The BM25 index belongs to the store (cached in
-    its version folder); ``warm_up`` loads or builds it.
+    Given the question's embedding, every passage also carries its dense cosine score in
+    ``meta["dense_score"]``, so :class:`~pipelines.fusion.RankFusion` can score the passages only
+    BM25 found the way the dense retriever scores the others. The BM25 index belongs to the store
+    (cached in its version folder); ``warm_up`` loads or builds it.
     """
 
     def __init__(self, store: PassageStore, top_k: int = 10) -> None:
@@ -80,10 +81,11 @@ class BM25Retriever:
         query: str,
         filters: dict[str, Any] | None = None,
         top_k: int | None = None,
+        query_embedding: list[float] | None = None,
     ) -> dict[str, list[Document]]:
         """Retrieve passages; ``filters`` use Haystack's filter syntax, ``top_k`` overrides."""
         k = self.top_k if top_k is None else top_k
-        documents = self.store.bm25_retrieval(query, k, filters, return_embedding=True)
+        documents = self.store.bm25_retrieval(query, k, filters, query_embedding=query_embedding)
         logger.debug(
             "BM25 retrieved %d passages (top_k=%d, filters=%s)", len(documents), k, filters
         )

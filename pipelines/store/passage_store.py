@@ -477,18 +477,23 @@ class PassageStore:
         filters: dict[str, Any] | None = None,
         *,
         return_embedding: bool = False,
+        query_embedding: Sequence[float] | None = None,
     ) -> list[Document]:
         """The ``top_k`` passages that best match the query's words (``score`` = BM25), best
         first. ``filters`` restrict the ranking before top-k is taken, as in
         :meth:`embedding_retrieval`, so a filtered query still gets ``top_k`` when that many
-        match. Only passages sharing a term with the query come back."""
+        match. Only passages sharing a term with the query come back. With ``query_embedding``,
+        each passage's cosine similarity to it is in ``meta["dense_score"]`` (None for a passage
+        without an embedding)."""
         index = self.keyword_index()
         with self._lock:
             allowed = self.filter_ids(filters) if filters else None
             hits = index.search(query, top_k, allowed)
             if not hits:
                 return []
-            documents = self._scored_documents("id", hits, return_embedding)
+            documents = self._scored_documents(
+                "id", hits, return_embedding, query_embedding=query_embedding
+            )
             if len(documents) < len(hits):
                 logger.warning("%d BM25 hits are not in the store", len(hits) - len(documents))
             return documents
@@ -496,7 +501,11 @@ class PassageStore:
     # -- internals --------------------------------------------------------------------------
 
     def _scored_documents(
-        self, column: str, hits: Sequence[tuple[Any, float]], with_embedding: bool
+        self,
+        column: str,
+        hits: Sequence[tuple[Any, float]],
+        with_embedding: bool,
+        query_embedding: Sequence[float] | None = None,
     ) -> list[Document]:
         """The passages named by ``hits`` (``(value of column, score)``, best first) as scored
         Documents in that order; hits not in the store are left out."""
@@ -510,11 +519,21 @@ class PassageStore:
             ):
                 by_key[row[key]] = row
         found = [(by_key[value], score) for value, score in hits if value in by_key]
-        return self._documents(
+        documents = self._documents(
             [row for row, _ in found],
             with_embedding=with_embedding,
             scores=[score for _, score in found],
         )
+        if query_embedding is not None:
+            ids = np.asarray([row[0] for row, _ in found if row[4]], dtype=np.int64)
+            cosines: dict[int, float] = {}
+            if len(ids):
+                matrix = self._vectors.reconstruct_batch(ids)
+                query = np.asarray(query_embedding, dtype=np.float32)
+                cosines = dict(zip(ids.tolist(), (matrix @ query).tolist(), strict=True))
+            for document, (row, _) in zip(documents, found, strict=True):
+                document.meta["dense_score"] = cosines.get(row[0])
+        return documents
 
     def _scalar(self, sql: str, params: Sequence[Any] = ()) -> int:
         with self._lock:

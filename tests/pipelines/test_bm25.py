@@ -137,6 +137,23 @@ def test_bm25_finds_a_rare_keyword_the_dense_retriever_misses(
     assert keyword[0].id == "target" and keyword[0].score > keyword[1].score
     assert "target" in [d.id for d in hybrid]
 
+    # Given the question's embedding, BM25 passages carry their cosine, not their embeddings
+    # (a pipeline copies every input), and the fusion scores them with it.
+    scored = BM25Retriever(ticket_store, top_k=3).run(query=question, query_embedding=embedding)
+    with_vectors = {
+        d.id: d.embedding
+        for d in ticket_store.filter_documents(
+            {"field": "id", "operator": "in", "value": [d.id for d in keyword]}
+        )
+    }
+    for doc in scored["documents"]:
+        assert doc.embedding is None
+        expected = float(np.dot(embedding, with_vectors[doc.id]))
+        assert doc.meta["dense_score"] == pytest.approx(expected, abs=1e-5)
+    fused = RankFusion(top_k=3).run(dense_documents=dense, bm25_documents=scored["documents"])
+    target = next(d for d in fused["documents"] if d.id == "target")
+    assert target.score == pytest.approx(scored["documents"][0].meta["dense_score"])
+
 
 def test_bm25_retriever_in_a_pipeline_and_serialized(
     ticket_store: PassageStore, tmp_path: Path
