@@ -59,10 +59,13 @@ def _serve(conn: Connection, memory_mb: int | None) -> None:
     for module in _CONVERTER_MODULES:
         importlib.import_module(module)
     if memory_mb:
-        import resource
+        try:
+            import resource
 
-        limit = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+            limit = memory_mb * 1024 * 1024
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        except (ImportError, ValueError, OSError):  # not Linux: the time limit still holds
+            pass
     conn.send("ready")
     while True:
         try:
