@@ -563,6 +563,14 @@ def tune_weight(
     reader: ReaderOption = None,
     passages: Annotated[int, typer.Option("--passages", "-k")] = _DEFAULTS.top_k_passages,
     save: Annotated[bool, typer.Option(help="Save the best weight with the reader.")] = True,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            help="Version to save as when the reader is not one of the home's own versions "
+            "(default: <reader>-tuned); the shipped reader and other folders are never changed.",
+        ),
+    ] = None,
 ) -> None:
     """Tune how answers are ranked across passages: the retriever's share of the score, how
     much more sure of a span the reader must be than of "no answer" (open_null_offset), and
@@ -587,12 +595,24 @@ def tune_weight(
             f"offset {float(o):.1f}: F1 {f1:.2f}"
         )
     if save:
-        model_dir = resolve_reader(settings)
+        from pipelines.models import copy_as_version, is_own_version
+
+        model_dir = Path(resolve_reader(settings))
+        copied = not is_own_version(settings, model_dir)
+        if copied:
+            # The shipped reader is part of the checkout, and other folders are not the
+            # home's to change: tune a copy, saved as a version of the home.
+            try:
+                model_dir = copy_as_version(settings, model_dir, name or f"{model_dir.name}-tuned")
+            except (FileExistsError, ValueError) as exc:
+                raise _fail(f"{exc} (choose another --name)") from exc
         best.save(model_dir)
         typer.echo(
             f"saved retriever_weight {best.retriever_weight}, open_null_offset "
             f"{best.open_null_offset}, null_scope {best.null_scope} in {model_dir}"
         )
+        if copied:
+            typer.echo(f"serve it with: docqa promote {model_dir.name}")
 
 
 @app.command()

@@ -184,3 +184,25 @@ def _writer_alive(leftover: Path) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def is_own_version(settings: Settings, model_dir: Path) -> bool:
+    """Whether ``model_dir`` is one of the versions in the home's models folder."""
+    return Path(model_dir).resolve().parent == settings.models_dir.resolve()
+
+
+def copy_as_version(settings: Settings, source: Path, name: str) -> Path:
+    """Copy a reader folder into the home as version ``name`` (complete or absent, never half)."""
+    target = model_path(settings, name)
+    if target.exists():
+        raise FileExistsError(f"{name}: a version of that name exists in {settings.models_dir}")
+    tmp = target.parent / f".{name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        shutil.copytree(source, tmp, ignore=shutil.ignore_patterns(".*"))
+        tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target

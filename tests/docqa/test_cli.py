@@ -484,6 +484,41 @@ def test_train_starting_points(tmp_path: Path, tiny_base: str, tiny_reader: Path
         starting_point(settings, base_model=tiny_base, from_scratch=True)
 
 
+def test_tune_weight_never_changes_a_reader_outside_the_home(
+    runner: CliRunner, tmp_path: Path, demo_home: Settings, tiny_reader: Path
+) -> None:
+    import hashlib
+
+    from pipelines.reader import ReaderConfig
+
+    def fingerprint(folder: Path) -> dict[str, str]:
+        return {
+            p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.iterdir())
+            if p.is_file()
+        }
+
+    home = tmp_path / "home"
+    shutil.copytree(demo_home.home, home)
+    labels = tmp_path / "held.json"
+    examples, _ = load_squad(DEMO_DEV)
+    write_squad(examples[:30], labels)
+    before = fingerprint(tiny_reader)
+    args = ["tune-weight", labels, "--home", home, "--reader", tiny_reader, "-k", "3"]
+    result = run(runner, *args)
+    assert result.exit_code == 0, result.output
+    assert fingerprint(tiny_reader) == before  # the reader it was given is left alone
+    tuned = Settings(home=home).models_dir / f"{tiny_reader.name}-tuned"
+    assert "saved retriever_weight " in result.stdout and str(tuned) in result.stdout
+    assert f"serve it with: docqa promote {tuned.name}" in result.stdout
+    chosen = next(line for line in result.stdout.splitlines() if line.startswith("*"))
+    config = ReaderConfig.load(tuned)
+    assert f"null {config.null_scope:8} weight {config.retriever_weight:.1f}" in chosen
+    again = run(runner, *args)
+    assert again.exit_code == 1
+    assert "a version of that name exists" in again.stderr
+
+
 def test_promote_unknown_version_fails(runner: CliRunner, tmp_path: Path) -> None:
     result = run(runner, "promote", "nope", "--home", tmp_path / "home")
     assert result.exit_code == 1
