@@ -361,8 +361,16 @@ def ask_all(
 
 
 def run_collection(
-    name: str, folder: Path, examples: list[Any], python: Path, args: argparse.Namespace, tmp: Path
+    name: str,
+    folder: Path,
+    examples: list[Any],
+    python: Path,
+    args: argparse.Namespace,
+    tmp: Path,
+    gold_passages: bool = True,
 ) -> dict[str, Any]:
+    """Both pipelines over ``folder`` on ``examples``; ``gold_passages``: also both readers alone
+    on each example's context (off when contexts are whole pages or missing, as in realdocs)."""
     from evaluation.reader_metrics import predict
     from pipelines.reader import ReaderConfig, SpanPredictor
     from pipelines.settings import Settings
@@ -389,6 +397,8 @@ def run_collection(
     files["gold"].write_text(
         json.dumps(
             [{"id": ex.id, "question": ex.question, "context": ex.context} for ex in examples]
+            if gold_passages
+            else []
         ),
         encoding="utf-8",
     )
@@ -425,12 +435,14 @@ def run_collection(
         docqa[mode] = ask_all(settings.with_(**overrides), examples, args.top_k, ref_by_id)
 
     # Readers alone on the gold passages.
-    predictor = SpanPredictor(args.reader, batch_size=64, cpu_precision="fp32")
-    preds = predict(predictor, examples, progress=False)
-    gold: dict[str, Any] = {
-        "docqa_reader": metrics(examples, preds.answers(-predictor.config.no_answer_threshold)),
-        "docqa_reader_best_span": metrics(examples, preds.best_spans),
-    }
+    gold: dict[str, Any] = {}
+    if gold_passages:
+        predictor = SpanPredictor(args.reader, batch_size=64, cpu_precision="fp32")
+        preds = predict(predictor, examples, progress=False)
+        gold["docqa_reader"] = metrics(
+            examples, preds.answers(-predictor.config.no_answer_threshold)
+        )
+        gold["docqa_reader_best_span"] = metrics(examples, preds.best_spans)
     ref_gold = {p["id"]: p for p in reference.get("gold_reader", {}).get("predictions", [])}
     if ref_gold:
         gold["haystack_reader"] = metrics(examples, {k: v["answer"] for k, v in ref_gold.items()})
@@ -438,7 +450,9 @@ def run_collection(
             examples, {k: v["best_span"] for k, v in ref_gold.items()}
         )
     qa = reference.get("qa_pipeline")
-    if qa and "predictions" in qa:
+    if not gold_passages:
+        pass
+    elif qa and "predictions" in qa:
         by_id = {p["id"]: p for p in qa["predictions"]}
         gold["transformers_qa_pipeline"] = {
             **metrics(examples, {k: v["answer"] for k, v in by_id.items()}),
