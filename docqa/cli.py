@@ -6,17 +6,22 @@ import json
 import logging
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from pipelines.settings import DEMO_COLLECTION, REPO_ROOT, Settings
-from reader_training.train_config import TrainConfig
-
-# Option defaults come from the settings objects, so a default is stated once.
-_DEFAULTS = Settings()
+from docqa.options import (
+    DEFAULTS,
+    BackendOption,
+    HomeOption,
+    ReaderOption,
+    RetrievalOption,
+    fail,
+    settings_from,
+)
+from docqa.training import train
+from pipelines.settings import DEMO_COLLECTION, Settings
 
 # Set before any Haystack import: no telemetry, no hub downloads, quiet tokenizer threads.
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
@@ -29,52 +34,19 @@ app = typer.Typer(
 )
 logger = logging.getLogger("docqa")
 
-HomeOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--home",
-        help="Data directory (index, models, feedback). Default: $DOCQA_HOME or ~/.docqa",
-        show_default=False,
-    ),
-]
-ReaderOption = Annotated[
-    str | None, typer.Option("--reader", help="Reader model folder or version name.")
-]
-RetrievalOption = Annotated[
-    str | None,
-    typer.Option(
-        "--retrieval",
-        help="How passages are found: dense, bm25 (keywords) or hybrid (both, fused)."
-        f" Default: {_DEFAULTS.retrieval}",
-        show_default=False,
-    ),
-]
-
-
-BackendOption = Annotated[
-    str | None,
-    typer.Option(
-        "--reader-backend",
-        help="How the reader runs on CPU: auto (bf16 where the CPU has AMX, else int8),"
-        " torch (fp32), int8, onnx or onnx-int8"
-        f" (benchmarks/bench_serving.py compares them). Default: {_DEFAULTS.reader_backend}",
-        show_default=False,
-    ),
-]
-
 
 def _check_backend(backend: str | None) -> None:
     from pipelines.reader import READER_BACKENDS
 
     if backend is not None and backend not in READER_BACKENDS:
-        raise _fail(f"--reader-backend must be one of {', '.join(READER_BACKENDS)}", 2)
+        raise fail(f"--reader-backend must be one of {', '.join(READER_BACKENDS)}", 2)
 
 
 def _check_retrieval(retrieval: str | None) -> None:
     from pipelines.settings import RETRIEVAL_MODES
 
     if retrieval is not None and retrieval not in RETRIEVAL_MODES:
-        raise _fail(f"--retrieval must be one of {', '.join(RETRIEVAL_MODES)}", 2)
+        raise fail(f"--retrieval must be one of {', '.join(RETRIEVAL_MODES)}", 2)
 
 
 def _query_settings(
@@ -83,16 +55,7 @@ def _query_settings(
     """Settings for a command that answers questions, its options checked."""
     _check_retrieval(retrieval)
     _check_backend(backend)
-    return _settings(home, reader_model=reader, retrieval=retrieval, reader_backend=backend)
-
-
-def _settings(home: Path | None, **overrides: object) -> Settings:
-    return Settings.from_env(home, **{k: v for k, v in overrides.items() if v is not None})
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code)
+    return settings_from(home, reader_model=reader, retrieval=retrieval, reader_backend=backend)
 
 
 @app.callback()
@@ -150,16 +113,16 @@ def index(
     from pipelines.faiss_index import IndexSpec
     from pipelines.store import StoreError
 
-    settings = _settings(home, index_type=index_type, index_compression=compression)
+    settings = settings_from(home, index_type=index_type, index_compression=compression)
     try:
         IndexSpec.from_settings(settings)
     except ValueError as exc:
-        raise _fail(str(exc), 2) from exc
+        raise fail(str(exc), 2) from exc
     if dry_run:
         try:
             plan = plan_index(paths, settings, full=full)
         except (IndexingError, StoreError) as exc:
-            raise _fail(str(exc)) from exc
+            raise fail(str(exc)) from exc
         if as_json:
             typer.echo(json.dumps(plan.to_dict(), indent=2, ensure_ascii=False))
             return
@@ -180,7 +143,7 @@ def index(
             checkpoint_every=checkpoint_every,
         )
     except (IndexingError, StoreError) as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), indent=2))
     else:
@@ -194,7 +157,7 @@ def index(
     # failed, or there was no supported document at all. Scripts must see that as a failure.
     if indexed == 0 and summary.removed == 0:
         why = "every file failed" if summary.failed else "no supported documents found"
-        raise _fail(f"nothing was indexed: {why}")
+        raise fail(f"nothing was indexed: {why}")
 
 
 @app.command()
@@ -203,10 +166,10 @@ def ask(
     home: HomeOption = None,
     answers: Annotated[
         int, typer.Option("--answers", "-n", min=1, help="Answers to show.")
-    ] = _DEFAULTS.top_n_answers,
+    ] = DEFAULTS.top_n_answers,
     passages: Annotated[
         int, typer.Option("--passages", "-k", min=1, help="Passages to retrieve and read.")
-    ] = _DEFAULTS.top_k_passages,
+    ] = DEFAULTS.top_k_passages,
     as_json: Annotated[bool, typer.Option("--json", help="Print answers as JSON.")] = False,
     reader: ReaderOption = None,
     retrieval: RetrievalOption = None,
@@ -221,7 +184,7 @@ def ask(
     try:
         results = ask_question(question, settings, top_k_passages=passages, top_n_answers=answers)
     except (QuestionError, IndexMissingError, ReaderNotFoundError) as exc:
-        raise _fail(str(exc), 2) from exc
+        raise fail(str(exc), 2) from exc
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False))
         return
@@ -243,201 +206,7 @@ def ask(
             typer.echo("   " + " ".join(snippet.split()))
 
 
-def _train_campaign(
-    settings: Settings,
-    shared: Path,
-    name: str,
-    budget: str | None,
-    resume: bool,
-    stage: str,
-    ship: bool,
-) -> None:
-    from pipelines.settings import SHIPPED_READER
-    from reader_training.campaign import parse_budget, run_chunk
-
-    started = time.time()
-    try:
-        seconds = parse_budget(budget) if budget else float("inf")
-    except ValueError as exc:
-        raise _fail(str(exc), 2) from exc
-    if not (shared / "squad" / "dev-v2.0-half.json").is_file():
-        raise _fail(f"{shared}: not the shared data folder (no squad/dev-v2.0-half.json)", 2)
-    if stage not in ("all", "chunk", "gate"):
-        raise _fail(f"--stage must be all, chunk or gate, not {stage!r}", 2)
-    folder = settings.home / "campaign" / name
-    if stage == "gate" and not (folder / "latest" / "config.json").is_file():
-        raise _fail(f"{folder}: no chunk to evaluate (train one first)", 2)
-    if stage != "gate":
-        try:
-            state = run_chunk(
-                folder, shared, seconds, resume, warm_start_from=SHIPPED_READER, started=started
-            )
-        except RuntimeError as exc:
-            raise _fail(str(exc)) from exc
-        typer.echo(f"campaign {name}: {state.summary()}; chunk reader: {folder / 'latest'}")
-    if stage == "chunk":
-        return
-    from reader_training.chunk_gate import finish_chunk
-
-    report = finish_chunk(folder, shared, settings, ship_to=SHIPPED_READER if ship else None)
-    typer.echo(report["verdict"])
-
-
-@app.command()
-def train(
-    files: Annotated[list[Path] | None, typer.Argument(help="SQuAD v1.1/v2.0 JSON files.")] = None,
-    name: Annotated[str | None, typer.Option("--name", help="Model version name.")] = None,
-    base_model: Annotated[
-        str | None,
-        typer.Option(
-            "--base-model",
-            help="Reader or encoder folder to start from (default: the serving reader).",
-        ),
-    ] = None,
-    from_scratch: Annotated[
-        bool,
-        typer.Option(
-            "--from-scratch",
-            help="Start from the bare sentence encoder with a new span head (no replay).",
-        ),
-    ] = False,
-    recipe: Annotated[
-        str | None,
-        typer.Option(
-            "--recipe",
-            help="'default': the reader campaign (budgeted chunks of one schedule); 'v0.2': "
-            "the single-run recipe of reader v0.2.",
-        ),
-    ] = None,
-    home: HomeOption = None,
-    learning_rate: Annotated[float, typer.Option("--lr")] = TrainConfig.learning_rate,
-    epochs: Annotated[float, typer.Option()] = TrainConfig.epochs,
-    batch_size: Annotated[int, typer.Option()] = TrainConfig.batch_size,
-    grad_accum: Annotated[
-        int, typer.Option("--gradient-accumulation")
-    ] = TrainConfig.gradient_accumulation,
-    warmup: Annotated[
-        float, typer.Option(help="Warm-up as a fraction of steps.")
-    ] = TrainConfig.warmup,
-    weight_decay: Annotated[float, typer.Option()] = TrainConfig.weight_decay,
-    max_seq_length: Annotated[int, typer.Option()] = TrainConfig.max_seq_length,
-    doc_stride: Annotated[int, typer.Option()] = TrainConfig.doc_stride,
-    seed: Annotated[int, typer.Option()] = TrainConfig.seed,
-    negatives: Annotated[
-        float, typer.Option(help="Synthetic unanswerables per example.")
-    ] = TrainConfig.synthetic_negatives,
-    holdout: Annotated[
-        list[Path] | None,
-        typer.Option(help="Held-out SQuAD file(s) for early stopping and the threshold."),
-    ] = None,
-    replay: Annotated[
-        list[Path] | None,
-        typer.Option(
-            help="SQuAD files the reader already learned, mixed in so it does not forget "
-            "(default when continuing a reader: the demo collection's training labels)."
-        ),
-    ] = None,
-    replay_ratio: Annotated[
-        float | None,
-        typer.Option(help="Replayed pairs per new pair (default: 3 when replaying, else 0)."),
-    ] = None,
-    lora: Annotated[bool, typer.Option(help="Train a LoRA adapter (merged on save).")] = False,
-    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint.")] = False,
-    promote: Annotated[bool, typer.Option(help="Serve the new model if it is not worse.")] = False,
-    eval_file: Annotated[
-        Path | None, typer.Option("--eval", help="SQuAD file that decides promotion.")
-    ] = None,
-    shared: Annotated[Path, typer.Option(help="Shared data folder (recipe only).")] = (
-        REPO_ROOT.parent / "shared" / "data"
-    ),
-    ship: Annotated[
-        bool, typer.Option(help="Recipe only: copy the result into data/reader as fp16.")
-    ] = False,
-    budget: Annotated[
-        str | None,
-        typer.Option(help="Recipe only: train this long (150m, 2h), then stop with resume state."),
-    ] = None,
-    campaign: Annotated[
-        str, typer.Option(help="Recipe only: the campaign folder's name under <home>/campaign.")
-    ] = "default",
-    stage: Annotated[
-        str,
-        typer.Option(
-            help="Recipe only: 'all' (a chunk, then the gate), 'chunk' (train only) or 'gate' "
-            "(the domain stage, evaluation and gate for the last chunk, no training).",
-        ),
-    ] = "all",
-) -> None:
-    """Fine-tune a reader on labeled pairs (or reproduce the default reader with --recipe)."""
-    from evaluation.squad import SquadFormatError
-    from reader_training.promote import PromotionError, promote_model
-    from reader_training.train import train_reader
-
-    settings = _settings(home)
-    if recipe == "default":
-        _train_campaign(settings, shared, campaign, budget, resume, stage, ship)
-        return
-    if recipe:
-        from reader_training.recipes import run_recipe
-
-        try:
-            final_dir = run_recipe(recipe, shared, settings, out_name=name, resume=resume)
-        except (SquadFormatError, ValueError) as exc:
-            raise _fail(str(exc)) from exc
-        typer.echo(f"model: {final_dir}")
-        if ship:
-            from pipelines.settings import SHIPPED_READER
-            from reader_training.recipes import ship_reader
-
-            typer.echo(f"shipped (fp16): {ship_reader(final_dir, SHIPPED_READER)}")
-        return
-    if not files or not name:
-        raise _fail("give SQuAD files and --name (or --recipe default)", 2)
-    from pipelines.models import ReaderNotFoundError
-    from reader_training.start import starting_point
-
-    try:
-        start = starting_point(settings, base_model, from_scratch, replay, replay_ratio)
-    except (ValueError, ReaderNotFoundError) as exc:
-        raise _fail(str(exc), 2) from exc
-    typer.echo(start.describe())
-    config = TrainConfig(
-        train_files=[str(f) for f in files],
-        base_model=start.base_model,
-        output_dir=str(settings.models_dir / name),
-        learning_rate=learning_rate,
-        epochs=epochs,
-        batch_size=batch_size,
-        gradient_accumulation=grad_accum,
-        warmup=warmup,
-        weight_decay=weight_decay,
-        max_seq_length=max_seq_length,
-        doc_stride=doc_stride,
-        seed=seed,
-        synthetic_negatives=negatives,
-        holdout_files=[str(h) for h in holdout or []],
-        replay_files=start.replay_files,
-        replay_ratio=start.replay_ratio,
-        lora=lora,
-        resume=resume,
-    )
-    try:
-        result = train_reader(config)
-    except (SquadFormatError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
-    except OSError as exc:  # a full disk or a quota while writing checkpoints or the model
-        raise _fail(
-            f"could not write the model to {config.output_dir} ({exc}; is the disk full?); "
-            "any earlier version of that name is unchanged"
-        ) from exc
-    typer.echo(result.report.summary())
-    held = result.metrics["heldout"]
-    typer.echo(f"held-out F1 {held['f1']:.2f} (EM {held['exact']:.2f}); model: {result.model_dir}")
-    if promote:
-        try:
-            typer.echo(promote_model(settings, name, eval_file))
-        except PromotionError as exc:
-            raise _fail(str(exc)) from exc
+app.command()(train)
 
 
 @app.command("evaluate-reader")
@@ -458,11 +227,11 @@ def evaluate_reader_cmd(
     from evaluation.squad import SquadFormatError, load_squad, write_json_atomic
     from pipelines.models import resolve_reader
 
-    settings = _settings(home, reader_model=model)
+    settings = settings_from(home, reader_model=model)
     try:
         examples, report = load_squad(file, drop_duplicates=False)
     except SquadFormatError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     metrics, answers = evaluate_reader(resolve_reader(settings), examples, progress=not as_json)
     if predictions:
         write_json_atomic(answers, predictions)
@@ -480,7 +249,7 @@ def evaluate(
     reader: ReaderOption = None,
     passages: Annotated[
         int, typer.Option("--passages", "-k", min=1, help="Passages retrieved and read.")
-    ] = _DEFAULTS.top_k_passages,
+    ] = DEFAULTS.top_k_passages,
     own_contexts: Annotated[
         bool,
         typer.Option(
@@ -531,7 +300,7 @@ def evaluate(
         examples, _ = load_squad(labels, drop_duplicates=False)
         others = [load_squad(f)[0] for f in distractors or []]
     except SquadFormatError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     asked = e2e.sample_examples(examples, questions, seed)
     options = {
         "top_k": passages,
@@ -546,7 +315,7 @@ def evaluate(
         else:
             report = e2e.evaluate_end_to_end(asked, settings, **options)
     except (IndexMissingError, ReaderNotFoundError) as exc:
-        raise _fail(str(exc), 2) from exc
+        raise fail(str(exc), 2) from exc
     report |= {"labels": str(labels), "sample": {"questions": questions, "seed": seed}}
     report["command"] = shlex.join(["docqa", *sys.argv[1:]])
     if plots:
@@ -561,7 +330,7 @@ def tune_weight(
     labels: Annotated[Path, typer.Argument(help="Held-out SQuAD file over the indexed documents.")],
     home: HomeOption = None,
     reader: ReaderOption = None,
-    passages: Annotated[int, typer.Option("--passages", "-k")] = _DEFAULTS.top_k_passages,
+    passages: Annotated[int, typer.Option("--passages", "-k")] = DEFAULTS.top_k_passages,
     save: Annotated[bool, typer.Option(help="Save the best weight with the reader.")] = True,
     name: Annotated[
         str | None,
@@ -580,7 +349,7 @@ def tune_weight(
     from evaluation.squad import load_squad
     from pipelines.models import resolve_reader
 
-    settings = _settings(home, reader_model=reader)
+    settings = settings_from(home, reader_model=reader)
     examples, _ = load_squad(labels)
     best = tune_answer_ranking(examples, settings, top_k=passages)
     for key, f1 in best.heldout_f1.items():
@@ -605,7 +374,7 @@ def tune_weight(
             try:
                 model_dir = copy_as_version(settings, model_dir, name or f"{model_dir.name}-tuned")
             except (FileExistsError, ValueError) as exc:
-                raise _fail(f"{exc} (choose another --name)") from exc
+                raise fail(f"{exc} (choose another --name)") from exc
         best.save(model_dir)
         typer.echo(
             f"saved retriever_weight {best.retriever_weight}, open_null_offset "
@@ -620,7 +389,7 @@ def models(home: HomeOption = None) -> None:
     """List reader versions with their held-out metrics; * marks the serving one."""
     from pipelines.models import list_models
 
-    settings = _settings(home)
+    settings = settings_from(home)
     for info in list_models(settings):
         f1 = info.heldout_f1
         typer.echo(
@@ -643,9 +412,9 @@ def promote_cmd(
     from reader_training.promote import PromotionError, promote_model
 
     try:
-        typer.echo(promote_model(_settings(home), name, eval_file, force=force))
+        typer.echo(promote_model(settings_from(home), name, eval_file, force=force))
     except PromotionError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
 
 
 @app.command()
@@ -666,7 +435,7 @@ def ui(
     """Open the web page (indexing the demo collection first if nothing is indexed)."""
     from pipelines.store import PassageStore
 
-    settings = _settings(home)
+    settings = settings_from(home)
     if demo and not PassageStore.exists(settings.index_dir):
         from indexer.run import index_folder
 

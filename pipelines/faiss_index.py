@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -286,6 +287,15 @@ class VectorIndex:
         """The largest id ever held, stale HNSW entries included (-1 if none)."""
         ids = self.ids()
         return max(int(ids.max()) if len(ids) else -1, max(self.stale, default=-1))
+
+    def similarities(self, ids: Sequence[int], query: Sequence[float]) -> dict[int, float]:
+        """Inner product (cosine, for normalized vectors) of each stored vector ``id`` with
+        ``query``, computed on the stored vectors without materializing them as lists."""
+        if not len(ids):
+            return {}
+        matrix = self.reconstruct_batch(np.asarray(ids, dtype=np.int64))
+        scores = matrix @ np.asarray(query, dtype=np.float32)
+        return dict(zip([int(i) for i in ids], scores.tolist(), strict=True))
 
     def reconstruct_batch(self, ids: np.ndarray) -> np.ndarray:
         return self.master.reconstruct_batch(np.asarray(ids, dtype=np.int64))

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -159,15 +158,8 @@ class PassageStore:
         """Write a new version folder, then point CURRENT at it; the old version stays loadable
         (:func:`pipelines.store.versions.new_version`)."""
         index_dir = Path(index_dir)
-        try:
-            with self._lock, new_version(index_dir) as folder:
-                manifest = self._write_version(folder)
-        except (OSError, sqlite3.Error) as exc:
-            # A full disk or a quota: the half-written version is gone, CURRENT is untouched.
-            raise StoreError(
-                f"{index_dir}: could not save the index ({exc}; is the disk full?); "
-                "the last saved version is unchanged"
-            ) from exc
+        with self._lock, new_version(index_dir) as folder:
+            manifest = self._write_version(folder)
         self.index_dir = index_dir
         self._version_folder = folder.with_name(folder.name.removesuffix(".tmp"))
         logger.info("Saved %s (%d passages)", index_dir, manifest["passages"])
@@ -525,12 +517,8 @@ class PassageStore:
             scores=[score for _, score in found],
         )
         if query_embedding is not None:
-            ids = np.asarray([row[0] for row, _ in found if row[4]], dtype=np.int64)
-            cosines: dict[int, float] = {}
-            if len(ids):
-                matrix = self._vectors.reconstruct_batch(ids)
-                query = np.asarray(query_embedding, dtype=np.float32)
-                cosines = dict(zip(ids.tolist(), (matrix @ query).tolist(), strict=True))
+            with_vectors = [row[0] for row, _ in found if row[4]]
+            cosines = self._vectors.similarities(with_vectors, query_embedding)
             for document, (row, _) in zip(documents, found, strict=True):
                 document.meta["dense_score"] = cosines.get(row[0])
         return documents

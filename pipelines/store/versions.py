@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sqlite3
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -135,13 +136,20 @@ def new_version(index_dir: Path) -> Iterator[Path]:
         tmp.mkdir()
         try:
             yield tmp
+            os.rename(tmp, index_dir / name)
+            fsync_dir(index_dir)
+            write_atomic(index_dir / CURRENT_FILE, name + "\n")
+            fsync_dir(index_dir)
+        except (OSError, sqlite3.Error) as exc:
+            # A full disk or a quota: the half-written version goes, CURRENT is untouched.
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise StoreError(
+                f"{index_dir}: could not save the index ({exc}; is the disk full?); "
+                "the last saved version is unchanged"
+            ) from exc
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)  # the next save would remove it anyway
             raise
-        os.rename(tmp, index_dir / name)
-        fsync_dir(index_dir)
-        write_atomic(index_dir / CURRENT_FILE, name + "\n")
-        fsync_dir(index_dir)
         keep = {name, previous}
         for path in index_dir.iterdir():
             if _ANY_VERSION_RE.match(path.name) and path.name not in keep:

@@ -1,0 +1,57 @@
+"""What the ``docqa`` commands share: option types, settings from options, and failing with one
+line. Option defaults come from the settings objects, so a default is stated once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipelines.settings import Settings
+
+DEFAULTS = Settings()
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        help="Data directory (index, models, feedback). Default: $DOCQA_HOME or ~/.docqa",
+        show_default=False,
+    ),
+]
+ReaderOption = Annotated[
+    str | None, typer.Option("--reader", help="Reader model folder or version name.")
+]
+RetrievalOption = Annotated[
+    str | None,
+    typer.Option(
+        "--retrieval",
+        help="How passages are found: dense, bm25 (keywords) or hybrid (both, fused)."
+        f" Default: {DEFAULTS.retrieval}",
+        show_default=False,
+    ),
+]
+
+
+BackendOption = Annotated[
+    str | None,
+    typer.Option(
+        "--reader-backend",
+        help="How the reader runs on CPU: auto (bf16 where the CPU has AMX, else int8),"
+        " torch (fp32), int8, onnx or onnx-int8"
+        f" (benchmarks/bench_serving.py compares them). Default: {DEFAULTS.reader_backend}",
+        show_default=False,
+    ),
+]
+
+
+def settings_from(home: Path | None, **overrides: object) -> Settings:
+    """Settings of ``home`` (or $DOCQA_HOME) with the options given on the command line."""
+    return Settings.from_env(home, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``error: message`` on stderr; raise the returned exit to stop with ``code``."""
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
