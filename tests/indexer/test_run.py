@@ -275,7 +275,7 @@ def test_dry_run_lists_the_changes_and_writes_nothing(
         raise AssertionError("a dry run must not convert, embed or save")
 
     with monkeypatch.context() as patch:
-        patch.setattr(indexer.run, "convert_file", forbidden)
+        patch.setattr(indexer.run, "convert_bounded", forbidden)
         patch.setattr(PassageEmbedder, "run", forbidden)
         patch.setattr(PassageStore, "save", forbidden)
         plan = plan_index([folder], settings)
