@@ -52,7 +52,7 @@ def compute_f1(gold: str, pred: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def _gold_texts(ex: SquadExample) -> list[str]:
+def gold_texts(ex: SquadExample) -> list[str]:
     texts = [a.text for a in ex.answers if normalize_answer(a.text)]
     return texts or [""]
 
@@ -64,7 +64,7 @@ def raw_scores(
     for ex in examples:
         if ex.id not in predictions:
             continue
-        golds, pred = _gold_texts(ex), predictions[ex.id]
+        golds, pred = gold_texts(ex), predictions[ex.id]
         exact[ex.id] = max(compute_exact(g, pred) for g in golds)
         f1[ex.id] = max(compute_f1(g, pred) for g in golds)
     return exact, f1
@@ -106,7 +106,7 @@ def best_threshold(
     best, best_thr = score, max(margins.values(), default=0.0) + 1e-6
     for qid in sorted(margins, key=lambda q: -margins[q]):
         ex = by_id[qid]
-        golds = _gold_texts(ex)
+        golds = gold_texts(ex)
         f1 = max(compute_f1(g, best_spans[qid]) for g in golds)
         score += f1 - (0.0 if ex.answers else 1.0)
         if score > best:

@@ -210,14 +210,17 @@ class QuestionEmbedder:
         if self._model is None:
             self._model = load_embedder(self.settings, self.device)
 
-    @component.output_types(embedding=list[float])
-    def run(self, text: str) -> dict[str, list[float]]:
+    @component.output_types(embedding=list[float], vector=np.ndarray)
+    def run(self, text: str) -> dict[str, Any]:
+        """``embedding`` is Haystack's convention (a list, for any Haystack retriever);
+        ``vector`` is the same values as one float32 array, which DocQA's retrievers take: the
+        pipeline deep-copies every input, and a list of 384 floats costs 385 copies each time."""
         if not isinstance(text, str):
             raise TypeError(f"QuestionEmbedder expects a string, got {type(text).__name__}")
         self.warm_up()
         assert self._model is not None
         vector = embed_texts(self._model, [text], batch_size=1)[0]
-        return {"embedding": vector.tolist()}
+        return {"embedding": vector.tolist(), "vector": vector}
 
     def to_dict(self) -> dict[str, Any]:
         return default_to_dict(self, settings=settings_to_dict(self.settings), device=self.device)

@@ -87,7 +87,7 @@ class RankFusion:
         self,
         dense_documents: list[Document] | None = None,
         bm25_documents: list[Document] | None = None,
-        query_embedding: list[float] | None = None,
+        query_embedding: np.ndarray | list[float] | None = None,
         top_k: int | None = None,
     ) -> dict[str, list[Document]]:
         k = self.top_k if top_k is None else top_k
@@ -99,7 +99,9 @@ class RankFusion:
         dense_scores = {doc.id: doc.score for doc in dense}
         bm25_scores = {doc.id: doc.score for doc in bm25}
         bm25_docs = {doc.id: doc for doc in bm25}
-        query = np.asarray(query_embedding, dtype=np.float32) if query_embedding else None
+        query = (
+            np.asarray(query_embedding, dtype=np.float32) if query_embedding is not None else None
+        )
         documents = []
         for doc, rrf, (dense_rank, bm25_rank) in fused:
             cosine = dense_scores.get(doc.id)

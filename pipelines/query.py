@@ -115,13 +115,14 @@ def _add_retrieval(pipe: Pipeline, settings: Settings, store: PassageStore) -> s
             "fusion", RankFusion(bm25_weight=settings.bm25_weight, top_k=settings.top_k_passages)
         )
     if mode in ("dense", "hybrid"):
-        pipe.connect("embedder.embedding", "retriever.query_embedding")
+        pipe.connect("embedder.vector", "retriever.query_embedding")
     if mode == "hybrid":
         pipe.connect("retriever.documents", "fusion.dense_documents")
     if mode in ("bm25", "hybrid"):
         # BM25 passages come with their dense score, not their embeddings: the pipeline copies
         # every component's inputs, and 20 embeddings of 384 floats cost more than the fusion.
-        pipe.connect("embedder.embedding", "bm25.query_embedding")
+        # The question's own embedding travels as one array ("vector") for the same reason.
+        pipe.connect("embedder.vector", "bm25.query_embedding")
         pipe.connect("bm25.documents", "fusion.bm25_documents")
     return passages_component(settings)
 

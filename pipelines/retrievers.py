@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
 from haystack import component, default_from_dict, default_to_dict
 from haystack.dataclasses import Document
 
@@ -40,7 +41,7 @@ class DenseRetriever:
     @component.output_types(documents=list[Document])
     def run(
         self,
-        query_embedding: list[float],
+        query_embedding: np.ndarray | list[float],
         filters: dict[str, Any] | None = None,
         top_k: int | None = None,
     ) -> dict[str, list[Document]]:
@@ -81,7 +82,7 @@ class BM25Retriever:
         query: str,
         filters: dict[str, Any] | None = None,
         top_k: int | None = None,
-        query_embedding: list[float] | None = None,
+        query_embedding: np.ndarray | list[float] | None = None,
     ) -> dict[str, list[Document]]:
         """Retrieve passages; ``filters`` use Haystack's filter syntax, ``top_k`` overrides."""
         k = self.top_k if top_k is None else top_k

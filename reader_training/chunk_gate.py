@@ -3,7 +3,10 @@
 The chunk's base reader (``<campaign>/latest``) goes through the default recipe's stages 2 and 3
 (domain fine-tuning on the demo train pairs with replay of the pool; the retriever weight and
 open no-answer offset tuned on held-out demo train pairs) in a work folder of the campaign, never
-in the user's home or the checkout. The candidate and the shipped reader are then measured side
+in the user's home or the checkout. Its no-answer threshold is chosen on the demo held-out pairs
+and the campaign's own held-out articles (a third hard unanswerables) together, each set weighing
+the same (:mod:`reader_training.calibration`): chosen on the 120 demo pairs alone it answered too
+often elsewhere. The candidate and the shipped reader are then measured side
 by side, in one run:
 
 * ``dev-v2.0-half`` (all 6,078 questions; the official ``evaluate-v2.0.py`` on the candidate's
@@ -32,7 +35,9 @@ from typing import Any
 from evaluation.environment import cpu_description
 from evaluation.squad import load_squad, write_json_atomic
 from pipelines.settings import Settings
+from reader_training.calibration import CALIBRATION_FILE, calibrate_threshold
 from reader_training.campaign import POSITION_FILE, CampaignState
+from reader_training.train_config import TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +86,22 @@ def _demo_eval(reader: Path, demo_settings: Settings) -> dict[str, Any]:
         "end_to_end_at_k": report["answers_at_k"],
         "retrieval": report["retrieval"],
     }
+
+
+def _threshold_sets(
+    campaign_dir: Path, shared_data: Path, state: CampaignState, domain: TrainConfig
+) -> dict[str, list[Any]]:
+    """The held-out sets the candidate's no-answer threshold is chosen on: the domain stage's
+    held-out demo pairs and the campaign's held-out pool articles with their hard unanswerables
+    (a third of them). Neither was trained on; ``dev-v2.0-half`` is never among them."""
+    from reader_training.campaign_data import CampaignData
+    from reader_training.recipes import DEMO_LABELS
+    from reader_training.train import split_holdout
+
+    demo, _ = load_squad(DEMO_LABELS / "train.json")
+    _, demo_heldout = split_holdout(demo, domain.holdout_fraction, domain.seed)
+    pool = CampaignData(campaign_dir, shared_data, state.spec, tokenizer=None)
+    return {"demo held-out": demo_heldout, "campaign held-out": pool.heldout}
 
 
 def _summary(metrics: dict[str, Any]) -> dict[str, float]:
@@ -154,7 +175,6 @@ def finish_chunk(
     from evaluation.end_to_end import index_collection
     from evaluation.environment import environment
     from evaluation.reader_metrics import evaluate_reader
-    from pipelines.reader import ReaderConfig
     from pipelines.settings import DEMO_COLLECTION, SHIPPED_READER
     from reader_training.recipes import (
         DomainRecipe,
@@ -176,16 +196,21 @@ def finish_chunk(
     )
     if not (candidate / "metrics.json").is_file():
         train_reader(domain, progress=False)
-        ranking: dict[str, Any] = asdict(tune_domain_weight(candidate, demo_settings, domain))
-    else:  # a finish that was interrupted after training: keep its reader and its tuning
-        index_collection([DEMO_COLLECTION], demo_settings, progress=False)
-        saved = ReaderConfig.load(candidate)
-        ranking = {
-            "retriever_weight": saved.retriever_weight,
-            "open_null_offset": saved.open_null_offset,
-            "null_scope": saved.null_scope,
-            "heldout_f1": "tuned by an earlier run of this gate",
+    calibration_file = candidate / CALIBRATION_FILE
+    if not calibration_file.is_file():
+        # The threshold first (the open no-answer offset is tuned relative to it), then the
+        # ranking; the file is written last, so an interrupted gate redoes both.
+        calibration = {
+            "threshold": calibrate_threshold(
+                candidate, _threshold_sets(campaign_dir, shared_data, state, domain)
+            ),
+            "ranking": asdict(tune_domain_weight(candidate, demo_settings, domain)),
         }
+        write_json_atomic(calibration, calibration_file)
+    else:  # a gate that was interrupted after calibrating: keep its reader and its tuning
+        index_collection([DEMO_COLLECTION], demo_settings, progress=False)
+        calibration = json.loads(calibration_file.read_text(encoding="utf-8"))
+    ranking: dict[str, Any] = calibration["ranking"]
     write_json_atomic(state.position(), candidate / POSITION_FILE)
 
     sample = forgetting_sample(shared_data)
@@ -196,6 +221,7 @@ def finish_chunk(
         "epochs_done": state.position()["epochs_done"],
         "cpu": cpu_description(),
         "answer_ranking": ranking,
+        "threshold_calibration": calibration["threshold"],
         "forgetting_best_span_hasans_f1": {
             "before_domain": round(
                 evaluate_reader(latest, sample, progress=False)[0]["HasAns_f1_best_span"], 2

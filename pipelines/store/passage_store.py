@@ -469,7 +469,7 @@ class PassageStore:
         filters: dict[str, Any] | None = None,
         *,
         return_embedding: bool = False,
-        query_embedding: Sequence[float] | None = None,
+        query_embedding: np.ndarray | Sequence[float] | None = None,
     ) -> list[Document]:
         """The ``top_k`` passages that best match the query's words (``score`` = BM25), best
         first. ``filters`` restrict the ranking before top-k is taken, as in
@@ -497,7 +497,7 @@ class PassageStore:
         column: str,
         hits: Sequence[tuple[Any, float]],
         with_embedding: bool,
-        query_embedding: Sequence[float] | None = None,
+        query_embedding: np.ndarray | Sequence[float] | None = None,
     ) -> list[Document]:
         """The passages named by ``hits`` (``(value of column, score)``, best first) as scored
         Documents in that order; hits not in the store are left out."""

@@ -61,8 +61,11 @@ def test_embeddings_are_normalized_float32_in_input_order(settings: Settings) ->
     for doc, vector in zip(docs, matrix, strict=True):
         alone = np.asarray(embedder.run([doc])["documents"][0].embedding)
         np.testing.assert_allclose(alone, vector, atol=1e-5)
-    question = np.asarray(QuestionEmbedder(settings).run("opening hours")["embedding"])
+    out = QuestionEmbedder(settings).run("opening hours")
+    question = np.asarray(out["embedding"])
     assert question.shape == (384,) and abs(np.linalg.norm(question) - 1.0) < 1e-5
+    # The same values as one float32 array, which DocQA's retrievers take.
+    assert out["vector"].dtype == np.float32 and np.array_equal(out["vector"], question)
 
 
 def test_title_and_section_are_embedded_with_the_content(settings: Settings) -> None:

@@ -208,6 +208,15 @@ def test_finish_chunk_ships_only_a_reader_that_passes_the_gate(
     position = json.loads((dest / POSITION_FILE).read_text())
     assert position["step"] == CampaignState.load(folder).step
     assert json.loads((folder / REPORT_FILE).read_text())["gate"]["passed"]
+    # The threshold was chosen on the demo and the campaign's held-out sets together, and the
+    # candidate carries it.
+    calibration = report["threshold_calibration"]
+    assert set(calibration["sets"]) == {"demo held-out", "campaign held-out"}
+    assert calibration["sets"]["campaign held-out"]["unanswerable"] > 0
+    candidate_config = ReaderConfig.load(
+        folder / "finish" / f"step-{report['campaign_step']}" / "reader"
+    )
+    assert candidate_config.no_answer_threshold == pytest.approx(calibration["threshold"], abs=1e-3)
     # Nothing was indexed into the user's home: the demo collection went to the work folder.
     assert not (tmp_path / "home").exists()
     # The same reader again is not better than itself: not shipped, the shipped one untouched.
