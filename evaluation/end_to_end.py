@@ -49,7 +49,7 @@ from evaluation.squad import SquadExample
 from pipelines.query import QueryService, QuestionError, get_service, validate_question
 from pipelines.reader import SpanPredictor
 from pipelines.settings import Settings
-from pipelines.spans import SpanCandidate, rank_answers
+from pipelines.spans import RankedSpan, SpanCandidate, rank_answers
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ class AnswerRanking:
     retriever_weight: float = 0.0
     open_null_offset: float = 0.0
     null_scope: str = "window"
+    answer_pooling: str = "max"
 
     def save(self, model_dir: str | Path) -> None:
         """Write this ranking into a reader's ``docqa_reader.json`` (the rest kept)."""
@@ -95,6 +96,7 @@ class AnswerRanking:
                 retriever_weight=self.retriever_weight,
                 open_null_offset=self.open_null_offset,
                 null_scope=self.null_scope,
+                answer_pooling=self.answer_pooling,
             ),
             model_dir,
         )
@@ -103,7 +105,7 @@ class AnswerRanking:
     def of(cls, predictor: SpanPredictor, retriever_weight: float | None = None) -> AnswerRanking:
         config = predictor.config
         weight = config.retriever_weight if retriever_weight is None else retriever_weight
-        return cls(weight, config.open_null_offset, config.null_scope)
+        return cls(weight, config.open_null_offset, config.null_scope, config.answer_pooling)
 
 
 def read_passages(
@@ -124,6 +126,28 @@ def read_passages(
     return reads
 
 
+def rank_reads(
+    reads: Sequence[PassageRead],
+    k: int,
+    score: Callable[[float], float],
+    ranking: AnswerRanking,
+) -> tuple[list[RankedSpan], float]:
+    """:func:`pipelines.spans.rank_answers` over the first ``k`` passages read (each passage's
+    best span, as :func:`answer_at_k` takes them): the spans best first and "no answer"'s score."""
+    first = list(reads[:k])
+    return rank_answers(
+        [r.candidates for r in first],
+        [r.retriever_score for r in first],
+        score,
+        retriever_weight=ranking.retriever_weight,
+        open_null_offset=ranking.open_null_offset,
+        null_scope=ranking.null_scope,
+        spans_per_passage=1,
+        answer_pooling=ranking.answer_pooling,
+        passage_texts=[r.content for r in first],
+    )
+
+
 def answer_at_k(
     reads: Sequence[PassageRead],
     k: int,
@@ -133,20 +157,11 @@ def answer_at_k(
     """The top answer of ``ExtractiveReader`` reading the first ``k`` passages (None: no answer):
     the same :func:`pipelines.spans.rank_answers` over the same candidates. ``score``: the
     reader's margin -> confidence (``SpanPredictor.score``)."""
-    first = list(reads[:k])
-    ranked, no_answer = rank_answers(
-        [r.candidates for r in first],
-        [r.retriever_score for r in first],
-        score,
-        retriever_weight=ranking.retriever_weight,
-        open_null_offset=ranking.open_null_offset,
-        null_scope=ranking.null_scope,
-        spans_per_passage=1,
-    )
+    ranked, no_answer = rank_reads(reads, k, score, ranking)
     if not ranked or ranked[0].score < no_answer:
         return None
     best = ranked[0]
-    return first[best.passage].content[best.candidate.start_char : best.candidate.end_char]
+    return reads[best.passage].content[best.candidate.start_char : best.candidate.end_char]
 
 
 # -- gold passages --------------------------------------------------------------------------------
@@ -579,4 +594,9 @@ def tune_answer_ranking(
                 if best is None or key > (best[0], -best[1], -best[2], -best[3]):
                     best = (f1, rank, w, offset)
     assert best is not None
-    return TunedRanking(best[2], best[3], null_scopes[best[1]], table)
+    return TunedRanking(
+        retriever_weight=best[2],
+        open_null_offset=best[3],
+        null_scope=null_scopes[best[1]],
+        heldout_f1=table,
+    )

@@ -98,6 +98,9 @@ class ReaderConfig:
     # against one null for the question, the mean null logit of the passages read (the null a
     # shared-normalization reader is trained with). Tuned with the weight on held-out pairs.
     null_scope: str = "window"
+    # How spans of the same text from several passages score: "max" (the best one) or
+    # "noisy_or" (evidence combined; pipelines.spans.rank_answers).
+    answer_pooling: str = "max"
 
     @classmethod
     def load(cls, model_dir: str | Path) -> ReaderConfig:
@@ -361,6 +364,8 @@ class ExtractiveReader:
             open_null_offset=config.open_null_offset,
             null_scope=config.null_scope,
             spans_per_passage=top_k,
+            answer_pooling=config.answer_pooling,
+            passage_texts=[d.content or "" for d in docs],
         )
         answers: list[ExtractedAnswer] = []
         for r in ranked:

@@ -175,6 +175,8 @@ def rank_answers(
     open_null_offset: float = 0.0,
     null_scope: str = "window",
     spans_per_passage: int | None = None,
+    answer_pooling: str = "max",
+    passage_texts: Sequence[str] | None = None,
 ) -> tuple[list[RankedSpan], float]:
     """The spans of all passages read, best first, and the score of "no answer".
 
@@ -184,7 +186,15 @@ def rank_answers(
     scores ``(1 - w) * score(margin + shift - offset) + w * retriever`` (``shift``: see
     :func:`question_null_shifts`); ties keep passage order. "No answer" scores one minus the best
     reader score of any span, and loses ties to spans.
+
+    With ``answer_pooling="noisy_or"`` (``passage_texts`` needed) spans of the same text from
+    several passages are one answer: its reader score is ``1 - prod(1 - r)`` over the passages'
+    best such span, its retriever score the best of theirs, and it is shown at its best span.
     """
+    if answer_pooling not in ANSWER_POOLINGS:
+        raise ValueError(f"answer_pooling must be one of {ANSWER_POOLINGS}, not {answer_pooling!r}")
+    if answer_pooling == "noisy_or" and passage_texts is None:
+        raise ValueError('answer_pooling="noisy_or" needs the passage texts')
     shift = question_null_shifts(candidates, null_scope)
     w = retriever_weight
     ranked: list[RankedSpan] = []
@@ -200,4 +210,43 @@ def rank_answers(
             if spans_per_passage is None or len(kept) <= spans_per_passage:
                 ranked.append(RankedSpan(passage, c, reader, (1 - w) * reader + w * retriever))
     ranked.sort(key=lambda r: r.score, reverse=True)  # stable: ties keep passage order
+    if answer_pooling == "noisy_or" and ranked:
+        assert passage_texts is not None
+        ranked = _pool_same_text(ranked, passage_texts, retriever_scores, w)
+        best_reader = max(r.reader_score for r in ranked)
     return ranked, 1.0 - best_reader
+
+
+ANSWER_POOLINGS = ("max", "noisy_or")
+
+
+def answer_key(text: str) -> str:
+    """What makes two answer texts the same answer: case, punctuation and spacing aside."""
+    return " ".join("".join(ch if ch.isalnum() else " " for ch in text.lower()).split())
+
+
+def _pool_same_text(
+    ranked: list[RankedSpan],
+    passage_texts: Sequence[str],
+    retriever_scores: Sequence[float],
+    w: float,
+) -> list[RankedSpan]:
+    """Spans of one text become one answer (noisy-or of the passages' reader scores)."""
+    groups: dict[str, list[RankedSpan]] = {}
+    for r in ranked:  # best first, so each group's first span is its best
+        text = passage_texts[r.passage][r.candidate.start_char : r.candidate.end_char]
+        groups.setdefault(answer_key(text) or text, []).append(r)
+    pooled = []
+    for spans in groups.values():
+        best_per_passage: dict[int, float] = {}
+        for r in spans:
+            best_per_passage.setdefault(r.passage, r.reader_score)
+        reader = 1.0 - float(np.prod([1.0 - x for x in best_per_passage.values()]))
+        retriever = max(retriever_scores[p] for p in best_per_passage)
+        pooled.append(
+            RankedSpan(
+                spans[0].passage, spans[0].candidate, reader, (1 - w) * reader + w * retriever
+            )
+        )
+    pooled.sort(key=lambda r: r.score, reverse=True)
+    return pooled

@@ -3,10 +3,7 @@
 The chunk's base reader (``<campaign>/latest``) goes through the default recipe's stages 2 and 3
 (domain fine-tuning on the demo train pairs with replay of the pool; the retriever weight and
 open no-answer offset tuned on held-out demo train pairs) in a work folder of the campaign, never
-in the user's home or the checkout. Its no-answer threshold is chosen on the demo held-out pairs
-and the campaign's own held-out articles (a third hard unanswerables) together, each set weighing
-the same (:mod:`reader_training.calibration`): chosen on the 120 demo pairs alone it answered too
-often elsewhere. The candidate and the shipped reader are then measured side
+in the user's home or the checkout. The candidate and the shipped reader are then measured side
 by side, in one run:
 
 * ``dev-v2.0-half`` (all 6,078 questions; the official ``evaluate-v2.0.py`` on the candidate's
@@ -17,9 +14,16 @@ by side, in one run:
 * forgetting: best-span HasAns F1 on the fixed 1,000-question SQuAD sample before and after the
   domain stage.
 
-The gate ships the candidate only when it is better on SQuAD 2.0 (overall F1) and not worse on
-the demo dev pairs (the promotion gate's own test); the shipped folder then records its schedule
-position (``campaign_position.json``) so that a new machine can warm-start the campaign from it.
+The gate ships the candidate only when it is the better reader on SQuAD 2.0 by the measures
+that do not depend on a no-answer threshold (F1 at the best threshold and HasAns F1 with the
+best span forced, both higher), is not worse on the demo dev pairs at its serving threshold (the
+promotion gate's own test) and forgot at most one point on the SQuAD sample. SQuAD F1 at each
+reader's own threshold is reported beside, not gated on: both thresholds are chosen on demo
+held-out pairs (none of the data has unanswerables written like SQuAD 2.0's, and rule-made ones
+pulled the threshold the wrong way: README), so that number measures how a domain threshold
+transfers to SQuAD more than which reader reads better. The shipped folder then records its
+schedule position (``campaign_position.json``) so that a new machine can warm-start the campaign
+from it.
 """
 
 from __future__ import annotations
@@ -35,9 +39,7 @@ from typing import Any
 from evaluation.environment import cpu_description
 from evaluation.squad import load_squad, write_json_atomic
 from pipelines.settings import Settings
-from reader_training.calibration import CALIBRATION_FILE, calibrate_threshold
 from reader_training.campaign import POSITION_FILE, CampaignState
-from reader_training.train_config import TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -88,22 +90,6 @@ def _demo_eval(reader: Path, demo_settings: Settings) -> dict[str, Any]:
     }
 
 
-def _threshold_sets(
-    campaign_dir: Path, shared_data: Path, state: CampaignState, domain: TrainConfig
-) -> dict[str, list[Any]]:
-    """The held-out sets the candidate's no-answer threshold is chosen on: the domain stage's
-    held-out demo pairs and the campaign's held-out pool articles with their hard unanswerables
-    (a third of them). Neither was trained on; ``dev-v2.0-half`` is never among them."""
-    from reader_training.campaign_data import CampaignData
-    from reader_training.recipes import DEMO_LABELS
-    from reader_training.train import split_holdout
-
-    demo, _ = load_squad(DEMO_LABELS / "train.json")
-    _, demo_heldout = split_holdout(demo, domain.holdout_fraction, domain.seed)
-    pool = CampaignData(campaign_dir, shared_data, state.spec, tokenizer=None)
-    return {"demo held-out": demo_heldout, "campaign held-out": pool.heldout}
-
-
 def _summary(metrics: dict[str, Any]) -> dict[str, float]:
     keys = ("f1", "exact", "HasAns_f1", "NoAns_f1", "HasAns_f1_best_span", "best_f1")
     return {k: round(float(metrics[k]), 2) for k in keys if k in metrics}
@@ -122,7 +108,8 @@ def readme_rows(report: dict[str, Any], state: CampaignState) -> list[dict[str, 
         m = squad[name]
         return (
             f"{LABELS[name]} F1 {m['f1']:.2f} (HasAns {m.get('HasAns_f1', 0):.2f}, best span "
-            f"{m.get('HasAns_f1_best_span', 0):.2f}, NoAns {m.get('NoAns_f1', 0):.2f})"
+            f"{m.get('HasAns_f1_best_span', 0):.2f}, NoAns {m.get('NoAns_f1', 0):.2f}; at the "
+            f"best threshold {m.get('best_f1', 0):.2f})"
         )
 
     def demo_text(name: str) -> str:
@@ -159,6 +146,24 @@ def readme_rows(report: dict[str, Any], state: CampaignState) -> list[dict[str, 
     ]
 
 
+MAX_FORGETTING = 1.0  # best-span HasAns F1 points the domain stage may cost on the SQuAD sample
+
+
+def gate_checks(
+    squad: dict[str, Any], demo: dict[str, Any], forgetting: dict[str, float]
+) -> dict[str, bool]:
+    """The gate's tests (all must hold to ship), from the side-by-side numbers."""
+    c, s = squad["candidate"], squad["shipped"]
+    return {
+        "squad_best_threshold_f1_higher": c["best_f1"] > s["best_f1"],
+        "squad_best_span_hasans_f1_not_lower": c["HasAns_f1_best_span"] >= s["HasAns_f1_best_span"],
+        "demo_dev_f1_not_lower": demo["candidate"]["gold_documents"]["f1"]
+        >= demo["shipped"]["gold_documents"]["f1"],
+        "forgetting_within_limit": forgetting["before_domain"] - forgetting["after_domain"]
+        <= MAX_FORGETTING,
+    }
+
+
 def finish_chunk(
     campaign_dir: Path,
     shared_data: Path,
@@ -175,6 +180,7 @@ def finish_chunk(
     from evaluation.end_to_end import index_collection
     from evaluation.environment import environment
     from evaluation.reader_metrics import evaluate_reader
+    from pipelines.reader import ReaderConfig
     from pipelines.settings import DEMO_COLLECTION, SHIPPED_READER
     from reader_training.recipes import (
         DomainRecipe,
@@ -196,21 +202,16 @@ def finish_chunk(
     )
     if not (candidate / "metrics.json").is_file():
         train_reader(domain, progress=False)
-    calibration_file = candidate / CALIBRATION_FILE
-    if not calibration_file.is_file():
-        # The threshold first (the open no-answer offset is tuned relative to it), then the
-        # ranking; the file is written last, so an interrupted gate redoes both.
-        calibration = {
-            "threshold": calibrate_threshold(
-                candidate, _threshold_sets(campaign_dir, shared_data, state, domain)
-            ),
-            "ranking": asdict(tune_domain_weight(candidate, demo_settings, domain)),
-        }
-        write_json_atomic(calibration, calibration_file)
-    else:  # a gate that was interrupted after calibrating: keep its reader and its tuning
+        ranking: dict[str, Any] = asdict(tune_domain_weight(candidate, demo_settings, domain))
+    else:  # a finish that was interrupted after training: keep its reader and its tuning
         index_collection([DEMO_COLLECTION], demo_settings, progress=False)
-        calibration = json.loads(calibration_file.read_text(encoding="utf-8"))
-    ranking: dict[str, Any] = calibration["ranking"]
+        saved = ReaderConfig.load(candidate)
+        ranking = {
+            "retriever_weight": saved.retriever_weight,
+            "open_null_offset": saved.open_null_offset,
+            "null_scope": saved.null_scope,
+            "heldout_f1": "tuned by an earlier run of this gate",
+        }
     write_json_atomic(state.position(), candidate / POSITION_FILE)
 
     sample = forgetting_sample(shared_data)
@@ -221,7 +222,6 @@ def finish_chunk(
         "epochs_done": state.position()["epochs_done"],
         "cpu": cpu_description(),
         "answer_ranking": ranking,
-        "threshold_calibration": calibration["threshold"],
         "forgetting_best_span_hasans_f1": {
             "before_domain": round(
                 evaluate_reader(latest, sample, progress=False)[0]["HasAns_f1_best_span"], 2
@@ -252,17 +252,15 @@ def finish_chunk(
         }
     report["squad_dev_v2_half"] = squad
     report["demo_dev"] = demo
-    better_squad = squad["candidate"]["f1"] > squad["shipped"]["f1"]
-    demo_ok = demo["candidate"]["gold_documents"]["f1"] >= demo["shipped"]["gold_documents"]["f1"]
-    passed = better_squad and demo_ok
-    report["gate"] = {
-        "passed": passed,
-        "squad_overall_f1_better": better_squad,
-        "demo_dev_f1_not_lower": demo_ok,
-    }
+    gate = gate_checks(squad, demo, report["forgetting_best_span_hasans_f1"])
+    passed = all(gate.values())
+    report["gate"] = {"passed": passed, **gate}
+    c, s = squad["candidate"], squad["shipped"]
     verdict = (
-        f"chunk at step {state.step}/{state.total_steps}: SQuAD 2.0 F1 "
-        f"{squad['candidate']['f1']:.2f} (shipped {squad['shipped']['f1']:.2f}), demo dev F1 "
+        f"chunk at step {state.step}/{state.total_steps}: SQuAD 2.0 F1 at the best threshold "
+        f"{c['best_f1']:.2f} (shipped {s['best_f1']:.2f}), best-span HasAns "
+        f"{c['HasAns_f1_best_span']:.2f} ({s['HasAns_f1_best_span']:.2f}), at its own threshold "
+        f"{c['f1']:.2f} ({s['f1']:.2f}); demo dev F1 "
         f"{demo['candidate']['gold_documents']['f1']:.2f} "
         f"(shipped {demo['shipped']['gold_documents']['f1']:.2f}): "
         + ("passes the gate" if passed else "does not pass the gate; not shipped")

@@ -201,22 +201,13 @@ def test_finish_chunk_ships_only_a_reader_that_passes_the_gate(
     )
     assert report["gate"]["passed"], report["verdict"]
     squad = report["squad_dev_v2_half"]
-    assert squad["candidate"]["f1"] > squad["shipped"]["f1"]
+    assert squad["candidate"]["best_f1"] > squad["shipped"]["best_f1"]
     # The official script agrees with our own scoring of the same predictions.
     assert squad["candidate"]["official"]["f1"] == pytest.approx(squad["candidate"]["f1"], abs=0.01)
     assert (dest / "model.safetensors").is_file() and (dest / POSITION_FILE).is_file()
     position = json.loads((dest / POSITION_FILE).read_text())
     assert position["step"] == CampaignState.load(folder).step
     assert json.loads((folder / REPORT_FILE).read_text())["gate"]["passed"]
-    # The threshold was chosen on the demo and the campaign's held-out sets together, and the
-    # candidate carries it.
-    calibration = report["threshold_calibration"]
-    assert set(calibration["sets"]) == {"demo held-out", "campaign held-out"}
-    assert calibration["sets"]["campaign held-out"]["unanswerable"] > 0
-    candidate_config = ReaderConfig.load(
-        folder / "finish" / f"step-{report['campaign_step']}" / "reader"
-    )
-    assert candidate_config.no_answer_threshold == pytest.approx(calibration["threshold"], abs=1e-3)
     # Nothing was indexed into the user's home: the demo collection went to the work folder.
     assert not (tmp_path / "home").exists()
     # The same reader again is not better than itself: not shipped, the shipped one untouched.
@@ -228,3 +219,44 @@ def test_finish_chunk_ships_only_a_reader_that_passes_the_gate(
     )
     assert not again["gate"]["passed"]
     assert (dest / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_the_gate_needs_a_better_reader_the_demo_kept_and_little_forgetting() -> None:
+    from reader_training.chunk_gate import gate_checks
+
+    def squad(best: float, span: float, own: float) -> dict[str, float]:
+        return {"best_f1": best, "HasAns_f1_best_span": span, "f1": own}
+
+    def demo(f1: float) -> dict[str, dict[str, float]]:
+        return {"gold_documents": {"f1": f1}}
+
+    kept = {"before_domain": 74.3, "after_domain": 73.6}
+    # Better as a reader, better on the demo: it ships even if SQuAD F1 at its own (domain)
+    # threshold is lower, which is reported, not gated on.
+    ok = gate_checks(
+        {"candidate": squad(60.3, 76.2, 52.9), "shipped": squad(59.5, 75.9, 53.6)},
+        {"candidate": demo(73.1), "shipped": demo(71.4)},
+        kept,
+    )
+    assert all(ok.values())
+    # Each test can fail on its own.
+    assert not gate_checks(
+        {"candidate": squad(59.5, 76.2, 60.0), "shipped": squad(59.5, 75.9, 53.6)},
+        {"candidate": demo(73.1), "shipped": demo(71.4)},
+        kept,
+    )["squad_best_threshold_f1_higher"]
+    assert not gate_checks(
+        {"candidate": squad(60.3, 75.0, 52.9), "shipped": squad(59.5, 75.9, 53.6)},
+        {"candidate": demo(73.1), "shipped": demo(71.4)},
+        kept,
+    )["squad_best_span_hasans_f1_not_lower"]
+    assert not gate_checks(
+        {"candidate": squad(60.3, 76.2, 52.9), "shipped": squad(59.5, 75.9, 53.6)},
+        {"candidate": demo(71.0), "shipped": demo(71.4)},
+        kept,
+    )["demo_dev_f1_not_lower"]
+    assert not gate_checks(
+        {"candidate": squad(60.3, 76.2, 52.9), "shipped": squad(59.5, 75.9, 53.6)},
+        {"candidate": demo(73.1), "shipped": demo(71.4)},
+        {"before_domain": 74.3, "after_domain": 73.2},
+    )["forgetting_within_limit"]

@@ -1,0 +1,275 @@
+"""Ranking answers across passages: each idea measured on three sets before it is kept.
+
+The sets: the real collection (the SQLite documentation and its 160 labels,
+``bench_realdocs.py``), the demo collection's dev pairs, and open SQuAD with distractors (a fixed
+sample of ``dev-v2.0-half`` questions over the 2,067 contexts of ``dev-v1.1``). Each question is
+retrieved and read once (the top ``--top-k`` passages, every candidate span kept); each variant
+then ranks the same candidates with :func:`pipelines.spans.rank_answers`, as the query pipeline
+would, so the differences are the variants' and not the machine's.
+
+Variants, each changing one thing from the reader's own ranking (``docqa_reader.json``):
+
+* ``retriever weight w``: the share of the retriever's score in an answer's score;
+* ``null scope``: "no answer" judged per passage window or once per question;
+* ``pooling``: the same answer text found in several passages combines its evidence (noisy-or);
+* ``dedup``: near-duplicate passages (word 4-gram Jaccard >= 0.8) dropped before ranking;
+* ``k``: fewer passages read;
+* ``cascade``: read the best 3 passages, stop when the top answer (or "no answer") scores at
+  least a bar, else read all; reported with the share of passages read.
+
+Prints a table (top-1 F1 per set, and their mean) and writes JSON with README rows. Passage size
+and structure splitting need their own indexes: ``--split-words N`` indexes every set anew with
+passages of N words.
+
+    python benchmarks/bench_answer_ranking.py [--reader PATH] [--open-questions 300]
+        [--top-k 10] [--split-words N] [--work DIR] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+for path in (REPO_ROOT, REPO_ROOT / "benchmarks"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from evaluation.end_to_end import (  # noqa: E402
+    AnswerRanking,
+    PassageRead,
+    answer_at_k,
+    contexts_of,
+    index_collection,
+    index_contexts,
+    rank_reads,
+    read_passages,
+    sample_examples,
+)
+from evaluation.environment import cpu_description, environment  # noqa: E402
+from evaluation.reader_metrics import squad_metrics  # noqa: E402
+from evaluation.squad import SquadExample, load_squad  # noqa: E402
+from pipelines.settings import DEMO_COLLECTION, SHIPPED_READER, Settings  # noqa: E402
+
+SQUAD = REPO_ROOT.parent / "shared" / "data" / "squad"
+DEMO_DEV = REPO_ROOT / "data" / "demo" / "labels" / "dev.json"
+WEIGHTS = (0.0, 0.3, 0.5, 0.7, 0.9)
+DUPLICATE_JACCARD = 0.8
+CASCADE_SCORES = (0.6, 0.7, 0.8, 0.9)
+
+
+def _shingles(text: str, n: int = 4) -> set[tuple[str, ...]]:
+    words = text.lower().split()
+    return {tuple(words[i : i + n]) for i in range(max(1, len(words) - n + 1))}
+
+
+def drop_near_duplicates(reads: list[PassageRead]) -> list[PassageRead]:
+    """The passages, best first, without any that nearly repeats a better one."""
+    kept: list[tuple[PassageRead, set[tuple[str, ...]]]] = []
+    for read in reads:
+        grams = _shingles(read.content)
+        if any(len(grams & g) / max(1, len(grams | g)) >= DUPLICATE_JACCARD for _, g in kept):
+            continue
+        kept.append((read, grams))
+    return [read for read, _ in kept]
+
+
+def load_sets(
+    args: argparse.Namespace, reader: str
+) -> dict[str, tuple[list[SquadExample], Settings]]:
+    """Each set's questions and the settings of its indexed collection (indexed if needed)."""
+    import bench_realdocs as realdocs
+
+    split = {"split_words": args.split_words} if args.split_words else {}
+    work = args.work / (f"split-{args.split_words}" if args.split_words else "default")
+    base = Settings(reader_model=reader, top_k_passages=args.top_k, **split)
+    sets: dict[str, tuple[list[SquadExample], Settings]] = {}
+
+    docs = realdocs.ensure_docs(realdocs.DOCS)
+    labels = realdocs.load_labels()
+    texts = realdocs.page_texts(docs, {r["page"] for r in labels if r["page"]})
+    home = args.realdocs_home if not args.split_words else work / "realdocs"
+    settings = base.with_(home=home)
+    index_collection([docs], settings, progress=True)
+    sets["realdocs"] = (realdocs.examples_from(labels, texts), settings)
+
+    settings = base.with_(home=work / "demo")
+    index_collection([DEMO_COLLECTION], settings, progress=True)
+    sets["demo"] = (load_squad(DEMO_DEV)[0], settings)
+
+    questions, _ = load_squad(SQUAD / "dev-v2.0-half.json", drop_duplicates=False)
+    distractors, _ = load_squad(SQUAD / "dev-v1.1.json")
+    settings = base.with_(home=work / "open-squad")
+    index_contexts(contexts_of(distractors), settings, progress=True)
+    sets["open SQuAD"] = (sample_examples(questions, args.open_questions, seed=0), settings)
+    return sets
+
+
+def read_all(
+    examples: list[SquadExample], settings: Settings, top_k: int
+) -> tuple[dict[str, list[PassageRead]], Any, float]:
+    """Every question retrieved and read once; returns the reads, the predictor, seconds."""
+    from tqdm import tqdm
+
+    from pipelines.query import QueryService
+
+    service = QueryService(settings)
+    predictor = service.reader_predictor
+    started = time.perf_counter()
+    reads = {
+        ex.id: read_passages(predictor, ex.question, service.retrieve(ex.question, top_k=top_k))
+        for ex in tqdm(examples, desc=f"reading {settings.home.name}", unit="q")
+    }
+    return reads, predictor, time.perf_counter() - started
+
+
+def cascade_answer(
+    reads: list[PassageRead],
+    first: int,
+    k: int,
+    min_score: float,
+    score: Any,
+    ranking: AnswerRanking,
+) -> tuple[str, int]:
+    """A cascade: read the best ``first`` passages; when their top answer (or "no answer")
+    scores at least ``min_score``, stop there, else read all ``k``. Returns the answer and the
+    passages read."""
+    ranked, no_answer = rank_reads(reads, first, score, ranking)
+    top = max([r.score for r in ranked[:1]] + [no_answer])
+    if top >= min_score:
+        return answer_at_k(reads, first, score, ranking) or "", len(reads[:first])
+    return answer_at_k(reads, k, score, ranking) or "", len(reads[:k])
+
+
+def variants(shipped: AnswerRanking, top_k: int) -> list[tuple[str, AnswerRanking, int, bool]]:
+    """(name, ranking, k, drop near-duplicates) for each variant."""
+    out = [("the reader's own ranking", shipped, top_k, False)]
+    out += [
+        (f"retriever weight {w:g}", replace(shipped, retriever_weight=w), top_k, False)
+        for w in WEIGHTS
+        if w != shipped.retriever_weight
+    ]
+    other_scope = "question" if shipped.null_scope == "window" else "window"
+    out.append(
+        (f"null scope {other_scope}", replace(shipped, null_scope=other_scope), top_k, False)
+    )
+    out.append(("pooling noisy-or", replace(shipped, answer_pooling="noisy_or"), top_k, False))
+    out.append(("near-duplicates dropped", shipped, top_k, True))
+    out += [(f"k {k}", shipped, k, False) for k in (1, 3, 5) if k < top_k]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reader", default=None, help="default: the shipped reader")
+    parser.add_argument("--top-k", type=int, default=10)
+    parser.add_argument("--open-questions", type=int, default=300)
+    parser.add_argument("--split-words", type=int, default=0, help="index anew with N words")
+    parser.add_argument(
+        "--realdocs-home", type=Path, default=Path(tempfile.gettempdir()) / "docqa-realdocs"
+    )
+    parser.add_argument(
+        "--work", type=Path, default=Path(tempfile.gettempdir()) / "docqa-answer-ranking"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "answer_ranking.json"
+    )
+    args = parser.parse_args()
+    reader = str(Path(args.reader or SHIPPED_READER).resolve())
+    sets = load_sets(args, reader)
+
+    table: dict[str, dict[str, float]] = {}
+    sizes: dict[str, dict[str, Any]] = {}
+    passages_read: dict[str, dict[str, float]] = {}
+    shipped: AnswerRanking | None = None
+    for name, (examples, settings) in sets.items():
+        reads, predictor, seconds = read_all(examples, settings, args.top_k)
+        shipped = AnswerRanking.of(predictor)
+        sizes[name] = {
+            "questions": len(examples),
+            "unanswerable": sum(1 for ex in examples if not ex.answers),
+            "read_seconds": round(seconds, 1),
+        }
+        for label, ranking, k, dedup in variants(shipped, args.top_k):
+            predictions = {
+                qid: answer_at_k(
+                    drop_near_duplicates(r) if dedup else r, k, predictor.score, ranking
+                )
+                or ""
+                for qid, r in reads.items()
+            }
+            table.setdefault(label, {})[name] = round(squad_metrics(examples, predictions)["f1"], 2)
+        # Cascades: the share of passages read is what the reader's time scales with.
+        for first in (3,):
+            for min_score in CASCADE_SCORES:
+                label = f"cascade {first} then {args.top_k}, stop at {min_score:g}"
+                answers, read = {}, 0
+                for qid, r in reads.items():
+                    answers[qid], n = cascade_answer(
+                        r, first, args.top_k, min_score, predictor.score, shipped
+                    )
+                    read += n
+                table.setdefault(label, {})[name] = round(squad_metrics(examples, answers)["f1"], 2)
+                passages_read.setdefault(label, {})[name] = round(
+                    read / max(1, sum(len(r[: args.top_k]) for r in reads.values())), 3
+                )
+    for row in table.values():
+        row["mean"] = round(sum(row.values()) / len(row), 2)
+
+    names = [*sets, "mean"]
+    print(f"CPU: {cpu_description()}; reader {reader}; top {args.top_k} passages")
+    print(f"{'variant':36}" + "".join(f"{n:>12}" for n in names))
+    base = table["the reader's own ranking"]
+    for label, row in table.items():
+        read = passages_read.get(label)
+        share = f"  (passages read {read})" if read else ""
+        print(f"{label:36}" + "".join(f"{row[n]:>12.2f}" for n in names) + share)
+    helps = [
+        label
+        for label, row in table.items()
+        if label != "the reader's own ranking" and all(row[n] > base[n] for n in sets)
+    ]
+    print("helps on all three sets:", ", ".join(helps) or "nothing")
+    assert shipped is not None
+    result = {
+        "benchmark": "answer_ranking",
+        "cpu": cpu_description(),
+        "environment": environment(),
+        "reader": reader,
+        "top_k": args.top_k,
+        "split_words": args.split_words or None,
+        "shipped_ranking": shipped.__dict__,
+        "sets": sizes,
+        "top1_f1": table,
+        "helps_on_all_sets": helps,
+        "cascade_share_of_passages_read": passages_read,
+        "readme_rows": [
+            {
+                "what": f"answer ranking across passages ({', '.join(sets)}; top {args.top_k}"
+                + (f", {args.split_words}-word passages" if args.split_words else "")
+                + ")",
+                "number": f"reader's own ranking F1 {base['realdocs']:.1f} / {base['demo']:.1f} / "
+                f"{base['open SQuAD']:.1f}; helps on all three: {', '.join(helps) or 'nothing'}",
+                "command": "python benchmarks/bench_answer_ranking.py"
+                + (f" --split-words {args.split_words}" if args.split_words else ""),
+            }
+        ],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Answers ranked across passages (pipelines.spans.rank_answers)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from pipelines.spans import RankedSpan, SpanCandidate, answer_key, rank_answers
+
+PASSAGES = [
+    "Colleagues in India get 21 days of earned leave a year.",
+    "Earned leave can be carried over up to 30 days.",
+    "India: 21 days of earned leave, accrued monthly.",
+]
+
+
+def _candidate(passage: int, text: str, margin: float) -> SpanCandidate:
+    start = PASSAGES[passage].index(text)
+    return SpanCandidate(passage, start, start + len(text), margin, margin)
+
+
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+CANDIDATES = [
+    [_candidate(0, "21 days", 0.4)],
+    [_candidate(1, "up to 30 days", 0.8)],
+    [_candidate(2, "21 days", 0.2)],
+]
+
+
+def _top(ranked: list[RankedSpan], texts: list[str] = PASSAGES) -> str:
+    best = ranked[0]
+    return texts[best.passage][best.candidate.start_char : best.candidate.end_char]
+
+
+def test_without_pooling_the_single_best_span_wins() -> None:
+    ranked, no_answer = rank_answers(CANDIDATES, [0.5, 0.5, 0.5], sigmoid)
+    assert _top(ranked) == "up to 30 days"
+    assert no_answer == pytest.approx(1 - sigmoid(0.8))
+    assert len(ranked) == 3
+
+
+def test_pooling_combines_the_evidence_of_passages_that_agree() -> None:
+    ranked, no_answer = rank_answers(
+        CANDIDATES,
+        [0.5, 0.5, 0.9],
+        sigmoid,
+        answer_pooling="noisy_or",
+        passage_texts=PASSAGES,
+    )
+    # Two passages say "21 days": 1 - (1 - s(0.4)) (1 - s(0.2)) beats s(0.8).
+    pooled = 1 - (1 - sigmoid(0.4)) * (1 - sigmoid(0.2))
+    assert _top(ranked) == "21 days" and ranked[0].passage == 0  # shown at its best span
+    assert ranked[0].reader_score == pytest.approx(pooled)
+    assert [r.candidate.start_char for r in ranked].count(PASSAGES[0].index("21")) == 1
+    assert len(ranked) == 2
+    assert no_answer == pytest.approx(1 - pooled)
+    # The retriever part is the best of the agreeing passages'.
+    weighted, _ = rank_answers(
+        CANDIDATES,
+        [0.5, 0.5, 0.9],
+        sigmoid,
+        retriever_weight=0.5,
+        answer_pooling="noisy_or",
+        passage_texts=PASSAGES,
+    )
+    assert weighted[0].score == pytest.approx(0.5 * pooled + 0.5 * 0.9)
+
+
+def test_pooling_needs_the_texts_and_a_known_mode() -> None:
+    with pytest.raises(ValueError, match="passage texts"):
+        rank_answers(CANDIDATES, [0.5] * 3, sigmoid, answer_pooling="noisy_or")
+    with pytest.raises(ValueError, match="answer_pooling"):
+        rank_answers(CANDIDATES, [0.5] * 3, sigmoid, answer_pooling="sum")
+
+
+def test_answer_key_ignores_case_punctuation_and_spacing() -> None:
+    assert answer_key("21  Days.") == answer_key("21 days") != answer_key("31 days")
