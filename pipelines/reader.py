@@ -117,6 +117,15 @@ class ReaderConfig:
         write_atomic(path, json.dumps(self.__dict__, indent=2) + "\n")
 
 
+def _file_stamp(path: Path) -> tuple[int, int] | None:
+    """What changes when a file is rewritten (its modification time and size); None if absent."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
 class SpanPredictor:
     """Loads a QA model and its tokenizer once; predicts start/end logits for windows in batches."""
 
@@ -150,12 +159,15 @@ class SpanPredictor:
             else:
                 loaded = loaded.float()
             self.model = loaded.eval()
-            self.config = ReaderConfig.load(self.model_path)
+            self._config_file: Path | None = Path(self.model_path) / READER_CONFIG_FILE
+            self._config_stamp = _file_stamp(self._config_file)
+            self._config = ReaderConfig.load(self.model_path)
         else:
             if tokenizer is None or config is None:
                 raise ValueError("a loaded model needs its tokenizer and its ReaderConfig")
             self.model_path = str(getattr(model, "name_or_path", ""))
-            self.model, self.tokenizer, self.config = model, tokenizer, config
+            self.model, self.tokenizer, self._config = model, tokenizer, config
+            self._config_file, self._config_stamp = None, None
             self.device = next(model.parameters()).device
         backend, precision = choose_backend(backend, self.device)
         self.backend = backend
@@ -169,6 +181,19 @@ class SpanPredictor:
             names += ["token_type_ids"] if self._uses_token_types else []
             self.model = load_backend(self.model, self.model_path, backend, names, cache_dir)
             self.cpu_precision = "fp32"  # bf16 autocast applies to the torch backend only
+
+    @property
+    def config(self) -> ReaderConfig:
+        """The reader's ``docqa_reader.json``, read again when the file changes: a cached
+        predictor must not keep serving a threshold or ranking that was tuned since it loaded
+        (``docqa tune-weight`` and the campaign gate write them beside the weights)."""
+        if self._config_file is not None:
+            stamp = _file_stamp(self._config_file)
+            if stamp != self._config_stamp:
+                self._config = ReaderConfig.load(self._config_file.parent)
+                self._config_stamp = stamp
+                logger.info("reader settings reloaded from %s", self._config_file)
+        return self._config
 
     @classmethod
     def from_objects(

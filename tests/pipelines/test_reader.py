@@ -309,6 +309,28 @@ def test_predictor_loads_the_saved_reader_config(tiny_reader: Path) -> None:
     assert cands and all(0 <= c.start_char < c.end_char <= 23 for c in cands)
 
 
+def test_a_cached_reader_serves_settings_tuned_after_it_loaded(
+    tiny_reader: Path, tmp_path: Path
+) -> None:
+    """`docqa tune-weight` and the campaign gate rewrite docqa_reader.json beside the weights;
+    a reader already loaded (the page's, the gate's own evaluation) must answer with them."""
+    import shutil
+    from dataclasses import replace
+
+    folder = tmp_path / "reader"
+    shutil.copytree(tiny_reader, folder)
+    reader = ExtractiveReader(folder, top_k=1)
+    question, passage = "Where is the office?", Document(content="The office is in Leeds.")
+    before = reader.run(question, [passage])["answers"][0]
+    tuned = replace(ReaderConfig.load(folder), no_answer_threshold=1e6, retriever_weight=0.0)
+    tuned.save(folder)
+    assert reader.predictor.config == tuned
+    after = reader.run(question, [passage])["answers"][0]
+    # A threshold of a million makes every span beat "no answer" with a confidence near 1.
+    assert after.data is not None and after.score > 0.99
+    assert before.score < 0.99
+
+
 def test_reader_config_defaults_without_a_file(tmp_path: Path) -> None:
     assert ReaderConfig.load(tmp_path) == ReaderConfig()
     ReaderConfig(no_answer_threshold=-1.5, temperature=3.0).save(tmp_path)
