@@ -49,7 +49,7 @@ from evaluation.squad import SquadExample
 from pipelines.query import QueryService, QuestionError, get_service, validate_question
 from pipelines.reader import SpanPredictor
 from pipelines.settings import Settings
-from pipelines.spans import RankedSpan, SpanCandidate, rank_answers
+from pipelines.spans import AnswerRanking, RankedSpan, SpanCandidate
 
 logger = logging.getLogger(__name__)
 
@@ -73,39 +73,6 @@ class PassageRead:
     content: str
     candidates: tuple[SpanCandidate, ...]
     retriever_score: float
-
-
-@dataclass(frozen=True)
-class AnswerRanking:
-    """How answers are ranked across passages: what a reader's ``docqa_reader.json`` holds and
-    ``answer_at_k`` needs, besides the reader's own scoring."""
-
-    retriever_weight: float = 0.0
-    open_null_offset: float = 0.0
-    null_scope: str = "window"
-    answer_pooling: str = "max"
-
-    def save(self, model_dir: str | Path) -> None:
-        """Write this ranking into a reader's ``docqa_reader.json`` (the rest kept)."""
-        from pipelines.reader import ReaderConfig
-
-        config = ReaderConfig.load(model_dir)
-        ReaderConfig.save(
-            replace(
-                config,
-                retriever_weight=self.retriever_weight,
-                open_null_offset=self.open_null_offset,
-                null_scope=self.null_scope,
-                answer_pooling=self.answer_pooling,
-            ),
-            model_dir,
-        )
-
-    @classmethod
-    def of(cls, predictor: SpanPredictor, retriever_weight: float | None = None) -> AnswerRanking:
-        config = predictor.config
-        weight = config.retriever_weight if retriever_weight is None else retriever_weight
-        return cls(weight, config.open_null_offset, config.null_scope, config.answer_pooling)
 
 
 def read_passages(
@@ -135,15 +102,11 @@ def rank_reads(
     """:func:`pipelines.spans.rank_answers` over the first ``k`` passages read (each passage's
     best span, as :func:`answer_at_k` takes them): the spans best first and "no answer"'s score."""
     first = list(reads[:k])
-    return rank_answers(
+    return ranking.rank(
         [r.candidates for r in first],
         [r.retriever_score for r in first],
         score,
-        retriever_weight=ranking.retriever_weight,
-        open_null_offset=ranking.open_null_offset,
-        null_scope=ranking.null_scope,
         spans_per_passage=1,
-        answer_pooling=ranking.answer_pooling,
         passage_texts=[r.content for r in first],
     )
 

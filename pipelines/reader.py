@@ -43,6 +43,7 @@ from pipelines.reader_backends import (
     resolve_device,
 )
 from pipelines.spans import (
+    AnswerRanking,
     SpanCandidate,
     Windows,
     decode_spans,
@@ -55,6 +56,7 @@ from pipelines.store.versions import write_atomic
 # The reader's building blocks are part of its public surface.
 __all__ = [
     "READER_BACKENDS",
+    "AnswerRanking",
     "ExtractiveReader",
     "OnnxQAModel",
     "ReaderConfig",
@@ -373,23 +375,16 @@ class ExtractiveReader:
         self.warm_up()
         assert self._predictor is not None
         top_k = top_k or self.top_k
-        weight = self.retriever_weight
-        if weight is None:
-            weight = self._predictor.config.retriever_weight
+        ranking = AnswerRanking.of(self._predictor, self.retriever_weight)
         docs = [d for d in documents if d.content]
         if not docs:
             return {"answers": [ExtractedAnswer(query=query, score=1.0, data=None)]}
         candidates = self._predictor.predict([query] * len(docs), [d.content or "" for d in docs])
-        config = self._predictor.config
-        ranked, no_answer = rank_answers(
+        ranked, no_answer = ranking.rank(
             candidates,
             [float(d.score) if d.score is not None else 0.0 for d in docs],
             self._predictor.score,
-            retriever_weight=weight,
-            open_null_offset=config.open_null_offset,
-            null_scope=config.null_scope,
             spans_per_passage=top_k,
-            answer_pooling=config.answer_pooling,
             passage_texts=[d.content or "" for d in docs],
         )
         answers: list[ExtractedAnswer] = []

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -218,6 +219,59 @@ def rank_answers(
 
 
 ANSWER_POOLINGS = ("max", "noisy_or")
+
+
+@dataclass(frozen=True)
+class AnswerRanking:
+    """How answers are ranked across passages, besides the reader's own scoring: the settings a
+    reader's ``docqa_reader.json`` holds for :func:`rank_answers` (one place, so the query
+    pipeline, evaluation and tuning rank the same way)."""
+
+    retriever_weight: float = 0.0
+    open_null_offset: float = 0.0
+    null_scope: str = "window"
+    answer_pooling: str = "max"
+
+    def rank(
+        self,
+        candidates: Sequence[Sequence[SpanCandidate]],
+        retriever_scores: Sequence[float],
+        score: Callable[[float], float],
+        spans_per_passage: int | None = None,
+        passage_texts: Sequence[str] | None = None,
+    ) -> tuple[list[RankedSpan], float]:
+        """:func:`rank_answers` with these settings."""
+        return rank_answers(
+            candidates,
+            retriever_scores,
+            score,
+            retriever_weight=self.retriever_weight,
+            open_null_offset=self.open_null_offset,
+            null_scope=self.null_scope,
+            spans_per_passage=spans_per_passage,
+            answer_pooling=self.answer_pooling,
+            passage_texts=passage_texts,
+        )
+
+    def save(self, model_dir: str | Path) -> None:
+        """Write this ranking into a reader's ``docqa_reader.json`` (the rest kept)."""
+        from pipelines.reader import ReaderConfig
+
+        config = ReaderConfig.load(model_dir)
+        replace(
+            config,
+            retriever_weight=self.retriever_weight,
+            open_null_offset=self.open_null_offset,
+            null_scope=self.null_scope,
+            answer_pooling=self.answer_pooling,
+        ).save(model_dir)
+
+    @classmethod
+    def of(cls, predictor: Any, retriever_weight: float | None = None) -> AnswerRanking:
+        """A loaded reader's ranking (``SpanPredictor``), with another weight if given."""
+        config = predictor.config
+        weight = config.retriever_weight if retriever_weight is None else retriever_weight
+        return cls(weight, config.open_null_offset, config.null_scope, config.answer_pooling)
 
 
 def answer_key(text: str) -> str:
