@@ -44,6 +44,7 @@ from pipelines.reader_backends import (
 )
 from pipelines.spans import (
     AnswerRanking,
+    RankedSpan,
     SpanCandidate,
     Windows,
     decode_spans,
@@ -103,6 +104,11 @@ class ReaderConfig:
     # How spans of the same text from several passages score: "max" (the best one) or
     # "noisy_or" (evidence combined; pipelines.spans.rank_answers).
     answer_pooling: str = "max"
+    # A cascade (0: off): read the best ``cascade_passages`` passages first and stop there when
+    # their top answer, or "no answer", scores at least ``cascade_min_score``; read the rest
+    # otherwise. Reading costs time in proportion to the passages read.
+    cascade_passages: int = 0
+    cascade_min_score: float = 1.0
 
     @classmethod
     def load(cls, model_dir: str | Path) -> ReaderConfig:
@@ -119,13 +125,13 @@ class ReaderConfig:
         write_atomic(path, json.dumps(self.__dict__, indent=2) + "\n")
 
 
-def _file_stamp(path: Path) -> tuple[int, int] | None:
-    """What changes when a file is rewritten (its modification time and size); None if absent."""
+def _file_stamp(path: Path) -> tuple[int, int, int] | None:
+    """What changes when a file is rewritten (atomic writes make a new inode); None if absent."""
     try:
         stat = path.stat()
     except OSError:
         return None
-    return stat.st_mtime_ns, stat.st_size
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
 class SpanPredictor:
@@ -379,14 +385,7 @@ class ExtractiveReader:
         docs = [d for d in documents if d.content]
         if not docs:
             return {"answers": [ExtractedAnswer(query=query, score=1.0, data=None)]}
-        candidates = self._predictor.predict([query] * len(docs), [d.content or "" for d in docs])
-        ranked, no_answer = ranking.rank(
-            candidates,
-            [float(d.score) if d.score is not None else 0.0 for d in docs],
-            self._predictor.score,
-            spans_per_passage=top_k,
-            passage_texts=[d.content or "" for d in docs],
-        )
+        ranked, no_answer, docs = self._read(query, docs, ranking, top_k)
         answers: list[ExtractedAnswer] = []
         for r in ranked:
             doc, c = docs[r.passage], r.candidate
@@ -411,6 +410,28 @@ class ExtractiveReader:
             answers.append(ExtractedAnswer(query=query, score=no_answer, data=None))
             answers.sort(key=lambda a: a.score, reverse=True)
         return {"answers": answers[:top_k]}
+
+    def _read(
+        self, query: str, docs: list[Document], ranking: AnswerRanking, top_k: int
+    ) -> tuple[list[RankedSpan], float, list[Document]]:
+        """Read the passages (all, or the cascade's first ones when they settle it) and rank
+        their spans; returns the ranking, "no answer"'s score and the passages it indexes."""
+        assert self._predictor is not None
+        predictor = self._predictor
+        texts = [d.content or "" for d in docs]
+        scores = [float(d.score) if d.score is not None else 0.0 for d in docs]
+        first = predictor.config.cascade_passages
+        head = len(docs) if first <= 0 else min(first, len(docs))
+        candidates = predictor.predict([query] * head, texts[:head])
+        ranked, no_answer = ranking.rank(
+            candidates, scores[:head], predictor.score, top_k, texts[:head]
+        )
+        top = max([no_answer] + [r.score for r in ranked[:1]])
+        if head == len(docs) or top >= predictor.config.cascade_min_score:
+            return ranked, no_answer, docs[:head]
+        candidates += predictor.predict([query] * (len(docs) - head), texts[head:])
+        ranked, no_answer = ranking.rank(candidates, scores, predictor.score, top_k, texts)
+        return ranked, no_answer, docs
 
 
 def _dedupe_text(answers: list[ExtractedAnswer]) -> list[ExtractedAnswer]:

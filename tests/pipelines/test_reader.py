@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -265,6 +266,33 @@ def test_retriever_weight_mixes_scores(tiny_reader: Path, passages: list[Documen
     for a in reader.run(query="Which equipment is provided?", documents=passages[:2])["answers"]:
         expected = 0.75 * a.meta["reader_score"] + 0.25 * a.meta["retriever_score"]
         assert a.score == pytest.approx(expected)
+
+
+def test_a_cascade_stops_after_the_first_passages_only_when_they_settle_it(
+    tiny_reader: Path, passages: list[Document], tmp_path: Path
+) -> None:
+    import shutil
+    from dataclasses import replace
+
+    folder = tmp_path / "reader"
+    shutil.copytree(tiny_reader, folder)
+    question = "Which equipment is provided?"
+    whole = ExtractiveReader(folder, top_k=10).run(query=question, documents=passages)["answers"]
+    config = ReaderConfig.load(folder)
+
+    def answers_with(min_score: float) -> list[Any]:
+        replace(config, cascade_passages=2, cascade_min_score=min_score).save(folder)
+        reader = ExtractiveReader(folder, top_k=10)
+        return reader.run(query=question, documents=passages)["answers"]
+
+    # A bar no score reaches: every passage is read, the same answers as without the cascade.
+    never = answers_with(2.0)
+    assert [(a.data, a.score) for a in never] == [(a.data, a.score) for a in whole]
+    # A bar every score reaches: only the first two passages were read.
+    always = answers_with(0.0)
+    read = {a.document.id for a in always if a.document is not None}
+    assert read and read <= {passages[0].id, passages[1].id}
+    assert {a.document.id for a in whole if a.document is not None} - read
 
 
 def test_no_documents_gives_only_no_answer(tiny_reader: Path) -> None:
