@@ -38,11 +38,12 @@ PHASES = ("imports", "load", "first_answer")
 # Runs in a fresh interpreter; prints the phases' seconds as JSON.
 PROBE = """
 import json, sys, time
+from pathlib import Path
 t0 = time.perf_counter()
 from pipelines.query import QueryService
 from pipelines.settings import Settings
 t1 = time.perf_counter()
-service = QueryService(Settings(home=sys.argv[1]))
+service = QueryService(Settings(home=Path(sys.argv[1])))
 service.refresh()
 t2 = time.perf_counter()
 answers = service.ask(sys.argv[2])
