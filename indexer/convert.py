@@ -18,7 +18,7 @@ import logging
 import re
 import unicodedata
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -263,6 +263,31 @@ def _heading_level(style_name: str | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def table_text(rows: Sequence[tuple[Sequence[str], bool]]) -> str:
+    """A table as lines of text: ``(cells, is_header)`` per row, cells in column order.
+
+    Header rows are kept as they are ("Setting | Meaning"); in a data row below a header of as
+    many columns, each cell is labelled with its column's header ("Setting: 3 | Meaning: Always
+    use memory"), so a passage cut from the middle of a table still says what each value is and
+    a reader trained on prose finds "what does 3 mean". Cell texts stay verbatim; empty cells
+    are left out.
+    """
+    lines: list[str] = []
+    header: Sequence[str] | None = None
+    for cells, is_header in rows:
+        if is_header:
+            header = cells
+            labelled = list(cells)
+        elif header is not None and len(header) == len(cells):
+            labelled = [f"{h}: {c}" if h and c else c for h, c in zip(header, cells, strict=True)]
+        else:
+            labelled = list(cells)
+        kept = [c for c, raw in zip(labelled, cells, strict=True) if raw]
+        if kept:
+            lines.append(" | ".join(kept))
+    return "\n".join(lines)
+
+
 def _table_rows(table: object) -> Iterator[str]:
     for row in table.rows:  # type: ignore[attr-defined]
         cells: list[str] = []
@@ -409,11 +434,16 @@ class _HtmlWalker:
             self.flush()
             rows = []
             for row in node.find_all("tr"):
-                cells = [self.inline_text(c) for c in row.find_all(["td", "th"], recursive=False)]
-                cells = [c for c in cells if c]
-                if cells:
-                    rows.append(" | ".join(cells))
-            self.blocks.append(_Block("\n".join(rows), section=self.section))
+                tags = row.find_all(["td", "th"], recursive=False)
+                # A row of <th> only (or in <thead>) names the columns of the rows below it;
+                # a cell spanning columns would shift the labels, so such rows stay unlabelled.
+                spans = any(str(c.get("colspan", "1")).strip() not in ("", "1") for c in tags)
+                header = bool(tags) and (
+                    all(c.name == "th" for c in tags) or row.find_parent("thead") is not None
+                )
+                cells = [self.inline_text(c) for c in tags]
+                rows.append((cells, header and not spans))
+            self.blocks.append(_Block(table_text(rows), section=self.section))
         elif name == "pre":
             self.flush()
             self.blocks.append(_Block(node.get_text(), section=self.section))
@@ -551,96 +581,7 @@ def _convert_text(path: Path, data: bytes) -> ConvertedDocument:
     return _assemble(path, "txt", [_Block(decode_text(path, data))], None)
 
 
-def _md_inline(token: object) -> str:
-    parts: list[str] = []
-    for child in getattr(token, "children", None) or []:
-        kind = child.type
-        if kind in ("text", "code_inline"):
-            parts.append(child.content)
-        elif kind in ("softbreak", "hardbreak"):
-            parts.append("\n")
-        elif kind == "image":
-            parts.append(_md_inline(child))  # the alt text
-    return "".join(parts)
-
-
 def _convert_markdown(path: Path, data: bytes) -> ConvertedDocument:
-    from markdown_it import MarkdownIt
+    from indexer.markdown_text import convert_markdown
 
-    source = decode_text(path, data)
-    tokens = MarkdownIt("commonmark").enable("table").parse(source)
-    blocks: list[_Block] = []
-    section: str | None = None
-    first_h1: str | None = None
-    first_heading: str | None = None
-    list_lines: list[str] = []  # lines of the outermost list being read
-    list_stack: list[bool] = []  # ordered? per open list
-    item_open = False  # the current list item already has a line to append paragraphs to
-    table_rows: list[str] = []
-    row_cells: list[str] | None = None
-
-    def emit(text: str) -> None:
-        if list_stack:
-            list_lines.append(text)
-        else:
-            blocks.append(_Block(text, section=section))
-
-    i = 0
-    while i < len(tokens):
-        token = tokens[i]
-        kind = token.type
-        if kind == "heading_open":
-            text = _one_line(_md_inline(tokens[i + 1]))
-            if text:
-                if not list_stack:
-                    section = text
-                first_heading = first_heading or text
-                if token.tag == "h1" and first_h1 is None:
-                    first_h1 = text
-                emit(text)
-            i += 3
-            continue
-        if kind in ("bullet_list_open", "ordered_list_open"):
-            list_stack.append(kind == "ordered_list_open")
-            item_open = False
-        elif kind in ("bullet_list_close", "ordered_list_close"):
-            list_stack.pop()
-            item_open = False
-            if not list_stack:
-                # An item with nothing after its marker ("- ") leaves no line.
-                lines = [line for line in list_lines if not re.fullmatch(r"(-|\d+\.) ?", line)]
-                blocks.append(_Block("\n".join(lines), section=section))
-                list_lines = []
-        elif kind == "list_item_open":
-            marker = f"{token.info}." if list_stack and list_stack[-1] and token.info else "-"
-            list_lines.append(f"{marker} ")
-            item_open = True
-        elif kind == "list_item_close":
-            item_open = False
-        elif kind == "inline" and row_cells is not None:
-            row_cells.append(_one_line(_md_inline(token)))
-        elif kind == "inline":
-            text = _md_inline(token)
-            if list_stack and item_open:
-                # Several paragraphs of one item stay on the item's line.
-                sep = "" if list_lines[-1].endswith(" ") else " "
-                list_lines[-1] += sep + _one_line(text)
-                item_open = True
-            else:
-                emit(text)
-        elif kind in ("fence", "code_block"):
-            emit(token.content)
-        elif kind == "html_block":
-            emit(_html_fragment_text(token.content))
-        elif kind == "tr_open":
-            row_cells = []
-        elif kind == "tr_close":
-            cells = [c for c in (row_cells or []) if c]
-            if cells:
-                table_rows.append(" | ".join(cells))
-            row_cells = None
-        elif kind == "table_close":
-            emit("\n".join(table_rows))
-            table_rows = []
-        i += 1
-    return _assemble(path, "md", blocks, first_h1 or first_heading)
+    return convert_markdown(path, data)

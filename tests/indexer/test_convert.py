@@ -91,7 +91,9 @@ def test_html_drops_scripts_and_chrome() -> None:
         assert gone not in doc.text
     assert "These guidelines protect company data and your personal accounts." in doc.text
     assert "- Use the company password manager.\n- Enable two-factor authentication." in doc.text
-    assert "Device | Encryption\nLaptop | Required" in doc.text
+    # Each data row carries its column headers, so a passage cut from the table still says
+    # what "Required" is.
+    assert "Device | Encryption\nDevice: Laptop | Encryption: Required" in doc.text
     assert "long.\nNever reuse" in doc.text  # <br>
     sections = [span.section for span in doc.spans]
     assert sections == ["IT Security Guidelines", "Passwords", "Devices"]
@@ -297,3 +299,37 @@ def test_markdown_raw_html_keeps_text_drops_scripts(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     assert convert_file(path).text == "Notes\n\nVisible text\n\nEnd."
+
+
+def test_table_rows_are_labelled_with_their_headers_only_when_columns_line_up() -> None:
+    from indexer.convert import table_text
+
+    rows = [
+        (["SQLITE_TEMP_STORE", "Meaning"], True),
+        (["0", "Always use temporary files"], False),
+        (["3", "Always use memory"], False),
+        (["a note spanning the table"], False),  # fewer cells: no labels to trust
+        (["", "only a meaning"], False),  # an empty cell is left out, the rest keep theirs
+    ]
+    assert table_text(rows).splitlines() == [
+        "SQLITE_TEMP_STORE | Meaning",
+        "SQLITE_TEMP_STORE: 0 | Meaning: Always use temporary files",
+        "SQLITE_TEMP_STORE: 3 | Meaning: Always use memory",
+        "a note spanning the table",
+        "Meaning: only a meaning",
+    ]
+    # Without a header row, rows are as they were.
+    assert table_text([(["Hotel", "150 EUR per night"], False)]) == "Hotel | 150 EUR per night"
+
+
+def test_markdown_and_html_tables_get_the_same_labels(tmp_path: Path) -> None:
+    md = tmp_path / "t.md"
+    md.write_text("| Device | Encryption |\n|---|---|\n| Laptop | Required |\n", "utf-8")
+    html = tmp_path / "t.html"
+    html.write_text(
+        "<table><thead><tr><td>Device</td><td>Encryption</td></tr></thead>"
+        "<tr><td>Laptop</td><td>Required</td></tr></table>",
+        "utf-8",
+    )
+    for path in (md, html):
+        assert "Device: Laptop | Encryption: Required" in convert_file(path).text, path
