@@ -168,7 +168,10 @@ def test_feedback_buttons_write_squad_pairs(home: Path) -> None:
     assert "Saved as a correct answer" in texts(at.success)
     button(at, "Correct").click().run()
     assert "Already saved" in texts(at.info)
-    button(at, "Wrong", 1).click().run()
+    # An answer from another document: judging one from the same passage would replace the
+    # "correct" pair (one judgment per question and passage).
+    other = _rank_from_another_document(at)
+    button(at, "Wrong", other).click().run()
     examples, report = load_squad(settings.feedback_file)
     assert report.kept == 2 and not report.skipped
     correct = next(ex for ex in examples if ex.answers)
@@ -183,11 +186,12 @@ def test_feedback_buttons_write_squad_pairs(home: Path) -> None:
     # Mark the right answer in the passage of the answer judged wrong: replaces that judgment.
     passage = wrong.context
     span = passage.split()[2]
-    at.text_input(key="answer-1-" + _key_suffix(at, 1) + "-mark-text").input(span).run()
-    radio = [r for r in at.radio if r.key and r.key.startswith("answer-1-")]
+    prefix = f"answer-{other}-"
+    at.text_input(key=prefix + _key_suffix(at, other) + "-mark-text").input(span).run()
+    radio = [r for r in at.radio if r.key and r.key.startswith(prefix)]
     if radio:
         radio[0].set_value(0).run()
-    button(at, "Save", 1).click().run()
+    button(at, "Save", other).click().run()
     no_exceptions(at)
     assert "as the right answer" in texts(at.success)
     records = FeedbackStore(settings.feedback_file).list()
@@ -195,6 +199,17 @@ def test_feedback_buttons_write_squad_pairs(home: Path) -> None:
     assert verdicts == ["correct", "corrected"]
     corrected = next(r for r in records if r.meta["verdict"] == "corrected")
     assert corrected.answer_text == span and corrected.context in doc_texts
+
+
+def _rank_from_another_document(at: AppTest) -> int:
+    """The rank of the first answer card whose document is not the top answer's."""
+    ranks = sorted(
+        int(b.key.split("-")[1])
+        for b in at.button
+        if b.key and b.key.startswith("answer-") and b.key.endswith("-correct")
+    )
+    doc_of = {rank: _key_suffix(at, rank).rsplit("-", 1)[0] for rank in ranks}
+    return next(rank for rank in ranks if doc_of[rank] != doc_of[ranks[0]])
 
 
 def _key_suffix(at: AppTest, rank: int) -> str:
