@@ -288,7 +288,8 @@ def table_text(rows: Sequence[tuple[Sequence[str], bool]]) -> str:
     return "\n".join(lines)
 
 
-def _table_rows(table: object) -> Iterator[str]:
+def _table_rows(table: object) -> Iterator[list[str]]:
+    """The non-empty cells of each row of a DOCX table (no header is known: rows as they are)."""
     for row in table.rows:  # type: ignore[attr-defined]
         cells: list[str] = []
         seen: set[int] = set()
@@ -301,7 +302,7 @@ def _table_rows(table: object) -> Iterator[str]:
             if text:
                 cells.append(text)
         if cells:
-            yield " | ".join(cells)
+            yield cells
 
 
 def _convert_docx(path: Path, data: bytes) -> ConvertedDocument:
@@ -316,7 +317,8 @@ def _convert_docx(path: Path, data: bytes) -> ConvertedDocument:
         first_heading: str | None = None
         for item in document.iter_inner_content():
             if isinstance(item, Table):
-                blocks.append(_Block("\n".join(_table_rows(item)), section=section))
+                rows = [(cells, False) for cells in _table_rows(item)]
+                blocks.append(_Block(table_text(rows), section=section))
                 continue
             text = item.text
             style_name = item.style.name if item.style is not None else None

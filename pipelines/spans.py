@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -257,21 +257,17 @@ class AnswerRanking:
         """Write this ranking into a reader's ``docqa_reader.json`` (the rest kept)."""
         from pipelines.reader import ReaderConfig
 
-        config = ReaderConfig.load(model_dir)
-        replace(
-            config,
-            retriever_weight=self.retriever_weight,
-            open_null_offset=self.open_null_offset,
-            null_scope=self.null_scope,
-            answer_pooling=self.answer_pooling,
-        ).save(model_dir)
+        settings = {f.name: getattr(self, f.name) for f in fields(AnswerRanking)}
+        replace(ReaderConfig.load(model_dir), **settings).save(model_dir)
 
     @classmethod
     def of(cls, predictor: Any, retriever_weight: float | None = None) -> AnswerRanking:
         """A loaded reader's ranking (``SpanPredictor``), with another weight if given."""
-        config = predictor.config
-        weight = config.retriever_weight if retriever_weight is None else retriever_weight
-        return cls(weight, config.open_null_offset, config.null_scope, config.answer_pooling)
+        # The ranking's fields have the same names in ReaderConfig.
+        ranking = cls(**{f.name: getattr(predictor.config, f.name) for f in fields(AnswerRanking)})
+        if retriever_weight is not None:
+            ranking = replace(ranking, retriever_weight=retriever_weight)
+        return ranking
 
 
 def answer_key(text: str) -> str:

@@ -15,8 +15,8 @@ by side, in one run:
   domain stage.
 
 The gate ships the candidate only when it is the better reader on SQuAD 2.0 by the measures
-that do not depend on a no-answer threshold (F1 at the best threshold and HasAns F1 with the
-best span forced, both higher), is not worse on the demo dev pairs at its serving threshold (the
+that do not depend on a no-answer threshold (F1 at the best threshold higher, HasAns F1 with
+the best span forced not lower), is not worse on the demo dev pairs at its serving threshold (the
 promotion gate's own test) and forgot at most one point on the SQuAD sample. SQuAD F1 at each
 reader's own threshold is reported beside, not gated on: both thresholds are chosen on demo
 held-out pairs (none of the data has unanswerables written like SQuAD 2.0's, and rule-made ones
