@@ -26,6 +26,11 @@ logger = logging.getLogger(__name__)
 
 SUPPORTED_EXTENSIONS = {".pdf", ".docx", ".html", ".htm", ".md", ".markdown", ".txt"}
 
+# Raise whenever a converter's output changes for the same file: every file indexed with an
+# older text is converted again on the next run (indexer.run.passage_format).
+# 2: table rows label their cells with the column headers.
+TEXT_FORMAT_VERSION = 2
+
 _FILE_TYPES = {
     ".pdf": "pdf",
     ".docx": "docx",

@@ -35,6 +35,7 @@ class RecordLike(Protocol):
     sha256: str
     size: int
     mtime: float
+    text_format: str
 
 
 def file_sha256(path: Path) -> str:
@@ -82,10 +83,13 @@ class ChangePlan:
 
     ``touched`` is the part of ``unchanged`` whose record needs a refresh (new mtime or source
     name, same content). ``unreadable`` lists files whose hash could not be computed.
+    ``reformatted``: the part of ``changed`` whose content is the same but whose text and
+    passages were made by another converter version or split setting.
     """
 
     added: list[FileState] = field(default_factory=list)
     changed: list[FileState] = field(default_factory=list)
+    reformatted: list[FileState] = field(default_factory=list)
     removed: list[RecordLike] = field(default_factory=list)
     unchanged: list[FileState] = field(default_factory=list)
     touched: list[FileState] = field(default_factory=list)
@@ -106,12 +110,14 @@ def plan_changes(
     *,
     roots: Sequence[Path] | None = None,
     full: bool = False,
+    text_format: str | None = None,
 ) -> ChangePlan:
     """Compare the files on disk with the store's records.
 
     Records whose path is not among ``files`` are removed, but only when they lie under one of
     ``roots`` (resolved): indexing one folder never drops another folder's documents. With
-    ``roots=None`` every record missing from ``files`` is removed. ``full`` re-indexes every file.
+    ``roots=None`` every record missing from ``files`` is removed. ``full`` re-indexes every file;
+    ``text_format`` (when given) re-indexes every file recorded with another one.
     """
     records = {record.path: record for record in store_sources}
     plan = ChangePlan()
@@ -124,6 +130,9 @@ def plan_changes(
             plan.added.append(state)
         elif full:
             plan.changed.append(state)
+        elif text_format is not None and record.text_format != text_format:
+            plan.changed.append(state)
+            plan.reformatted.append(state)
         elif state.same_stat(record) and state.source == record.source:
             plan.unchanged.append(state)
         else:
@@ -144,8 +153,8 @@ def plan_changes(
         if resolved_roots is None or is_under(Path(key), resolved_roots):
             plan.removed.append(record)
     logger.debug(
-        "plan: %d added, %d changed, %d removed, %d unchanged (%d touched)",
-        len(plan.added), len(plan.changed), len(plan.removed), len(plan.unchanged),
-        len(plan.touched),
+        "plan: %d added, %d changed (%d reformatted), %d removed, %d unchanged (%d touched)",
+        len(plan.added), len(plan.changed), len(plan.reformatted), len(plan.removed),
+        len(plan.unchanged), len(plan.touched),
     )  # fmt: skip
     return plan

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from indexer.convert import SUPPORTED_EXTENSIONS, ConversionError
+from indexer.convert import SUPPORTED_EXTENSIONS, TEXT_FORMAT_VERSION, ConversionError
 from indexer.isolation import ConversionLimits, convert_bounded
 from indexer.manifest import FileState, is_under, plan_changes
 from indexer.split import doc_id_for, modified_iso, split_document
@@ -58,6 +58,16 @@ logger = logging.getLogger(__name__)
 LOCK_NAME = WRITER_LOCK_FILE  # in the data home: one writer of the index at a time
 # Passages embedded together: larger batches keep the model busy across many small files.
 _EMBED_GROUP_BATCHES = 8
+
+
+def passage_format(settings: Settings) -> str:
+    """What a file's stored text and passages depend on besides its bytes: the converters'
+    version and the split settings. Recorded with each file; a file recorded with another
+    format is converted and split again by the next run, changed or not."""
+    return (
+        f"text{TEXT_FORMAT_VERSION};words{settings.split_words};"
+        f"overlap{settings.split_overlap};chars{settings.split_max_chars}"
+    )
 
 
 class IndexingError(Exception):
@@ -299,7 +309,9 @@ def plan_index(paths: list[Path], settings: Settings, full: bool = False) -> Ind
         records = store.sources()
         store.close()
     files, skipped, failed = collect_files(roots, exclude=[settings.home])
-    changes = plan_changes(files, records, roots=roots, full=full)
+    changes = plan_changes(
+        files, records, roots=roots, full=full, text_format=passage_format(settings)
+    )
     by_path = {record.path: record for record in records}
     plan = IndexPlan(
         added=[state.source for state in changes.added],
@@ -362,7 +374,16 @@ class _Run:
         for source, reason in failed:
             logger.warning("failed %s: %s", source, reason)
 
-        plan = plan_changes(files, records, roots=self.roots, full=self.full)
+        plan = plan_changes(
+            files, records, roots=self.roots, full=self.full,
+            text_format=passage_format(self.settings),
+        )  # fmt: skip
+        if plan.reformatted:
+            logger.info(
+                "%d files were indexed by an older converter or with other split settings: "
+                "converting and splitting them again",
+                len(plan.reformatted),
+            )
         self.summary.unchanged = len(plan.unchanged)
         for state, reason in plan.unreadable:
             self._fail(state, f"cannot read file ({reason})", drop=True)
@@ -475,6 +496,7 @@ class _Run:
             mtime=state.mtime,
             indexed_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             passages=len(passages),
+            text_format=passage_format(self.settings),
         )
         self.pending.append((record, doc.text, passages, is_new))
 

@@ -27,7 +27,8 @@ from pipelines.store.versions import StoreError, fsync_dir, fsync_file
 
 FORMAT_VERSION = 1
 # SQLite schema version, kept in PRAGMA user_version so a file from another format is refused.
-SCHEMA_VERSION = 1
+# 2: sources.text_format (read_version migrates a version-1 file in memory).
+SCHEMA_VERSION = 2
 VECTORS_FILE = "vectors.faiss"
 PASSAGES_FILE = "passages.sqlite"
 MANIFEST_FILE = "manifest.json"
@@ -44,7 +45,8 @@ CREATE TABLE sources (
     size INTEGER NOT NULL,
     mtime REAL NOT NULL,
     indexed_at TEXT NOT NULL,
-    text TEXT NOT NULL
+    text TEXT NOT NULL,
+    text_format TEXT NOT NULL DEFAULT ''  -- how text and passages were made (indexer)
 );
 CREATE TABLE passages (
     faiss_id INTEGER PRIMARY KEY,
@@ -98,6 +100,9 @@ class SourceRecord:
     mtime: float
     indexed_at: str
     passages: int = 0
+    # The converter and splitter settings its text and passages were made with
+    # (indexer.run.passage_format); "" in indexes saved before it was recorded.
+    text_format: str = ""
 
 
 def meta_json(document: Document) -> str:
@@ -167,6 +172,12 @@ def read_version(folder: Path) -> VersionContents:
         finally:
             source.close()
         (schema,) = db.execute("PRAGMA user_version").fetchone()
+        if schema == 1:  # the in-memory copy only: the file changes at the next save
+            db.executescript(
+                "ALTER TABLE sources ADD COLUMN text_format TEXT NOT NULL DEFAULT '';"
+                f"PRAGMA user_version = {SCHEMA_VERSION};"
+            )
+            schema = SCHEMA_VERSION
         if schema != SCHEMA_VERSION:
             raise sqlite3.DatabaseError(f"schema version {schema}, expected {SCHEMA_VERSION}")
         (rows,) = db.execute("SELECT COUNT(*) FROM passages").fetchone()

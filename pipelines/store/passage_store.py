@@ -342,11 +342,11 @@ class PassageStore:
                 )
             self._db.execute(
                 "INSERT INTO sources (doc_id, source, path, title, file_type, sha256, size, mtime,"
-                " indexed_at, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " indexed_at, text, text_format) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT(doc_id) DO UPDATE SET source=excluded.source, path=excluded.path,"
                 " title=excluded.title, file_type=excluded.file_type, sha256=excluded.sha256,"
                 " size=excluded.size, mtime=excluded.mtime, indexed_at=excluded.indexed_at,"
-                " text=excluded.text",
+                " text=excluded.text, text_format=excluded.text_format",
                 (
                     record.doc_id,
                     record.source,
@@ -358,6 +358,7 @@ class PassageStore:
                     record.mtime,
                     record.indexed_at,
                     text,
+                    record.text_format,
                 ),
             )
             self._insert(rows, vectors, removed)
@@ -371,7 +372,8 @@ class PassageStore:
 
     _SOURCE_SELECT = (
         "SELECT s.doc_id, s.source, s.path, s.title, s.file_type, s.sha256, s.size, s.mtime,"
-        " s.indexed_at, (SELECT COUNT(*) FROM passages p WHERE p.doc_id = s.doc_id) FROM sources s"
+        " s.indexed_at, (SELECT COUNT(*) FROM passages p WHERE p.doc_id = s.doc_id),"
+        " s.text_format FROM sources s"
     )
 
     def sources(self) -> list[SourceRecord]:

@@ -102,3 +102,13 @@ def test_vanished_before_hashing_is_unreadable(tmp_path: Path) -> None:
     assert [(s.path, reason) for s, reason in plan.unreadable] == [
         (state.path, "No such file or directory")
     ]
+
+
+def test_a_file_recorded_with_another_text_format_is_indexed_again(tmp_path: Path) -> None:
+    state = write(tmp_path / "a.txt", "same bytes as before")
+    record = record_for(state)  # recorded by an older DocQA: no text format
+    plan = plan_changes([state], [record], text_format="text2")
+    assert plan.changed == plan.reformatted == [state] and not plan.unchanged
+    current = SourceRecord(**{**record.__dict__, "text_format": "text2"})
+    plan = plan_changes([state], [current], text_format="text2")
+    assert plan.unchanged == [state] and not plan.changed

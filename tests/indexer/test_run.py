@@ -133,6 +133,41 @@ def test_full_reindexes_and_broken_update_is_dropped(folder: Path, settings: Set
     assert "documents/handbook.pdf" not in sources
 
 
+def test_new_split_settings_resplit_every_file_once(folder: Path, settings: Settings) -> None:
+    first = run(folder, settings)
+    shorter = settings.with_(split_words=60, split_overlap=10)
+    resplit = run(folder, shorter)
+    # Same bytes, other passages: every file is split again, and only once.
+    assert (resplit.added, resplit.updated, resplit.unchanged) == (0, 5, 0)
+    assert resplit.total_passages > first.total_passages
+    assert run(folder, shorter).passages == 0
+
+
+def test_an_index_from_before_the_text_format_was_recorded_is_converted_again(
+    folder: Path, settings: Settings
+) -> None:
+    """An index saved by an older DocQA (schema 1, no text format) still loads and answers, and
+    the next run converts its files again, so they get today's text (e.g. table headers)."""
+    import sqlite3
+
+    first = run(folder, settings)
+    version = settings.index_dir / (settings.index_dir / "CURRENT").read_text().strip()
+    db = sqlite3.connect(version / "passages.sqlite")
+    db.executescript("ALTER TABLE sources DROP COLUMN text_format; PRAGMA user_version = 1;")
+    db.close()
+
+    old = PassageStore.load(settings.index_dir)
+    assert {r.text_format for r in old.sources()} == {""}
+    assert old.count_documents() == first.total_passages
+    old.close()
+    again = run(folder, settings)
+    assert (again.added, again.updated, again.unchanged) == (0, 5, 0)
+    assert {r.text_format for r in PassageStore.load(settings.index_dir).sources()} == {
+        indexer.run.passage_format(settings)
+    }
+    assert run(folder, settings).passages == 0
+
+
 def test_other_folders_are_kept(folder: Path, settings: Settings, tmp_path: Path) -> None:
     run(folder, settings)
     other = tmp_path / "wiki"
