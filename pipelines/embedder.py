@@ -12,6 +12,7 @@ the question does ("How many vacation days ..."), and the title carries it ("Lea
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -70,8 +71,105 @@ def load_embedder(settings: Settings, device: str | None = None) -> SentenceTran
     return model
 
 
+# sentence-transformers module types a plain model is made of (see PlainSentenceEncoder).
+_ST_TRANSFORMER = "sentence_transformers.models.Transformer"
+_ST_POOLING = "sentence_transformers.models.Pooling"
+_ST_NORMALIZE = "sentence_transformers.models.Normalize"
+
+
+class PlainSentenceEncoder:
+    """A sentence-transformers model of the plain kind (a transformer, mean pooling, optionally
+    L2 normalization; MiniLM is one) run through transformers directly, with ``encode`` and
+    ``get_embedding_dimension`` like :class:`SentenceTransformer`.
+
+    Why not sentence-transformers itself: importing it costs more than a second (scikit-learn,
+    SciPy, pandas, peft) that a new ``docqa ask`` process, which embeds one question, should not
+    pay. The vectors are the same to float precision (tested); any other kind of model
+    (CLS pooling, dense layers, prompts) goes through sentence-transformers.
+    """
+
+    def __init__(self, path: str, device: str = "cpu") -> None:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        config = json.loads((Path(path) / "sentence_bert_config.json").read_text("utf-8"))
+        self.max_seq_length = int(config.get("max_seq_length") or 512)
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModel.from_pretrained(path, dtype=torch.float32).to(device).eval()
+        self.device = device
+
+    @staticmethod
+    def supports(path: str) -> bool:
+        """Whether the model folder at ``path`` is a plain mean-pooling model."""
+        folder = Path(path)
+        try:
+            modules = json.loads((folder / "modules.json").read_text("utf-8"))
+            types = [m["type"] for m in modules]
+            pooling_dir = next(m["path"] for m in modules if m["type"] == _ST_POOLING)
+            pooling = json.loads((folder / pooling_dir / "config.json").read_text("utf-8"))
+            bert_config = json.loads((folder / "sentence_bert_config.json").read_text("utf-8"))
+            prompts = json.loads(
+                (folder / "config_sentence_transformers.json").read_text("utf-8")
+            ).get("prompts")
+        except (OSError, ValueError, KeyError, StopIteration, TypeError):
+            return False
+        modes = {k: v for k, v in pooling.items() if k.startswith("pooling_mode_")}
+        return (
+            types[:2] == [_ST_TRANSFORMER, _ST_POOLING]
+            and types[2:] in ([], [_ST_NORMALIZE])
+            and modes.get("pooling_mode_mean_tokens") is True
+            and not any(v for k, v in modes.items() if k != "pooling_mode_mean_tokens")
+            and not bert_config.get("do_lower_case")
+            and not prompts
+        )
+
+    def get_embedding_dimension(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def encode(self, texts: list[str], batch_size: int = 32, **_: Any) -> np.ndarray:
+        """Mean-pooled, L2-normalized float32 embeddings (sentence-transformers' keyword
+        arguments are accepted; the output is always normalized numpy)."""
+        import torch
+
+        out = np.empty((len(texts), self.get_embedding_dimension()), dtype=np.float32)
+        for start in range(0, len(texts), batch_size):
+            batch = self.tokenizer(
+                texts[start : start + batch_size],
+                padding=True,
+                truncation="longest_first",
+                max_length=self.max_seq_length,
+                return_tensors="pt",
+            ).to(self.device)
+            with torch.inference_mode():
+                tokens = self.model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(tokens.dtype)
+            pooled = (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+            out[start : start + len(pooled)] = pooled.float().cpu().numpy()
+        return out
+
+
+QuestionEncoder = Any  # a SentenceTransformer or a PlainSentenceEncoder
+_QUESTION_ENCODERS: dict[tuple[str, str], PlainSentenceEncoder] = {}
+
+
+def load_question_encoder(settings: Settings, device: str | None = None) -> QuestionEncoder:
+    """The model that embeds questions: the sentence-transformers model when this process has
+    loaded it already (indexing, the page), else a :class:`PlainSentenceEncoder` where the
+    model allows one (no sentence-transformers import), else :func:`load_embedder`."""
+    path = embedder_model_path(settings)
+    device = device or default_device()
+    key = (path, device)
+    with _MODELS_LOCK:
+        model: QuestionEncoder | None = _MODELS.get(key) or _QUESTION_ENCODERS.get(key)
+        if model is None and PlainSentenceEncoder.supports(path):
+            logger.info("Loading question encoder %s on %s", path, device)
+            model = _QUESTION_ENCODERS[key] = PlainSentenceEncoder(path, device)
+    return model if model is not None else load_embedder(settings, device)
+
+
 def embed_texts(
-    model: SentenceTransformer,
+    model: SentenceTransformer | PlainSentenceEncoder,
     texts: list[str],
     batch_size: int = 32,
     progress: ProgressCallback | None = None,
@@ -204,11 +302,11 @@ class QuestionEmbedder:
     def __init__(self, settings: Settings | None = None, device: str | None = None) -> None:
         self.settings = settings or Settings()
         self.device = device
-        self._model: SentenceTransformer | None = None
+        self._model: QuestionEncoder | None = None
 
     def warm_up(self) -> None:
         if self._model is None:
-            self._model = load_embedder(self.settings, self.device)
+            self._model = load_question_encoder(self.settings, self.device)
 
     @component.output_types(embedding=list[float], vector=np.ndarray)
     def run(self, text: str) -> dict[str, Any]:

@@ -97,3 +97,65 @@ def test_serialization_round_trip(settings: Settings) -> None:
     assert (again.settings, again.meta_fields, again.device) == (settings, ["title"], "cpu")
     question = QuestionEmbedder.from_dict(QuestionEmbedder(settings).to_dict())
     assert question.settings == settings and question.device is None
+
+
+def test_questions_embed_without_sentence_transformers_and_match_it(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A new `docqa ask` process embeds its question without importing sentence-transformers
+    (seconds of imports), and gets the vectors sentence-transformers gives."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    texts = [
+        "How many vacation days do employees get?",
+        "short",
+        " ".join(["annual leave carry-over rules"] * 120),  # over 256 tokens: truncated alike
+    ]
+    probe = (
+        "import json, sys\n"
+        "from pipelines.embedder import QuestionEmbedder\n"
+        "from pipelines.settings import Settings\n"
+        f"embedder = QuestionEmbedder(Settings(home={str(tmp_path)!r}))\n"
+        f"vectors = [embedder.run(t)['embedding'] for t in {texts!r}]\n"
+        "print(json.dumps({'vectors': vectors,"
+        " 'imported': 'sentence_transformers' in sys.modules}))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=os.environ.copy()
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["imported"] is False
+    reference = load_embedder(settings).encode(texts, normalize_embeddings=True)
+    plain = np.asarray(result["vectors"], dtype=np.float32)
+    assert plain.shape == reference.shape == (3, 384)
+    assert np.abs(plain - reference).max() < 1e-5
+
+
+def test_other_kinds_of_sentence_models_go_through_sentence_transformers(tmp_path: Path) -> None:
+    import json
+
+    from pipelines.embedder import PlainSentenceEncoder, embedder_model_path
+
+    assert PlainSentenceEncoder.supports(embedder_model_path(Settings(home=tmp_path)))
+    folder = tmp_path / "cls-model"
+    (folder / "1_Pooling").mkdir(parents=True)
+    st = "sentence_transformers.models."
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": st + "Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": st + "Pooling"},
+    ]
+    (folder / "modules.json").write_text(json.dumps(modules))
+    (folder / "sentence_bert_config.json").write_text('{"max_seq_length": 128}')
+    (folder / "config_sentence_transformers.json").write_text("{}")
+    pooling = {"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    assert not PlainSentenceEncoder.supports(str(folder))
+    pooling = {"pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True}
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    assert PlainSentenceEncoder.supports(str(folder))
+    (folder / "config_sentence_transformers.json").write_text('{"prompts": {"query": "q: "}}')
+    assert not PlainSentenceEncoder.supports(str(folder))
