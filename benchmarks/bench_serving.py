@@ -1,4 +1,5 @@
-"""Reader serving backends side by side: PyTorch fp32 and dynamic int8, ONNX Runtime fp32 and int8.
+"""Reader serving backends side by side: PyTorch fp32, bf16 autocast (on CPUs with native bf16)
+and dynamic int8, ONNX Runtime fp32 and int8.
 
 Each backend reads the demo dev questions with their gold passages (the pairs of
 ``data/demo/labels/dev.json``), decoded exactly as ``evaluation.reader_metrics.evaluate_reader``
@@ -6,12 +7,15 @@ does (same windows, same no-answer threshold, official SQuAD v2.0 EM/F1). Report
 windows/s and questions/s of the whole read (tokenize + model + decode, best of ``--repeats``),
 EM/F1, how often its answer equals fp32's, load time (ONNX: export on a cache miss), model size,
 and ratios to fp32. The recommended serving backend is the fastest whose F1 stays within
-``--max-f1-drop`` (0.5) of fp32; set it with ``Settings(reader_backend=...)``.
+``--max-f1-drop`` (0.5) of fp32; set it with ``Settings(reader_backend=...)`` ("bf16" is the
+torch backend with bf16 autocast, what "auto" picks on such CPUs). ``--max-seq-length`` reads
+with other windows than the reader's own (fewer, longer windows per passage).
 
 Prints a table and writes JSON (default benchmarks/results/serving.json). Numbers depend on the
 machine and its load: compare backends of one run only.
 
     python benchmarks/bench_serving.py [--reader data/reader] [--questions N] [--repeats 3]
+        [--backends torch,bf16,int8,onnx,onnx-int8] [--max-seq-length N]
 """
 
 from __future__ import annotations
@@ -29,14 +33,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import dataclasses
+
 import torch
 
+from evaluation.environment import cpu_description
 from evaluation.reader_metrics import predict, squad_metrics
 from evaluation.squad import load_squad
 from pipelines.reader import (
     READER_BACKENDS,
     OnnxQAModel,
     SpanPredictor,
+    cpu_supports_bf16,
     default_cache_dir,
     onnx_int8_path,
     onnx_model_path,
@@ -75,7 +83,13 @@ def main() -> None:
     parser.add_argument("--dev", type=Path, default=DEV)
     parser.add_argument("--questions", type=int, default=0, help="first N questions (0: all)")
     # "auto" is one of the others (int8 or bf16 torch, by CPU): not measured twice.
-    parser.add_argument("--backends", default=",".join(b for b in READER_BACKENDS if b != "auto"))
+    default_backends = [b for b in READER_BACKENDS if b != "auto"]
+    if cpu_supports_bf16():
+        default_backends.insert(1, "bf16")
+    parser.add_argument("--backends", default=",".join(default_backends))
+    parser.add_argument(
+        "--max-seq-length", type=int, default=0, help="read windows of N tokens (0: the reader's)"
+    )
     parser.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
     parser.add_argument("--repeats", type=int, default=3, help="timed reads; the best counts")
     parser.add_argument("--max-f1-drop", type=float, default=0.5)
@@ -102,9 +116,21 @@ def main() -> None:
             path = onnx_model_path(args.reader, "token_type_ids" in names, args.cache_dir)
             cached = (onnx_int8_path(path) if backend == "onnx-int8" else path).is_file()
         started = time.perf_counter()
-        predictors[backend] = SpanPredictor(
-            args.reader, batch_size=args.batch_size, backend=backend, cache_dir=args.cache_dir
+        bf16 = backend == "bf16"
+        predictor = SpanPredictor(
+            args.reader,
+            batch_size=args.batch_size,
+            backend="torch" if bf16 else backend,
+            cpu_precision="bf16" if bf16 else "fp32",
+            cache_dir=args.cache_dir,
         )
+        if args.max_seq_length:
+            # Fixed for this run (the bench never rewrites the reader's settings file).
+            predictor._config = dataclasses.replace(
+                predictor.config, max_seq_length=args.max_seq_length
+            )
+            predictor._config_file = None
+        predictors[backend] = predictor
         loads[backend] = (time.perf_counter() - started, cached)
         predict(predictors[backend], examples[:8], progress=False)  # warm-up (first calls)
     cfg = predictors["torch"].config
@@ -160,7 +186,7 @@ def main() -> None:
 
     result = {
         "machine": {
-            "cpu": platform.processor() or platform.machine(),
+            "cpu": cpu_description(),
             "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
             "python": platform.python_version(),
@@ -169,6 +195,8 @@ def main() -> None:
         "reader": args.reader,
         "data": {"file": str(args.dev), "questions": len(examples), "windows": windows_total},
         "batch_size": args.batch_size,
+        "max_seq_length": cfg.max_seq_length,
+        "doc_stride": cfg.doc_stride,
         "repeats": args.repeats,
         "backends": rows,
         "max_f1_drop": args.max_f1_drop,
