@@ -19,10 +19,14 @@ Variants, each changing one thing from the reader's own ranking (``docqa_reader.
 
 Prints a table (top-1 F1 per set, and their mean) and writes JSON with README rows. Passage size
 and structure splitting need their own indexes: ``--split-words N`` indexes every set anew with
-passages of N words.
+passages of N words (``--split-sections``: a heading starts a new passage). ``--splits
+200,150,100,sections`` compares splittings side by side instead (the reader's own ranking, each
+set indexed anew per splitting; ``200`` is today's default) and writes
+``benchmarks/results/passage_splits.json``.
 
     python benchmarks/bench_answer_ranking.py [--reader PATH] [--open-questions 300]
-        [--top-k 10] [--split-words N] [--work DIR] [--out FILE]
+        [--top-k 10] [--split-words N] [--split-sections] [--splits LIST] [--work DIR]
+        [--out FILE]
 """
 
 from __future__ import annotations
@@ -91,15 +95,18 @@ def load_sets(
     """Each set's questions and the settings of its indexed collection (indexed if needed)."""
     import bench_realdocs as realdocs
 
-    split = {"split_words": args.split_words} if args.split_words else {}
-    work = args.work / (f"split-{args.split_words}" if args.split_words else "default")
+    split: dict[str, Any] = {"split_words": args.split_words} if args.split_words else {}
+    if args.split_sections:
+        split["split_sections"] = True
+    name = f"split-{args.split_words or 'default'}" + ("-sections" if args.split_sections else "")
+    work = args.work / (name if split else "default")
     base = Settings(reader_model=reader, top_k_passages=args.top_k, **split)
     sets: dict[str, tuple[list[SquadExample], Settings]] = {}
 
     docs = realdocs.ensure_docs(realdocs.DOCS)
     labels = realdocs.load_labels()
     texts = realdocs.page_texts(docs, {r["page"] for r in labels if r["page"]})
-    home = args.realdocs_home if not args.split_words else work / "realdocs"
+    home = args.realdocs_home if not split else work / "realdocs"
     settings = base.with_(home=home)
     index_collection([docs], settings, progress=True)
     sets["realdocs"] = (realdocs.examples_from(labels, texts), settings)
@@ -170,12 +177,85 @@ def variants(shipped: AnswerRanking, top_k: int) -> list[tuple[str, AnswerRankin
     return out
 
 
+def compare_splits(args: argparse.Namespace, reader: str) -> None:
+    """Top-1 F1 (the reader's own ranking) and passage counts per splitting, on every set."""
+    default_words = Settings().split_words
+    table: dict[str, dict[str, Any]] = {}
+    for spec in [s.strip() for s in args.splits.split(",") if s.strip()]:
+        words = default_words if spec == "sections" else int(spec)
+        args.split_words = 0 if words == default_words else words
+        args.split_sections = spec == "sections"
+        row: dict[str, Any] = {}
+        for name, (examples, settings) in load_sets(args, reader).items():
+            reads, predictor, seconds = read_all(examples, settings, args.top_k)
+            ranking = AnswerRanking.of(predictor)
+            predictions = {
+                qid: answer_at_k(r, args.top_k, predictor.score, ranking) or ""
+                for qid, r in reads.items()
+            }
+            from pipelines.store import PassageStore
+
+            store = PassageStore.load(settings.index_dir)
+            row[name] = {
+                "f1": round(squad_metrics(examples, predictions)["f1"], 2),
+                "passages": store.count_documents(),
+                "ms_per_question": round(1000 * seconds / max(1, len(examples)), 1),
+            }
+            store.close()
+        row["mean_f1"] = round(sum(v["f1"] for v in row.values()) / len(row), 2)
+        label = f"{words} words" + (", sections" if spec == "sections" else "")
+        table[label] = row
+        print(label, json.dumps(row), flush=True)
+    base = table.get(f"{default_words} words")
+    sets = [k for k in next(iter(table.values())) if k != "mean_f1"]
+    helps = [
+        label
+        for label, row in table.items()
+        if base is not None and row is not base and all(row[n]["f1"] > base[n]["f1"] for n in sets)
+    ]
+    print(f"CPU: {cpu_description()}; reader {reader}; top {args.top_k} passages")
+    print(f"{'splitting':24}" + "".join(f"{n:>14}" for n in sets) + f"{'mean':>8}")
+    for label, row in table.items():
+        cells = "".join(f"{row[n]['f1']:>7.2f} ({row[n]['passages']:>5})" for n in sets)
+        print(f"{label:24}{cells}{row['mean_f1']:>8.2f}")
+    print("helps on all three sets:", ", ".join(helps) or "nothing")
+    out = args.out
+    if out.name == "answer_ranking.json":
+        out = out.with_name("passage_splits.json")
+    result = {
+        "benchmark": "passage_splits",
+        "cpu": cpu_description(),
+        "environment": environment(),
+        "reader": reader,
+        "top_k": args.top_k,
+        "splits": table,
+        "helps_on_all_sets": helps,
+        "readme_rows": [
+            {
+                "what": f"passage splitting ({', '.join(sets)}; top-1 F1, top {args.top_k}, "
+                "(passages))",
+                "number": "; ".join(
+                    f"{label}: "
+                    + " / ".join(f"{row[n]['f1']:.1f} ({row[n]['passages']})" for n in sets)
+                    for label, row in table.items()
+                )
+                + f"; helps on all three: {', '.join(helps) or 'nothing'}",
+                "command": f"python benchmarks/bench_answer_ranking.py --splits {args.splits}",
+            }
+        ],
+    }
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reader", default=None, help="default: the shipped reader")
     parser.add_argument("--top-k", type=int, default=10)
     parser.add_argument("--open-questions", type=int, default=300)
     parser.add_argument("--split-words", type=int, default=0, help="index anew with N words")
+    parser.add_argument("--split-sections", action="store_true", help="a heading starts a passage")
+    parser.add_argument("--splits", default="", help="compare splittings, e.g. 200,100,sections")
     parser.add_argument(
         "--realdocs-home", type=Path, default=Path(tempfile.gettempdir()) / "docqa-realdocs"
     )
@@ -187,6 +267,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     reader = str(Path(args.reader or SHIPPED_READER).resolve())
+    if args.splits:
+        compare_splits(args, reader)
+        return
     sets = load_sets(args, reader)
 
     table: dict[str, dict[str, float]] = {}

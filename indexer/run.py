@@ -67,6 +67,7 @@ def passage_format(settings: Settings) -> str:
     return (
         f"text{TEXT_FORMAT_VERSION};words{settings.split_words};"
         f"overlap{settings.split_overlap};chars{settings.split_max_chars}"
+        + (";sections" if settings.split_sections else "")
     )
 
 
@@ -481,6 +482,7 @@ class _Run:
             self.settings.split_words,
             self.settings.split_overlap,
             max_chars=self.settings.split_max_chars,
+            sections=self.settings.split_sections,
             source=state.source,
             doc_id=doc_id,
             modified=modified_iso(state.mtime),

@@ -6,6 +6,10 @@ Passages are filled with whole paragraphs up to about ``words`` words; a passage
 inside a paragraph ends after a sentence where one is near, else after any word. Consecutive
 passages share about ``overlap`` words so that an answer on a boundary is whole in one of them.
 
+With ``sections=True`` a new section (a heading of the document) starts a new passage, without
+overlap, once the passage holds ``words / 8`` words: a passage does not run on from one topic
+into the next (a heading with a line or two under it still joins the next section).
+
 Passages are bounded in characters as well (``max_chars``), and a run of text without spaces
 counts as one word per ``MAX_WORD_CHARS`` characters: a 3 MB line with no space is many passages,
 not one, so no answer or context shown can be megabytes long.
@@ -17,6 +21,7 @@ import bisect
 import datetime as dt
 import hashlib
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from haystack import Document
@@ -34,6 +39,8 @@ _SENTENCE_END = re.compile(r"[.!?:;][\"'”’)\]]*$")
 # Ending at a paragraph or sentence boundary is preferred only when the passage still gets at
 # least this fraction of ``words``; otherwise it is cut at ``words`` words.
 _MIN_FILL = 0.5
+# With sections=True, a section start ends a passage that has at least this fraction of ``words``.
+_MIN_SECTION_FILL = 0.125
 
 
 def doc_id_for(path: Path) -> str:
@@ -58,13 +65,19 @@ def modified_iso(mtime: float) -> str:
 
 
 def word_ranges(
-    text: str, words: int, overlap: int, max_chars: int | None = None
+    text: str,
+    words: int,
+    overlap: int,
+    max_chars: int | None = None,
+    section_starts: Sequence[int] = (),
 ) -> list[tuple[int, int]]:
     """Passages as ``(first_word, end_word)`` index ranges over the words of ``text``.
 
     A passage has at most ``words`` words and, when ``max_chars`` is given, at most ``max_chars``
     characters (at least one word: words are at most ``MAX_WORD_CHARS`` long); a passage cut by
-    characters shares proportionally fewer words with the next.
+    characters shares proportionally fewer words with the next. ``section_starts``: character
+    offsets where a section begins; a passage ends before the first one past its first
+    ``words / 8`` words, and the next passage starts there.
     """
     if words < 1:
         raise ValueError(f"words must be at least 1, got {words}")
@@ -78,6 +91,9 @@ def word_ranges(
     # paragraph_start[i]: a blank line separates word i from word i-1.
     paragraph_start = [i > 0 and "\n\n" in text[spans[i - 1][1] : spans[i][0]] for i in range(n)]
     sentence_end = [bool(_SENTENCE_END.search(text[s:e])) for s, e in spans]
+    starts = [start for start, _ in spans]
+    # Word indices where a section begins (the first word at or after each offset).
+    section_words = sorted({bisect.bisect_left(starts, offset) for offset in section_starts})
 
     ranges: list[tuple[int, int]] = []
     first = 0
@@ -88,7 +104,17 @@ def word_ranges(
             budget = max(1, min(words, fits - first))
         min_fill = max(1, int(budget * _MIN_FILL))
         limit = first + budget
-        if limit >= n:
+        section = next(
+            (
+                i
+                for i in section_words[bisect.bisect_right(section_words, first) :]
+                if i - first >= max(1, int(words * _MIN_SECTION_FILL))
+            ),
+            None,
+        )
+        if section is not None and section <= min(limit, n - 1):
+            end = section
+        elif limit >= n:
             end = n
         else:
             end = limit
@@ -109,6 +135,8 @@ def word_ranges(
         if end >= n:
             break
         shared = overlap if budget == words else overlap * budget // words
+        if end == section:
+            shared = 0  # the new section starts clean
         first = max(end - shared, first + 1)
     return ranges
 
@@ -123,6 +151,7 @@ def split_document(
     source: str | None = None,
     doc_id: str | None = None,
     modified: str | None = None,
+    sections: bool = False,
 ) -> list[Passage]:
     """Passages of ``doc`` with the contract's meta; ``source`` is relative to ``root``.
 
@@ -136,8 +165,18 @@ def split_document(
         modified = modified_iso(path.stat().st_mtime)
     source = source if source is not None else source_for(path, root)
     spans = [(m.start(), m.end()) for m in _WORD.finditer(doc.text)]
+    section_starts = (
+        [
+            span.start
+            for before, span in zip(doc.spans, doc.spans[1:], strict=False)
+            if span.section and span.section != before.section
+        ]
+        if sections
+        else []
+    )
+    ranges = word_ranges(doc.text, words, overlap, max_chars, section_starts)
     passages: list[Passage] = []
-    for index, (first, end) in enumerate(word_ranges(doc.text, words, overlap, max_chars)):
+    for index, (first, end) in enumerate(ranges):
         start_char, end_char = spans[first][0], spans[end - 1][1]
         where = locate(doc, start_char)
         passages.append(

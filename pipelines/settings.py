@@ -30,6 +30,8 @@ class Settings:
     split_overlap: int = 30
     # ... and at most this many characters (a run without spaces is not one passage of megabytes).
     split_max_chars: int = 4000
+    # A heading of the document starts a new passage (indexer/split.py).
+    split_sections: bool = False
     # Per-file bounds on conversion (indexer/isolation.py): a file past one is reported as
     # failed and the run goes on. None turns a bound off.
     convert_timeout_s: float | None = 120.0

@@ -198,3 +198,56 @@ def test_invariants_on_generated_texts(
     check_passages(doc, passages, words)
     starts = [p.meta["start"] for p in passages]
     assert starts == sorted(set(starts))
+
+
+def _straddled(doc: ConvertedDocument, passages: list, words: int) -> list[tuple[int, str]]:
+    """(passage index, section) for each section that starts past a passage's first words / 8
+    words, inside it (sections that start inside a word belong to the word's passage)."""
+    text, out = doc.text, []
+    lead = max(1, int(words * 0.125))
+    starts = [
+        span
+        for before, span in itertools.pairwise(doc.spans)
+        if span.section
+        and span.section != before.section
+        and (text[span.start - 1].isspace() or text[span.start].isspace())
+    ]
+    for i, passage in enumerate(passages):
+        start, end = passage.meta["start"], passage.meta["end"]
+        out += [
+            (i, span.section)
+            for span in starts
+            if start < span.start < end and len(text[start : span.start].split()) >= lead
+        ]
+    return out
+
+
+def test_with_sections_a_heading_starts_a_new_passage() -> None:
+    doc = convert_file(FIXTURES / "security.html")
+    plain = split_document(doc, words=200, overlap=30, root=FIXTURES)
+    by_section = split_document(doc, words=200, overlap=30, root=FIXTURES, sections=True)
+    assert _straddled(doc, plain, 200)  # without it, passages run across headings
+    assert not _straddled(doc, by_section, 200)
+    check_passages(doc, by_section, 200)
+    starts = {p.meta["start"] for p in by_section}
+    for before, span in itertools.pairwise(doc.spans):
+        if span.section != before.section and len(doc.text[: span.start].split()) >= 25:
+            assert span.start in starts, span.section
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=_texts(), words=st.integers(1, 60), overlap_share=st.floats(0, 0.9), cuts=st.data())
+def test_section_splitting_keeps_every_invariant(
+    text: str, words: int, overlap_share: float, cuts: st.DataObject
+) -> None:
+    overlap = min(words - 1, int(words * overlap_share))
+    points = sorted(set(cuts.draw(st.lists(st.integers(1, max(1, len(text) - 1)), max_size=6))))
+    bounds = [0, *[p for p in points if 0 < p < len(text)], len(text)]
+    spans = [
+        Span(a, b, section=f"S{i // 2}") for i, (a, b) in enumerate(itertools.pairwise(bounds))
+    ]  # every other span starts a new section
+    doc = _doc(text, spans)
+    passages = split_document(doc, words=words, overlap=overlap, doc_id="0123456789abcdef",
+                              modified=MODIFIED, sections=True)  # fmt: skip
+    check_passages(doc, passages, words)
+    assert not _straddled(doc, passages, words)
