@@ -182,7 +182,9 @@ def ask(
 
     settings = _query_settings(home, reader, retrieval, reader_backend)
     try:
-        results = ask_question(question, settings, top_k_passages=passages, top_n_answers=answers)
+        results = ask_question(
+            question, settings, top_k_passages=passages, top_n_answers=answers, channel="cli"
+        )
     except (QuestionError, IndexMissingError, ReaderNotFoundError) as exc:
         raise fail(str(exc), 2) from exc
     if as_json:

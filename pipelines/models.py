@@ -74,6 +74,14 @@ def model_path(settings: Settings, name: str) -> Path:
     return settings.models_dir / name
 
 
+def reader_version_name(path: str | Path) -> str:
+    """The name users know a reader by: a version folder's name, or "shipped"."""
+    resolved = Path(path)
+    if resolved == SHIPPED_READER:
+        return SHIPPED_NAME
+    return resolved.name
+
+
 def resolve_reader(settings: Settings) -> str:
     """The reader to load: a local folder path, or a hub id when that is what was configured."""
     if settings.reader_model:

@@ -15,6 +15,7 @@ keeps answering from the last good index and switches when the new one is comple
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections import OrderedDict
@@ -26,7 +27,8 @@ from haystack.dataclasses import Document, ExtractedAnswer
 
 from pipelines.embedder import QuestionEmbedder
 from pipelines.fusion import RankFusion
-from pipelines.models import resolve_reader
+from pipelines.models import reader_version_name, resolve_reader
+from pipelines.question_log import question_log
 from pipelines.reader import ExtractiveReader, SpanPredictor
 from pipelines.retrievers import BM25Retriever, DenseRetriever
 from pipelines.settings import RETRIEVAL_MODES, Settings
@@ -67,6 +69,16 @@ class AnswerResult:
             if data[key] is not None:
                 data[key] = list(data[key])
         return data
+
+
+@dataclass
+class AskOutcome:
+    """What one question got: ranked answers, the passages read, the time, the log row."""
+
+    answers: list[AnswerResult]
+    passages: list[Document]
+    latency_ms: float
+    question_id: int | None = None  # the question log's row, when the question was logged
 
 
 def validate_question(question: str, max_chars: int) -> str:
@@ -273,8 +285,22 @@ class QueryService:
         top_n_answers: int | None = None,
         filters: dict[str, Any] | None = None,
     ) -> tuple[list[AnswerResult], list[Document]]:
-        """:meth:`ask`'s answers and the passages the reader read, from one pipeline run (the
-        page shows the passages when there is no answer, without retrieving again)."""
+        """:meth:`ask`'s answers and the passages the reader read, from one pipeline run."""
+        outcome = self.answer(question, top_k_passages, top_n_answers, filters)
+        return outcome.answers, outcome.passages
+
+    def answer(
+        self,
+        question: str,
+        top_k_passages: int | None = None,
+        top_n_answers: int | None = None,
+        filters: dict[str, Any] | None = None,
+        channel: str | None = None,
+    ) -> AskOutcome:
+        """Answers, the passages read (the page shows them when there is no answer, without
+        retrieving again) and the time taken. With a ``channel`` ("page", "cli", "api") the
+        question is written to the question log (when it is on) and ``question_id`` names it;
+        evaluation asks without one."""
         question = validate_question(question, self.settings.max_question_chars)
         k = top_k_passages or self.settings.top_k_passages
         n = top_n_answers or self.settings.top_n_answers
@@ -291,8 +317,24 @@ class QueryService:
                 include_outputs_from={passages_from},
             )
         results = [to_result(a) for a in out["reader"]["answers"]]
-        logger.info("answered in %.0f ms: %r", 1000 * (time.perf_counter() - started), question)
-        return results, out[passages_from]["documents"]
+        latency_ms = 1000 * (time.perf_counter() - started)
+        logger.info("answered in %.0f ms: %r", latency_ms, question)
+        question_id = None
+        log = question_log(self.settings) if channel is not None else None
+        if log is not None and channel is not None:
+            try:
+                question_id = log.record(
+                    question,
+                    results,
+                    channel=channel,
+                    latency_ms=latency_ms,
+                    reader=reader_version_name(self.reader_model),
+                    top_k=k,
+                    filters=filters,
+                )
+            except sqlite3.Error as exc:  # the answer matters more than its log line
+                logger.warning("could not log the question in %s: %s", log.path, exc)
+        return AskOutcome(results, out[passages_from]["documents"], latency_ms, question_id)
 
     def retrieve(
         self, question: str, top_k: int | None = None, filters: dict[str, Any] | None = None
@@ -338,7 +380,10 @@ def ask(
     top_k_passages: int | None = None,
     top_n_answers: int | None = None,
     filters: dict[str, Any] | None = None,
+    channel: str | None = None,
 ) -> list[AnswerResult]:
-    """Answer ``question`` over the index in ``settings.home``."""
+    """Answer ``question`` over the index in ``settings.home`` (logged when ``channel`` is
+    given, see :meth:`QueryService.answer`)."""
     validate_question(question, settings.max_question_chars)  # before loading any model
-    return get_service(settings).ask(question, top_k_passages, top_n_answers, filters)
+    service = get_service(settings)
+    return service.answer(question, top_k_passages, top_n_answers, filters, channel).answers

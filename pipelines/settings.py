@@ -75,11 +75,19 @@ class Settings:
     # measures them (README). "auto", the default: torch with bf16 autocast where the CPU has
     # native bf16 (AMX), else int8, the fastest within 0.5 F1 of fp32 there. GPUs use torch.
     reader_backend: str = "auto"
+    # The question log (pipelines/question_log.py): questions asked on the page, with `docqa
+    # ask` and through the API, with their answers, in <home>/questions.sqlite; at most this
+    # many kept. Off with False (or DOCQA_QUESTION_LOG=0 in the environment).
+    question_log: bool = True
+    question_log_max_rows: int = 100_000
 
     @classmethod
     def from_env(cls, home: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
-        """Settings with ``home`` from the argument, else ``$DOCQA_HOME``, else ``~/.docqa``."""
+        """Settings with ``home`` from the argument, else ``$DOCQA_HOME``, else ``~/.docqa``;
+        ``DOCQA_QUESTION_LOG=0`` turns the question log off."""
         chosen = home or os.environ.get("DOCQA_HOME") or DEFAULT_HOME
+        if os.environ.get("DOCQA_QUESTION_LOG", "").strip().lower() in ("0", "false", "off", "no"):
+            overrides.setdefault("question_log", False)
         return cls(home=Path(chosen).expanduser().resolve(), **overrides)
 
     def with_(self, **changes: Any) -> Settings:
@@ -105,6 +113,11 @@ class Settings:
     def feedback_file(self) -> Path:
         """SQuAD v2.0 pairs collected from users' feedback and annotation."""
         return self.home / "feedback" / "feedback.json"
+
+    @property
+    def question_log_file(self) -> Path:
+        """The question log (SQLite), private to the home's owner."""
+        return self.home / "questions.sqlite"
 
     @property
     def uploads_dir(self) -> Path:

@@ -101,6 +101,7 @@ def _add(
         say(key, "success", saved)
     else:
         say(key, "info", "Already saved: this exact pair is in the feedback file.")
+    state.note_feedback(question, meta.get("verdict"))
 
 
 def save_correct(

@@ -11,19 +11,24 @@ compares the index's ``CURRENT`` pointer with the version it has loaded.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import sqlite3
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
-from pipelines.models import SHIPPED_NAME, ReaderNotFoundError, resolve_reader
+from pipelines.models import ReaderNotFoundError, reader_version_name, resolve_reader
 from pipelines.query import IndexMissingError, QueryService
-from pipelines.settings import SHIPPED_READER, Settings
+from pipelines.question_log import question_log
+from pipelines.settings import Settings
 from pipelines.store import PassageStore, current_version
 from reader_training.feedback import FeedbackError, FeedbackRecord, FeedbackStore
 from ui import render
+
+logger = logging.getLogger(__name__)
 
 
 def _home_argument(argv: list[str]) -> str | None:
@@ -80,6 +85,21 @@ def feedback_store() -> FeedbackStore:
     return FeedbackStore(settings().feedback_file)
 
 
+def note_feedback(question: str, verdict: str | None) -> None:
+    """Note a verdict on the question just asked in the question log (the Monitor page's
+    feedback rate and share marked wrong); the feedback file itself is already written."""
+    asked = st.session_state.get("ask_result") or {}
+    log = question_log(settings())
+    if log is None or verdict is None or asked.get("question") != question:
+        return
+    if asked.get("question_id") is None:
+        return
+    try:
+        log.add_feedback(asked["question_id"], verdict)
+    except (sqlite3.Error, ValueError) as exc:
+        logger.warning("could not note feedback in the question log: %s", exc)
+
+
 def labeled_pairs(store: FeedbackStore, origin: str, what: str) -> list[FeedbackRecord]:
     """The stored pairs of one origin ("feedback", "annotation"); an unreadable file stops the
     page with an error naming ``what`` could not be read, and is never overwritten."""
@@ -90,12 +110,7 @@ def labeled_pairs(store: FeedbackStore, origin: str, what: str) -> list[Feedback
         st.stop()
 
 
-def reader_name(path: str) -> str:
-    """The name users know a reader by: a version folder's name, or "shipped"."""
-    resolved = Path(path)
-    if resolved == SHIPPED_READER:
-        return SHIPPED_NAME
-    return resolved.name
+reader_name = reader_version_name
 
 
 @st.cache_resource(show_spinner=False)

@@ -547,3 +547,24 @@ def test_python_m_docqa_shows_the_commands(tmp_path: Path) -> None:
         "ui",
     ):
         assert command in out.stdout
+
+
+def test_ask_is_logged_unless_the_log_is_off(
+    runner: CliRunner, demo_home: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from pipelines.question_log import QuestionLog
+
+    home = tmp_path / "home"
+    shutil.copytree(demo_home.index_dir, home / "index")
+    args = ["ask", "Which laptop model do office staff receive?", "--home", home]
+    args += ["--reader", demo_home.reader_model]
+    assert run(runner, *args).exit_code == 0
+    logged = QuestionLog(home / "questions.sqlite").questions()
+    assert [(q.channel, q.question) for q in logged] == [
+        ("cli", "Which laptop model do office staff receive?")
+    ]
+    monkeypatch.setenv("DOCQA_QUESTION_LOG", "0")
+    assert run(runner, *args).exit_code == 0
+    assert len(QuestionLog(home / "questions.sqlite")) == 1

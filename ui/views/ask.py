@@ -111,14 +111,17 @@ elif question and (submitted or previous is None or previous["key"] != ask_key):
         "results": [],
         "passages": [],
         "error": None,
+        "question_id": None,
     }
     with st.spinner("Reading the documents…"):
         try:
             service = state.service()
-            results, passages = service.ask_with_passages(question, top_k, top_n, filters)
+            asked = service.answer(question, top_k, top_n, filters, channel="page")
+            results = asked.answers
             outcome["results"] = results
+            outcome["question_id"] = asked.question_id  # feedback is noted in the question log
             if results and results[0].answer is None:
-                outcome["passages"] = passages[:top_n]
+                outcome["passages"] = asked.passages[:top_n]
         except QuestionError as exc:
             outcome["error"] = str(exc)
         except (IndexMissingError, ReaderNotFoundError) as exc:
