@@ -1,8 +1,8 @@
 """DocQA's web page: ``streamlit run ui/app.py -- --home DIR`` (what ``docqa ui`` runs).
 
 Pages (one module each under ``ui/views``): Ask (default), Document (opened from an answer),
-Feedback, Annotate, Documents and Models. A status line at the bottom of the sidebar says what is
-indexed, which reader serves and whether it runs on the CPU or a GPU.
+Feedback, Monitor, Annotate, Documents and Models. A status line at the bottom of the sidebar
+says what is indexed, which reader serves and whether it runs on the CPU or a GPU.
 """
 
 from __future__ import annotations
@@ -40,6 +40,12 @@ navigation = st.navigation(
             title="Feedback",
             icon=":material/thumbs_up_down:",
             url_path="feedback",
+        ),
+        st.Page(
+            PAGES / "monitor.py",
+            title="Monitor",
+            icon=":material/monitoring:",
+            url_path="monitor",
         ),
         st.Page(
             PAGES / "annotate.py",

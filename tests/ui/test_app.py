@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from evaluation.squad import load_squad
 from pipelines.models import serving_name, set_serving
+from pipelines.question_log import QuestionLog
 from pipelines.settings import REPO_ROOT, Settings
 from pipelines.store import PassageStore
 from reader_training.feedback import FeedbackStore
@@ -240,6 +241,49 @@ def test_no_answer_in_passage_and_the_feedback_page(home: Path) -> None:
     button(at, "Delete").click().run()
     assert "Deleted the pair" in texts(at.success)
     assert FeedbackStore(settings.feedback_file).list() == []
+
+
+# -- Monitor ------------------------------------------------------------------------------------
+
+
+def _metric(at: AppTest, label: str) -> str:
+    return next(str(m.value) for m in at.metric if m.label == label)
+
+
+def test_a_question_marked_wrong_shows_on_the_monitor_page(home: Path) -> None:
+    at = app({"q": LEAVE_QUESTION})
+    no_exceptions(at)
+    button(at, "Wrong").click().run()
+    assert "Saved as wrong" in texts(at.success)
+    (logged,) = QuestionLog(Settings(home=home).question_log_file).questions()
+    assert logged.question == LEAVE_QUESTION and logged.channel == "page"
+    assert logged.feedback == "wrong" and logged.reader == "tiny-answers"
+
+    at.switch_page("views/monitor.py").run()
+    no_exceptions(at)
+    assert _metric(at, "Questions") == "1"
+    assert _metric(at, "With feedback") == "100%"
+    assert _metric(at, "Marked wrong") == "100%"
+    # Five charts; the troubled-share line waits for a window of questions.
+    assert len(at.get("vega_lite_chart")) == 5
+    assert "Drawn once 100 questions are logged" in texts(at.caption)
+    assert "needs 200 questions (1 so far)" in texts(at.caption)
+
+
+def test_the_monitor_page_raises_the_drift_alert(home: Path) -> None:
+    from pipelines.query import AnswerResult
+
+    log = QuestionLog(Settings(home=home).question_log_file)
+    for i in range(200):
+        score = 0.2 if i >= 100 and i % 3 == 0 else 0.9  # a third of the last 100 unsure
+        log.record(f"question {i}", [AnswerResult(answer="x", score=score)], channel="api",
+                   latency_ms=50.0 + i, reader="tiny-answers", top_k=10)  # fmt: skip
+    at = app(page="views/monitor.py")
+    no_exceptions(at)
+    assert "33% of the last 100 questions" in texts(at.error)  # 102, 105, ... 198
+    assert _metric(at, "Questions") == "200"
+    assert _metric(at, "Low confidence") == f"{33 / 200:.0%}"
+    assert len(at.get("vega_lite_chart")) == 6
 
 
 # -- Annotate -----------------------------------------------------------------------------------
