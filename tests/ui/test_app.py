@@ -324,6 +324,31 @@ def test_annotate_picks_the_occurrence_edits_and_deletes(home: Path) -> None:
     assert FeedbackStore(settings.feedback_file).list() == []
 
 
+def test_the_label_queue_offers_a_wrong_answer_and_labeling_it_clears_it(home: Path) -> None:
+    settings = Settings(home=home)
+    at = app({"q": LEAVE_QUESTION})
+    button(at, "Wrong").click().run()
+    top_doc = QuestionLog(settings.question_log_file).questions()[0].answers[0]["doc_id"]
+
+    at = app(page="views/annotate.py")
+    no_exceptions(at)
+    queue = "\n".join(str(m.value) for m in at.markdown)
+    assert "marked wrong" in queue and "paid annual leave" in queue
+    button(at, "Label").click().run()
+    no_exceptions(at)
+    assert at.text_input(key="annotate-question").value == LEAVE_QUESTION
+    assert at.selectbox(key="annotate-doc").value == top_doc
+    text = PassageStore.load(settings.index_dir).source_text(top_doc)
+    answer = text.split()[3]
+    at.text_input(key="annotate-span-text").input(answer).run()
+    radio = [r for r in at.radio if r.key == "annotate-span-occurrence"]
+    if radio:
+        radio[0].set_value(0).run()
+    button(at, "Save pair").click().run()
+    no_exceptions(at)
+    assert "Label queue: 0 questions to label" in [e.label for e in at.expander]
+
+
 def test_annotate_refuses_an_answer_that_is_not_in_the_document(home: Path) -> None:
     at = app(page="views/annotate.py")
     at.text_input(key="annotate-question").input("What is the meaning of life?")

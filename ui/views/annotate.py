@@ -1,17 +1,24 @@
 """Annotate page: write questions about a document and mark their answers.
 
 Pairs are saved to the same SQuAD v2.0 file as the feedback (``Settings.feedback_file``), with
-the whole converted document text as the context.
+the whole converted document text as the context. The label queue on top offers the logged
+questions that would teach the reader most (``pipelines.label_queue``): one click puts the
+question and the document of its top answer into the form.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
+from pipelines.label_queue import QueueItem, label_queue
+from pipelines.question_log import question_log
 from reader_training.feedback import FeedbackError
 from ui import labeling, pairs, render, state
 
 KEY = "annotate"
+QUEUE_SHOWN = 10
+# Verdicts that do not give a question its answer (it stays in the label queue).
+_NOT_A_LABEL = {"wrong", "no_answer_in_passage"}
 
 
 def _save(
@@ -40,6 +47,45 @@ def _save(
     st.session_state[f"{KEY}-span-none"] = False
 
 
+def _label(item: QueueItem, doc_ids: set[str]) -> None:
+    """Fill the form with a queued question and the document of its top answer."""
+    st.session_state[f"{KEY}-question"] = item.question
+    top = item.top_answer
+    if top is not None and top["doc_id"] in doc_ids:
+        st.session_state[f"{KEY}-doc"] = top["doc_id"]
+    st.session_state[f"{KEY}-span-text"] = ""
+    st.session_state[f"{KEY}-span-none"] = False
+
+
+def _queue(doc_ids: set[str]) -> None:
+    log = question_log(state.settings())
+    if log is None:
+        return
+    labeled = [
+        r.question
+        for r in state.labeled_pairs(state.feedback_store(), "feedback", "feedback")
+        + state.labeled_pairs(state.feedback_store(), "annotation", "labeled pairs")
+        if r.meta.get("verdict") not in _NOT_A_LABEL
+    ]
+    queue = label_queue(log.questions(limit=5000), labeled)
+    with st.expander(f"Label queue: {len(queue)} questions to label", expanded=bool(queue)):
+        if not queue:
+            st.caption(
+                "Questions asked on the Ask page that were marked wrong, answered with a small "
+                "margin, or asked often show up here, most useful first."
+            )
+        for rank, item in enumerate(queue[:QUEUE_SHOWN]):
+            row = st.container(horizontal=True, vertical_alignment="center")
+            row.markdown(f"**{render.md(item.question)}** · {render.md('; '.join(item.reasons))}")
+            row.button(
+                "Label",
+                key=f"{KEY}-queue-{rank}",
+                on_click=_label,
+                args=(item, doc_ids),
+                icon=":material/edit:",
+            )
+
+
 st.title("Annotate")
 st.caption(
     "Write a question that the document answers, mark the answer, save. The pairs train "
@@ -52,6 +98,7 @@ if store is None or not records:
     st.stop()
 
 by_id = {r.doc_id: r for r in records}
+_queue(set(by_id))
 doc_id = st.selectbox(
     "Document",
     list(by_id),

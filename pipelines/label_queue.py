@@ -1,0 +1,90 @@
+"""The label queue: which logged questions would teach the reader most if someone labeled them.
+
+Active learning by uncertainty, plus what users told us. A question scores for
+
+* being marked wrong (and not yet corrected): the reader is known to fail it;
+* a small margin between its top result and the runner-up, whether that is another answer or
+  "no answer": the reader could not decide, so a label moves it most;
+* being asked often: one label fixes every future ask.
+
+Questions that already have a label with an answer (feedback "correct"/"corrected", or an
+annotation) leave the queue. Plain Python over question-log rows and the labeled questions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from pipelines.monitoring import WRONG_VERDICTS
+from pipelines.question_log import LoggedQuestion
+
+# How much each signal weighs in the priority (wrong answers come first).
+WRONG_WEIGHT = 2.0
+MARGIN_WEIGHT = 1.0
+FREQUENCY_WEIGHT = 0.3
+# Margins at or above this count as sure (no uncertainty).
+SURE_MARGIN = 0.5
+
+
+def normalize_question(question: str) -> str:
+    """Questions that differ only in case and spacing are the same question."""
+    return " ".join(question.lower().split()).rstrip("?").strip()
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """A question to label, why, and its latest ask (to open its passage)."""
+
+    question: str
+    priority: float
+    reasons: tuple[str, ...]
+    times_asked: int
+    latest: LoggedQuestion
+
+    @property
+    def top_answer(self) -> dict | None:
+        """The latest ask's first ranked answer with a citation, if any."""
+        return next((a for a in self.latest.answers if a.get("doc_id")), None)
+
+
+def label_queue(
+    questions: Sequence[LoggedQuestion],
+    labeled: Iterable[str] = (),
+    limit: int | None = None,
+) -> list[QueueItem]:
+    """Unlabeled logged questions, most useful to label first."""
+    done = {normalize_question(q) for q in labeled}
+    asks: dict[str, list[LoggedQuestion]] = defaultdict(list)
+    for q in questions:
+        key = normalize_question(q.question)
+        if key and key not in done:
+            asks[key].append(q)
+    items = []
+    for group in asks.values():
+        latest = group[-1]
+        reasons = []
+        priority = 0.0
+        if any(q.feedback in WRONG_VERDICTS for q in group):
+            priority += WRONG_WEIGHT
+            reasons.append("marked wrong")
+        margin = latest.margin
+        if margin is not None and margin < SURE_MARGIN:
+            priority += MARGIN_WEIGHT * (1.0 - max(0.0, margin) / SURE_MARGIN)
+            runner_up = (
+                "answer and no answer" if _null_in_top_two(latest) else "the top two answers"
+            )
+            reasons.append(f"margin {margin:.2f} between {runner_up}")
+        if len(group) > 1:
+            priority += FREQUENCY_WEIGHT * min(3.0, math.log2(len(group)))
+            reasons.append(f"asked {len(group)} times")
+        if priority > 0:
+            items.append(QueueItem(latest.question, priority, tuple(reasons), len(group), latest))
+    items.sort(key=lambda item: (-item.priority, -item.latest.id))
+    return items[:limit] if limit is not None else items
+
+
+def _null_in_top_two(question: LoggedQuestion) -> bool:
+    return any(a.get("answer") is None for a in question.answers[:2])

@@ -1,0 +1,51 @@
+"""The label queue: wrong answers first, then undecided ones, then frequent ones; labeled gone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pipelines.label_queue import label_queue
+from pipelines.question_log import LoggedQuestion
+
+
+def logged(
+    i: int, question: str, margin: float | None, feedback: str | None = None, null_second=False
+) -> LoggedQuestion:
+    answers = [
+        {"answer": "x", "score": 0.6, "doc_id": f"doc{i}"},
+        {"answer": None if null_second else "y", "score": 0.6 - (margin or 0.0), "doc_id": None},
+    ]
+    return LoggedQuestion(
+        id=i, asked_at=datetime(2026, 12, 1, tzinfo=UTC), channel="page", question=question,
+        filters=None, top_k=10, answered=True, top_answer="x", top_score=0.6, margin=margin,
+        answers=answers, latency_ms=100.0, reader="v0.4", feedback=feedback,
+    )  # fmt: skip
+
+
+def test_queue_order_and_reasons() -> None:
+    rows = [
+        logged(1, "Who approves travel?", 0.45),
+        logged(2, "How many vacation days?", 0.9, feedback="wrong"),
+        logged(3, "When is payday?", 0.02, null_second=True),
+        logged(4, "Where is the VPN guide?", 0.9),  # sure and unjudged: nothing to learn
+        logged(5, "who approves travel", 0.45),
+        logged(6, "Who approves travel?  ", 0.45),
+        logged(7, "How do I reset my password?", 0.05),
+    ]
+    queue = label_queue(rows, labeled=["How do I reset my password?"])
+    assert [item.question for item in queue] == [
+        "How many vacation days?",  # marked wrong
+        "When is payday?",  # a tiny margin between an answer and "no answer"
+        "Who approves travel?  ",  # asked 3 times (normalized), a wider margin
+    ]
+    wrong, undecided, frequent = queue
+    assert wrong.reasons == ("marked wrong",)
+    assert frequent.times_asked == 3 and "asked 3 times" in frequent.reasons
+    assert undecided.reasons == ("margin 0.02 between answer and no answer",)
+    assert undecided.top_answer == {"answer": "x", "score": 0.6, "doc_id": "doc3"}
+    assert label_queue(rows, limit=1)[0].question == "How many vacation days?"
+    corrected = [*rows, logged(8, "How many vacation days?", 0.9, feedback="correct")]
+    assert label_queue(corrected)[0].question == "How many vacation days?"  # still once wrong
+    assert "How many vacation days?" not in [
+        i.question for i in label_queue(rows, labeled=["how many vacation days"])
+    ]
