@@ -96,9 +96,7 @@ def simulate_users(
     return {"asked": len(train), "wrong": wrong, "flagged_wrong": flagged}
 
 
-def fine_tune(
-    name: str, subset: list[SquadExample], args: argparse.Namespace, pool: Path
-) -> Path:
+def fine_tune(name: str, subset: list[SquadExample], args: argparse.Namespace, pool: Path) -> Path:
     reader = args.work / f"reader-{name}"
     if not (reader / "metrics.json").is_file():
         train_file = args.work / f"train-{name}.json"
@@ -182,10 +180,12 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "what": f"label queue vs random: demo dev F1 after labeling {args.pairs} logged "
                 f"questions (simulated users; {args.feedback_rate:.0%} of wrong answers flagged)",
-                "number": f"base {base['demo_dev_f1']:.2f}; queue {rows['queue']['demo_dev_f1']:.2f}"
-                f" ({rows['queue']['gain']:+.2f}, forgot {rows['queue']['forgotten']:.2f}); "
-                f"random {rows['random']['demo_dev_f1']:.2f} ({rows['random']['gain']:+.2f}, "
-                f"forgot {rows['random']['forgotten']:.2f})",
+                "number": f"base {base['demo_dev_f1']:.2f}; "
+                + "; ".join(
+                    f"{arm} {rows[arm]['demo_dev_f1']:.2f} ({rows[arm]['gain']:+.2f}, "
+                    f"forgot {rows[arm]['forgotten']:.2f})"
+                    for arm in ("queue", "random")
+                ),
                 "command": "python benchmarks/bench_label_queue.py",
             }
         ],
