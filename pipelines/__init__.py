@@ -31,6 +31,9 @@ _LAZY = {
     "resolve_reader": "pipelines.models",
     "list_models": "pipelines.models",
     "set_serving": "pipelines.models",
+    "QuestionLog": "pipelines.question_log",
+    "label_queue": "pipelines.label_queue",
+    "drift_alert": "pipelines.monitoring",
 }
 
 __all__ = ["Settings", *_LAZY]

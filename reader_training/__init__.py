@@ -1,7 +1,8 @@
 """Reader training: fine-tune, the reader campaign with its gate, and promotion.
 
 Public surface: :func:`train_reader` with :class:`TrainConfig`; the campaign
-(:func:`run_chunk`, :func:`finish_chunk`), :func:`hard_negatives`, :func:`promote_model`.
+(:func:`run_chunk`, :func:`finish_chunk`), :func:`hard_negatives`, :func:`promote_model`;
+retraining from the page in the background (:func:`start_retrain`, :func:`current_job`).
 SQuAD files and evaluation live in :mod:`evaluation`; this package imports only ``pipelines``
 and ``evaluation``.
 """
@@ -20,6 +21,8 @@ _LAZY = {
     "hard_negatives": "reader_training.hard_negatives",
     "promote_model": "reader_training.promote",
     "PromotionError": "reader_training.promote",
+    "start_retrain": "reader_training.jobs",
+    "current_job": "reader_training.jobs",
 }
 
 __all__ = list(_LAZY)

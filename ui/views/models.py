@@ -1,10 +1,13 @@
-"""Models page: the reader versions with their held-out metrics; choose which one serves."""
+"""Models page: the reader versions with their held-out metrics; choose which one serves; retrain
+on the labeled pairs in the background (live curves, cancel, the gate's verdict, promote)."""
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from pipelines.models import ReaderNotFoundError, list_models, set_serving
+from reader_training import jobs
 from ui import render, state
 
 settings = state.settings()
@@ -77,3 +80,97 @@ st.button(
     args=(chosen,),
     key="models-serve",
 )
+
+# -- retrain on the labeled pairs (reader_training.jobs) ------------------------------------------
+st.divider()
+st.subheader("Retrain on labeled pairs")
+
+
+def _start() -> None:
+    try:
+        job = jobs.start_retrain(settings)
+    except (jobs.JobError, OSError) as exc:
+        st.session_state["models_message"] = ("error", f"Not started: {render.md(exc)}")
+        return
+    st.session_state["models_message"] = ("success", f"Training {job.name} in the background.")
+
+
+def _cancel() -> None:
+    try:
+        jobs.cancel_retrain(settings)
+    except jobs.JobError as exc:
+        st.session_state["models_message"] = ("error", render.md(exc))
+
+
+def _decide(promote: bool) -> None:
+    try:
+        job = jobs.decide(settings, promote)
+    except (jobs.JobError, ReaderNotFoundError) as exc:
+        st.session_state["models_message"] = ("error", render.md(exc))
+        return
+    message = "now answers questions" if promote else "was discarded"
+    st.session_state["models_message"] = ("success", f"{render.md(job.name)} {message}.")
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    minutes, secs = divmod(int(seconds), 60)
+    return f", about {minutes} min {secs:02d} s left" if minutes else f", about {secs} s left"
+
+
+@st.fragment(run_every=2.0)
+def retrain_panel() -> None:
+    """Redrawn every two seconds, so the curves move while the rest of the page stays put."""
+    job = jobs.current_job(settings)
+    if job is None or not job.active:
+        pairs = jobs.labeled_pair_count(settings)
+        st.caption(
+            f"{pairs} labeled pairs (feedback and annotations). A new reader version continues "
+            "from the serving one with replay; it serves only after you promote it."
+        )
+        st.button(
+            f"Retrain on {pairs} pairs",
+            icon=":material/model_training:",
+            disabled=pairs == 0,
+            on_click=_start,
+            key="retrain-start",
+        )
+    if job is None:
+        return
+    state = jobs.progress(settings, job)
+    if job.active:
+        total, step = state["max_steps"], state["step"]
+        label = f"{job.name}: {job.status}" + (f", step {step} of {total}" if total else "")
+        st.progress(step / total if total else 0.0, text=label + _eta(state["eta_seconds"]))
+        st.button("Cancel", icon=":material/cancel:", on_click=_cancel, key="retrain-cancel")
+    else:
+        st.caption(f"Last retraining: {job.name}, {job.status}")
+    if state["loss"] or state["heldout_f1"]:
+        left, right = st.columns(2)
+        if state["loss"]:
+            left.line_chart(pd.DataFrame(state["loss"], columns=["step", "loss"]).set_index("step"))
+        if state["heldout_f1"]:
+            f1 = pd.DataFrame(state["heldout_f1"], columns=["step", "held-out F1"])
+            right.line_chart(f1.set_index("step"))
+    if job.status == "failed":
+        st.error(f"The retraining failed: {render.md(job.error or 'see its log')}")
+    if job.status == "finished" and job.verdict is not None:
+        verdict = job.verdict
+        shown = st.success if verdict["recommend_promotion"] else st.warning
+        shown(f"Gate: {render.md(verdict['summary'])}")
+        if not job.decided:
+            row = st.container(horizontal=True)
+            row.button(
+                f"Promote {job.name}",
+                type="primary",
+                on_click=_decide,
+                args=(True,),
+                key="retrain-promote",
+            )
+            row.button("Discard", on_click=_decide, args=(False,), key="retrain-discard")
+        else:
+            st.caption(f"{job.name} was {job.decided}.")
+
+
+retrain_panel()
