@@ -8,6 +8,7 @@ does, which makes both presentations deterministic.
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -17,6 +18,7 @@ from pipelines.models import serving_name, set_serving
 from pipelines.question_log import QuestionLog
 from pipelines.settings import REPO_ROOT, Settings
 from pipelines.store import PassageStore
+from reader_training import jobs
 from reader_training.feedback import FeedbackStore
 
 APP = REPO_ROOT / "ui" / "app.py"
@@ -442,6 +444,40 @@ def test_switch_the_serving_reader(home: Path) -> None:
     at = app({"q": LEAVE_QUESTION})
     assert "reader: tiny-silent" in texts(at.sidebar.caption)
     assert "do not seem to contain an answer" in texts(at.warning)
+
+
+def test_retrain_from_the_page_then_promote_and_ask(home: Path) -> None:
+    settings = Settings(home=home)
+    at = app({"q": LEAVE_QUESTION})
+    button(at, "Correct").click().run()
+    assert "Saved as a correct answer" in texts(at.success)
+
+    at = app(page="views/models.py")
+    no_exceptions(at)
+    button(at, "Retrain on 1 pairs").click().run()
+    no_exceptions(at)
+    assert "in the background" in texts(at.success)
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        at.run()
+        no_exceptions(at)
+        if "Gate:" in texts(at.success) + texts(at.warning) or at.error:
+            break
+        time.sleep(1.0)
+    assert not at.error, texts(at.error)
+    assert "Gate:" in texts(at.success) + texts(at.warning)
+    assert len(at.get("vega_lite_chart")) >= 1  # the loss curve
+    name = jobs.current_job(settings).name  # type: ignore[union-attr]
+    assert serving_name(settings) == "tiny-answers"  # nothing changes before the decision
+    button(at, f"Promote {name}").click().run()
+    no_exceptions(at)
+    assert serving_name(settings) == name
+    assert f"{name} now answers questions" in texts(at.success)
+
+    at = app({"q": LEAVE_QUESTION})  # the next ask is answered by the new version
+    no_exceptions(at)
+    assert f"reader: {name}" in texts(at.sidebar.caption)
+    assert QuestionLog(settings.question_log_file).questions()[-1].reader == name
 
 
 def test_a_new_data_directory_says_what_to_do(tmp_path: Path, monkeypatch: object) -> None:
