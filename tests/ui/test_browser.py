@@ -247,3 +247,79 @@ def test_ask_open_the_document_upload_and_ask_about_it(
     finally:
         shots.publish()
         page.close()
+
+
+def test_the_learning_loop_ask_judge_label_monitor_retrain_promote(
+    server: str, browser: Browser, home: Path, tmp_path: Path
+) -> None:
+    """Ask, mark an answer wrong, label the question from the queue, see it on the Monitor page,
+    retrain from the Models page (the tiny reader), watch the curve, promote, ask again."""
+    from pipelines.models import serving_name
+    from pipelines.question_log import QuestionLog
+
+    settings = Settings(home=home)
+    shots = Shots(tmp_path / "loop-screenshots")
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    question = "How many days of paid annual leave do employees receive?"
+    try:
+        page.goto(f"{server}/?q={urllib.parse.quote_plus(question)}")
+        expect(page.locator(".docqa-answer").first).to_contain_text(
+            "confidence", timeout=ANSWER_TIMEOUT_MS
+        )
+        page.get_by_role("button", name="Wrong").first.click()
+        expect(page.get_by_text("Saved as wrong")).to_be_visible(timeout=30_000)
+        shots.take(page, "loop-marked-wrong")
+
+        # The label queue offers it; one click fills the form; mark the answer and save.
+        page.goto(f"{server}/annotate")
+        expect(page.get_by_text("marked wrong")).to_be_visible(timeout=30_000)
+        page.locator(".st-key-annotate-queue-0 button").click()
+        _wait_idle(page)
+        expect(page.get_by_role("textbox", name="Question")).to_have_value(question)
+        store = PassageStore.load(settings.index_dir)
+        doc_id = QuestionLog(settings.question_log_file).questions()[-1].answers[0]["doc_id"]
+        answer = next(
+            word for word in store.source_text(doc_id).split() if len(word) > 6 and word.isalpha()
+        )
+        page.get_by_role("textbox", name="Exact answer text").fill(answer)
+        page.keyboard.press("Enter")
+        _wait_idle(page)
+        radio = page.get_by_role("radiogroup")
+        if radio.count():
+            radio.first.get_by_role("radio").first.check()
+            _wait_idle(page)
+        page.get_by_role("button", name="Save pair").click()
+        expect(page.get_by_text("Saved. Write the next question.")).to_be_visible(timeout=30_000)
+        shots.take(page, "loop-labeled")
+
+        # The Monitor page counts the question and its feedback.
+        page.goto(f"{server}/monitor")
+        expect(page.get_by_test_id("stMetricValue").first).to_have_text("1", timeout=30_000)
+        expect(page.get_by_text("Marked wrong")).to_be_visible()
+        shots.take(page, "loop-monitor")
+
+        # Retrain from the Models page: the progress and the curve appear, then the gate.
+        page.goto(f"{server}/models")
+        start = page.locator(".st-key-retrain-start button")
+        expect(start).to_contain_text("Retrain on 2 pairs", timeout=30_000)
+        start.click()
+        expect(page.get_by_text("in the background")).to_be_visible(timeout=30_000)
+        expect(page.get_by_text("Gate:")).to_be_visible(timeout=600_000)
+        expect(page.get_by_test_id("stVegaLiteChart").first).to_be_visible()
+        shots.take(page, "loop-gate")
+        page.locator(".st-key-retrain-promote button").click()
+        expect(page.get_by_text("now answers questions")).to_be_visible(timeout=30_000)
+        new = serving_name(settings)
+        assert new is not None and new.startswith("retrain-")
+
+        # The next ask is answered by the new version.
+        page.goto(f"{server}/?q={urllib.parse.quote_plus(question)}")
+        expect(page.locator(".docqa-answer, .docqa-passage").first).to_be_visible(
+            timeout=ANSWER_TIMEOUT_MS
+        )
+        expect(page.get_by_text(f"reader: {new}")).to_be_visible(timeout=30_000)
+        assert QuestionLog(settings.question_log_file).questions()[-1].reader == new
+        shots.take(page, "loop-new-reader")
+    finally:
+        shots.publish()
+        page.close()
