@@ -163,6 +163,9 @@ def main() -> None:
     parser.add_argument("--home", type=Path, default=Path(tempfile.gettempdir()) / "docqa-realdocs")
     parser.add_argument("--reader", default=None, help="default: the shipped reader")
     parser.add_argument("--top-k", type=int, default=10)
+    parser.add_argument(
+        "--max-seq-length", type=int, default=0, help="reader windows of N tokens (0: its own)"
+    )
     parser.add_argument("--no-reference", dest="reference", action="store_false")
     parser.add_argument(
         "--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "realdocs.json"
@@ -193,7 +196,12 @@ def main() -> None:
     reader = str(Path(args.reader or SHIPPED_READER).resolve())
     texts = page_texts(docs, {r["page"] for r in labels if r["page"]})
     examples = examples_from(labels, texts)
-    settings = Settings(home=args.home, reader_model=reader, top_k_passages=args.top_k)
+    settings = Settings(
+        home=args.home,
+        reader_model=reader,
+        top_k_passages=args.top_k,
+        reader_max_seq_length=args.max_seq_length or None,
+    )
     started = time.perf_counter()
     summary = index_folder([docs], settings)
     print(f"indexed: {summary.describe()}")
@@ -207,6 +215,7 @@ def main() -> None:
         "cpu": cpu_description(),
         "reader": reader,
         "top_k_passages": args.top_k,
+        "reader_max_seq_length": settings.reader_max_seq_length,
         "index": {
             "documents": summary.total_documents,
             "passages": summary.total_passages,

@@ -76,9 +76,13 @@ class PassageRead:
 
 
 def read_passages(
-    predictor: SpanPredictor, question: str, passages: Sequence[Document]
+    predictor: SpanPredictor,
+    question: str,
+    passages: Sequence[Document],
+    max_seq_length: int | None = None,
 ) -> list[PassageRead]:
-    """The candidate spans of each passage, in passage order (empty passages have none)."""
+    """The candidate spans of each passage, in passage order (empty passages have none);
+    ``max_seq_length``: read windows of that length (``Settings.reader_max_seq_length``)."""
     reads = [
         PassageRead(p.content or "", (), float(p.score) if p.score is not None else 0.0)
         for p in passages
@@ -87,7 +91,9 @@ def read_passages(
     if not with_text:
         return reads
     contents = [passages[i].content or "" for i in with_text]
-    candidates = predictor.predict([question] * len(contents), contents)
+    candidates = predictor.predict(
+        [question] * len(contents), contents, max_seq_length=max_seq_length
+    )
     for i, cands in zip(with_text, candidates, strict=True):
         reads[i] = replace(reads[i], candidates=tuple(cands))
     return reads
@@ -302,7 +308,9 @@ def evaluate_end_to_end(
         else:
             started = time.perf_counter()
             passages = service.retrieve(question, top_k=depth)
-            reads = read_passages(predictor, question, passages[:top_k])
+            reads = read_passages(
+                predictor, question, passages[:top_k], settings.reader_max_seq_length
+            )
             latencies.append(time.perf_counter() - started)
         for k in ks:
             predictions[k][ex.id] = answer_at_k(reads, k, predictor.score, ranking) or ""
@@ -540,7 +548,9 @@ def tune_answer_ranking(
     reads_of: dict[str, list[PassageRead]] = {}
     for ex in tqdm(examples, desc="reading", unit="q", disable=not progress):
         passages = service.retrieve(ex.question, top_k=top_k)
-        reads_of[ex.id] = read_passages(predictor, ex.question, passages)
+        reads_of[ex.id] = read_passages(
+            predictor, ex.question, passages, settings.reader_max_seq_length
+        )
     table: dict[str, float] = {}
     best: tuple[float, int, float, float] | None = None
     for rank, scope in enumerate(null_scopes):

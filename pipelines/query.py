@@ -160,6 +160,7 @@ def build_query_pipeline(settings: Settings, store: PassageStore, reader_model: 
             cpu_precision=settings.cpu_precision,
             backend=settings.reader_backend,
             cache_dir=str(settings.home / "cache"),
+            max_seq_length=settings.reader_max_seq_length,
         ),
     )
     pipe.connect(f"{passages}.documents", "reader.documents")

@@ -254,11 +254,17 @@ class SpanPredictor:
         contexts: Sequence[str],
         n_best: int = 20,
         no_answer_threshold: float | None = None,
+        max_seq_length: int | None = None,
     ) -> list[list[SpanCandidate]]:
-        """Candidates for each (question, context) pair, best first."""
+        """Candidates for each (question, context) pair, best first; ``max_seq_length``
+        overrides the reader's window length (its stride stays)."""
         cfg = self.config
         windows = tokenize_pairs(
-            self.tokenizer, questions, contexts, cfg.max_seq_length, cfg.doc_stride
+            self.tokenizer,
+            questions,
+            contexts,
+            max_seq_length or cfg.max_seq_length,
+            cfg.doc_stride,
         )
         start, end = self.logits(windows)
         threshold = cfg.no_answer_threshold if no_answer_threshold is None else no_answer_threshold
@@ -326,8 +332,11 @@ class ExtractiveReader:
         no_answer: bool = True,
         backend: str = "torch",
         cache_dir: str | None = None,
+        max_seq_length: int | None = None,
     ) -> None:
         self.model = str(model)
+        # Read windows of this many tokens instead of the reader's own (Settings).
+        self.max_seq_length = max_seq_length
         self.top_k = top_k
         self.retriever_weight = retriever_weight
         self.device = device
@@ -368,6 +377,7 @@ class ExtractiveReader:
             no_answer=self.no_answer,
             backend=self.backend,
             cache_dir=self.cache_dir,
+            max_seq_length=self.max_seq_length,
         )
 
     @classmethod
@@ -422,14 +432,17 @@ class ExtractiveReader:
         scores = [float(d.score) if d.score is not None else 0.0 for d in docs]
         first = predictor.config.cascade_passages
         head = len(docs) if first <= 0 else min(first, len(docs))
-        candidates = predictor.predict([query] * head, texts[:head])
+        window = self.max_seq_length
+        candidates = predictor.predict([query] * head, texts[:head], max_seq_length=window)
         ranked, no_answer = ranking.rank(
             candidates, scores[:head], predictor.score, top_k, texts[:head]
         )
         top = max([no_answer] + [r.score for r in ranked[:1]])
         if head == len(docs) or top >= predictor.config.cascade_min_score:
             return ranked, no_answer, docs[:head]
-        candidates += predictor.predict([query] * (len(docs) - head), texts[head:])
+        candidates += predictor.predict(
+            [query] * (len(docs) - head), texts[head:], max_seq_length=window
+        )
         ranked, no_answer = ranking.rank(candidates, scores, predictor.score, top_k, texts)
         return ranked, no_answer, docs
 

@@ -62,7 +62,10 @@ class Settings:
     top_n_answers: int = 3
     reader_model: str | None = None  # None: the promoted model in home, else the shipped reader
     reader_batch_size: int = 16
-    # Window length, stride and answer length are the reader's own (its docqa_reader.json).
+    # Window length, stride and answer length are the reader's own (its docqa_reader.json);
+    # reader_max_seq_length reads longer (or shorter) windows, e.g. one 384-token window per
+    # 200-word passage instead of two overlapping 256-token ones.
+    reader_max_seq_length: int | None = None
     # Weight of the retriever's score when ranking answers across passages (0 = reader only);
     # None: the weight tuned for the reader on held-out pairs (its docqa_reader.json).
     retriever_weight: float | None = None
