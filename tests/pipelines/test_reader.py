@@ -238,6 +238,32 @@ def test_reader_answers_are_spans_of_their_passages(
     assert no_answer.score == pytest.approx(1 - max(a.meta["reader_score"] for a in real))
 
 
+def test_longer_read_windows_read_each_passage_once_with_exact_offsets(
+    tiny_reader: Path, passages: list[Document], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Settings.reader_max_seq_length: one 384-token window per 900-character passage instead
+    of overlapping 192-token ones (the tiny reader's own), answers still exact spans."""
+    question = "How many days per week can employees work remotely?"
+    windows_read: list[int] = []
+    original = SpanPredictor.logits
+
+    def counting(self: SpanPredictor, windows: Windows) -> Any:
+        windows_read.append(len(windows.pair_index))
+        return original(self, windows)
+
+    monkeypatch.setattr(SpanPredictor, "logits", counting)
+    own = ExtractiveReader(tiny_reader, top_k=3).run(query=question, documents=passages)
+    longer = ExtractiveReader(tiny_reader, top_k=3, max_seq_length=384)
+    answers = longer.run(query=question, documents=passages)["answers"]
+    assert windows_read[1] == len(passages) < windows_read[0]
+    for a in answers:
+        if a.data is not None:
+            assert a.document is not None and a.document_offset is not None
+            assert a.data == a.document.content[a.document_offset.start : a.document_offset.end]
+    assert own["answers"] and answers
+    assert ExtractiveReader.from_dict(longer.to_dict()).max_seq_length == 384
+
+
 def test_duplicate_and_overlapping_answers_are_merged(
     tiny_reader: Path, passages: list[Document]
 ) -> None:
