@@ -333,7 +333,7 @@ class QueryService:
                     top_k=k,
                     filters=filters,
                 )
-            except sqlite3.Error as exc:  # the answer matters more than its log line
+            except (sqlite3.Error, OSError) as exc:  # the answer matters more than its log
                 logger.warning("could not log the question in %s: %s", log.path, exc)
         return AskOutcome(results, out[passages_from]["documents"], latency_ms, question_id)
 
