@@ -53,12 +53,14 @@ def _mix_without(*kinds: str) -> dict[str, float]:
     return {k: v for k, v in DEFAULT_MIX.items() if k not in kinds}
 
 
+# Every variant states the embedding setting: the spec's default changed with this A/B's result.
+_TRAINED = {"freeze_word_embeddings": False}
 VARIANTS: dict[str, dict[str, Any]] = {
-    "baseline": {},
+    "baseline": dict(_TRAINED),
     "frozen_embeddings": {"freeze_word_embeddings": True},
-    "no_edits": {"negative_mix": _mix_without(*EDIT_KINDS)},
-    "no_cut": {"negative_mix": _mix_without("cut")},
-    "no_mismatch": {"negative_mix": _mix_without("mismatch")},
+    "no_edits": {**_TRAINED, "negative_mix": _mix_without(*EDIT_KINDS)},
+    "no_cut": {**_TRAINED, "negative_mix": _mix_without("cut")},
+    "no_mismatch": {**_TRAINED, "negative_mix": _mix_without("mismatch")},
 }
 
 
