@@ -44,6 +44,9 @@ SPEC = CampaignSpec(
     eval_steps=1000,
     save_steps=2,
     seed=3,
+    # The tiny BERT's embeddings are a large share of its weights: these tests train them, as
+    # the campaign these tests were written for did (its default is frozen since the A/B).
+    freeze_word_embeddings=False,
 )
 
 
@@ -123,6 +126,29 @@ def test_budget_stop_then_resume_continues_the_same_schedule(
         assert lr == pytest.approx(SPEC.learning_rate * factor(step - 1), rel=1e-4, abs=1e-9), step
     # The schedule covers the epochs it promises, each with unanswerables.
     assert state.total_steps * SPEC.batch_size >= SPEC.epochs * state.epoch_windows
+
+
+def test_frozen_word_embeddings_stay_as_the_base_model_has_them(
+    mini_shared: Path, tmp_path: Path, tiny_base: str
+) -> None:
+    from transformers import AutoModelForQuestionAnswering
+
+    spec = replace(SPEC, epochs=0.5, freeze_word_embeddings=True)
+    folder = tmp_path / "campaign"
+    run_chunk(folder, mini_shared, 3600, False, spec=spec, base_model=tiny_base, progress=False)
+    base = AutoModelForQuestionAnswering.from_pretrained(tiny_base)
+    trained = AutoModelForQuestionAnswering.from_pretrained(folder / "latest")
+    words = "base_model.embeddings.word_embeddings.weight"
+    assert torch.equal(
+        dict(base.named_parameters())[words.replace("base_model", base.base_model_prefix)],
+        dict(trained.named_parameters())[words.replace("base_model", trained.base_model_prefix)],
+    )
+    moved = [
+        name
+        for name, p in trained.named_parameters()
+        if "encoder" in name and not torch.equal(p, dict(base.named_parameters())[name])
+    ]
+    assert moved  # the rest of the encoder trained
 
 
 def test_interrupted_schedule_ends_like_an_uninterrupted_one(
