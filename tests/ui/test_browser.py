@@ -256,6 +256,7 @@ def test_the_learning_loop_ask_judge_label_monitor_retrain_promote(
     retrain from the Models page (the tiny reader), watch the curve, promote, ask again."""
     from pipelines.models import serving_name
     from pipelines.question_log import QuestionLog
+    from reader_training.feedback import FeedbackStore
 
     settings = Settings(home=home)
     shots = Shots(tmp_path / "loop-screenshots")
@@ -300,8 +301,11 @@ def test_the_learning_loop_ask_judge_label_monitor_retrain_promote(
 
         # Retrain from the Models page: the progress and the curve appear, then the gate.
         page.goto(f"{server}/models")
+        # The "wrong" pair and the label (a label in the judged passage replaces the "wrong").
+        pairs = len(FeedbackStore(settings.feedback_file).list())
+        assert pairs >= 1
         start = page.locator(".st-key-retrain-start button")
-        expect(start).to_contain_text("Retrain on 2 pairs", timeout=30_000)
+        expect(start).to_contain_text(f"Retrain on {pairs} pairs", timeout=30_000)
         start.click()
         expect(page.get_by_text("in the background")).to_be_visible(timeout=30_000)
         expect(page.get_by_text("Gate:")).to_be_visible(timeout=600_000)

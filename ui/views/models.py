@@ -23,6 +23,8 @@ if settings.reader_model:
         "choosing another one here has no effect until it is started without it."
     )
 
+# A full run draws everything a decision in the retrain panel changed: no extra rerun needed.
+st.session_state.pop("retrain_decided", None)
 kind, message = st.session_state.pop("models_message", ("", ""))
 if message:
     {"success": st.success, "error": st.error}[kind](message)
@@ -86,30 +88,34 @@ st.divider()
 st.subheader("Retrain on labeled pairs")
 
 
+# Buttons inside the panel rerun only the panel (a fragment): their messages are shown there.
 def _start() -> None:
     try:
         job = jobs.start_retrain(settings)
     except (jobs.JobError, OSError) as exc:
-        st.session_state["models_message"] = ("error", f"Not started: {render.md(exc)}")
+        st.session_state["retrain_message"] = ("error", f"Not started: {render.md(exc)}")
         return
-    st.session_state["models_message"] = ("success", f"Training {job.name} in the background.")
+    st.session_state["retrain_message"] = ("success", f"Training {job.name} in the background.")
 
 
 def _cancel() -> None:
     try:
-        jobs.cancel_retrain(settings)
+        job = jobs.cancel_retrain(settings)
     except jobs.JobError as exc:
-        st.session_state["models_message"] = ("error", render.md(exc))
+        st.session_state["retrain_message"] = ("error", render.md(exc))
+        return
+    st.session_state["retrain_message"] = ("success", f"{render.md(job.name)} was cancelled.")
 
 
 def _decide(promote: bool) -> None:
     try:
         job = jobs.decide(settings, promote)
     except (jobs.JobError, ReaderNotFoundError) as exc:
-        st.session_state["models_message"] = ("error", render.md(exc))
+        st.session_state["retrain_message"] = ("error", render.md(exc))
         return
     message = "now answers questions" if promote else "was discarded"
     st.session_state["models_message"] = ("success", f"{render.md(job.name)} {message}.")
+    st.session_state["retrain_decided"] = True  # the whole page shows the new serving reader
 
 
 def _eta(seconds: float | None) -> str:
@@ -122,6 +128,11 @@ def _eta(seconds: float | None) -> str:
 @st.fragment(run_every=2.0)
 def retrain_panel() -> None:
     """Redrawn every two seconds, so the curves move while the rest of the page stays put."""
+    if st.session_state.pop("retrain_decided", False):
+        st.rerun()  # the models table and the status line change with the serving reader
+    kind, message = st.session_state.pop("retrain_message", ("", ""))
+    if message:
+        {"success": st.success, "error": st.error}[kind](message)
     job = jobs.current_job(settings)
     if job is None or not job.active:
         pairs = jobs.labeled_pair_count(settings)
