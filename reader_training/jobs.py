@@ -326,7 +326,7 @@ def run_job(settings: Settings, name: str) -> None:
     from pipelines.models import resolve_reader
     from reader_training.promote import DEFAULT_EVAL_FILE
     from reader_training.start import starting_point
-    from reader_training.train import _load_training_examples, train_reader
+    from reader_training.train import train_reader
     from reader_training.train_config import TrainConfig
 
     _update(settings, name, status="running")
@@ -343,8 +343,7 @@ def run_job(settings: Settings, name: str) -> None:
     callback = _ProgressFile(progress_file(settings, name))
     result = train_reader(config, progress=False, callbacks=[callback])
     _update(settings, name, status="evaluating")
-    _, heldout, _ = _load_training_examples(config)
-    verdict = gate(serving, result.model_dir, heldout, DEFAULT_EVAL_FILE)
+    verdict = gate(serving, result.model_dir, result.heldout, DEFAULT_EVAL_FILE)
     logger.info("%s: %s", name, verdict["summary"])
     _update(settings, name, status="finished", finished_at=time.time(), verdict=verdict)
 

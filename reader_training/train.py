@@ -18,7 +18,7 @@ import random
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,7 @@ class TrainResult:
     model_dir: Path
     metrics: dict[str, Any]
     report: ValidationReport
+    heldout: list[SquadExample] = field(default_factory=list)  # the pairs it was measured on
 
 
 def _title_hash(title: str, seed: int) -> float:
@@ -407,7 +408,7 @@ def train_reader(
         metrics,
     )
     shutil.rmtree(work / "checkpoints", ignore_errors=True)
-    return TrainResult(out, metrics, report)
+    return TrainResult(out, metrics, report, heldout)
 
 
 def write_model_folder(

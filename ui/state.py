@@ -110,9 +110,6 @@ def labeled_pairs(store: FeedbackStore, origin: str, what: str) -> list[Feedback
         st.stop()
 
 
-reader_name = reader_version_name
-
-
 @st.cache_resource(show_spinner=False)
 def device_name() -> str:
     import torch
@@ -142,7 +139,7 @@ def status() -> Status:
     documents = len(store.sources()) if store is not None else 0
     passages = store.count_documents() if store is not None else 0
     try:
-        reader = reader_name(resolve_reader(settings()))
+        reader = reader_version_name(resolve_reader(settings()))
     except FileNotFoundError:
         reader = "none (train one with `docqa train`)"
     return Status(documents, passages, reader, device_name())
