@@ -221,6 +221,7 @@ class QueryService:
         self._pipeline: Pipeline | None = None
         self._retrieval: Pipeline | None = None
         self.reader_model: str = resolve_reader(settings)
+        self._question_log = question_log(settings)  # one per service: its schema made once
 
     def _current_version(self) -> str | None:
         return current_version(self.settings.index_dir)
@@ -321,8 +322,8 @@ class QueryService:
         latency_ms = 1000 * (time.perf_counter() - started)
         logger.info("answered in %.0f ms: %r", latency_ms, question)
         question_id = None
-        log = question_log(self.settings) if channel is not None else None
-        if log is not None and channel is not None:
+        log = self._question_log
+        if channel is not None and log is not None:
             try:
                 question_id = log.record(
                     question,

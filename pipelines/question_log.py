@@ -20,7 +20,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,17 +115,27 @@ class QuestionLog:
         self.path = Path(path)
         self.max_rows = max_rows
         self._lock = threading.Lock()
+        self._schema_ready = False
 
-    def _connect(self) -> sqlite3.Connection:
-        if not self.path.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Created private: questions can be confidential. O_EXCL loses no race: another
-            # process that created it first simply wins.
-            with contextlib.suppress(FileExistsError):
-                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
-        db.executescript(_SCHEMA)
-        return db
+    @contextlib.contextmanager
+    def _database(self) -> Iterator[sqlite3.Connection]:
+        """A connection for one operation, under this object's lock (the schema made once)."""
+        with self._lock:
+            if not self.path.exists():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                # Created private: questions can be confidential. O_EXCL loses no race: another
+                # process that created it first simply wins.
+                with contextlib.suppress(FileExistsError):
+                    os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+                self._schema_ready = False
+            db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+            try:
+                if not self._schema_ready:
+                    db.executescript(_SCHEMA)
+                    self._schema_ready = True
+                yield db
+            finally:
+                db.close()
 
     def record(
         self,
@@ -156,38 +166,28 @@ class QuestionLog:
             round(float(latency_ms), 1),
             reader,
         )
-        with self._lock:
-            db = self._connect()
-            try:
-                cursor = db.execute(
-                    "INSERT INTO questions (asked_at, channel, question, filters, top_k, answered,"
-                    " top_answer, top_score, margin, answers, latency_ms, reader)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    row,
-                )
-                question_id = int(cursor.lastrowid or 0)
-                if question_id % _TRIM_EVERY == 0 or self.max_rows < _TRIM_EVERY:
-                    db.execute(
-                        "DELETE FROM questions WHERE id <= ?", (question_id - self.max_rows,)
-                    )
-            finally:
-                db.close()
+        with self._database() as db:
+            cursor = db.execute(
+                "INSERT INTO questions (asked_at, channel, question, filters, top_k, answered,"
+                " top_answer, top_score, margin, answers, latency_ms, reader)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+            question_id = int(cursor.lastrowid or 0)
+            if question_id % _TRIM_EVERY == 0 or self.max_rows < _TRIM_EVERY:
+                db.execute("DELETE FROM questions WHERE id <= ?", (question_id - self.max_rows,))
         return question_id
 
     def add_feedback(self, question_id: int, verdict: str) -> bool:
         """Record the verdict given on one of a question's answers; False if it is gone."""
         if verdict not in VERDICTS:
             raise ValueError(f"unknown verdict {verdict!r}; one of {VERDICTS}")
-        with self._lock:
-            db = self._connect()
-            try:
-                cursor = db.execute(
-                    "UPDATE questions SET feedback = ?, feedback_at = ? WHERE id = ?",
-                    (verdict, _now(), question_id),
-                )
-            finally:
-                db.close()
-        return cursor.rowcount == 1
+        with self._database() as db:
+            cursor = db.execute(
+                "UPDATE questions SET feedback = ?, feedback_at = ? WHERE id = ?",
+                (verdict, _now(), question_id),
+            )
+            return cursor.rowcount == 1
 
     def questions(
         self, since: datetime | None = None, limit: int | None = None
@@ -202,23 +202,15 @@ class QuestionLog:
         sql = "SELECT * FROM questions" + where + " ORDER BY id DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        with self._lock:
-            db = self._connect()
-            try:
-                rows = db.execute(sql, params).fetchall()
-            finally:
-                db.close()
+        with self._database() as db:
+            rows = db.execute(sql, params).fetchall()
         return [_logged(row) for row in reversed(rows)]
 
     def __len__(self) -> int:
         if not self.path.exists():
             return 0
-        with self._lock:
-            db = self._connect()
-            try:
-                (count,) = db.execute("SELECT COUNT(*) FROM questions").fetchone()
-            finally:
-                db.close()
+        with self._database() as db:
+            (count,) = db.execute("SELECT COUNT(*) FROM questions").fetchone()
         return int(count)
 
 
