@@ -35,25 +35,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from bench_learning_curve import SHARED, domain_pool, fine_tune
+
 from evaluation.environment import environment
 from evaluation.reader_metrics import compute_f1, evaluate_reader, gold_texts
-from evaluation.squad import SquadExample, load_squad, write_squad
+from evaluation.squad import SquadExample, load_squad
 from pipelines.label_queue import label_queue, normalize_question
 from pipelines.query import QueryService
 from pipelines.question_log import question_log
 from pipelines.settings import DEFAULT_HOME, DEMO_COLLECTION, REPO_ROOT, Settings
-from reader_training.campaign_data import FULL_POOL
-from reader_training.recipes import (
-    DEMO_LABELS,
-    BaseRecipe,
-    DomainRecipe,
-    build_base_pool,
-    domain_train_config,
-    forgetting_sample,
-)
-from reader_training.train import train_reader
-
-SHARED = REPO_ROOT.parent / "shared" / "data"
+from reader_training.recipes import DEMO_LABELS, forgetting_sample
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -96,26 +87,13 @@ def simulate_users(
     return {"asked": len(train), "wrong": wrong, "flagged_wrong": flagged}
 
 
-def fine_tune(name: str, subset: list[SquadExample], args: argparse.Namespace, pool: Path) -> Path:
-    reader = args.work / f"reader-{name}"
-    if not (reader / "metrics.json").is_file():
-        train_file = args.work / f"train-{name}.json"
-        write_squad(subset, train_file)
-        config = domain_train_config(args.base, pool, reader, DomainRecipe(), seed=args.seed)
-        config.train_files = [str(train_file)]
-        train_reader(config, progress=False)
-    return reader
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not (args.base / "config.json").is_file():
         print(f"{args.base}: not a reader folder (run the reader campaign first)", file=sys.stderr)
         return 2
     args.work.mkdir(parents=True, exist_ok=True)
-    pool = args.work / "pool.json"
-    if not pool.is_file():
-        build_base_pool(args.shared, BaseRecipe(parts=FULL_POOL), pool)
+    pool = domain_pool(args.work, args.shared)
     train, _ = load_squad(DEMO_LABELS / "train.json")
     dev, _ = load_squad(DEMO_LABELS / "dev.json")
     sample = forgetting_sample(args.shared)
@@ -142,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rows: dict[str, dict[str, Any]] = {}
     for name, reader in [("base", args.base)] + [
-        (name, fine_tune(name, subset, args, pool)) for name, subset in arms.items()
+        (name, fine_tune(args.base, pool, subset, args.work / f"reader-{name}", args.seed))
+        for name, subset in arms.items()
     ]:
         demo = evaluate_reader(reader, dev, progress=False)[0]
         squad = evaluate_reader(reader, sample, progress=False)[0]

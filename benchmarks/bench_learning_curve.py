@@ -35,7 +35,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from evaluation.environment import environment
 from evaluation.reader_metrics import evaluate_reader
-from evaluation.squad import load_squad, write_squad
+from evaluation.squad import SquadExample, load_squad, write_squad
 from pipelines.settings import DEFAULT_HOME, REPO_ROOT
 from reader_training.campaign_data import FULL_POOL
 from reader_training.recipes import (
@@ -92,6 +92,26 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def domain_pool(work: Path, shared: Path) -> Path:
+    """The stage-1 pool the domain recipe replays (built once into ``work``)."""
+    pool = work / "pool.json"
+    if not pool.is_file():
+        build_base_pool(shared, BaseRecipe(parts=FULL_POOL), pool)
+    return pool
+
+
+def fine_tune(base: Path, pool: Path, pairs: list[SquadExample], reader: Path, seed: int) -> Path:
+    """``base`` fine-tuned on ``pairs`` with the default domain recipe (replaying ``pool``),
+    written to ``reader``; an existing complete reader there is reused."""
+    if not (reader / "metrics.json").is_file():
+        train_file = reader.parent / f"{reader.name}-train.json"
+        write_squad(pairs, train_file)
+        config = domain_train_config(base, pool, reader, DomainRecipe(), seed=seed)
+        config.train_files = [str(train_file)]
+        train_reader(config, progress=False)
+    return reader
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not (args.base / "config.json").is_file():
@@ -99,9 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     work = args.work or Path(tempfile.mkdtemp(prefix="docqa-curve-"))
     work.mkdir(parents=True, exist_ok=True)
-    pool = work / "pool.json"
-    if not pool.is_file():
-        build_base_pool(args.shared, BaseRecipe(parts=FULL_POOL), pool)
+    pool = domain_pool(work, args.shared)
     train, _ = load_squad(DEMO_LABELS / "train.json")
     dev, _ = load_squad(DEMO_LABELS / "dev.json")
     sample = forgetting_sample(args.shared)
@@ -114,13 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         if n == 0:
             reader = args.base
         else:
-            subset = work / f"train-{n}.json"
-            write_squad(shuffled[:n], subset)
-            reader = work / f"reader-{n}"
-            config = domain_train_config(args.base, pool, reader, DomainRecipe(), seed=args.seed)
-            config.train_files = [str(subset)]
-            if not (reader / "metrics.json").is_file():
-                train_reader(config, progress=False)
+            reader = fine_tune(args.base, pool, shuffled[:n], work / f"reader-{n}", args.seed)
         demo = evaluate_reader(reader, dev, progress=False)[0]
         squad = evaluate_reader(reader, sample, progress=False)[0]
         rows.append(
