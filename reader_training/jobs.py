@@ -323,15 +323,17 @@ def gate(
 
 def run_job(settings: Settings, name: str) -> None:
     """Train ``name`` on the labeled pairs and gate it; records the outcome in the job file."""
-    from pipelines.models import resolve_reader
     from reader_training.promote import DEFAULT_EVAL_FILE
     from reader_training.start import starting_point
     from reader_training.train import train_reader
     from reader_training.train_config import TrainConfig
 
-    _update(settings, name, status="running")
-    serving = resolve_reader(settings)
-    start = starting_point(settings, None, False, None, None)
+    job = _update(settings, name, status="running")
+    if job is None:
+        raise JobError(f"{name}: no such retraining job in {jobs_dir(settings)}")
+    # Continue from, and gate against, the reader that served when the job was started.
+    serving = job.serving_before
+    start = starting_point(settings, serving)
     config = TrainConfig(
         train_files=[str(settings.feedback_file)],
         base_model=start.base_model,
