@@ -296,7 +296,8 @@ def test_the_learning_loop_ask_judge_label_monitor_retrain_promote(
         # The Monitor page counts the question and its feedback.
         page.goto(f"{server}/monitor")
         expect(page.get_by_test_id("stMetricValue").first).to_have_text("1", timeout=30_000)
-        expect(page.get_by_text("Marked wrong")).to_be_visible()
+        # exact: the chart's legend says "marked wrong" too once it has drawn
+        expect(page.get_by_text("Marked wrong", exact=True)).to_be_visible()
         shots.take(page, "loop-monitor")
 
         # Retrain from the Models page: the progress and the curve appear, then the gate.
