@@ -21,6 +21,7 @@ def _train_campaign(
     resume: bool,
     stage: str,
     ship: bool,
+    after: str | None = None,
 ) -> None:
     from pipelines.settings import SHIPPED_READER
     from reader_training.campaign import parse_budget, run_chunk
@@ -38,9 +39,17 @@ def _train_campaign(
     if stage == "gate" and not (folder / "latest" / "config.json").is_file():
         raise fail(f"{folder}: no chunk to evaluate (train one first)", 2)
     if stage != "gate":
+        phase = _cooldown_start(settings, folder, after) if after else {}
         try:
             state = run_chunk(
-                folder, shared, seconds, resume, warm_start_from=SHIPPED_READER, started=started
+                folder,
+                shared,
+                seconds,
+                resume,
+                # A phase continues its parent campaign, never the shipped reader's schedule.
+                warm_start_from=None if after else SHIPPED_READER,
+                started=started,
+                **phase,
             )
         except RuntimeError as exc:
             raise fail(str(exc)) from exc
@@ -51,6 +60,32 @@ def _train_campaign(
 
     report = finish_chunk(folder, shared, settings, ship_to=SHIPPED_READER if ship else None)
     typer.echo(report["verdict"])
+
+
+def _cooldown_start(settings: Settings, folder: Path, after: str) -> dict[str, object]:
+    """``run_chunk``'s spec and base model for a cool-down phase after campaign ``after``; the
+    parent's pool is copied so both share their held-out articles."""
+    import shutil
+
+    from reader_training.campaign import STATE_FILE, CampaignState, cooldown_spec
+
+    parent = settings.home / "campaign" / after
+    if parent == folder:
+        raise fail("--after names the campaign itself: give the finished campaign to follow", 2)
+    if not (parent / STATE_FILE).is_file() or not (parent / "latest" / "config.json").is_file():
+        raise fail(f"{parent}: no campaign with a chunk reader to continue from", 2)
+    parent_state = CampaignState.load(parent)
+    if not parent_state.done:
+        raise fail(
+            f"campaign {after} is at step {parent_state.step} of {parent_state.total_steps}: "
+            "finish its schedule (--resume) before a cool-down phase",
+            2,
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("pool.json", "pool_counts.json"):
+        if (parent / name).is_file() and not (folder / name).is_file():
+            shutil.copy2(parent / name, folder / name)
+    return {"spec": cooldown_spec(parent_state.spec), "base_model": str(parent / "latest")}
 
 
 def train(
@@ -136,6 +171,15 @@ def train(
             "(the domain stage, evaluation and gate for the last chunk, no training).",
         ),
     ] = "all",
+    after: Annotated[
+        str | None,
+        typer.Option(
+            "--after",
+            help="Recipe only: make --campaign a cool-down phase after this finished campaign: "
+            "one epoch from its final reader at a fifth of its learning rate, no warm-up, "
+            "shared normalization throughout, same pool and held-out articles.",
+        ),
+    ] = None,
 ) -> None:
     """Fine-tune the serving reader on labeled pairs (or run the reader campaign with --recipe)."""
     from evaluation.squad import SquadFormatError
@@ -144,7 +188,7 @@ def train(
 
     settings = settings_from(home)
     if recipe == "default":
-        _train_campaign(settings, shared, campaign, budget, resume, stage, ship)
+        _train_campaign(settings, shared, campaign, budget, resume, stage, ship, after)
         return
     if recipe:
         from reader_training.recipes import run_recipe

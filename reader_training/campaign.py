@@ -31,7 +31,7 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,25 @@ class CampaignSpec:
     seed: int = 42
     eval_steps: int = 500
     save_steps: int = 150
+
+
+def cooldown_spec(parent: CampaignSpec) -> CampaignSpec:
+    """The spec of a cool-down phase after ``parent``'s finished schedule.
+
+    One more epoch from its final reader at a fifth of its peak learning rate, decaying to zero
+    without a warm-up (the optimizer starts fresh, so a high rate would undo the decayed end of
+    the schedule), with shared normalization throughout: the serving-time objective (one
+    no-answer per question across its passages) for a whole epoch instead of the last one only.
+    Pool, held-out articles, held-out unanswerables and seed stay the parent's, so the phase's
+    held-out F1 compares with the parent's chunks.
+    """
+    return replace(
+        parent,
+        epochs=1.0,
+        learning_rate=parent.learning_rate / 5,
+        warmup=0.0,
+        shared_norm_epochs=1,
+    )
 
 
 @dataclass

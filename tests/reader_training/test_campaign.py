@@ -286,3 +286,46 @@ def test_the_gate_needs_a_better_reader_the_demo_kept_and_little_forgetting() ->
         {"candidate": demo(73.1), "shipped": demo(71.4)},
         {"before_domain": 74.3, "after_domain": 73.2},
     )["forgetting_within_limit"]
+
+
+def test_cooldown_phase_continues_a_finished_campaign_at_a_fifth_of_its_rate(
+    mini_shared: Path, tmp_path: Path, tiny_base: str
+) -> None:
+    """``docqa train --recipe default --campaign cool --after parent``: one epoch from the
+    parent's final reader, a fifth of its rate with no warm-up, on the parent's pool."""
+    from typer.testing import CliRunner
+
+    from docqa.cli import app
+
+    home = tmp_path / "home"
+    parent = home / "campaign" / "parent"
+    common = ["--home", str(home), "--shared", str(mini_shared), "--stage", "chunk"]
+    train = ["train", "--recipe", "default", *common]
+    runner = CliRunner()
+    # A parent still under way is refused: a phase follows a finished schedule.
+    run_chunk(parent, mini_shared, 0, False, spec=SPEC, base_model=tiny_base, progress=False)
+    refused = runner.invoke(app, [*train, "--campaign", "cool", "--after", "parent"])
+    assert refused.exit_code == 2 and "finish its schedule" in refused.output
+    assert not (home / "campaign" / "cool" / STATE_FILE).exists()
+    run_chunk(parent, mini_shared, 3600, True, base_model=tiny_base, progress=False)
+    itself = runner.invoke(app, [*train, "--campaign", "parent", "--after", "parent"])
+    assert itself.exit_code == 2 and "itself" in itself.output
+
+    done = runner.invoke(app, [*train, "--campaign", "cool", "--after", "parent"])
+    assert done.exit_code == 0, done.output
+    cool = home / "campaign" / "cool"
+    state = CampaignState.load(cool)
+    assert state.done and state.spec.epochs == 1.0 and state.spec.warmup == 0.0
+    assert state.spec.learning_rate == pytest.approx(SPEC.learning_rate / 5)
+    # The same pool, so the held-out articles (and their F1) compare with the parent's chunks.
+    assert (cool / "pool.json").read_bytes() == (parent / "pool.json").read_bytes()
+    assert (
+        state.chunks[-1]["heldout"]["total"]
+        == CampaignState.load(parent).chunks[-1]["heldout"]["total"]
+    )
+    # No second warm-up: the first step runs at the phase's full rate, then one decay to 0.
+    lrs = _lrs(cool)
+    factor = linear_schedule(state.total_steps, 0, 0)
+    for step, lr in lrs.items():
+        assert lr == pytest.approx(state.spec.learning_rate * factor(step - 1), rel=1e-4), step
+    assert lrs and max(lrs.values()) <= SPEC.learning_rate / 5
