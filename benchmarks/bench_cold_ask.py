@@ -3,7 +3,9 @@
 Each round starts fresh processes (the OS file cache stays warm, as on a machine that has
 answered before): ``docqa ask QUESTION --home HOME --json`` timed from outside, and a probe that
 times the phases in-process: imports, loading the index and both models (``QueryService``
-refresh), and the first answer. The demo collection is indexed into ``--home`` first if needed.
+refresh), and the first answer; then, side by side, ``docqa ask --server URL`` processes asking a
+``docqa serve`` started on the same home (warmed up before timing, as a running server is).
+The demo collection is indexed into ``--home`` first if needed.
 Prints a table and writes JSON with README rows; compare rows of one run only.
 
     python benchmarks/bench_cold_ask.py [--home DIR] [--rounds 5] [--out FILE]
@@ -12,15 +14,21 @@ Prints a table and writes JSON with README rows; compare rows of one run only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
@@ -86,6 +94,57 @@ def probe(home: Path, question: str) -> dict[str, Any]:
     return phases
 
 
+@contextlib.contextmanager
+def running_server(home: Path) -> Iterator[tuple[str, str]]:
+    """``docqa serve`` on ``home`` (one worker, a free loopback port) with a new ask key, ready
+    and warmed up by one question; yields (url, key)."""
+    from api.keys import KeyStore
+    from pipelines.settings import Settings
+
+    store = KeyStore.of(Settings(home=home))
+    name = f"bench-cold-{os.getpid()}"
+    key = store.create(name, "ask")[1]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "docqa", "serve", "--home", str(home), "--port", str(port)],
+        env=_env(), cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and server.poll() is None:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                    break
+            time.sleep(0.5)
+        else:
+            raise RuntimeError("docqa serve did not become healthy")
+        httpx.post(f"{url}/ask", json={"question": QUESTION}, timeout=120,
+                   headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+        yield url, key
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        store.revoke(name)
+
+
+def cli_server_seconds(url: str, key: str, question: str) -> float:
+    """Wall time of one `docqa ask --server` process, start to exit."""
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "docqa", "ask", question, "--server", url, "--api-key", key,
+         "--json"],
+        check=True, capture_output=True, env=_env(), cwd=REPO_ROOT,
+    )  # fmt: skip
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--home", type=Path, default=Path(tempfile.gettempdir()) / "docqa-cold")
@@ -106,6 +165,8 @@ def main() -> None:
         cli.append(cli_seconds(args.home, args.question))
         probes.append(probe(args.home, args.question))
     median = {k: statistics.median(p[k] for p in probes) for k in (*PHASES, "process")}
+    with running_server(args.home) as (url, key):
+        via_server = [cli_server_seconds(url, key, args.question) for _ in range(args.rounds)]
     result = {
         "benchmark": "cold_ask",
         "cpu": cpu_description(),
@@ -115,6 +176,8 @@ def main() -> None:
         "docqa_ask_seconds": [round(x, 2) for x in cli],
         "docqa_ask_median_seconds": round(statistics.median(cli), 2),
         "phases_median_seconds": {k: round(v, 2) for k, v in median.items()},
+        "docqa_ask_server_seconds": [round(x, 2) for x in via_server],
+        "docqa_ask_server_median_seconds": round(statistics.median(via_server), 2),
         "answer": probes[-1]["answer"],
     }
     result["readme_rows"] = [
@@ -124,12 +187,20 @@ def main() -> None:
             f"processes; of which imports {median['imports']:.2f} s, index and models "
             f"{median['load']:.2f} s, first answer {median['first_answer']:.2f} s",
             "command": "python benchmarks/bench_cold_ask.py",
-        }
+        },
+        {
+            "what": "cold `docqa ask --server` (new process asking a running `docqa serve`)",
+            "number": f"median {result['docqa_ask_server_median_seconds']:.2f} s over "
+            f"{args.rounds} processes (same run: {result['docqa_ask_median_seconds']:.2f} s "
+            "loading the models itself)",
+            "command": "python benchmarks/bench_cold_ask.py",
+        },
     ]
     print(f"CPU: {result['cpu']}")
     print(f"docqa ask, new process: {', '.join(f'{x:.2f}' for x in cli)} s")
     for k in (*PHASES, "process"):
         print(f"  {k:14} {median[k]:6.2f} s (median)")
+    print(f"docqa ask --server, new process: {', '.join(f'{x:.2f}' for x in via_server)} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")

@@ -107,12 +107,34 @@ def index(
             show_default=False,
         ),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="Where files are converted, split and embedded: local (this process) or ray"
+            " (Ray Data stages, embedder actors on the cluster's GPUs or CPUs; needs the ray"
+            " extra). Planning and writing the index are the same.",
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            help="The Ray cluster to run on (with --engine ray): auto, HEAD:6379, ray://HEAD:10001."
+            " Default: a local Ray instance started for the run.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Index documents: new, changed and deleted files only (unless --full)."""
-    from indexer.run import IndexingError, index_folder, plan_index
+    from indexer.run import ENGINES, IndexingError, index_folder, plan_index
     from pipelines.faiss_index import IndexSpec
     from pipelines.store import StoreError
 
+    if engine not in ENGINES:
+        raise fail(f"--engine must be one of {', '.join(ENGINES)}", 2)
+    if address is not None and engine != "ray":
+        raise fail("--address needs --engine ray", 2)
     settings = settings_from(home, index_type=index_type, index_compression=compression)
     try:
         IndexSpec.from_settings(settings)
@@ -141,6 +163,8 @@ def index(
             full=full,
             progress=progress and not as_json,
             checkpoint_every=checkpoint_every,
+            engine=engine,
+            address=address,
         )
     except (IndexingError, StoreError) as exc:
         raise fail(str(exc)) from exc
@@ -174,8 +198,38 @@ def ask(
     reader: ReaderOption = None,
     retrieval: RetrievalOption = None,
     reader_backend: BackendOption = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            envvar="DOCQA_SERVER",
+            help="Ask a running `docqa serve` (e.g. http://127.0.0.1:8000) instead of loading"
+            " the index and models in this process: answers in a fraction of a second.",
+            show_default=False,
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="DOCQA_API_KEY",
+            help="The key for --server (docqa keys create NAME --role ask).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Answer a question over the indexed documents, with citations."""
+    if server:
+        if reader or retrieval or reader_backend:
+            raise fail("--reader, --retrieval and --reader-backend are the server's own", 2)
+        from api.client import RemoteError, ask_remote
+
+        try:
+            body = ask_remote(server, api_key, question, passages, answers)
+        except RemoteError as exc:
+            raise fail(str(exc), 2 if exc.status and exc.status < 500 else 1) from exc
+        _print_answers(body["answers"], as_json)
+        return
     from pipelines.models import ReaderNotFoundError
     from pipelines.query import IndexMissingError, QuestionError
     from pipelines.query import ask as ask_question
@@ -187,24 +241,27 @@ def ask(
         )
     except (QuestionError, IndexMissingError, ReaderNotFoundError) as exc:
         raise fail(str(exc), 2) from exc
+    _print_answers([r.to_dict() for r in results], as_json)
+
+
+def _print_answers(results: list[dict], as_json: bool) -> None:
+    """Answers as ``ask --json``'s objects (from this process or a server), printed."""
     if as_json:
-        typer.echo(json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(results, indent=2, ensure_ascii=False))
         return
     for rank, r in enumerate(results, 1):
-        if r.answer is None:
-            typer.echo(f"{rank}. [no answer in the documents]  score {r.score:.2f}")
+        if r["answer"] is None:
+            typer.echo(f"{rank}. [no answer in the documents]  score {r['score']:.2f}")
             continue
-        where = f"page {r.page}" if r.page else (f"section {r.section!r}" if r.section else "")
-        offsets = (
-            f"chars {r.document_offsets[0]}-{r.document_offsets[1]}" if r.document_offsets else ""
-        )
-        typer.echo(f"{rank}. {r.answer}  (score {r.score:.2f})")
-        typer.echo(f"   source: {r.document}" + (f", {where}" if where else "") + f", {offsets}")
-        if r.context and r.context_offsets:
-            s, e = r.context_offsets
-            snippet = (
-                r.context[max(0, s - 120) : s] + "[" + r.context[s:e] + "]" + r.context[e : e + 120]
-            )
+        page, section, doc_offsets = r.get("page"), r.get("section"), r.get("document_offsets")
+        where = f"page {page}" if page else (f"section {section!r}" if section else "")
+        offsets = f"chars {doc_offsets[0]}-{doc_offsets[1]}" if doc_offsets else ""
+        typer.echo(f"{rank}. {r['answer']}  (score {r['score']:.2f})")
+        typer.echo(f"   source: {r['document']}" + (f", {where}" if where else "") + f", {offsets}")
+        context, context_offsets = r.get("context"), r.get("context_offsets")
+        if context and context_offsets:
+            s, e = context_offsets
+            snippet = context[max(0, s - 120) : s] + "[" + context[s:e] + "]" + context[e : e + 120]
             typer.echo("   " + " ".join(snippet.split()))
 
 
@@ -449,6 +506,129 @@ def ui(
         headless = not sys.stdin.isatty()
     typer.echo(f"DocQA serves the page at http://localhost:{port} (Ctrl+C stops it)")
     raise typer.Exit(serve(settings, port, open_browser=not headless))
+
+
+@app.command()
+def serve(
+    home: HomeOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: all).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Worker processes, sharing the index on disk (uvicorn engine). [default: 1]"
+        ),
+    ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="uvicorn (worker processes on this machine) or ray (Ray Serve replicas over a"
+            " Ray cluster; needs the ray extra and the home on storage every node reaches).",
+        ),
+    ] = "uvicorn",
+    replicas: Annotated[
+        int | None,
+        typer.Option(min=1, help="Ray Serve replicas (with --engine ray). [default: 1]"),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            help="The Ray cluster to serve on (with --engine ray): auto, HEAD:6379."
+            " Default: a local Ray instance started for the server.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Serve the REST API (ask, documents, feedback, labels, models, /metrics; docs at /docs)."""
+    from api.server import ENGINES, check_engine
+    from api.server import serve as serve_api
+    from pipelines.ray_cluster import RayError
+
+    if engine not in ENGINES:
+        raise fail(f"--engine must be one of {', '.join(ENGINES)}", 2)
+    if engine != "ray":
+        for given, option in ((replicas, "--replicas"), (address, "--address")):
+            if given is not None:
+                raise fail(f"{option} needs --engine ray", 2)
+    elif workers is not None:
+        raise fail("--workers is for --engine uvicorn: Ray Serve scales with --replicas", 2)
+    try:
+        check_engine(engine)
+    except RayError as exc:
+        raise fail(str(exc)) from exc
+    settings = settings_from(home)
+    where = f"http://{host}:{port}"
+    if engine == "ray":
+        where += f" on Ray Serve, {replicas or 1} replica(s)"
+    typer.echo(f"DocQA API at {where} (docs: /docs; Ctrl+C stops it)")
+    try:
+        serve_api(
+            settings,
+            host=host,
+            port=port,
+            workers=workers,
+            engine=engine,
+            replicas=replicas,
+            address=address,
+        )
+    except RayError as exc:
+        raise fail(str(exc)) from exc
+
+
+keys_app = typer.Typer(
+    help="API keys of `docqa serve`: create, list, revoke.", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="A name for the key (who or what uses it).")],
+    role: Annotated[
+        str, typer.Option("--role", help="ask (ask, feedback, labels, read) or admin (all).")
+    ] = "ask",
+    home: HomeOption = None,
+) -> None:
+    """Create an API key; it is printed once, as the last word (only its hash is stored)."""
+    from api.keys import KeyStore, KeyStoreError
+
+    try:
+        key, token = KeyStore.of(settings_from(home)).create(name, role)
+    except KeyStoreError as exc:
+        raise fail(str(exc), 2) from exc
+    typer.echo(f"created {key.role} key {key.name!r}; it is shown only now: {token}")
+
+
+@keys_app.command("list")
+def keys_list(home: HomeOption = None) -> None:
+    """The API keys: name, role, created, last used (never the keys themselves)."""
+    from api.keys import KeyStore, KeyStoreError
+
+    try:
+        keys = KeyStore.of(settings_from(home)).list()
+    except KeyStoreError as exc:
+        raise fail(str(exc)) from exc
+    for key in keys:
+        used = key.last_used or "-"
+        typer.echo(f"{key.name:24} {key.role:6} created {key.created}  last used {used}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    name: Annotated[str, typer.Argument(help="The key's name.")], home: HomeOption = None
+) -> None:
+    """Revoke an API key: it stops working on the next request, in every worker."""
+    from api.keys import KeyStore, KeyStoreError
+
+    try:
+        revoked = KeyStore.of(settings_from(home)).revoke(name)
+    except KeyStoreError as exc:
+        raise fail(str(exc)) from exc
+    if not revoked:
+        raise fail(f"no key named {name!r}")
+    typer.echo(f"revoked {name!r}")
 
 
 def main() -> None:

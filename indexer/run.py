@@ -10,6 +10,11 @@ One run (``docqa index FOLDER...``):
 4. saves the store atomically at the end, and every ``checkpoint_every`` files so an interrupted
    run keeps most of its work (the next run redoes only what was not saved).
 
+Two engines do step 3's per-file work (:func:`prepare_file`, then the ``PassageEmbedder``):
+``"local"`` in this process, ``"ray"`` as Ray Data stages (:mod:`indexer.ray_engine`). Either
+way this process plans the run and is the one writer of the store, file by file in the plan's
+order, so checkpoints, crash safety and failure reports are the same.
+
 Crash safety rests on the store's save (a new version folder, then an atomic swap of
 ``CURRENT``): a run killed at any moment, even with ``kill -9`` in the middle of a save, leaves
 the last saved version loadable and consistent, and since the manifest *is* the saved source
@@ -33,6 +38,7 @@ import errno
 import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,6 +64,7 @@ logger = logging.getLogger(__name__)
 LOCK_NAME = WRITER_LOCK_FILE  # in the data home: one writer of the index at a time
 # Passages embedded together: larger batches keep the model busy across many small files.
 _EMBED_GROUP_BATCHES = 8
+ENGINES = ("local", "ray")
 
 
 def passage_format(settings: Settings) -> str:
@@ -73,6 +80,51 @@ def passage_format(settings: Settings) -> str:
 
 class IndexingError(Exception):
     """The run cannot start (nothing to index, a missing folder); the message says why."""
+
+
+@dataclass
+class PreparedFile:
+    """One file converted and split: its record, text and passages (embedded by the engine)."""
+
+    record: SourceRecord
+    text: str
+    passages: list[Document]
+
+
+# What an engine yields per file, in the plan's order: the prepared file, or why it failed.
+Outcome = tuple[FileState, "PreparedFile | str"]
+
+
+def prepare_file(state: FileState, settings: Settings, limits: ConversionLimits) -> PreparedFile:
+    """Hash, convert (bounded by ``limits``) and split one file: each engine's work per file.
+
+    Raises :class:`ConversionError`, whose ``reason`` is what the run reports for the file.
+    """
+    from pipelines.store import SourceRecord
+
+    try:
+        # Hash before converting: if the file changes in between, the record holds the older
+        # hash and the next run sees the change (the other order would store the new hash with
+        # the old text, and the next run would take the stale text as current).
+        sha256 = state.sha256
+        doc = convert_bounded(state.path, limits)
+    except OSError as exc:
+        raise ConversionError(state.path, f"cannot read file ({exc.strerror or exc})") from exc
+    doc_id = doc_id_for(state.path)
+    passages = split_document(
+        doc, settings.split_words, settings.split_overlap, max_chars=settings.split_max_chars,
+        sections=settings.split_sections, source=state.source, doc_id=doc_id,
+        modified=modified_iso(state.mtime),
+    )  # fmt: skip
+    if not passages:  # converted text is never empty; a file without passages is no document
+        raise ConversionError(state.path, "no text to index after splitting")
+    record = SourceRecord(
+        doc_id=doc_id, source=state.source, path=str(state.path), title=doc.title,
+        file_type=doc.file_type, sha256=sha256, size=state.size, mtime=state.mtime,
+        indexed_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        passages=len(passages), text_format=passage_format(settings),
+    )  # fmt: skip
+    return PreparedFile(record, doc.text, passages)
 
 
 @dataclass
@@ -263,18 +315,32 @@ def index_folder(
     progress: bool = True,
     *,
     checkpoint_every: int = 50,
+    engine: str = "local",
+    address: str | None = None,
+    actors: int | None = None,
 ) -> IndexSummary:
     """Bring the index in ``settings.index_dir`` up to date with the files under ``paths``.
 
     ``paths`` are folders (or single files). Documents indexed from other folders are kept;
     documents under ``paths`` whose file is gone are removed. ``full`` re-indexes every file.
+    ``engine``: "local" or "ray" (:mod:`indexer.ray_engine`; ``address``: the Ray cluster to
+    connect to, default a local instance; ``actors``: embedder actors, default one per GPU).
     Raises :class:`IndexLockedError` when another indexer runs, :class:`IndexingError` when a
-    path does not exist, and ``StoreError`` when the existing index cannot be loaded.
+    path does not exist (or Ray is not installed), and ``StoreError`` when the existing index
+    cannot be loaded.
     """
     started = time.monotonic()
+    if engine not in ENGINES:
+        raise IndexingError(f"unknown engine {engine!r}: one of {', '.join(ENGINES)}")
+    if engine == "ray":
+        from indexer.ray_engine import require_ray
+
+        require_ray()  # before any work: a clear error when the extra is not installed
     roots = _resolve_roots(paths)
     with writer_lock(settings.home):
-        summary = _Run(roots, settings, full, progress, checkpoint_every).run()
+        run = _Run(roots, settings, full, progress, checkpoint_every)
+        run.engine, run.address, run.actors = engine, address, actors
+        summary = run.run()
     summary.seconds = time.monotonic() - started
     logger.info("indexing done: %s", summary.describe())
     return summary
@@ -345,10 +411,12 @@ class _Run:
         self.limits = ConversionLimits(
             settings.convert_timeout_s, settings.convert_memory_mb, settings.max_file_mb
         )
+        self.engine = "local"  # index_folder sets the engine and, for Ray, its options
+        self.address: str | None = None
+        self.actors: int | None = None
         self.summary = IndexSummary()
         self.store: PassageStore | None = None
         self.embedder: PassageEmbedder | None = None
-        self.pending: list[tuple[SourceRecord, str, list[Document], bool]] = []
         self.dirty = False
         self.bar: tqdm[Any] | None = None
         self.group_done = 0  # passages of the current embedding group already on the bar
@@ -417,21 +485,19 @@ class _Run:
         )
         # Log lines printed through tqdm so they do not tear the progress bar apart.
         redirect = logging_redirect_tqdm() if self.progress else contextlib.nullcontext()
+        outcomes = self._ray_outcomes(todo) if self.engine == "ray" else self._local_outcomes(todo)
         try:
-            with redirect:
-                for done, state in enumerate(todo, 1):
-                    self._prepare(state, is_new=state.path in added)
-                    self.bar.set_description_str(
-                        f"Indexing {done}/{len(todo)} files", refresh=False
-                    )
+            # The one writer, whichever engine prepared and embedded the files.
+            with redirect, contextlib.closing(outcomes):
+                for state, result in outcomes:
+                    if isinstance(result, PreparedFile):
+                        self._store(result, is_new=state.path in added)
+                    else:
+                        self._fail(state, result, drop=state.path not in added)
                     since_save += 1
-                    if self._pending_passages() >= self._group_size():
-                        self._flush()
                     if since_save >= self.checkpoint_every:
-                        self._flush()
                         self._save()
                         since_save = 0
-                self._flush()
         except KeyboardInterrupt:
             # Keep what is fully stored; the files of the unflushed group are redone next run.
             logger.warning("interrupted: saving the files indexed so far")
@@ -460,84 +526,75 @@ class _Run:
                 self.dirty = True
                 logger.warning("removed the previously indexed version of %s", state.source)
 
-    def _prepare(self, state: FileState, is_new: bool) -> None:
-        """Convert, split and hash one file; queue its passages for embedding."""
-        from pipelines.store import SourceRecord
+    def _local_outcomes(self, todo: list[FileState]) -> Iterator[Outcome]:
+        """The local engine: files prepared one by one here (converted in the bounded child
+        process), their passages embedded in groups; each group ends at a checkpoint, so that
+        a checkpoint saves every file before it."""
+        pending: list[Outcome] = []
+        for done, state in enumerate(todo, 1):
+            try:
+                pending.append((state, prepare_file(state, self.settings, self.limits)))
+            except ConversionError as exc:
+                pending.append((state, exc.reason))
+            self.bar.set_description_str(f"Indexing {done}/{len(todo)} files", refresh=False)
+            queued = sum(len(r.passages) for _, r in pending if isinstance(r, PreparedFile))
+            if queued >= self._group_size() or done % self.checkpoint_every == 0:
+                yield from self._embed(pending)
+                pending = []
+        yield from self._embed(pending)
 
-        try:
-            # Hash before converting: if the file changes in between, the record holds the
-            # older hash and the next run sees the change (the other order would store the new
-            # hash with the old text, and the next run would take the stale text as current).
-            sha256 = state.sha256
-            doc = convert_bounded(state.path, self.limits)
-        except ConversionError as exc:
-            self._fail(state, exc.reason, drop=not is_new)
-            return
-        except OSError as exc:
-            self._fail(state, f"cannot read file ({exc.strerror or exc})", drop=not is_new)
-            return
-        doc_id = doc_id_for(state.path)
-        passages = split_document(
-            doc,
-            self.settings.split_words,
-            self.settings.split_overlap,
-            max_chars=self.settings.split_max_chars,
-            sections=self.settings.split_sections,
-            source=state.source,
-            doc_id=doc_id,
-            modified=modified_iso(state.mtime),
-        )
-        record = SourceRecord(
-            doc_id=doc_id,
-            source=state.source,
-            path=str(state.path),
-            title=doc.title,
-            file_type=doc.file_type,
-            sha256=sha256,
-            size=state.size,
-            mtime=state.mtime,
-            indexed_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            passages=len(passages),
-            text_format=passage_format(self.settings),
-        )
-        self.pending.append((record, doc.text, passages, is_new))
+    def _ray_outcomes(self, todo: list[FileState]) -> Iterator[Outcome]:
+        """The Ray engine: the same per-file work as Ray Data stages (:mod:`indexer.ray_engine`);
+        the bar advances as files come back."""
+        from indexer.ray_engine import prepare_and_embed
 
-    def _pending_passages(self) -> int:
-        return sum(len(passages) for _, _, passages, _ in self.pending)
+        results = prepare_and_embed(
+            todo, self.settings, self.limits, address=self.address, actors=self.actors
+        )
+        with contextlib.closing(results):
+            for done, (state, result) in enumerate(results, 1):
+                self.bar.set_description_str(f"Indexing {done}/{len(todo)} files", refresh=False)
+                self.bar.update(len(result.passages) if isinstance(result, PreparedFile) else 0)
+                yield state, result
 
     def _group_size(self) -> int:
         return max(1, self.settings.embed_batch_size) * _EMBED_GROUP_BATCHES
 
-    def _flush(self) -> None:
-        """Embed the queued passages and store their files."""
-        if not self.pending:
-            return
+    def _embed(self, pending: list[Outcome]) -> Iterator[Outcome]:
+        """Embed the passages of the prepared files in ``pending``; yield them all, in order."""
         from pipelines.embedder import PassageEmbedder
+
+        documents = [doc for _, r in pending if isinstance(r, PreparedFile) for doc in r.passages]
+        embedded: dict[str, Document] = {}
+        if documents:
+            if self.embedder is None:
+                self.embedder = PassageEmbedder(self.settings, progress=self._embedded)
+                warm_up = getattr(self.embedder, "warm_up", None)
+                if callable(warm_up):
+                    warm_up()
+            embedded = {d.id: d for d in self.embedder.run(documents=documents)["documents"]}
+        for state, result in pending:
+            if isinstance(result, PreparedFile):
+                result.passages = [embedded[doc.id] for doc in result.passages]
+            yield state, result
+
+    def _store(self, prepared: PreparedFile, is_new: bool) -> None:
+        """Write one embedded file to the store (creating the store on the first one)."""
         from pipelines.faiss_index import IndexSpec
         from pipelines.store import PassageStore
 
-        if self.embedder is None:
-            self.embedder = PassageEmbedder(self.settings, progress=self._embedded)
-            warm_up = getattr(self.embedder, "warm_up", None)
-            if callable(warm_up):
-                warm_up()
-        documents = [doc for _, _, passages, _ in self.pending for doc in passages]
-        embedded = {doc.id: doc for doc in self.embedder.run(documents=documents)["documents"]}
-        if self.store is None:
-            dim = len(next(iter(embedded.values())).embedding or [])
-            self.store = PassageStore(
-                embedding_dim=dim, index=IndexSpec.from_settings(self.settings)
-            )
-        for record, text, passages, is_new in self.pending:
-            self.store.replace_source(record, text, [embedded[doc.id] for doc in passages])
-            self.summary.passages += len(passages)
-            if is_new:
-                self.summary.added += 1
-            else:
-                self.summary.updated += 1
-            logger.debug("indexed %s: %d passages", record.source, len(passages))
-        self.pending = []
+        record, passages = prepared.record, prepared.passages
+        if self.store is None:  # a new store gets the dimension of the first embeddings
+            dim = len(passages[0].embedding or [])
+            self.store = PassageStore(dim, IndexSpec.from_settings(self.settings))
+        self.store.replace_source(record, prepared.text, passages)
+        self.summary.passages += len(passages)
+        if is_new:
+            self.summary.added += 1
+        else:
+            self.summary.updated += 1
         self.dirty = True
+        logger.debug("indexed %s: %d passages", record.source, len(passages))
 
     def _embedded(self, done: int, total: int) -> None:
         """Embedder progress: ``done`` of the ``total`` passages of the group being embedded."""

@@ -258,6 +258,11 @@ class QueryService:
             return True
 
     @property
+    def loaded_version(self) -> str | None:
+        """The index version loaded now; None before the first question (nothing loaded)."""
+        return self._version
+
+    @property
     def store(self) -> PassageStore:
         self.refresh()
         assert self._store is not None

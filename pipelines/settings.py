@@ -83,6 +83,11 @@ class Settings:
     # many kept. Off with False (or DOCQA_QUESTION_LOG=0 in the environment).
     question_log: bool = True
     question_log_max_rows: int = 100_000
+    # The REST API (`docqa serve`, api/): a request whose body is larger than this is refused
+    # (413) before it is read; each uploaded file is also limited like the page's uploads
+    # (indexer.uploads.MAX_UPLOAD_BYTES). /metrics needs an admin key unless api_open_metrics.
+    api_max_request_mb: float = 110.0
+    api_open_metrics: bool = False
 
     @classmethod
     def from_env(cls, home: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:

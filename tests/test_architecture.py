@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pipelines.settings import REPO_ROOT
 
-PACKAGES = ("pipelines", "indexer", "evaluation", "reader_training", "ui", "docqa")
+PACKAGES = ("pipelines", "indexer", "evaluation", "reader_training", "ui", "api", "docqa")
 # What each package may import of the others (the README's architecture).
 ALLOWED = {
     "pipelines": set(),
@@ -15,7 +15,8 @@ ALLOWED = {
     "evaluation": {"pipelines", "indexer"},
     "reader_training": {"pipelines", "evaluation"},
     "ui": {"pipelines", "indexer", "evaluation", "reader_training"},
-    "docqa": {"pipelines", "indexer", "evaluation", "reader_training", "ui"},
+    "api": {"pipelines", "indexer", "evaluation", "reader_training"},
+    "docqa": {"pipelines", "indexer", "evaluation", "reader_training", "ui", "api"},
 }
 
 

@@ -72,15 +72,7 @@ def answer_card(result: AnswerResult, question: str, rank: int, low: bool = Fals
         row = st.container(horizontal=True, vertical_alignment="center")
         document_link(result.doc_id, doc_start, doc_end, question, row)
         download_original(result.path, key=f"{key}-download", where=row)
-        ref = labeling.PassageRef(
-            doc_id=result.doc_id,
-            title=result.title or "",
-            source=result.document or "",
-            text=passage,
-            start=doc_start - ctx_start,
-            page=result.page,
-            section=result.section,
-        )
+        ref = labeling.PassageRef.of_answer(result)
         labeling.answer_feedback(key, question, ref, result.answer, ctx_start, result.score, row)
 
 
@@ -102,15 +94,7 @@ def passage_card(doc: Document, question: str, rank: int) -> None:
         row = st.container(horizontal=True, vertical_alignment="center")
         document_link(str(meta.get("doc_id")), start, start + len(text), question, row)
         download_original(meta.get("path"), key=f"{key}-download", where=row)
-        ref = labeling.PassageRef(
-            doc_id=str(meta.get("doc_id")),
-            title=str(meta.get("title") or ""),
-            source=str(meta.get("source") or ""),
-            text=text,
-            start=start,
-            page=meta.get("page"),
-            section=meta.get("section"),
-        )
+        ref = labeling.PassageRef.of_passage(doc)
         labeling.answer_feedback(key, question, ref, None, None, 0.0, row)
 
 

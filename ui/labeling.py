@@ -1,47 +1,23 @@
 """Widgets that turn a user's judgment into a labeled pair in the :class:`FeedbackStore`.
 
 Answers get "Correct" / "Wrong" buttons and a "Mark the right answer" form; the Annotate page
-uses the same span picker over a whole document. Pairs are stored the way the trainer learns
-most from them:
-
-* a correct or marked answer: context = the whole converted document text, with the answer's
-  absolute offset (the trainer windows long contexts itself);
-* "Wrong" and "no answer in this passage": context = the passage only, as an unanswerable pair;
-  "wrong" says nothing about the rest of the document.
+uses the same span picker over a whole document. Which pair a judgment makes (the whole document
+or the passage as context, and the meta kept with it) is decided in
+:mod:`reader_training.judgments`, which the REST API uses too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from reader_training.feedback import FeedbackError, locate_answer
+from reader_training.judgments import LabeledPair, PassageRef, judged_pair
 from ui import render, state
 
-
-@dataclass(frozen=True)
-class PassageRef:
-    """A passage shown to the user, with what a labeled pair needs to cite it."""
-
-    doc_id: str
-    title: str
-    source: str
-    text: str  # the passage
-    start: int  # where the passage starts in the document text
-    page: int | None = None
-    section: str | None = None
-
-    def meta(self, **extra: Any) -> dict[str, Any]:
-        data = {
-            "doc_id": self.doc_id,
-            "source": self.source,
-            "page": self.page,
-            "section": self.section,
-        }
-        return {**{k: v for k, v in data.items() if v is not None}, **extra}
+__all__ = ["PassageRef", "SpanChoice", "answer_feedback", "say", "show_message", "span_picker"]
 
 
 @dataclass(frozen=True)
@@ -66,34 +42,18 @@ def show_message(key: str) -> None:
         {"success": st.success, "info": st.info, "error": st.error}[kind](message)
 
 
-def _document_text(ref: PassageRef) -> tuple[str, int]:
-    """The whole document text and where ``ref``'s passage starts in it.
-
-    Falls back to the passage itself when the document is gone from the index, or when its text
-    no longer holds the passage at that offset (re-indexed since the question was asked).
-    """
+def _document_text(ref: PassageRef) -> str | None:
+    """The cited document's whole text, None when it is gone from the index."""
     store = state.store_or_none()
     try:
-        text = store.source_text(ref.doc_id) if store is not None else None
+        return store.source_text(ref.doc_id) if store is not None else None
     except KeyError:
-        text = None
-    if text is not None and text[ref.start : ref.start + len(ref.text)] == ref.text:
-        return text, 0
-    return ref.text, ref.start
+        return None
 
 
-def _add(
-    key: str,
-    question: str,
-    context: str,
-    text: str | None,
-    start: int | None,
-    title: str,
-    meta: dict[str, Any],
-    saved: str,
-) -> None:
+def _add(key: str, pair: LabeledPair, saved: str) -> None:
     try:
-        added = state.feedback_store().add(question, context, text, start, title, meta)
+        added = pair.save(state.feedback_store())
     except FeedbackError as exc:
         say(key, "error", f"Not saved: {render.md(exc)}")
         return
@@ -101,44 +61,30 @@ def _add(
         say(key, "success", saved)
     else:
         say(key, "info", "Already saved: this exact pair is in the feedback file.")
-    state.note_feedback(question, meta.get("verdict"))
+    state.note_feedback(pair.question, pair.verdict)
 
 
 def save_correct(
     key: str, question: str, ref: PassageRef, answer: str, offset: int, score: float
 ) -> None:
     """``answer`` at ``offset`` in the passage is right."""
-    context, doc_start = _document_text(ref)
-    start = ref.start + offset - doc_start
-    _add(
-        key,
+    pair = judged_pair(
         question,
-        context,
-        answer,
-        start,
-        ref.title,
-        ref.meta(origin="feedback", verdict="correct", doc_start=doc_start, score=round(score, 4)),
-        "Thanks! Saved as a correct answer.",
+        ref,
+        "correct",
+        answer=answer,
+        offset=offset,
+        score=score,
+        document_text=_document_text(ref),
     )
+    _add(key, pair, "Thanks! Saved as a correct answer.")
 
 
 def save_wrong(key: str, question: str, ref: PassageRef, answer: str, score: float) -> None:
     """The answer from this passage is wrong: the passage, as judged, does not answer."""
+    pair = judged_pair(question, ref, "wrong", answer=answer, score=score)
     _add(
-        key,
-        question,
-        ref.text,
-        None,
-        None,
-        ref.title,
-        ref.meta(
-            origin="feedback",
-            verdict="wrong",
-            rejected_answer=answer,
-            doc_start=ref.start,
-            score=round(score, 4),
-        ),
-        "Thanks! Saved as wrong. If the right answer is in this passage, mark it below.",
+        key, pair, "Thanks! Saved as wrong. If the right answer is in this passage, mark it below."
     )
 
 
@@ -146,33 +92,20 @@ def save_marked(
     key: str, question: str, ref: PassageRef, choice: SpanChoice, rejected: str | None
 ) -> None:
     """The user marked the right span in the passage, or said it holds no answer."""
-    extra: dict[str, Any] = {"origin": "feedback"}
-    if rejected is not None:
-        extra["rejected_answer"] = rejected
     if choice.text is None or choice.start is None:
-        _add(
-            key,
-            question,
-            ref.text,
-            None,
-            None,
-            ref.title,
-            ref.meta(verdict="no_answer_in_passage", doc_start=ref.start, **extra),
-            "Thanks! Saved: this passage does not answer the question.",
-        )
+        pair = judged_pair(question, ref, "no_answer_in_passage", rejected=rejected)
+        _add(key, pair, "Thanks! Saved: this passage does not answer the question.")
         return
-    context, doc_start = _document_text(ref)
-    start = ref.start + choice.start - doc_start
-    _add(
-        key,
+    pair = judged_pair(
         question,
-        context,
-        choice.text,
-        start,
-        ref.title,
-        ref.meta(verdict="corrected", doc_start=doc_start, **extra),
-        f"Thanks! Saved “{render.md(choice.text)}” as the right answer.",
+        ref,
+        "corrected",
+        answer=choice.text,
+        offset=choice.start,
+        rejected=rejected,
+        document_text=_document_text(ref),
     )
+    _add(key, pair, f"Thanks! Saved “{render.md(choice.text)}” as the right answer.")
 
 
 def span_picker(

@@ -12,7 +12,9 @@ import streamlit as st
 
 from pipelines.label_queue import QueueItem, label_queue
 from pipelines.question_log import question_log
+from pipelines.store import SourceRecord
 from reader_training.feedback import FeedbackError
+from reader_training.judgments import annotation_pair
 from ui import labeling, pairs, render, state
 
 KEY = "annotate"
@@ -21,18 +23,10 @@ QUEUE_SHOWN = 10
 _NOT_A_LABEL = {"wrong", "no_answer_in_passage"}
 
 
-def _save(
-    question: str, doc_id: str, title: str, source: str, text: str, choice: labeling.SpanChoice
-) -> None:
+def _save(question: str, record: SourceRecord, text: str, choice: labeling.SpanChoice) -> None:
     try:
-        added = state.feedback_store().add(
-            question,
-            text,
-            choice.text,
-            choice.start,
-            title,
-            {"origin": "annotation", "doc_id": doc_id, "source": source, "doc_start": 0},
-        )
+        pair = annotation_pair(question, record, text, choice.text, choice.start)
+        added = pair.save(state.feedback_store())
     except FeedbackError as exc:
         labeling.say(KEY, "error", f"Not saved: {render.md(exc)}")
         return
@@ -123,7 +117,7 @@ st.button(
     key=f"{KEY}-save",
     disabled=choice is None or not question.strip(),
     on_click=_save,
-    args=(question, doc_id, record.title, record.source, text, choice),
+    args=(question, record, text, choice),
 )
 labeling.show_message(KEY)
 
