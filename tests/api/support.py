@@ -39,3 +39,16 @@ def install_reader(settings: Settings, tiny_reader: Path, name: str, threshold: 
     shutil.copytree(tiny_reader, target)
     config = ReaderConfig.load(target)
     ReaderConfig(**{**config.__dict__, "no_answer_threshold": threshold}).save(target)
+
+
+def ask_requests_counted(metrics_text: str) -> float:
+    """Successful ``POST /ask`` requests in a /metrics scrape (all workers or replicas)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(metrics_text)
+        for s in family.samples
+        if s.name == "docqa_api_requests_total"
+        and s.labels == {"endpoint": "/ask", "method": "POST", "status": "200"}
+    )

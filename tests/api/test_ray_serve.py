@@ -23,7 +23,6 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 import api.ray_serve
@@ -31,7 +30,7 @@ from api.ray_serve import replica_cpus, serve_on_ray
 from docqa.cli import app as cli
 from pipelines.query import ask
 from pipelines.settings import Settings
-from tests.api.support import WIFI_QUESTION, Keys
+from tests.api.support import WIFI_QUESTION, Keys, ask_requests_counted
 from tests.ray_support import local_ray_cluster
 
 REPLICAS = 2
@@ -223,16 +222,6 @@ def test_a_request_without_a_valid_key_gets_401(served: Served) -> None:
     assert httpx.get(f"{served.url}/metrics", timeout=10).status_code == 401
 
 
-def _ask_total(text: str) -> float:
-    return sum(
-        s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == "docqa_api_requests_total"
-        and s.labels == {"endpoint": "/ask", "method": "POST", "status": "200"}
-    )
-
-
 @pytest.mark.slow
 def test_metrics_add_up_the_replicas(served: Served, shared_keys: Keys) -> None:
     for i in range(40):
@@ -245,7 +234,7 @@ def test_metrics_add_up_the_replicas(served: Served, shared_keys: Keys) -> None:
     for _ in range(40):
         metrics = httpx.get(f"{served.url}/metrics", headers=shared_keys.admin, timeout=30)
         assert metrics.status_code == 200, metrics.text
-        assert _ask_total(metrics.text) == served.asked
+        assert ask_requests_counted(metrics.text) == served.asked
         seen.add(metrics.headers["X-DocQA-Worker"])
         if len(seen) == REPLICAS:
             break

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from api.keys import KeyStore
 from api.server import SETTINGS_ENV, settings_from_env, settings_to_env
 from pipelines.settings import REPO_ROOT, Settings
-from tests.api.support import Keys
+from tests.api.support import Keys, ask_requests_counted
 
 DOCUMENT = (
     "Facilities notes for the Rotterdam office.\n\n"
@@ -51,16 +50,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _ask_total(text: str) -> float:
-    return sum(
-        s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == "docqa_api_requests_total"
-        and s.labels == {"endpoint": "/ask", "method": "POST", "status": "200"}
-    )
 
 
 @pytest.mark.slow
@@ -121,7 +110,7 @@ def test_two_workers_share_one_index_and_their_metrics(api_base_home: Path, tmp_
         for _ in range(4):
             metrics = httpx.get(f"{url}/metrics", headers=keys.admin, timeout=30)
             assert metrics.status_code == 200
-            assert _ask_total(metrics.text) == len(answered)
+            assert ask_requests_counted(metrics.text) == len(answered)
         assert "docqa_ask_duration_seconds_bucket" in metrics.text
         assert 'docqa_reader_info{version="tiny-answers"} 1.0' in metrics.text
         answered_total = f'docqa_ask_results_total{{outcome="answered"}} {len(answered):.1f}'
