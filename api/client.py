@@ -9,11 +9,15 @@ the CLI needs on that path.
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 ASK_PATH = "/ask"
+HEALTH_PATH = "/health"
 
 
 class RemoteError(RuntimeError):
@@ -58,3 +62,18 @@ def ask_remote(
             response.status_code,
         )
     return response.json()
+
+
+def wait_until_healthy(
+    server: str, timeout_s: float, alive: Callable[[], bool] = lambda: True, poll_s: float = 0.5
+) -> bool:
+    """Poll ``GET /health`` until it answers 200 (True), ``timeout_s`` passes or ``alive()``
+    says the process serving it is gone (False): a server loads its models before it is ready."""
+    url = server.rstrip("/") + HEALTH_PATH
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and alive():
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(url, timeout=5).status_code == 200:
+                return True
+        time.sleep(poll_s)
+    return False

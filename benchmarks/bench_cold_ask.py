@@ -38,6 +38,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from api.client import wait_until_healthy  # noqa: E402
 from evaluation.environment import cpu_description, environment  # noqa: E402
 
 QUESTION = "How many days of annual leave do I get?"
@@ -114,13 +115,7 @@ def running_server(home: Path) -> Iterator[tuple[str, str]]:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and server.poll() is None:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                    break
-            time.sleep(0.5)
-        else:
+        if not wait_until_healthy(url, 300, alive=lambda: server.poll() is None):
             raise RuntimeError("docqa serve did not become healthy")
         httpx.post(f"{url}/ask", json={"question": QUESTION}, timeout=120,
                    headers={"Authorization": f"Bearer {key}"})  # fmt: skip

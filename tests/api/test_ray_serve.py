@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ import pytest
 from typer.testing import CliRunner
 
 import api.ray_serve
+from api.client import wait_until_healthy
 from api.ray_serve import replica_cpus, serve_on_ray
 from docqa.cli import app as cli
 from pipelines.query import ask
@@ -153,12 +153,7 @@ def served(ray_cluster: str, shared_settings: Settings, shared_keys: Keys) -> It
     thread = threading.Thread(target=run, name="serve-on-ray", daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    ready = False
-    while not ready and thread.is_alive() and time.monotonic() < deadline:
-        with contextlib.suppress(httpx.TransportError):
-            ready = httpx.get(f"{url}/health", timeout=5).status_code == 200
-        time.sleep(0.3)
+    ready = wait_until_healthy(url, 300, alive=thread.is_alive, poll_s=0.3)
     try:
         assert ready, f"not served: {errors}"
         yield Served(url, stop, thread, errors, made)

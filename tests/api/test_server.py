@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -11,13 +10,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
+from api.client import wait_until_healthy
 from api.keys import KeyStore
 from api.server import SETTINGS_ENV, settings_from_env, settings_to_env
 from pipelines.settings import REPO_ROOT, Settings
@@ -71,12 +70,7 @@ def test_two_workers_share_one_index_and_their_metrics(api_base_home: Path, tmp_
         stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 240
-        ready = False
-        while not ready and time.monotonic() < deadline and server.poll() is None:
-            with contextlib.suppress(httpx.TransportError):
-                ready = httpx.get(f"{url}/health", timeout=5).status_code == 200
-            time.sleep(0.5)
+        ready = wait_until_healthy(url, 240, alive=lambda: server.poll() is None)
         assert ready, log.read_text()
 
         files = [("files", ("zorblax-notes.txt", DOCUMENT.encode(), "text/plain"))]
