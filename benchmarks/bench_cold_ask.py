@@ -1,11 +1,15 @@
 """A cold ask: how long a new `docqa ask` process takes to answer, and where the time goes.
 
 Each round starts fresh processes (the OS file cache stays warm, as on a machine that has
-answered before): ``docqa ask QUESTION --home HOME --json`` timed from outside, and a probe that
-times the phases in-process: imports, loading the index and both models (``QueryService``
-refresh), and the first answer; then, side by side, ``docqa ask --server URL`` processes asking a
-``docqa serve`` started on the same home (warmed up before timing, as a running server is).
-The demo collection is indexed into ``--home`` first if needed.
+answered before), in two modes side by side: "one-shot", what ``docqa ask`` does by default (the
+reader and the question encoder in ONNX Runtime, ``Settings.for_one_question``; their exports
+are made before timing, as the first ask on a machine makes them), and "as the page" (the
+page's and server's backends, ``DOCQA_ONE_SHOT_ONNX=0``). For each: ``docqa ask QUESTION --home
+HOME --json`` timed from outside, and a probe that times the phases in-process: imports,
+loading the index and both models (``QueryService`` refresh), and the first answer. Then
+``docqa ask --server URL`` processes asking a ``docqa serve`` started on the same home (warmed up
+before timing, as a running server is). The demo collection is indexed into ``--home`` first if
+needed.
 Prints a table and writes JSON with README rows; compare rows of one run only.
 
     python benchmarks/bench_cold_ask.py [--home DIR] [--rounds 5] [--out FILE]
@@ -43,6 +47,7 @@ from evaluation.environment import cpu_description, environment  # noqa: E402
 
 QUESTION = "How many days of annual leave do I get?"
 PHASES = ("imports", "load", "first_answer")
+MODES = ("one-shot", "as the page")
 
 # Runs in a fresh interpreter; prints the phases' seconds as JSON.
 PROBE = """
@@ -52,42 +57,44 @@ t0 = time.perf_counter()
 from pipelines.query import QueryService
 from pipelines.settings import Settings
 t1 = time.perf_counter()
-service = QueryService(Settings(home=Path(sys.argv[1])))
+settings = Settings.from_env(Path(sys.argv[1]))
+service = QueryService(settings.for_one_question() if sys.argv[3] == "one-shot" else settings)
 service.refresh()
 t2 = time.perf_counter()
 answers = service.ask(sys.argv[2])
 t3 = time.perf_counter()
 print(json.dumps({"imports": t1 - t0, "load": t2 - t1, "first_answer": t3 - t2,
-                  "answer": answers[0].answer}))
+                  "answer": answers[0].answer, "backend": service.reader_predictor.backend}))
 """
 
 
-def _env() -> dict[str, str]:
-    return os.environ | {"PYTHONPATH": str(REPO_ROOT)}
+def _env(mode: str = "one-shot") -> dict[str, str]:
+    one_shot = "1" if mode == "one-shot" else "0"
+    return os.environ | {"PYTHONPATH": str(REPO_ROOT), "DOCQA_ONE_SHOT_ONNX": one_shot}
 
 
-def cli_seconds(home: Path, question: str) -> float:
-    """Wall time of one `docqa ask` process, start to exit."""
+def cli_seconds(home: Path, question: str, mode: str) -> float:
+    """Wall time of one `docqa ask` process in ``mode``, start to exit."""
     started = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "docqa", "ask", question, "--home", str(home), "--json"],
         check=True,
         capture_output=True,
-        env=_env(),
+        env=_env(mode),
         cwd=REPO_ROOT,
     )
     return time.perf_counter() - started
 
 
-def probe(home: Path, question: str) -> dict[str, Any]:
-    """The phases of a cold ask, timed inside a fresh process."""
+def probe(home: Path, question: str, mode: str) -> dict[str, Any]:
+    """The phases of a cold ask in ``mode``, timed inside a fresh process."""
     started = time.perf_counter()
     run = subprocess.run(
-        [sys.executable, "-c", PROBE, str(home), question],
+        [sys.executable, "-c", PROBE, str(home), question, mode],
         check=True,
         capture_output=True,
         text=True,
-        env=_env(),
+        env=_env(mode),
         cwd=REPO_ROOT,
     )
     phases = json.loads(run.stdout.strip().splitlines()[-1])
@@ -154,47 +161,68 @@ def main() -> None:
     from pipelines.settings import DEMO_COLLECTION, Settings
 
     index_collection([DEMO_COLLECTION], Settings(home=args.home), progress=True)
-    cli_seconds(args.home, args.question)  # fills the OS file cache once, not counted
-    cli, probes = [], []
+    for mode in MODES:  # fills the OS file cache and makes the ONNX exports, not counted
+        cli_seconds(args.home, args.question, mode)
+    cli: dict[str, list[float]] = {mode: [] for mode in MODES}
+    probes: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
     for _ in range(args.rounds):
-        cli.append(cli_seconds(args.home, args.question))
-        probes.append(probe(args.home, args.question))
-    median = {k: statistics.median(p[k] for p in probes) for k in (*PHASES, "process")}
+        for mode in MODES:  # interleaved: a noisy minute hits both modes alike
+            cli[mode].append(cli_seconds(args.home, args.question, mode))
+            probes[mode].append(probe(args.home, args.question, mode))
     with running_server(args.home) as (url, key):
         via_server = [cli_server_seconds(url, key, args.question) for _ in range(args.rounds)]
+    median_cli = {mode: statistics.median(cli[mode]) for mode in MODES}
+    phases = {
+        mode: {k: statistics.median(p[k] for p in probes[mode]) for k in (*PHASES, "process")}
+        for mode in MODES
+    }
+    server_median = statistics.median(via_server)
+    one_shot, page = median_cli["one-shot"], median_cli["as the page"]
     result = {
         "benchmark": "cold_ask",
         "cpu": cpu_description(),
         "environment": environment(),
         "question": args.question,
         "rounds": args.rounds,
-        "docqa_ask_seconds": [round(x, 2) for x in cli],
-        "docqa_ask_median_seconds": round(statistics.median(cli), 2),
-        "phases_median_seconds": {k: round(v, 2) for k, v in median.items()},
+        "modes": {
+            mode: {
+                "reader_backend": probes[mode][-1]["backend"],
+                "docqa_ask_seconds": [round(x, 2) for x in cli[mode]],
+                "docqa_ask_median_seconds": round(median_cli[mode], 2),
+                "phases_median_seconds": {k: round(v, 2) for k, v in phases[mode].items()},
+                "answer": probes[mode][-1]["answer"],
+            }
+            for mode in MODES
+        },
+        "one_shot_over_page": round(one_shot / page, 3),
         "docqa_ask_server_seconds": [round(x, 2) for x in via_server],
-        "docqa_ask_server_median_seconds": round(statistics.median(via_server), 2),
-        "answer": probes[-1]["answer"],
+        "docqa_ask_server_median_seconds": round(server_median, 2),
     }
+    p1, p2 = phases["one-shot"], phases["as the page"]
     result["readme_rows"] = [
         {
             "what": "cold `docqa ask` (new process, demo collection)",
-            "number": f"median {result['docqa_ask_median_seconds']:.2f} s over {args.rounds} "
-            f"processes; of which imports {median['imports']:.2f} s, index and models "
-            f"{median['load']:.2f} s, first answer {median['first_answer']:.2f} s",
+            "number": f"median {one_shot:.2f} s over {args.rounds} processes (ONNX Runtime: "
+            f"imports {p1['imports']:.2f} s, index and models {p1['load']:.2f} s, first answer "
+            f"{p1['first_answer']:.2f} s); same run with the page's backend "
+            f"({result['modes']['as the page']['reader_backend']}): {page:.2f} s (imports "
+            f"{p2['imports']:.2f}, load {p2['load']:.2f}, answer {p2['first_answer']:.2f}); "
+            f"{one_shot / page:.2f}x",
             "command": "python benchmarks/bench_cold_ask.py",
         },
         {
             "what": "cold `docqa ask --server` (new process asking a running `docqa serve`)",
-            "number": f"median {result['docqa_ask_server_median_seconds']:.2f} s over "
-            f"{args.rounds} processes (same run: {result['docqa_ask_median_seconds']:.2f} s "
-            "loading the models itself)",
+            "number": f"median {server_median:.2f} s over {args.rounds} processes (same run: "
+            f"{one_shot:.2f} s loading the models itself)",
             "command": "python benchmarks/bench_cold_ask.py",
         },
     ]
     print(f"CPU: {result['cpu']}")
-    print(f"docqa ask, new process: {', '.join(f'{x:.2f}' for x in cli)} s")
+    print(f"{'':22}" + "".join(f"{mode:>14}" for mode in MODES))
+    print(f"{'docqa ask (median)':22}" + "".join(f"{median_cli[m]:13.2f}s" for m in MODES))
     for k in (*PHASES, "process"):
-        print(f"  {k:14} {median[k]:6.2f} s (median)")
+        print(f"{'  ' + k:22}" + "".join(f"{phases[m][k]:13.2f}s" for m in MODES))
+    print(f"one-shot / as the page: {one_shot / page:.2f}x")
     print(f"docqa ask --server, new process: {', '.join(f'{x:.2f}' for x in via_server)} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -149,27 +149,101 @@ class PlainSentenceEncoder:
         return out
 
 
-QuestionEncoder = Any  # a SentenceTransformer or a PlainSentenceEncoder
-_QUESTION_ENCODERS: dict[tuple[str, str], PlainSentenceEncoder] = {}
+class OnnxSentenceEncoder:
+    """A plain mean-pooling model (see :class:`PlainSentenceEncoder`) whose transformer runs in
+    ONNX Runtime, exported once to ``<cache_dir>/onnx`` (:func:`export_onnx_encoder`).
+
+    Why: a process that embeds one question (a new ``docqa ask``) would otherwise import
+    transformers' model code (torch.distributed, dynamo, SciPy: seconds) only to load MiniLM;
+    with :class:`LightTokenizer` it imports no transformers at all. Same vectors to 1e-5
+    (tested).
+    """
+
+    def __init__(self, path: str, cache_dir: str | Path | None = None) -> None:
+        from pipelines.light_tokenizer import LightTokenizer, load_tokenizer
+        from pipelines.reader_backends import export_onnx_encoder, onnx_encoder_path, onnx_session
+
+        config = json.loads((Path(path) / "sentence_bert_config.json").read_text("utf-8"))
+        self.max_seq_length = int(config.get("max_seq_length") or 512)
+        self.tokenizer = load_tokenizer(path)
+        self._light = isinstance(self.tokenizer, LightTokenizer)
+        self.input_names = list(self.tokenizer.model_input_names)
+        exported = onnx_encoder_path(path, cache_dir)
+        if not exported.is_file():
+            export_onnx_encoder(path, self.input_names, exported)
+        self.session = onnx_session(exported)
+        self.path = exported
+        model_config = json.loads((Path(path) / "config.json").read_text("utf-8"))
+        self._dimension = int(model_config["hidden_size"])
+        self.device = "cpu"
+
+    def get_embedding_dimension(self) -> int:
+        return self._dimension
+
+    def encode(self, texts: list[str], batch_size: int = 32, **_: Any) -> np.ndarray:
+        """Mean-pooled, L2-normalized float32 embeddings, as :meth:`PlainSentenceEncoder.encode`."""
+        out = np.empty((len(texts), self._dimension), dtype=np.float32)
+        for start in range(0, len(texts), batch_size):
+            chunk = texts[start : start + batch_size]
+            if self._light:
+                batch = self.tokenizer.batch(chunk, self.max_seq_length)
+            else:
+                batch = self.tokenizer(
+                    chunk,
+                    padding=True,
+                    truncation="longest_first",
+                    max_length=self.max_seq_length,
+                    return_tensors="np",
+                )
+            feed = {name: batch[name].astype(np.int64) for name in self.input_names}
+            (tokens,) = self.session.run(["last_hidden_state"], feed)
+            mask = batch["attention_mask"][..., None].astype(np.float32)
+            pooled = (tokens * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
+            pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+            out[start : start + len(pooled)] = pooled
+        return out
+
+
+QuestionEncoder = Any  # a SentenceTransformer, PlainSentenceEncoder or OnnxSentenceEncoder
+_QUESTION_ENCODERS: dict[tuple[str, ...], QuestionEncoder] = {}
+QUESTION_ENCODER_BACKENDS = ("torch", "onnx")
 
 
 def load_question_encoder(settings: Settings, device: str | None = None) -> QuestionEncoder:
-    """The model that embeds questions: the sentence-transformers model when this process has
-    loaded it already (indexing, the page), else a :class:`PlainSentenceEncoder` where the
-    model allows one (no sentence-transformers import), else :func:`load_embedder`."""
+    """The model that embeds questions. With ``question_encoder_backend="onnx"`` on a CPU, an
+    :class:`OnnxSentenceEncoder` where the model allows one. Otherwise the sentence-transformers
+    model when this process has loaded it already (indexing, the page), else a
+    :class:`PlainSentenceEncoder` where the model allows one (no sentence-transformers import),
+    else :func:`load_embedder`."""
+    backend = settings.question_encoder_backend
+    if backend not in QUESTION_ENCODER_BACKENDS:
+        raise ValueError(
+            f"question_encoder_backend must be one of {', '.join(QUESTION_ENCODER_BACKENDS)},"
+            f" got {backend!r}"
+        )
     path = embedder_model_path(settings)
     device = device or default_device()
+    plain = PlainSentenceEncoder.supports(path)
+    if backend == "onnx" and device == "cpu" and plain:
+        cache_dir = settings.home / "cache"
+        key: tuple[str, ...] = (path, device, "onnx", str(cache_dir))
+        with _MODELS_LOCK:
+            model: QuestionEncoder | None = _QUESTION_ENCODERS.get(key)
+            if model is None:
+                logger.info("Loading question encoder %s in ONNX Runtime", path)
+                model = _QUESTION_ENCODERS[key] = OnnxSentenceEncoder(path, cache_dir)
+        return model
     key = (path, device)
     with _MODELS_LOCK:
-        model: QuestionEncoder | None = _MODELS.get(key) or _QUESTION_ENCODERS.get(key)
-        if model is None and PlainSentenceEncoder.supports(path):
+        model = _MODELS.get(key) or _QUESTION_ENCODERS.get(key)
+        if model is None and plain:
             logger.info("Loading question encoder %s on %s", path, device)
             model = _QUESTION_ENCODERS[key] = PlainSentenceEncoder(path, device)
     return model if model is not None else load_embedder(settings, device)
 
 
 def embed_texts(
-    model: SentenceTransformer | PlainSentenceEncoder,
+    model: QuestionEncoder,
     texts: list[str],
     batch_size: int = 32,
     progress: ProgressCallback | None = None,

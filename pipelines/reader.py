@@ -31,6 +31,7 @@ import torch
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.dataclasses import ExtractedAnswer
 
+from pipelines.light_tokenizer import load_tokenizer
 from pipelines.reader_backends import (
     READER_BACKENDS,
     OnnxQAModel,
@@ -155,18 +156,19 @@ class SpanPredictor:
         if backend not in READER_BACKENDS:
             raise ValueError(f"unknown reader backend {backend!r}; choose one of {READER_BACKENDS}")
         if isinstance(model, str | Path):
-            from transformers import AutoModelForQuestionAnswering, AutoTokenizer
-
             self.model_path = str(model)
             self.device = resolve_device(device)
-            self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
-            loaded = AutoModelForQuestionAnswering.from_pretrained(self.model_path)
-            # Half-precision weights are shipped to save space; compute in fp32 on CPU.
-            if self.device.type == "cuda":
-                loaded = loaded.to(self.device, dtype=torch.float16)
+            # ONNX Runtime reads its export and needs no transformers at all where the
+            # tokenizer allows (light_tokenizer): loading the torch model too would import
+            # transformers' model code for nothing (seconds of a new process's start).
+            if choose_backend(backend, self.device)[0].startswith("onnx"):
+                self.tokenizer = load_tokenizer(self.model_path)
+                self.model = None
             else:
-                loaded = loaded.float()
-            self.model = loaded.eval()
+                from transformers import AutoTokenizer
+
+                self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+                self.model = self._load_torch_model()
             self._config_file: Path | None = Path(self.model_path) / READER_CONFIG_FILE
             self._config_stamp = _file_stamp(self._config_file)
             self._config = ReaderConfig.load(self.model_path)
@@ -189,6 +191,15 @@ class SpanPredictor:
             names += ["token_type_ids"] if self._uses_token_types else []
             self.model = load_backend(self.model, self.model_path, backend, names, cache_dir)
             self.cpu_precision = "fp32"  # bf16 autocast applies to the torch backend only
+
+    def _load_torch_model(self) -> Any:
+        from transformers import AutoModelForQuestionAnswering
+
+        loaded = AutoModelForQuestionAnswering.from_pretrained(self.model_path)
+        # Half-precision weights are shipped to save space; compute in fp32 on CPU.
+        if self.device.type == "cuda":
+            return loaded.to(self.device, dtype=torch.float16).eval()
+        return loaded.float().eval()
 
     @property
     def config(self) -> ReaderConfig:

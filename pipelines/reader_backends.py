@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,12 +87,11 @@ def quantize_int8(model: Any) -> Any:
         return quantize_dynamic(model, spec, dtype=torch.qint8)
 
 
-def _fingerprint(model_path: str, uses_token_types: bool) -> str:
-    """Names an exported model: the model folder's files, torch's version and export settings."""
+def _fingerprint(model_path: str, settings: str) -> str:
+    """Names an exported model: the model folder's files, torch's version and ``settings``."""
     import hashlib
 
-    settings = f"{torch.__version__}|opset{ONNX_OPSET}|tt{uses_token_types}|fused"
-    digest = hashlib.sha256(settings.encode())
+    digest = hashlib.sha256(f"{torch.__version__}|opset{ONNX_OPSET}|{settings}".encode())
     folder = Path(model_path)
     if folder.is_dir():
         for name in ("config.json", "model.safetensors", "pytorch_model.bin"):
@@ -117,7 +116,14 @@ def onnx_model_path(
 ) -> Path:
     """Where the ONNX export of a reader is cached (``<cache_dir>/onnx/reader-<hash>.onnx``)."""
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    return cache / "onnx" / f"reader-{_fingerprint(model_path, uses_token_types)}.onnx"
+    return cache / "onnx" / f"reader-{_fingerprint(model_path, f'tt{uses_token_types}|fused')}.onnx"
+
+
+def onnx_encoder_path(model_path: str, cache_dir: str | Path | None = None) -> Path:
+    """Where the ONNX export of a sentence encoder's transformer is cached
+    (``<cache_dir>/onnx/encoder-<hash>.onnx``; its output is the last hidden state)."""
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    return cache / "onnx" / f"encoder-{_fingerprint(model_path, 'hidden|fused')}.onnx"
 
 
 def onnx_int8_path(fp32_path: Path) -> Path:
@@ -160,45 +166,81 @@ def quantize_onnx_int8(fp32_path: Path, path: Path) -> Path:
 
 
 def export_onnx(model_path: str, input_names: Sequence[str], path: Path) -> Path:
-    """Export the QA model at ``model_path`` to ONNX at ``path`` (fp32, dynamic batch/length).
+    """Export the QA model at ``model_path`` to ONNX at ``path`` (fp32, dynamic batch/length):
+    outputs ``start_logits`` and ``end_logits``. Exported once (see :func:`_export_once`)."""
 
-    Written to a temporary file and renamed, under a file lock, so concurrent processes never
-    read half a model and export it once.
-    """
+    def load() -> Any:
+        from transformers import AutoModelForQuestionAnswering
+
+        # Eager attention: its mask is always applied, so the trace does not depend on whether
+        # the example batch has padding (sdpa may drop an all-ones mask while tracing).
+        return AutoModelForQuestionAnswering.from_pretrained(
+            model_path, attn_implementation="eager"
+        )
+
+    def outputs(out: Any) -> tuple[torch.Tensor, ...]:
+        return out.start_logits, out.end_logits
+
+    return _export_once(
+        "reader", model_path, load, outputs, input_names, ["start_logits", "end_logits"], path
+    )
+
+
+def export_onnx_encoder(model_path: str, input_names: Sequence[str], path: Path) -> Path:
+    """Export the transformer of the sentence encoder at ``model_path`` to ONNX at ``path``
+    (fp32, dynamic batch/length): outputs ``last_hidden_state``; pooling is the caller's."""
+
+    def load() -> Any:
+        from transformers import AutoModel
+
+        return AutoModel.from_pretrained(model_path, attn_implementation="eager")
+
+    def outputs(out: Any) -> tuple[torch.Tensor, ...]:
+        return (out.last_hidden_state,)
+
+    return _export_once(
+        "encoder", model_path, load, outputs, input_names, ["last_hidden_state"], path
+    )
+
+
+def _export_once(
+    what: str,
+    model_path: str,
+    load: Callable[[], Any],
+    outputs: Callable[[Any], tuple[torch.Tensor, ...]],
+    input_names: Sequence[str],
+    output_names: Sequence[str],
+    path: Path,
+) -> Path:
+    """Export ``load()``'s model to ``path`` unless it is there: written to a temporary file and
+    renamed, under a file lock, so concurrent processes never read half a model and export it
+    once."""
     from filelock import FileLock
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+    from transformers import AutoTokenizer
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
         if path.is_file():
             return path
-        logger.info("exporting reader %s to ONNX (%s), once", model_path, path)
-        # Eager attention: its mask is always applied, so the trace does not depend on whether
-        # the example batch has padding (sdpa may drop an all-ones mask while tracing).
-        model = AutoModelForQuestionAnswering.from_pretrained(
-            model_path, attn_implementation="eager"
-        )
-        model = model.float().eval()
+        logger.info("exporting %s %s to ONNX (%s), once", what, model_path, path)
+        model = load().float().eval()
         tokenizer = AutoTokenizer.from_pretrained(model_path)
         enc = tokenizer(
             ["what is exported?", "why?"],
-            ["the reader is exported to ONNX with padding in the batch", "because"],
+            ["the model is exported to ONNX with padding in the batch", "because"],
             padding=True,
             return_tensors="pt",
         )
 
-        class _Logits(torch.nn.Module):
+        class _Outputs(torch.nn.Module):
             def __init__(self, inner: Any) -> None:
                 super().__init__()
                 self.inner = inner
 
-            def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-                out = self.inner(**dict(zip(input_names, inputs, strict=True)))
-                return out.start_logits, out.end_logits
+            def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+                return outputs(self.inner(**dict(zip(input_names, inputs, strict=True))))
 
-        axes = {name: {0: "batch", 1: "sequence"} for name in input_names}
-        axes.update({"start_logits": {0: "batch", 1: "sequence"}})
-        axes.update({"end_logits": {0: "batch", 1: "sequence"}})
+        axes = {name: {0: "batch", 1: "sequence"} for name in [*input_names, *output_names]}
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             import warnings
@@ -206,11 +248,11 @@ def export_onnx(model_path: str, input_names: Sequence[str], path: Path) -> Path
             with warnings.catch_warnings(), torch.no_grad():
                 warnings.simplefilter("ignore")  # tracer warnings about Python conditionals
                 torch.onnx.export(
-                    _Logits(model),
+                    _Outputs(model),
                     tuple(enc[name] for name in input_names),
                     str(tmp),
                     input_names=list(input_names),
-                    output_names=["start_logits", "end_logits"],
+                    output_names=list(output_names),
                     dynamic_axes=axes,
                     opset_version=ONNX_OPSET,
                     dynamo=False,
@@ -245,21 +287,22 @@ def _fuse_onnx(path: Path, config: Any) -> None:
         logger.warning("ONNX graph fusion skipped: %s", exc)
 
 
+def onnx_session(path: Path, threads: int | None = None) -> Any:
+    """An ONNX Runtime CPU session over the model at ``path`` (``threads``: torch's count)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 class OnnxQAModel:
     """An ONNX Runtime session called like a transformers QA model (``out.start_logits``...)."""
 
     def __init__(self, path: Path, input_names: Sequence[str], threads: int | None = None) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            raise RuntimeError(
-                "reader_backend 'onnx' needs onnxruntime: pip install 'docqa[onnx]'"
-            ) from exc
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
         self.path = path
         self.input_names = list(input_names)
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = onnx_session(path, threads)
 
     def eval(self) -> OnnxQAModel:
         return self

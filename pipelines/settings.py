@@ -73,11 +73,20 @@ class Settings:
     # CPU precision for the reader: "fp32" or "bf16" (bf16 autocast, when the CPU supports it).
     cpu_precision: str = "fp32"
     # How the reader runs on CPU: "torch" (fp32), "int8" (dynamic int8 quantization of the
-    # Linear layers), "onnx" (ONNX Runtime) or "onnx-int8" (ONNX Runtime, int8 weights; needs the
-    # `onnx` extra; exported once and cached in <home>/cache/onnx); benchmarks/bench_serving.py
-    # measures them (README). "auto", the default: torch with bf16 autocast where the CPU has
-    # native bf16 (AMX), else int8, the fastest within 0.5 F1 of fp32 there. GPUs use torch.
+    # Linear layers), "onnx" (ONNX Runtime) or "onnx-int8" (ONNX Runtime, int8 weights; exported
+    # once and cached in <home>/cache/onnx); benchmarks/bench_serving.py measures them (README).
+    # "auto", the default: torch with bf16 autocast where the CPU has native bf16 (AMX), else
+    # int8, the fastest within 0.5 F1 of fp32 there. GPUs use torch.
     reader_backend: str = "auto"
+    # How questions are embedded on CPU: "torch" (transformers) or "onnx" (ONNX Runtime, the
+    # encoder's transformer exported once to <home>/cache/onnx; the same vectors to 1e-5).
+    question_encoder_backend: str = "torch"
+    # A process that answers one question (`docqa ask` without --server) and whose
+    # reader_backend is "auto" reads with ONNX Runtime, reader and question encoder both
+    # (:meth:`for_one_question`): it then never imports transformers' model code, seconds of a
+    # new process's start (benchmarks/bench_cold_ask.py). The first such ask exports them.
+    # Off with False (or DOCQA_ONE_SHOT_ONNX=0 in the environment).
+    one_shot_onnx: bool = True
     # The question log (pipelines/question_log.py): questions asked on the page, with `docqa
     # ask` and through the API, with their answers, in <home>/questions.sqlite; at most this
     # many kept. Off with False (or DOCQA_QUESTION_LOG=0 in the environment).
@@ -92,14 +101,32 @@ class Settings:
     @classmethod
     def from_env(cls, home: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
         """Settings with ``home`` from the argument, else ``$DOCQA_HOME``, else ``~/.docqa``;
-        ``DOCQA_QUESTION_LOG=0`` turns the question log off."""
+        ``DOCQA_QUESTION_LOG=0`` turns the question log off, ``DOCQA_ONE_SHOT_ONNX=0`` the
+        ONNX Runtime reading of a one-question process (``one_shot_onnx``)."""
         chosen = home or os.environ.get("DOCQA_HOME") or DEFAULT_HOME
-        if os.environ.get("DOCQA_QUESTION_LOG", "").strip().lower() in ("0", "false", "off", "no"):
-            overrides.setdefault("question_log", False)
+        for variable, field in (
+            ("DOCQA_QUESTION_LOG", "question_log"),
+            ("DOCQA_ONE_SHOT_ONNX", "one_shot_onnx"),
+        ):
+            if os.environ.get(variable, "").strip().lower() in ("0", "false", "off", "no"):
+                overrides.setdefault(field, False)
         return cls(home=Path(chosen).expanduser().resolve(), **overrides)
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+    def for_one_question(self) -> Settings:
+        """These settings for a process that loads everything to answer one question: ONNX
+        Runtime for the reader and the question encoder when ``one_shot_onnx`` and the reader
+        backend is "auto" (a chosen backend is kept), and no GPU in the machine (a GPU reads
+        with torch)."""
+        if not self.one_shot_onnx or self.reader_backend != "auto":
+            return self
+        import torch
+
+        if torch.cuda.is_available():
+            return self
+        return replace(self, reader_backend="onnx", question_encoder_backend="onnx")
 
     # -- data directory layout -------------------------------------------------------------
     @property

@@ -46,7 +46,17 @@ def tokenize_pairs(
     max_seq_length: int,
     doc_stride: int,
 ) -> Windows:
-    """Windows over each context with its question, with character offsets of context tokens."""
+    """Windows over each context with its question, with character offsets of context tokens.
+
+    ``tokenizer``: transformers' (fast) tokenizer or a :class:`LightTokenizer` (same windows)."""
+    from pipelines.light_tokenizer import LightTokenizer
+
+    if isinstance(tokenizer, LightTokenizer):
+        arrays, pair_index, offsets = tokenizer.pair_windows(
+            questions, contexts, max_seq_length, doc_stride
+        )
+        encodings = {name: torch.from_numpy(array) for name, array in arrays.items()}
+        return Windows(encodings=encodings, pair_index=pair_index, offsets=offsets)
     pad_right = tokenizer.padding_side == "right"
     first, second = (questions, contexts) if pad_right else (contexts, questions)
     enc = tokenizer(

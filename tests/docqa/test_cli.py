@@ -568,3 +568,45 @@ def test_ask_is_logged_unless_the_log_is_off(
     monkeypatch.setenv("DOCQA_QUESTION_LOG", "0")
     assert run(runner, *args).exit_code == 0
     assert len(QuestionLog(home / "questions.sqlite")) == 1
+
+
+ONE_QUESTION_PROBE = """
+import json, sys
+from docqa.cli import app
+try:
+    app(sys.argv[1:], standalone_mode=False)
+finally:
+    loaded = sorted(m for m in ("transformers", "sentence_transformers") if m in sys.modules)
+    print(json.dumps({"imported": loaded}), file=sys.stderr)
+"""
+
+
+def test_ask_in_a_new_process_reads_with_onnx_without_transformers(
+    runner: CliRunner, demo_home: Settings
+) -> None:
+    """One question in a new process (`docqa ask`): the reader and question encoder run in ONNX
+    Runtime and transformers is never imported (seconds of start), with the answers of the
+    fp32 torch reader the page would use; DOCQA_ONE_SHOT_ONNX=0 keeps the page's backend."""
+    args = ["ask", "Which laptop model do office staff receive?", "--json"]
+    args += ["--home", str(demo_home.home), "--reader", str(demo_home.reader_model)]
+
+    def new_process(**env: str) -> tuple[list[dict], list[str]]:
+        done = subprocess.run(
+            [sys.executable, "-c", ONE_QUESTION_PROBE, *args],
+            capture_output=True, text=True, cwd=REPO_ROOT, env=os.environ | env,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout), json.loads(done.stderr.strip().splitlines()[-1])["imported"]
+
+    answers, imported = new_process()
+    assert imported == []
+    assert list((demo_home.home / "cache" / "onnx").glob("reader-*.onnx"))
+    assert list((demo_home.home / "cache" / "onnx").glob("encoder-*.onnx"))
+    fp32 = json.loads(run(runner, *args, "--reader-backend", "torch").stdout)
+    assert [(a["answer"], a["document"], a["document_offsets"]) for a in answers] == [
+        (a["answer"], a["document"], a["document_offsets"]) for a in fp32
+    ]
+    for got, want in zip(answers, fp32, strict=True):
+        assert got["score"] == pytest.approx(want["score"], abs=1e-3)
+    _, imported = new_process(DOCQA_ONE_SHOT_ONNX="0")
+    assert "transformers" in imported

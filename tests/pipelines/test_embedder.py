@@ -159,3 +159,45 @@ def test_other_kinds_of_sentence_models_go_through_sentence_transformers(tmp_pat
     assert PlainSentenceEncoder.supports(str(folder))
     (folder / "config_sentence_transformers.json").write_text('{"prompts": {"query": "q: "}}')
     assert not PlainSentenceEncoder.supports(str(folder))
+
+
+def test_onnx_question_encoder_gives_sentence_transformers_vectors(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """question_encoder_backend="onnx": MiniLM's transformer exported once to <home>/cache/onnx
+    and read by ONNX Runtime gives the vectors the index was built with; a second process
+    reuses the export."""
+    from pipelines.embedder import OnnxSentenceEncoder, embedder_model_path, load_question_encoder
+
+    onnx_settings = Settings(home=tmp_path, question_encoder_backend="onnx")
+    encoder = load_question_encoder(onnx_settings, "cpu")
+    assert isinstance(encoder, OnnxSentenceEncoder)
+    assert encoder.path.parent == tmp_path / "cache" / "onnx"
+    assert load_question_encoder(onnx_settings, "cpu") is encoder  # loaded once per process
+    texts = [
+        "How many vacation days do employees get?",
+        "short",
+        " ".join(["annual leave carry-over rules"] * 120),  # over 256 tokens: truncated alike
+        *PASSAGES,
+    ]
+    reference = load_embedder(settings).encode(texts, normalize_embeddings=True)
+    got = encoder.encode(texts, batch_size=4)  # batches with padding
+    assert got.dtype == np.float32 and got.shape == reference.shape
+    assert np.abs(got - reference).max() < 1e-5
+    vector = QuestionEmbedder(onnx_settings).run(texts[0])["vector"]
+    assert np.abs(vector - reference[0]).max() < 1e-5
+
+    def no_export(*args: object, **kwargs: object) -> None:
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr("pipelines.reader_backends.export_onnx_encoder", no_export)
+    again = OnnxSentenceEncoder(embedder_model_path(onnx_settings), tmp_path / "cache")
+    assert again.path == encoder.path
+    assert len(list((tmp_path / "cache" / "onnx").glob("encoder-*.onnx"))) == 1
+
+
+def test_unknown_question_encoder_backend_is_refused(tmp_path: Path) -> None:
+    from pipelines.embedder import load_question_encoder
+
+    with pytest.raises(ValueError, match="question_encoder_backend"):
+        load_question_encoder(Settings(home=tmp_path, question_encoder_backend="tensorrt"))
