@@ -7,6 +7,7 @@ the answers: a top answer whose F1 against the gold answers is under 0.5 (or an 
 gold says there is none) is marked wrong with probability ``--feedback-rate``. Then
 
 * ``queue``: the label queue's first N questions (:func:`pipelines.label_queue.label_queue`);
+* ``queue-by-priority``: the same queue not spread over documents (``spread_decay=1.0``);
 * ``random``: N questions drawn at random (the learning curve's subset of the same size);
 
 each get their gold labels (the simulated annotator answers from the train pairs) and the base
@@ -40,7 +41,7 @@ from bench_learning_curve import SHARED, domain_pool, fine_tune
 from evaluation.environment import environment
 from evaluation.reader_metrics import compute_f1, evaluate_reader, gold_texts
 from evaluation.squad import SquadExample, load_squad
-from pipelines.label_queue import label_queue, normalize_question
+from pipelines.label_queue import QueueItem, label_queue, normalize_question
 from pipelines.query import QueryService
 from pipelines.question_log import question_log
 from pipelines.settings import DEFAULT_HOME, DEMO_COLLECTION, REPO_ROOT, Settings
@@ -104,14 +105,25 @@ def main(argv: list[str] | None = None) -> int:
     log = question_log(settings)
     assert log is not None
     queue = label_queue(log.questions())
+    by_priority = label_queue(log.questions(), spread_decay=1.0)
     by_question: dict[str, list[SquadExample]] = {}
     for ex in train:
         by_question.setdefault(normalize_question(ex.question), []).append(ex)
+
+    def labeled(items: list[QueueItem]) -> list[SquadExample]:
+        return [
+            ex for it in items[: args.pairs] for ex in by_question[normalize_question(it.question)]
+        ]
+
     chosen = [item.question for item in queue[: args.pairs]]
-    queue_subset = [ex for q in chosen for ex in by_question[normalize_question(q)]]
     shuffled = train[:]
     random.Random(args.seed).shuffle(shuffled)  # the learning curve's nested subsets
-    arms = {"queue": queue_subset, "random": shuffled[: args.pairs]}
+    arms = {
+        "queue": labeled(queue),
+        "queue-by-priority": labeled(by_priority),
+        "random": shuffled[: args.pairs],
+    }
+    documents = {name: len({ex.title for ex in subset}) for name, subset in arms.items()}
     reasons: dict[str, int] = {}
     for item in queue[: args.pairs]:
         for reason in item.reasons:
@@ -127,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         squad = evaluate_reader(reader, sample, progress=False)[0]
         rows[name] = {
             "pairs": 0 if name == "base" else len(arms[name]),
+            "documents": documents.get(name, 0),
             "demo_dev_f1": round(demo["f1"], 2),
             "squad_best_span_hasans_f1": round(squad["HasAns_f1_best_span"], 2),
         }
@@ -137,11 +150,14 @@ def main(argv: list[str] | None = None) -> int:
         row["forgotten"] = round(
             base["squad_best_span_hasans_f1"] - row["squad_best_span_hasans_f1"], 2
         )
-    print(f"{'arm':8} {'pairs':>6} {'demo dev F1':>12} {'gain':>6} {'forgotten':>10}")
+    print(
+        f"{'arm':18} {'pairs':>6} {'documents':>10} {'demo dev F1':>12} {'gain':>6} "
+        f"{'forgotten':>10}"
+    )
     for name, r in rows.items():
         print(
-            f"{name:8} {r['pairs']:>6} {r['demo_dev_f1']:>12.2f} {r['gain']:>+6.2f} "
-            f"{r['forgotten']:>10.2f}"
+            f"{name:18} {r['pairs']:>6} {r['documents']:>10} {r['demo_dev_f1']:>12.2f} "
+            f"{r['gain']:>+6.2f} {r['forgotten']:>10.2f}"
         )
     result = {
         "benchmark": "label_queue",
@@ -163,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                 + "; ".join(
                     f"{arm} {rows[arm]['demo_dev_f1']:.2f} ({rows[arm]['gain']:+.2f}, "
                     f"forgot {rows[arm]['forgotten']:.2f})"
-                    for arm in ("queue", "random")
+                    for arm in arms
                 ),
                 "command": "python benchmarks/bench_label_queue.py",
             }

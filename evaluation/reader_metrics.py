@@ -98,19 +98,28 @@ def best_threshold(
 ) -> tuple[float, float]:
     """The margin threshold that maximizes F1: answer when ``margin > threshold``.
 
-    Returns ``(threshold, f1)``. Mirrors the official ``find_best_thresh`` over na_prob = -margin.
+    Returns ``(threshold, f1)``. Mirrors the official ``find_best_thresh`` over na_prob = -margin
+    for the F1. The threshold lies halfway between the last margin answered and the next one
+    down, not just under the last: any cut in that gap gives the same F1 here, and the middle
+    is the one least likely to move a new question to the wrong side (with the few held-out
+    pairs a user labels, the gaps are wide).
     """
     by_id = {ex.id: ex for ex in examples}
+    order = sorted(margins, key=lambda q: -margins[q])
     # Start with "no answer" everywhere and switch questions to their span in margin order.
     score = sum(1.0 for ex in examples if not ex.answers)
     best, best_thr = score, max(margins.values(), default=0.0) + 1e-6
-    for qid in sorted(margins, key=lambda q: -margins[q]):
+    for i, qid in enumerate(order):
         ex = by_id[qid]
         golds = gold_texts(ex)
         f1 = max(compute_f1(g, best_spans[qid]) for g in golds)
         score += f1 - (0.0 if ex.answers else 1.0)
         if score > best:
-            best, best_thr = score, margins[qid] - 1e-6
+            below = margins[order[i + 1]] if i + 1 < len(order) else None
+            cut = margins[qid] - 1e-6
+            if below is not None and below < cut:
+                cut = (margins[qid] + below) / 2
+            best, best_thr = score, cut
     return best_thr, 100.0 * best / max(1, len(examples))
 
 

@@ -7,12 +7,17 @@ Active learning by uncertainty, plus what users told us. A question scores for
   "no answer": the reader could not decide, so a label moves it most;
 * being asked often: one label fixes every future ask.
 
+The order spreads over documents: each question already ahead in the queue that cites the same
+document multiplies a question's priority by :data:`SPREAD_DECAY`, so the first labels teach the
+reader about many documents rather than one document's hardest table many times over.
+
 Questions that already have a label with an answer (feedback "correct"/"corrected", or an
 annotation) leave the queue. Plain Python over question-log rows and the labeled questions.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -27,6 +32,8 @@ MARGIN_WEIGHT = 1.0
 FREQUENCY_WEIGHT = 0.3
 # Margins at or above this count as sure (no uncertainty).
 SURE_MARGIN = 0.5
+# Priority factor per question ahead in the queue citing the same document.
+SPREAD_DECAY = 0.7
 
 
 def normalize_question(question: str) -> str:
@@ -54,8 +61,10 @@ def label_queue(
     questions: Sequence[LoggedQuestion],
     labeled: Iterable[str] = (),
     limit: int | None = None,
+    spread_decay: float = SPREAD_DECAY,
 ) -> list[QueueItem]:
-    """Unlabeled logged questions, most useful to label first."""
+    """Unlabeled logged questions, most useful to label first (``spread_decay`` 1.0: by
+    priority alone, not spread over documents)."""
     done = {normalize_question(q) for q in labeled}
     asks: dict[str, list[LoggedQuestion]] = defaultdict(list)
     for q in questions:
@@ -83,7 +92,39 @@ def label_queue(
         if priority > 0:
             items.append(QueueItem(latest.question, priority, tuple(reasons), len(group), latest))
     items.sort(key=lambda item: (-item.priority, -item.latest.id))
-    return items[:limit] if limit is not None else items
+    ordered = spread_over_documents(items, spread_decay)
+    return ordered[:limit] if limit is not None else ordered
+
+
+def spread_over_documents(items: Sequence[QueueItem], decay: float) -> list[QueueItem]:
+    """``items`` (sorted by priority) reordered so that each one's priority counts
+    ``decay ** k``, k the items placed before it that cite the same document (its top answer's
+    document; questions without a cited answer are never discounted). Stable for equal
+    priorities. Priorities only fall, so a lazily updated heap suffices: O(n log n)."""
+    if decay >= 1.0:
+        return list(items)
+    placed: dict[str, int] = defaultdict(int)
+    heap = [(-item.priority, rank, 0) for rank, item in enumerate(items)]
+    heapq.heapify(heap)
+    out: list[QueueItem] = []
+    while heap:
+        _, rank, seen = heapq.heappop(heap)
+        document = _document(items[rank])
+        count = placed[document] if document is not None else 0
+        if count != seen:  # more of its document placed since this entry: re-score
+            heapq.heappush(heap, (-items[rank].priority * decay**count, rank, count))
+            continue
+        out.append(items[rank])
+        if document is not None:
+            placed[document] += 1
+    return out
+
+
+def _document(item: QueueItem) -> str | None:
+    answer = item.top_answer
+    if answer is None:
+        return None
+    return answer.get("document") or answer.get("doc_id")
 
 
 def _null_in_top_two(question: LoggedQuestion) -> bool:

@@ -188,8 +188,8 @@ def test_best_threshold_maximizes_f1_on_a_hand_made_case() -> None:
     examples, spans, margins = hand_made()
     threshold, f1 = best_threshold(examples, spans, margins)
     # Answering a1 and a2 (and n1) gives 3/5; answering only a1 gives a1 + n1 + n2 = 3/5 too,
-    # reached first: ties keep the higher threshold.
-    assert 2.0 <= threshold < 3.0
+    # reached first: ties keep the higher threshold, halfway between a1's margin and n1's.
+    assert threshold == pytest.approx(2.5)
     assert f1 == pytest.approx(60.0)
     preds = ReaderPredictions(spans, margins)
     assert preds.answers(threshold) == {"a1": "4.2", "n1": "", "a2": "", "n2": "", "a3": ""}

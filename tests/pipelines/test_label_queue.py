@@ -49,3 +49,20 @@ def test_queue_order_and_reasons() -> None:
     assert "How many vacation days?" not in [
         i.question for i in label_queue(rows, labeled=["how many vacation days"])
     ]
+
+
+def test_queue_spreads_over_documents() -> None:
+    """Three wrong answers citing one document and a less undecided wrong answer citing
+    another: the other document's question comes second, not fourth; without spreading, by
+    priority. A question nobody marked wrong still comes after every wrong answer."""
+    rows = [logged(i, f"Which setting of the table {i}?", 0.1, feedback="wrong") for i in (1, 2, 3)]
+    for row in rows:
+        row.answers[0]["doc_id"] = "manual"
+    rows.append(logged(4, "Who signs off the budget?", 0.4, feedback="wrong"))
+    rows.append(logged(5, "When is payday?", 0.0))  # undecided, not marked wrong
+    spread = [item.question for item in label_queue(rows)]
+    assert spread[1] == "Who signs off the budget?"
+    assert spread[-1] == "When is payday?"
+    assert sorted(spread) == sorted(row.question for row in rows)
+    by_priority = [item.question for item in label_queue(rows, spread_decay=1.0)]
+    assert by_priority[3:] == ["Who signs off the budget?", "When is payday?"]
