@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from math import nan
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +45,9 @@ os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import httpx
-import numpy as np
 
 from api.keys import KeyStore
+from evaluation.end_to_end import latency_summary
 from evaluation.environment import cpu_description, environment
 from evaluation.squad import load_squad
 from pipelines.settings import DEMO_COLLECTION, REPO_ROOT, Settings
@@ -142,16 +143,16 @@ async def run_load(
     latencies = [x for lat, _, _ in results for x in lat]
     errors = [e for _, err, _ in results for e in err]
     by_worker: Counter[str] = sum((w for _, _, w in results), Counter())
-    arr = np.array(latencies) if latencies else np.array([float("nan")])
+    summary = latency_summary(latencies) if latencies else dict.fromkeys(("p50", "p95", "max"), nan)
     return {
         "clients": clients,
         "seconds": round(wall, 1),
         "asks": len(latencies),
         "errors": len(errors),
         "error_examples": errors[:5],
-        "p50_s": round(float(np.percentile(arr, 50)), 3),
-        "p95_s": round(float(np.percentile(arr, 95)), 3),
-        "max_s": round(float(arr.max()), 3),
+        "p50_s": round(summary["p50"], 3),
+        "p95_s": round(summary["p95"], 3),
+        "max_s": round(summary["max"], 3),
         "questions_per_second": round(len(latencies) / wall, 3),
         "asks_by_worker": sorted(by_worker.values(), reverse=True),
     }

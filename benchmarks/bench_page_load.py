@@ -27,14 +27,15 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+from math import nan
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 
-import numpy as np
 
+from evaluation.end_to_end import latency_summary
 from evaluation.environment import cpu_description, environment
 from evaluation.squad import load_squad
 from pipelines.settings import DEMO_COLLECTION, REPO_ROOT, Settings
@@ -120,16 +121,16 @@ async def run_load(
         await browser.close()
     latencies = [x for lat, _ in results for x in lat]
     errors = [e for _, err in results for e in err]
-    arr = np.array(latencies) if latencies else np.array([float("nan")])
+    summary = latency_summary(latencies) if latencies else dict.fromkeys(("p50", "p95", "max"), nan)
     return {
         "askers": askers,
         "seconds": round(wall, 1),
         "asks": len(latencies),
         "errors": len(errors),
         "error_examples": errors[:5],
-        "p50_s": round(float(np.percentile(arr, 50)), 3),
-        "p95_s": round(float(np.percentile(arr, 95)), 3),
-        "max_s": round(float(arr.max()), 3),
+        "p50_s": round(summary["p50"], 3),
+        "p95_s": round(summary["p95"], 3),
+        "max_s": round(summary["max"], 3),
         "answers_per_second": round(len(latencies) / wall, 3),
     }
 
