@@ -95,7 +95,9 @@ def _summary(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: round(float(metrics[k]), 2) for k in keys if k in metrics}
 
 
-def readme_rows(report: dict[str, Any], state: CampaignState) -> list[dict[str, str]]:
+def readme_rows(
+    report: dict[str, Any], state: CampaignState, campaign: str = "default"
+) -> list[dict[str, str]]:
     """The README results table's rows for a chunk report (scripts/results_table.py)."""
     squad, demo = report["squad_dev_v2_half"], report["demo_dev"]
     chunk = state.chunks[-1] if state.chunks else {}
@@ -120,7 +122,8 @@ def readme_rows(report: dict[str, Any], state: CampaignState) -> list[dict[str, 
             f"top 10 F1 {d['end_to_end']['f1']:.2f} (top 1: {at_k.get('1', float('nan')):.2f})"
         )
 
-    command = "docqa train --recipe default --budget 115m --resume"
+    named = "" if campaign == "default" else f" --campaign {campaign}"
+    command = f"docqa train --recipe default{named} --resume --budget 150m"
     forget = report["forgetting_best_span_hasans_f1"]
     return [
         {
@@ -270,7 +273,7 @@ def finish_chunk(
         verdict += f"; shipped to {ship_to}"
     report["verdict"] = verdict
     report["environment"] = environment()
-    report["readme_rows"] = readme_rows(report, state)
+    report["readme_rows"] = readme_rows(report, state, campaign_dir.name)
     write_json_atomic(report, work / REPORT_FILE)
     write_json_atomic(report, campaign_dir / REPORT_FILE)
     if passed and ship_to is not None:
