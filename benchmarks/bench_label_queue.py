@@ -7,7 +7,7 @@ the answers: a top answer whose F1 against the gold answers is under 0.5 (or an 
 gold says there is none) is marked wrong with probability ``--feedback-rate``. Then
 
 * ``queue``: the label queue's first N questions (:func:`pipelines.label_queue.label_queue`);
-* ``queue-by-priority``: the same queue not spread over documents (``spread_decay=1.0``);
+* ``queue-spread``: the queue spread over the documents its answers cite (``spread_decay=0.7``);
 * ``random``: N questions drawn at random (the learning curve's subset of the same size);
 
 each get their gold labels (the simulated annotator answers from the train pairs) and the base
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     log = question_log(settings)
     assert log is not None
     queue = label_queue(log.questions())
-    by_priority = label_queue(log.questions(), spread_decay=1.0)
+    spread = label_queue(log.questions(), spread_decay=0.7)
     by_question: dict[str, list[SquadExample]] = {}
     for ex in train:
         by_question.setdefault(normalize_question(ex.question), []).append(ex)
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     random.Random(args.seed).shuffle(shuffled)  # the learning curve's nested subsets
     arms = {
         "queue": labeled(queue),
-        "queue-by-priority": labeled(by_priority),
+        "queue-spread": labeled(spread),
         "random": shuffled[: args.pairs],
     }
     documents = {name: len({ex.title for ex in subset}) for name, subset in arms.items()}
@@ -168,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         "simulated_users": users,
         "queue_reasons_in_first": reasons,
         "queue_questions": chosen,
+        "queue_spread_questions": [item.question for item in spread[: args.pairs]],
         "rows": rows,
         "seconds": round(time.time() - started, 1),
         "environment": environment(),

@@ -7,9 +7,10 @@ Active learning by uncertainty, plus what users told us. A question scores for
   "no answer": the reader could not decide, so a label moves it most;
 * being asked often: one label fixes every future ask.
 
-The order spreads over documents: each question already ahead in the queue that cites the same
-document multiplies a question's priority by :data:`SPREAD_DECAY`, so the first labels teach the
-reader about many documents rather than one document's hardest table many times over.
+The order can spread over documents (``spread_decay`` < 1): each question already ahead in the
+queue that cites the same document multiplies a question's priority by it, so the first labels
+cover more documents. Off by default: measured on the demo (benchmarks/bench_label_queue.py),
+spreading by the cited document (often not the gold one) gained no F1 over the priority order.
 
 Questions that already have a label with an answer (feedback "correct"/"corrected", or an
 annotation) leave the queue. Plain Python over question-log rows and the labeled questions.
@@ -32,8 +33,8 @@ MARGIN_WEIGHT = 1.0
 FREQUENCY_WEIGHT = 0.3
 # Margins at or above this count as sure (no uncertainty).
 SURE_MARGIN = 0.5
-# Priority factor per question ahead in the queue citing the same document.
-SPREAD_DECAY = 0.7
+# Priority factor per question ahead in the queue citing the same document (1.0: off).
+SPREAD_DECAY = 1.0
 
 
 def normalize_question(question: str) -> str:

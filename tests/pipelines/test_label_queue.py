@@ -60,9 +60,9 @@ def test_queue_spreads_over_documents() -> None:
         row.answers[0]["doc_id"] = "manual"
     rows.append(logged(4, "Who signs off the budget?", 0.4, feedback="wrong"))
     rows.append(logged(5, "When is payday?", 0.0))  # undecided, not marked wrong
-    spread = [item.question for item in label_queue(rows)]
+    spread = [item.question for item in label_queue(rows, spread_decay=0.7)]
     assert spread[1] == "Who signs off the budget?"
     assert spread[-1] == "When is payday?"
     assert sorted(spread) == sorted(row.question for row in rows)
-    by_priority = [item.question for item in label_queue(rows, spread_decay=1.0)]
+    by_priority = [item.question for item in label_queue(rows)]  # the default
     assert by_priority[3:] == ["Who signs off the budget?", "When is payday?"]
