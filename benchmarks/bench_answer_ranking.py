@@ -15,7 +15,9 @@ Variants, each changing one thing from the reader's own ranking (``docqa_reader.
 * ``dedup``: near-duplicate passages (word 4-gram Jaccard >= 0.8) dropped before ranking;
 * ``k``: fewer passages read;
 * ``cascade``: read the best 3 passages, stop when the top answer (or "no answer") scores at
-  least a bar, else read all; reported with the share of passages read.
+  least a bar, else read all; reported with the share of passages read;
+* ``spans as the model cut them``: answers not widened to whole words and code tokens
+  (``ReaderConfig.whole_words`` off; the same reads, widened afterwards for the others).
 
 Prints a table (top-1 F1 per set, and their mean) and writes JSON with README rows. Passage size
 and structure splitting need their own indexes: ``--split-words N`` indexes every set anew with
@@ -65,6 +67,7 @@ from evaluation.environment import cpu_description, environment  # noqa: E402
 from evaluation.reader_metrics import squad_metrics  # noqa: E402
 from evaluation.squad import SquadExample, load_squad  # noqa: E402
 from pipelines.settings import DEMO_COLLECTION, SHIPPED_READER, Settings  # noqa: E402
+from pipelines.spans import widen_candidates  # noqa: E402
 
 SQUAD = REPO_ROOT.parent / "shared" / "data" / "squad"
 DEMO_DEV = REPO_ROOT / "data" / "demo" / "labels" / "dev.json"
@@ -135,10 +138,34 @@ def read_all(
     predictor = service.reader_predictor
     started = time.perf_counter()
     reads = {
-        ex.id: read_passages(predictor, ex.question, service.retrieve(ex.question, top_k=top_k))
+        ex.id: read_passages(
+            predictor, ex.question, service.retrieve(ex.question, top_k=top_k), whole_words=False
+        )
         for ex in tqdm(examples, desc=f"reading {settings.home.name}", unit="q")
     }
     return reads, predictor, time.perf_counter() - started
+
+
+RAW_SPANS = "spans as the model cut them"
+
+
+def widened(reads: dict[str, list[PassageRead]], predictor: Any) -> dict[str, list[PassageRead]]:
+    """The reads as the reader answers them: widened to whole words when its config says so."""
+    config = predictor.config
+    if not config.whole_words:
+        return reads
+    return {
+        qid: [
+            replace(
+                r,
+                candidates=tuple(
+                    widen_candidates(r.candidates, r.content, config.max_answer_chars)
+                ),
+            )
+            for r in passage_reads
+        ]
+        for qid, passage_reads in reads.items()
+    }
 
 
 def cascade_answer(
@@ -173,6 +200,7 @@ def variants(shipped: AnswerRanking, top_k: int) -> list[tuple[str, AnswerRankin
     )
     out.append(("pooling noisy-or", replace(shipped, answer_pooling="noisy_or"), top_k, False))
     out.append(("near-duplicates dropped", shipped, top_k, True))
+    out.append((RAW_SPANS, shipped, top_k, False))
     out += [(f"k {k}", shipped, k, False) for k in (1, 3, 5) if k < top_k]
     return out
 
@@ -187,7 +215,8 @@ def compare_splits(args: argparse.Namespace, reader: str) -> None:
         args.split_sections = spec == "sections"
         row: dict[str, Any] = {}
         for name, (examples, settings) in load_sets(args, reader).items():
-            reads, predictor, seconds = read_all(examples, settings, args.top_k)
+            raw, predictor, seconds = read_all(examples, settings, args.top_k)
+            reads = widened(raw, predictor)
             ranking = AnswerRanking.of(predictor)
             predictions = {
                 qid: answer_at_k(r, args.top_k, predictor.score, ranking) or ""
@@ -277,7 +306,8 @@ def main() -> None:
     passages_read: dict[str, dict[str, float]] = {}
     shipped: AnswerRanking | None = None
     for name, (examples, settings) in sets.items():
-        reads, predictor, seconds = read_all(examples, settings, args.top_k)
+        raw, predictor, seconds = read_all(examples, settings, args.top_k)
+        reads = widened(raw, predictor)
         shipped = AnswerRanking.of(predictor)
         sizes[name] = {
             "questions": len(examples),
@@ -285,12 +315,13 @@ def main() -> None:
             "read_seconds": round(seconds, 1),
         }
         for label, ranking, k, dedup in variants(shipped, args.top_k):
+            source = raw if label == RAW_SPANS else reads
             predictions = {
                 qid: answer_at_k(
                     drop_near_duplicates(r) if dedup else r, k, predictor.score, ranking
                 )
                 or ""
-                for qid, r in reads.items()
+                for qid, r in source.items()
             }
             table.setdefault(label, {})[name] = round(squad_metrics(examples, predictions)["f1"], 2)
         # Cascades: the share of passages read is what the reader's time scales with.

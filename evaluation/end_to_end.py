@@ -80,9 +80,11 @@ def read_passages(
     question: str,
     passages: Sequence[Document],
     max_seq_length: int | None = None,
+    whole_words: bool | None = None,
 ) -> list[PassageRead]:
     """The candidate spans of each passage, in passage order (empty passages have none);
-    ``max_seq_length``: read windows of that length (``Settings.reader_max_seq_length``)."""
+    ``max_seq_length``: read windows of that length (``Settings.reader_max_seq_length``);
+    ``whole_words``: override the reader's own (``ReaderConfig.whole_words``)."""
     reads = [
         PassageRead(p.content or "", (), float(p.score) if p.score is not None else 0.0)
         for p in passages
@@ -92,7 +94,10 @@ def read_passages(
         return reads
     contents = [passages[i].content or "" for i in with_text]
     candidates = predictor.predict(
-        [question] * len(contents), contents, max_seq_length=max_seq_length
+        [question] * len(contents),
+        contents,
+        max_seq_length=max_seq_length,
+        whole_words=whole_words,
     )
     for i, cands in zip(with_text, candidates, strict=True):
         reads[i] = replace(reads[i], candidates=tuple(cands))

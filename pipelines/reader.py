@@ -52,6 +52,8 @@ from pipelines.spans import (
     question_null_shifts,
     rank_answers,
     tokenize_pairs,
+    widen_candidates,
+    widen_to_words,
 )
 from pipelines.store.versions import write_atomic
 
@@ -75,6 +77,8 @@ __all__ = [
     "question_null_shifts",
     "rank_answers",
     "tokenize_pairs",
+    "widen_candidates",
+    "widen_to_words",
 ]
 
 logger = logging.getLogger(__name__)
@@ -110,6 +114,9 @@ class ReaderConfig:
     # otherwise. Reading costs time in proportion to the passages read.
     cascade_passages: int = 0
     cascade_min_score: float = 1.0
+    # Spans widened to whole words and code tokens (pipelines.spans.widen_to_words): a reader
+    # that stops inside "SQLITE_MISUSE" answers "MISUSE".
+    whole_words: bool = True
 
     @classmethod
     def load(cls, model_dir: str | Path) -> ReaderConfig:
@@ -266,9 +273,11 @@ class SpanPredictor:
         n_best: int = 20,
         no_answer_threshold: float | None = None,
         max_seq_length: int | None = None,
+        whole_words: bool | None = None,
     ) -> list[list[SpanCandidate]]:
         """Candidates for each (question, context) pair, best first; ``max_seq_length``
-        overrides the reader's window length (its stride stays)."""
+        overrides the reader's window length (its stride stays), ``whole_words`` its
+        ``ReaderConfig.whole_words``."""
         cfg = self.config
         windows = tokenize_pairs(
             self.tokenizer,
@@ -280,7 +289,16 @@ class SpanPredictor:
         start, end = self.logits(windows)
         threshold = cfg.no_answer_threshold if no_answer_threshold is None else no_answer_threshold
         return decode_spans(
-            start, end, windows, cfg.max_answer_tokens, threshold, n_best, cfg.max_answer_chars
+            start,
+            end,
+            windows,
+            cfg.max_answer_tokens,
+            threshold,
+            n_best,
+            cfg.max_answer_chars,
+            contexts=contexts
+            if (cfg.whole_words if whole_words is None else whole_words)
+            else None,
         )
 
     def score(self, margin: float) -> float:

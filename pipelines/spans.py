@@ -9,6 +9,7 @@ the same way.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -85,6 +86,82 @@ def tokenize_pairs(
     return Windows(encodings=dict(enc), pair_index=pair_index, offsets=offsets)
 
 
+def _is_word_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+# A whitespace-delimited token that is code rather than prose: an identifier with "_", an
+# assignment or option ("mode=rwc", "-DSQLITE_USE_URI=1", "--enable-fts5"), a call or an index
+# ("json_replace()", "azResult[2]"), camelCase ("xInverse") or a dotted name ("os.path").
+_CODE_TOKEN = re.compile(r"[_=\[\]]|\(\)|^[-(\"'`]*-\w|[a-z][A-Z]|[A-Za-z]\.[A-Za-z]")
+_OPENERS = "\"'`([{<"
+_SENTENCE_END = ".,;:!?\"'`"
+_CLOSERS = {")": "(", "]": "[", "}": "{", ">": "<"}
+
+
+# How far an edge may move: a run of text without spaces can be megabytes long (a minified
+# line), and an identifier a user reads is far shorter.
+MAX_WIDEN_CHARS = 64
+
+
+def _token_bounds(text: str, index: int) -> tuple[int, int] | None:
+    """The whitespace-delimited token around ``text[index]``; None if it reaches further than
+    ``MAX_WIDEN_CHARS`` either side."""
+    start, floor = index, max(0, index - MAX_WIDEN_CHARS)
+    while start > floor and not text[start - 1].isspace():
+        start -= 1
+    end, ceiling = index + 1, min(len(text), index + 1 + MAX_WIDEN_CHARS)
+    while end < ceiling and not text[end].isspace():
+        end += 1
+    if (start == floor and start > 0 and not text[start - 1].isspace()) or (
+        end == ceiling and end < len(text) and not text[end].isspace()
+    ):
+        return None
+    return start, end
+
+
+def widen_to_words(text: str, start: int, end: int) -> tuple[int, int]:
+    """``text[start:end]`` widened so that it neither starts nor ends inside a word.
+
+    A wordpiece reader can stop inside an identifier ("MISUSE" of "SQLITE_MISUSE": BERT splits
+    words at "_"), and a user given half an identifier cannot use it. An edge between two word
+    characters (letters, digits, "_") moves out to the word's edge; an edge inside a code-like
+    token (``_CODE_TOKEN``) moves out to the whole token, less the quotes, brackets, possessive
+    and sentence punctuation around it. Prose edges ("French" of "French-speaking", "Broncos" of
+    "Broncos'") stay where the reader put them.
+    """
+    if not 0 <= start < end <= len(text):
+        return start, end
+    new_start, new_end = start, end
+    floor, ceiling = max(0, start - MAX_WIDEN_CHARS), min(len(text), end + MAX_WIDEN_CHARS)
+    while (
+        new_start > floor and _is_word_char(text[new_start - 1]) and _is_word_char(text[new_start])
+    ):
+        new_start -= 1
+    while new_end < ceiling and _is_word_char(text[new_end - 1]) and _is_word_char(text[new_end]):
+        new_end += 1
+    token = _token_bounds(text, new_start)
+    if token and token[0] < new_start and _CODE_TOKEN.search(text[token[0] : token[1]]):
+        new_start = token[0]
+        while new_start < start and text[new_start] in _OPENERS + _SENTENCE_END:
+            new_start += 1
+    token = _token_bounds(text, new_end - 1)
+    if token and new_end < token[1] and _CODE_TOKEN.search(text[token[0] : token[1]]):
+        new_end = token[1]
+        while new_end > end:
+            span = text[new_start:new_end]
+            last = span[-1]
+            if span.endswith(("'s", "\u2019s")) and new_end - 2 >= end:
+                new_end -= 2
+            elif last in _SENTENCE_END or (
+                last in _CLOSERS and span.count(_CLOSERS[last]) < span.count(last)
+            ):
+                new_end -= 1
+            else:
+                break
+    return new_start, new_end
+
+
 def decode_spans(
     start_logits: np.ndarray,
     end_logits: np.ndarray,
@@ -93,13 +170,16 @@ def decode_spans(
     no_answer_threshold: float = 0.0,
     n_best: int = 20,
     max_answer_chars: int | None = None,
+    contexts: Sequence[str] | None = None,
 ) -> list[list[SpanCandidate]]:
     """The best spans of every pair, merged across windows and sorted by margin.
 
     A pair whose candidates all have a margin <= 0 is "no answer". Each window is judged against
     its own null logit because training taught every window without the answer to vote null.
     ``max_answer_chars`` bounds an answer in characters too: one token can cover a whole run of
-    text the tokenizer could not split (a 3 MB line without spaces is one ``[UNK]``).
+    text the tokenizer could not split (a 3 MB line without spaces is one ``[UNK]``). With
+    ``contexts`` (each pair's context) every span is widened to whole words
+    (:func:`widen_to_words`) and spans that become the same are merged.
     """
     n_pairs = max(windows.pair_index, default=-1) + 1
     candidates: list[list[SpanCandidate]] = [[] for _ in range(n_pairs)]
@@ -137,7 +217,24 @@ def decode_spans(
                     null_logit=null_logit,
                 )
             )
+    if contexts is not None:
+        return [
+            widen_candidates(c, contexts[i], max_answer_chars) for i, c in enumerate(candidates)
+        ]
     return [_merge_duplicates(c) for c in candidates]
+
+
+def widen_candidates(
+    candidates: Sequence[SpanCandidate], context: str, max_answer_chars: int | None = None
+) -> list[SpanCandidate]:
+    """One context's candidates widened to whole words (:func:`widen_to_words`), those that
+    become the same span merged (the best margin kept), best first."""
+    widened = []
+    for c in candidates:
+        start, end = widen_to_words(context, c.start_char, c.end_char)
+        if max_answer_chars is None or end - start <= max_answer_chars:
+            widened.append(replace(c, start_char=start, end_char=end))
+    return _merge_duplicates(widened)
 
 
 def _merge_duplicates(cands: list[SpanCandidate]) -> list[SpanCandidate]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,10 @@ from pipelines.reader import (
     decode_spans,
     get_predictor,
     tokenize_pairs,
+    widen_to_words,
 )
 from pipelines.settings import DEMO_COLLECTION
+from pipelines.spans import MAX_WIDEN_CHARS
 
 # A window as the tokenizer lays it out: [CLS] q q [SEP] c c c c c [SEP] [PAD]
 # Context tokens cover "alfa beta gama delt echo" (4 characters each, one space between).
@@ -140,6 +144,73 @@ def test_window_without_context_tokens_gives_no_candidates() -> None:
 
 
 # -- tokenization -------------------------------------------------------------------------------
+
+
+# -- whole words ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "span", "widened"),
+    [
+        # Identifiers the wordpiece tokenizer splits at "_" or inside a word.
+        ("it returns SQLITE_MISUSE if so.", "MISUSE", "SQLITE_MISUSE"),
+        ("flag SQLITE_OPEN_NOFOLLOW.", "SQLITE_OPEN_NOFOL", "SQLITE_OPEN_NOFOLLOW"),
+        ("use the -DZERO_ARGUMENT_GENERATE_SERIES option", "the -DZERO_ARGUMENT",
+         "the -DZERO_ARGUMENT_GENERATE_SERIES"),
+        # Code tokens come whole, less the punctuation of the sentence around them.
+        ("run PRAGMA checksum_verification=OFF; first", "PRAGMA checksum_verification",
+         "PRAGMA checksum_verification=OFF"),
+        ("open it with mode=rwc. Then", "mode", "mode=rwc"),
+        ("held in azResult[2] here", "azResult", "azResult[2]"),
+        ("(see sqlite3_value_frombind())", "frombind", "sqlite3_value_frombind()"),
+        # Prose keeps the reader's edges.
+        ("The French-speaking people", "French", "French"),
+        ("The Broncos' defense", "Broncos", "Broncos"),
+        ("McDonald's, a restaurant", "McDonald", "McDonald"),
+        ("the value 4096 bytes", "4096", "4096"),
+        ("Denver won 24-10.", "24-10", "24-10"),
+    ],
+)  # fmt: skip
+def test_spans_widen_to_whole_words_and_code_tokens(text: str, span: str, widened: str) -> None:
+    start = text.index(span)
+    new_start, new_end = widen_to_words(text, start, start + len(span))
+    assert text[new_start:new_end] == widened
+
+
+def test_widening_is_bounded_in_a_line_without_spaces() -> None:
+    text = "see " + "x_y=" * 250_000 + " done"  # a megabyte of one code-like "token"
+    start, end = widen_to_words(text, 5_000, 5_010)
+    assert start >= 5_000 - MAX_WIDEN_CHARS and end <= 5_010 + MAX_WIDEN_CHARS
+
+
+def _cuts_a_word(text: str, start: int, end: int) -> bool:
+    def word(ch: str) -> bool:
+        return ch.isalnum() or ch == "_"
+
+    return (start > 0 and word(text[start - 1]) and word(text[start])) or (
+        end < len(text) and word(text[end - 1]) and word(text[end])
+    )
+
+
+def test_the_reader_never_answers_half_an_identifier(tiny_reader: Path, tmp_path: Path) -> None:
+    """The real tokenizer splits identifiers at "_", so the model's own spans can stop inside
+    one; the answers users get never do, unless the reader's config turns widening off."""
+    context = (
+        "A conflict handler may return SQLITE_CHANGESET_REPLACE; otherwise the call fails with "
+        "SQLITE_MISUSE or SQLITE_CORRUPT_VTAB. Open the file with mode=rwc and build with "
+        "-DSQLITE_USE_URI=1, then call sqlite3_value_frombind() or json_replace()."
+    )
+    question = "What does the call fail with?"
+    folder = tmp_path / "reader"
+    shutil.copytree(tiny_reader, folder)
+    whole = SpanPredictor(folder).predict([question], [context])[0]
+    assert whole
+    assert not [c for c in whole if _cuts_a_word(context, c.start_char, c.end_char)]
+    spans = [(c.start_char, c.end_char) for c in whole]
+    assert len(spans) == len(set(spans))  # spans that widen to the same words are one answer
+    replace(ReaderConfig.load(folder), whole_words=False).save(folder)
+    raw = SpanPredictor(folder).predict([question], [context])[0]
+    assert [c for c in raw if _cuts_a_word(context, c.start_char, c.end_char)]
 
 
 def test_tokenize_pairs_windows_cover_a_long_context_with_exact_offsets(tiny_reader: Path) -> None:
@@ -297,9 +368,6 @@ def test_retriever_weight_mixes_scores(tiny_reader: Path, passages: list[Documen
 def test_a_cascade_stops_after_the_first_passages_only_when_they_settle_it(
     tiny_reader: Path, passages: list[Document], tmp_path: Path
 ) -> None:
-    import shutil
-    from dataclasses import replace
-
     folder = tmp_path / "reader"
     shutil.copytree(tiny_reader, folder)
     question = "Which equipment is provided?"
@@ -368,9 +436,6 @@ def test_a_cached_reader_serves_settings_tuned_after_it_loaded(
 ) -> None:
     """`docqa tune-weight` and the campaign gate rewrite docqa_reader.json beside the weights;
     a reader already loaded (the page's, the gate's own evaluation) must answer with them."""
-    import shutil
-    from dataclasses import replace
-
     folder = tmp_path / "reader"
     shutil.copytree(tiny_reader, folder)
     reader = ExtractiveReader(folder, top_k=1)
