@@ -7,17 +7,15 @@ the answers: a top answer whose F1 against the gold answers is under 0.5 (or an 
 gold says there is none) is marked wrong with probability ``--feedback-rate``. Then
 
 * ``queue``: the label queue's first N questions (:func:`pipelines.label_queue.label_queue`);
+* ``queue-spread``: the queue spread over the documents its answers cite (``spread_decay=0.7``);
 * ``random``: N questions drawn at random (the learning curve's subset of the same size);
 
 each get their gold labels (the simulated annotator answers from the train pairs) and the base
 reader is fine-tuned on them with the default domain recipe (replay against forgetting), exactly
-as ``bench_learning_curve.py`` does, twice: with the no-answer threshold chosen out of fold on
-all N pairs (``TrainConfig.threshold_folds``, what ``docqa train`` and the page do for few
-pairs) and, as before, on a held-out fifth of them (the arms named "..., held-out split").
-Reported: demo dev F1 (gold documents; the dev pairs are never asked or labeled) and the
-forgetting sample's best-span HasAns F1, for the base and every arm. JSON with README rows
-(default ``benchmarks/results/label_queue.json``). About 30 minutes on two CPU cores with native
-bf16; run it alone.
+as ``bench_learning_curve.py`` does. Reported: demo dev F1 (gold documents; the dev pairs are
+never asked or labeled) and the forgetting sample's best-span HasAns F1, for the base and both
+arms. JSON with README rows (default ``benchmarks/results/label_queue.json``). About 30 minutes
+on two CPU cores with native bf16; run it alone.
 
     python benchmarks/bench_label_queue.py [--base DIR] [--pairs 50] [--feedback-rate 0.3]
         [--seed 0] [--work DIR] [--out FILE]
@@ -48,8 +46,6 @@ from pipelines.query import QueryService
 from pipelines.question_log import question_log
 from pipelines.settings import DEFAULT_HOME, DEMO_COLLECTION, REPO_ROOT, Settings
 from reader_training.recipes import DEMO_LABELS, forgetting_sample
-
-HELD_OUT_ARMS = {"queue": "queue, held-out split", "random": "random, held-out split"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -109,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     log = question_log(settings)
     assert log is not None
     queue = label_queue(log.questions())
+    spread = label_queue(log.questions(), spread_decay=0.7)
     by_question: dict[str, list[SquadExample]] = {}
     for ex in train:
         by_question.setdefault(normalize_question(ex.question), []).append(ex)
@@ -121,16 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [item.question for item in queue[: args.pairs]]
     shuffled = train[:]
     random.Random(args.seed).shuffle(shuffled)  # the learning curve's nested subsets
-    # Each selection trained twice: the threshold chosen out of fold on all the pairs, as
-    # `docqa train` and the page now do for few pairs, and on a held-out fifth, as before.
     arms = {
         "queue": labeled(queue),
+        "queue-spread": labeled(spread),
         "random": shuffled[: args.pairs],
-        HELD_OUT_ARMS["queue"]: labeled(queue),
-        HELD_OUT_ARMS["random"]: shuffled[: args.pairs],
     }
-    cross_fit = {name: name not in HELD_OUT_ARMS.values() for name in arms}
-    folder = {name: name.split(",")[0] + ("-crossfit" if cross_fit[name] else "") for name in arms}
     documents = {name: len({ex.title for ex in subset}) for name, subset in arms.items()}
     reasons: dict[str, int] = {}
     for item in queue[: args.pairs]:
@@ -140,17 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows: dict[str, dict[str, Any]] = {}
     for name, reader in [("base", args.base)] + [
-        (
-            name,
-            fine_tune(
-                args.base,
-                pool,
-                subset,
-                args.work / f"reader-{folder[name]}",
-                args.seed,
-                cross_fit=cross_fit[name],
-            ),
-        )
+        (name, fine_tune(args.base, pool, subset, args.work / f"reader-{name}", args.seed))
         for name, subset in arms.items()
     ]:
         demo = evaluate_reader(reader, dev, progress=False)[0]
@@ -169,12 +151,12 @@ def main(argv: list[str] | None = None) -> int:
             base["squad_best_span_hasans_f1"] - row["squad_best_span_hasans_f1"], 2
         )
     print(
-        f"{'arm':30} {'pairs':>6} {'documents':>10} {'demo dev F1':>12} {'gain':>6} "
+        f"{'arm':18} {'pairs':>6} {'documents':>10} {'demo dev F1':>12} {'gain':>6} "
         f"{'forgotten':>10}"
     )
     for name, r in rows.items():
         print(
-            f"{name:30} {r['pairs']:>6} {r['documents']:>10} {r['demo_dev_f1']:>12.2f} "
+            f"{name:18} {r['pairs']:>6} {r['documents']:>10} {r['demo_dev_f1']:>12.2f} "
             f"{r['gain']:>+6.2f} {r['forgotten']:>10.2f}"
         )
     result = {
@@ -186,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         "simulated_users": users,
         "queue_reasons_in_first": reasons,
         "queue_questions": chosen,
+        "queue_spread_questions": [item.question for item in spread[: args.pairs]],
         "rows": rows,
         "seconds": round(time.time() - started, 1),
         "environment": environment(),

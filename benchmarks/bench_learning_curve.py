@@ -47,7 +47,6 @@ from reader_training.recipes import (
     forgetting_sample,
 )
 from reader_training.train import train_reader
-from reader_training.train_config import few_pair_folds
 
 SHARED = REPO_ROOT.parent / "shared" / "data"
 
@@ -101,24 +100,14 @@ def domain_pool(work: Path, shared: Path) -> Path:
     return pool
 
 
-def fine_tune(
-    base: Path,
-    pool: Path,
-    pairs: list[SquadExample],
-    reader: Path,
-    seed: int,
-    cross_fit: bool = True,
-) -> Path:
+def fine_tune(base: Path, pool: Path, pairs: list[SquadExample], reader: Path, seed: int) -> Path:
     """``base`` fine-tuned on ``pairs`` with the default domain recipe (replaying ``pool``),
-    written to ``reader``; an existing complete reader there is reused. ``cross_fit``: choose
-    the threshold out of fold when the pairs are few (``few_pair_folds``), as ``docqa train``
-    and the page do; else on a held-out split."""
+    written to ``reader``; an existing complete reader there is reused."""
     if not (reader / "metrics.json").is_file():
         train_file = reader.parent / f"{reader.name}-train.json"
         write_squad(pairs, train_file)
         config = domain_train_config(base, pool, reader, DomainRecipe(), seed=seed)
         config.train_files = [str(train_file)]
-        config.threshold_folds = few_pair_folds(len(pairs)) if cross_fit else 0
         train_reader(config, progress=False)
     return reader
 

@@ -182,10 +182,9 @@ def train(
     ] = None,
 ) -> None:
     """Fine-tune the serving reader on labeled pairs (or run the reader campaign with --recipe)."""
-    from evaluation.squad import SquadFormatError, load_many
+    from evaluation.squad import SquadFormatError
     from reader_training.promote import PromotionError, promote_model
     from reader_training.train import train_reader
-    from reader_training.train_config import few_pair_folds
 
     settings = settings_from(home)
     if recipe == "default":
@@ -236,14 +235,6 @@ def train(
         resume=resume,
     )
     try:
-        pairs = len(load_many(config.train_files)[0])
-        config.threshold_folds = few_pair_folds(pairs, config.holdout_files)
-        if config.threshold_folds:
-            typer.echo(
-                f"{pairs} labeled pairs: the no-answer threshold is chosen out of fold "
-                f"({config.threshold_folds} folds, one reader each), then the reader trains on "
-                "all of them"
-            )
         result = train_reader(config)
     except (SquadFormatError, ValueError) as exc:
         raise fail(str(exc)) from exc
@@ -254,8 +245,7 @@ def train(
         ) from exc
     typer.echo(result.report.summary())
     held = result.metrics["heldout"]
-    which = "out-of-fold" if result.cross_fitted else "held-out"
-    typer.echo(f"{which} F1 {held['f1']:.2f} (EM {held['exact']:.2f}); model: {result.model_dir}")
+    typer.echo(f"held-out F1 {held['f1']:.2f} (EM {held['exact']:.2f}); model: {result.model_dir}")
     if promote:
         try:
             typer.echo(promote_model(settings, name, eval_file))

@@ -283,16 +283,9 @@ class _ProgressFile(TrainerCallback):
 
 
 def gate(
-    serving: str,
-    candidate: Path,
-    heldout: list[Any],
-    forgetting_file: Path,
-    heldout_f1_after: float | None = None,
+    serving: str, candidate: Path, heldout: list[Any], forgetting_file: Path
 ) -> dict[str, Any]:
-    """F1 before and after on the held-out labeled pairs and on the forgetting set.
-
-    ``heldout_f1_after``: the candidate's F1 on ``heldout`` measured already, out of fold, when
-    it trained on those pairs (a cross-fitted threshold; ``TrainResult.cross_fitted``)."""
+    """F1 before and after on the held-out labeled pairs and on the forgetting set."""
     from evaluation.reader_metrics import evaluate_reader
     from evaluation.squad import load_squad
 
@@ -302,10 +295,7 @@ def gate(
     verdict: dict[str, Any] = {"heldout_pairs": len(heldout)}
     if heldout:
         verdict["heldout_f1_before"] = f1(serving, heldout)
-        verdict["heldout_f1_after"] = (
-            f1(candidate, heldout) if heldout_f1_after is None else round(heldout_f1_after, 2)
-        )
-        verdict["heldout_out_of_fold"] = heldout_f1_after is not None
+        verdict["heldout_f1_after"] = f1(candidate, heldout)
     general, _ = load_squad(forgetting_file)
     verdict["forgetting_set"] = forgetting_file.name
     verdict["forgetting_f1_before"] = f1(serving, general)
@@ -336,7 +326,7 @@ def run_job(settings: Settings, name: str) -> None:
     from reader_training.promote import DEFAULT_EVAL_FILE
     from reader_training.start import starting_point
     from reader_training.train import train_reader
-    from reader_training.train_config import TrainConfig, few_pair_folds
+    from reader_training.train_config import TrainConfig
 
     job = _update(settings, name, status="running")
     if job is None:
@@ -350,14 +340,12 @@ def run_job(settings: Settings, name: str) -> None:
         output_dir=str(settings.models_dir / name),
         replay_files=start.replay_files,
         replay_ratio=start.replay_ratio,
-        threshold_folds=few_pair_folds(labeled_pair_count(settings)),
     )
     logger.info("%s; training %s", start.describe(), name)
     callback = _ProgressFile(progress_file(settings, name))
     result = train_reader(config, progress=False, callbacks=[callback])
     _update(settings, name, status="evaluating")
-    after = result.metrics["heldout"]["f1"] if result.cross_fitted else None
-    verdict = gate(serving, result.model_dir, result.heldout, DEFAULT_EVAL_FILE, after)
+    verdict = gate(serving, result.model_dir, result.heldout, DEFAULT_EVAL_FILE)
     logger.info("%s: %s", name, verdict["summary"])
     _update(settings, name, status="finished", finished_at=time.time(), verdict=verdict)
 

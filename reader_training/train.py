@@ -37,7 +37,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
 from evaluation.reader_metrics import best_threshold, metric_rows, predict, squad_metrics
-from evaluation.squad import SquadExample, ValidationReport, load_many, write_squad
+from evaluation.squad import SquadExample, ValidationReport, load_many
 from pipelines.models import recover_model_folder
 from pipelines.reader import ReaderConfig, SpanPredictor, cpu_supports_bf16
 from reader_training.augment import synthetic_negatives
@@ -58,9 +58,6 @@ class TrainResult:
     metrics: dict[str, Any]
     report: ValidationReport
     heldout: list[SquadExample] = field(default_factory=list)  # the pairs it was measured on
-    # Threshold and held-out metrics from out-of-fold predictions (cross_fit_threshold): the
-    # reader itself trained on ``heldout``, so only ``metrics["heldout"]`` measures it there.
-    cross_fitted: bool = False
 
 
 def _title_hash(title: str, seed: int) -> float:
@@ -85,88 +82,6 @@ def split_holdout(
     train = [ex for ex, h in zip(examples, key, strict=True) if not h]
     held_out = [ex for ex, h in zip(examples, key, strict=True) if h]
     return train, held_out
-
-
-def split_folds(
-    examples: Sequence[SquadExample], folds: int, seed: int
-) -> list[list[SquadExample]]:
-    """``folds`` groups of whole articles (questions, with a single article), none empty unless
-    there are fewer articles (questions) than folds."""
-    titles = {ex.title for ex in examples}
-    by_title = len(titles) >= folds
-
-    def fold_of(ex: SquadExample) -> int:
-        key = ex.title if by_title else ex.id
-        return min(folds - 1, int(_title_hash(key, seed) * folds))
-
-    groups: list[list[SquadExample]] = [[] for _ in range(folds)]
-    for ex in examples:
-        groups[fold_of(ex)].append(ex)
-    if by_title and not all(groups):
-        # Hashes of a few titles can crowd into one fold: deal the articles out in turn.
-        ordered = sorted(titles, key=lambda t: _title_hash(t, seed))
-        fold = {t: i % folds for i, t in enumerate(ordered)}
-        groups = [[ex for ex in examples if fold[ex.title] == i] for i in range(folds)]
-    return groups
-
-
-def cross_fit_threshold(
-    config: TrainConfig, progress: bool = True, callbacks: Sequence[TrainerCallback] = ()
-) -> dict[str, Any] | None:
-    """The no-answer threshold chosen on out-of-fold predictions, and the metrics there.
-
-    The labeled pairs are split into ``config.threshold_folds`` folds of whole articles; a reader
-    trained on the other folds (same recipe, same replay) reads each fold, and the threshold is
-    chosen on every pair's out-of-fold margin: all the pairs, none of them seen by the reader
-    that scored it. Fold readers are kept in the run's work folder until it ends, so an
-    interrupted run resumes without training them again. None when there are too few articles
-    or questions to fold.
-    """
-    examples, _ = load_many(config.train_files)
-    groups = split_folds(examples, config.threshold_folds, config.seed)
-    if len(groups) < 2 or not all(groups):
-        return None
-    out = Path(config.output_dir)
-    folds_dir = out.parent / f".{out.name}.work" / "folds"
-    if not config.resume:
-        shutil.rmtree(folds_dir, ignore_errors=True)  # a stale run's fold readers must not serve
-    folds_dir.mkdir(parents=True, exist_ok=True)
-    spans: dict[str, str] = {}
-    margins: dict[str, float] = {}
-    for i, held in enumerate(groups):
-        reader = folds_dir / f"fold-{i}"
-        if not (reader / "metrics.json").is_file():
-            rest = [ex for j, group in enumerate(groups) if j != i for ex in group]
-            train_file, held_file = (
-                folds_dir / f"fold-{i}-train.json",
-                folds_dir / f"fold-{i}-held.json",
-            )
-            write_squad(rest, train_file)
-            write_squad(held, held_file)
-            fold_config = dataclasses.replace(
-                config,
-                train_files=[str(train_file)],
-                holdout_files=[str(held_file)],
-                output_dir=str(reader),
-                threshold_folds=0,
-                resume=False,
-            )
-            logger.info("threshold fold %d/%d: %d pairs held out", i + 1, len(groups), len(held))
-            train_reader(fold_config, progress=progress, callbacks=callbacks)
-        predictor = SpanPredictor(reader, batch_size=64, cpu_precision="auto")
-        preds = predict(predictor, held, progress=False)
-        spans.update(preds.best_spans)
-        margins.update(preds.margins)
-    cut, _ = best_threshold(examples, spans, margins)
-    metrics = squad_metrics(
-        examples, {q: (s if margins[q] > cut else "") for q, s in spans.items()}
-    )
-    metrics["threshold"] = -cut
-    metrics["threshold_folds"] = len(groups)
-    has = [ex for ex in examples if ex.answers]
-    if has:
-        metrics["HasAns_f1_best_span"] = squad_metrics(has, spans)["f1"]
-    return metrics
 
 
 def resolve_precision(precision: str) -> str:
@@ -298,10 +213,6 @@ def _load_training_examples(
         heldout, rep = load_many(config.holdout_files)
         report.merge(rep)
         train = examples
-    elif config.threshold_folds >= 2:
-        # The threshold comes from the folds (cross_fit_threshold): train on every pair; the
-        # pairs themselves serve only the per-epoch evaluation.
-        train, heldout = examples, list(examples)
     else:
         train, heldout = split_holdout(examples, config.holdout_fraction, config.seed)
     rng = random.Random(config.seed)
@@ -351,12 +262,6 @@ def train_reader(
         # losses into that run's log.
         shutil.rmtree(checkpoints, ignore_errors=True)
         (work / "train_log.jsonl").unlink(missing_ok=True)
-    cross_fitted = None
-    if config.threshold_folds >= 2 and not config.holdout_files:
-        cross_fitted = cross_fit_threshold(config, progress, callbacks)
-        if cross_fitted is None:
-            logger.info("too few articles to cross-fit the threshold: a held-out split instead")
-            config = dataclasses.replace(config, threshold_folds=0)
     train, heldout, report = _load_training_examples(config)
     precision = resolve_precision(config.precision)
     logger.info(
@@ -469,9 +374,6 @@ def train_reader(
         final = None
     if final is None:
         final = trainer.qa_evaluate()
-    if cross_fitted is not None:
-        # This reader trained on every pair: its threshold and held-out numbers are the folds'.
-        final = cross_fitted
     seconds = time.time() - started
     metrics = {
         "heldout": final,
@@ -506,8 +408,7 @@ def train_reader(
         metrics,
     )
     shutil.rmtree(work / "checkpoints", ignore_errors=True)
-    shutil.rmtree(work / "folds", ignore_errors=True)
-    return TrainResult(out, metrics, report, heldout, cross_fitted=cross_fitted is not None)
+    return TrainResult(out, metrics, report, heldout)
 
 
 def write_model_folder(
@@ -581,13 +482,7 @@ def model_card(config: TrainConfig, metrics: dict[str, Any], created: str) -> st
         f"- Training time: {metrics.get('train_seconds')} s on {metrics.get('device')} "
         f"({metrics.get('train_windows_per_second')} windows/s)",
         "",
-        (
-            f"## Out-of-fold metrics ({held['threshold_folds']} folds of articles: each pair read "
-            "by a reader trained on the other folds; threshold chosen on them; this reader "
-            "trained on every pair)"
-            if held.get("threshold_folds")
-            else "## Held-out metrics (articles never trained on; threshold chosen on them)"
-        ),
+        "## Held-out metrics (articles never trained on; threshold chosen on them)",
         "",
         "| split | EM | F1 | n |",
         "|---|---|---|---|",

@@ -28,10 +28,6 @@ class TrainConfig:
     synthetic_negatives: float = 0.0  # unanswerables made per answerable example
     holdout_fraction: float = 0.05  # share of articles held out for early stopping/threshold
     holdout_files: list[str] = field(default_factory=list)  # explicit held-out files instead
-    # K >= 2: the no-answer threshold is chosen on K-fold out-of-fold predictions (K models
-    # trained on the other folds) and the reader trains on every pair; for a few dozen labeled
-    # pairs, where a held-out split leaves a handful to choose it on (few_pair_folds).
-    threshold_folds: int = 0
     max_holdout_questions: int = 1500
     replay_files: list[str] = field(default_factory=list)
     replay_ratio: float = 0.0  # replayed base examples per new example
@@ -46,16 +42,3 @@ class TrainConfig:
     save_fp16: bool = False
     description: str = ""
     extra_card: dict[str, Any] = field(default_factory=dict)
-
-
-# Fewer labeled pairs than this: a run without a held-out file cross-fits its threshold.
-CROSS_FIT_BELOW = 200
-
-
-def few_pair_folds(pairs: int, holdout_files: list[str] | None = None) -> int:
-    """The ``threshold_folds`` a run of ``pairs`` labeled pairs should use: 2 below
-    ``CROSS_FIT_BELOW`` pairs without a held-out file, else 0 (a held-out split is big enough).
-
-    Why: with 50 pairs a 20% split chooses the threshold on about ten, and it moved demo dev F1
-    by up to 10 points between two random draws of 50 (README, the learning loop)."""
-    return 2 if 2 <= pairs < CROSS_FIT_BELOW and not holdout_files else 0

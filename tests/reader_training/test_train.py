@@ -27,12 +27,10 @@ from reader_training.features import FeatureParams, prepare_train_features
 from reader_training.train import (
     TrainConfig,
     resolve_precision,
-    split_folds,
     split_holdout,
     train_reader,
     write_model_folder,
 )
-from reader_training.train_config import CROSS_FIT_BELOW, few_pair_folds
 
 SHARED = REPO_ROOT.parent / "shared" / "data"
 DEMO_TRAIN = REPO_ROOT / "data" / "demo" / "labels" / "train.json"
@@ -329,52 +327,6 @@ def test_split_holdout_of_a_single_article_holds_out_questions() -> None:
     train, held = split_holdout(examples, 0.3, 7)
     assert train and held and len(train) + len(held) == len(examples)
     assert not {ex.id for ex in train} & {ex.id for ex in held}
-
-
-def test_split_folds_keeps_articles_whole_and_fills_every_fold() -> None:
-    examples, _ = load_squad(DEMO_TRAIN)
-    for folds in (2, 3, 5):
-        for seed in (1, 2, 42):
-            groups = split_folds(examples, folds, seed)
-            assert len(groups) == folds and all(groups)
-            titles = [{ex.title for ex in group} for group in groups]
-            assert sum(len(t) for t in titles) == len(set().union(*titles))  # disjoint
-            assert sum(len(group) for group in groups) == len(examples)
-            assert split_folds(examples, folds, seed) == groups  # deterministic
-    two_articles = [ex for ex in examples if ex.title in {"faq/hr-faq.html", examples[0].title}]
-    for seed in range(20):  # however the two titles hash, each fold gets one
-        assert all(split_folds(two_articles, 2, seed))
-    one_article = [ex for ex in examples if ex.title == "faq/hr-faq.html"]
-    assert all(split_folds(one_article, 2, 3))  # questions, then
-
-
-def test_only_a_few_pairs_without_a_held_out_file_cross_fit() -> None:
-    assert few_pair_folds(50) == 2
-    assert few_pair_folds(CROSS_FIT_BELOW - 1) == 2
-    assert few_pair_folds(CROSS_FIT_BELOW) == 0  # a held-out split is big enough
-    assert few_pair_folds(50, ["held.json"]) == 0  # the user chose the held-out pairs
-    assert few_pair_folds(1) == 0
-
-
-def test_few_pairs_choose_the_threshold_out_of_fold_and_train_on_all(
-    small_squad: Path, tiny_base: str, tmp_path: Path
-) -> None:
-    pairs, _ = load_squad(small_squad)
-    out = tmp_path / "models" / "cross-fitted"
-    result = train_reader(
-        small_config(small_squad, tiny_base, out, threshold_folds=2), progress=False
-    )
-    held = result.metrics["heldout"]
-    assert result.cross_fitted and held["threshold_folds"] == 2
-    assert held["total"] == len(pairs)  # every pair measured, each by a reader blind to it
-    assert result.metrics["train_examples"] == len(pairs)  # and the reader learned them all
-    assert ReaderConfig.load(out).no_answer_threshold == pytest.approx(held["threshold"])
-    assert "Out-of-fold metrics (2 folds" in (out / "README.md").read_text(encoding="utf-8")
-    assert not (work_dir(out) / "folds").exists()  # fold readers do not outlive the run
-
-    split = train_reader(small_config(small_squad, tiny_base, tmp_path / "split"), progress=False)
-    assert not split.cross_fitted and split.metrics["train_examples"] < len(pairs)
-    assert split.metrics["heldout"]["total"] < len(pairs)
 
 
 def test_resolve_precision() -> None:
