@@ -165,10 +165,11 @@ class SpanPredictor:
         if isinstance(model, str | Path):
             self.model_path = str(model)
             self.device = resolve_device(device)
+            chosen = choose_backend(backend, self.device)
             # ONNX Runtime reads its export and needs no transformers at all where the
             # tokenizer allows (light_tokenizer): loading the torch model too would import
             # transformers' model code for nothing (seconds of a new process's start).
-            if choose_backend(backend, self.device)[0].startswith("onnx"):
+            if chosen[0].startswith("onnx"):
                 self.tokenizer = load_tokenizer(self.model_path)
                 self.model = None
             else:
@@ -186,7 +187,8 @@ class SpanPredictor:
             self.model, self.tokenizer, self._config = model, tokenizer, config
             self._config_file, self._config_stamp = None, None
             self.device = next(model.parameters()).device
-        backend, precision = choose_backend(backend, self.device)
+            chosen = choose_backend(backend, self.device)
+        backend, precision = chosen
         self.backend = backend
         self.batch_size = batch_size
         self.cpu_precision = precision or cpu_precision
