@@ -1,5 +1,5 @@
-"""Reader serving backends side by side: PyTorch fp32, bf16 autocast (on CPUs with native bf16)
-and dynamic int8, ONNX Runtime fp32 and int8.
+"""Reader serving backends side by side: PyTorch fp32, bf16 autocast and the model in bf16 (both
+on CPUs with native bf16) and dynamic int8, ONNX Runtime fp32 and int8.
 
 Each backend reads the demo dev questions with their gold passages (the pairs of
 ``data/demo/labels/dev.json``), decoded exactly as ``evaluation.reader_metrics.evaluate_reader``
@@ -41,6 +41,7 @@ from evaluation.environment import cpu_description
 from evaluation.reader_metrics import predict, squad_metrics
 from evaluation.squad import load_squad
 from pipelines.reader import (
+    BF16_WEIGHTS,
     READER_BACKENDS,
     OnnxQAModel,
     SpanPredictor,
@@ -85,7 +86,7 @@ def main() -> None:
     # "auto" is one of the others (int8 or bf16 torch, by CPU): not measured twice.
     default_backends = [b for b in READER_BACKENDS if b != "auto"]
     if cpu_supports_bf16():
-        default_backends.insert(1, "bf16")
+        default_backends[1:1] = ["bf16", BF16_WEIGHTS]
     parser.add_argument("--backends", default=",".join(default_backends))
     parser.add_argument(
         "--max-seq-length", type=int, default=0, help="read windows of N tokens (0: the reader's)"
@@ -116,12 +117,12 @@ def main() -> None:
             path = onnx_model_path(args.reader, "token_type_ids" in names, args.cache_dir)
             cached = (onnx_int8_path(path) if backend == "onnx-int8" else path).is_file()
         started = time.perf_counter()
-        bf16 = backend == "bf16"
+        bf16 = backend in ("bf16", BF16_WEIGHTS)
         predictor = SpanPredictor(
             args.reader,
             batch_size=args.batch_size,
             backend="torch" if bf16 else backend,
-            cpu_precision="bf16" if bf16 else "fp32",
+            cpu_precision=backend if bf16 else "fp32",
             cache_dir=args.cache_dir,
         )
         if args.max_seq_length:

@@ -33,6 +33,8 @@ from haystack.dataclasses import ExtractedAnswer
 
 from pipelines.light_tokenizer import load_tokenizer
 from pipelines.reader_backends import (
+    BF16_WEIGHTS,
+    CPU_PRECISIONS,
     READER_BACKENDS,
     OnnxQAModel,
     choose_backend,
@@ -59,6 +61,7 @@ from pipelines.store.versions import write_atomic
 
 # The reader's building blocks are part of its public surface.
 __all__ = [
+    "BF16_WEIGHTS",
     "READER_BACKENDS",
     "AnswerRanking",
     "ExtractiveReader",
@@ -162,6 +165,10 @@ class SpanPredictor:
         ``config`` (evaluation during training reads with the model being trained)."""
         if backend not in READER_BACKENDS:
             raise ValueError(f"unknown reader backend {backend!r}; choose one of {READER_BACKENDS}")
+        if cpu_precision not in CPU_PRECISIONS:
+            raise ValueError(
+                f"unknown CPU precision {cpu_precision!r}; choose one of {CPU_PRECISIONS}"
+            )
         if isinstance(model, str | Path):
             self.model_path = str(model)
             self.device = resolve_device(device)
@@ -195,6 +202,15 @@ class SpanPredictor:
         if self.cpu_precision == "auto":
             self.cpu_precision = "bf16" if cpu_supports_bf16() else "fp32"
         self._uses_token_types = "token_type_ids" in self.tokenizer.model_input_names
+        if (
+            self.cpu_precision == BF16_WEIGHTS
+            and backend == "torch"
+            and self.device.type == "cpu"
+            and isinstance(model, str | Path)  # never convert a caller's model (a training one)
+        ):
+            # Weights and activations in bf16, no autocast: autocast casts every Linear's fp32
+            # weights to bf16 on each forward pass and runs LayerNorm, GELU and softmax in fp32.
+            self.model = self.model.to(torch.bfloat16)
         if backend != "torch":
             names = ["input_ids", "attention_mask"]
             names += ["token_type_ids"] if self._uses_token_types else []
@@ -254,7 +270,7 @@ class SpanPredictor:
         order = torch.argsort(lengths, descending=True, stable=True)
         starts = np.full((n, width), -1e4, dtype=np.float32)
         ends = np.full((n, width), -1e4, dtype=np.float32)
-        use_bf16 = self.device.type == "cpu" and self.cpu_precision == "bf16"
+        use_bf16 = self.device.type == "cpu" and self.cpu_precision == "bf16"  # autocast
         for i in range(0, n, self.batch_size):
             rows = order[i : i + self.batch_size]
             longest = int(lengths[rows].max())

@@ -35,21 +35,25 @@ def resolve_device(device: str | None = None) -> torch.device:
 # -- serving backends (Settings.reader_backend) ----------------------------------------------------
 
 READER_BACKENDS = ("auto", "torch", "int8", "onnx", "onnx-int8")
+# The torch backend's CPU precisions: "fp32"; "bf16", autocast over fp32 weights; and
+# BF16_WEIGHTS, the model itself in bf16 (see SpanPredictor).
+BF16_WEIGHTS = "bf16-weights"
+CPU_PRECISIONS = ("auto", "fp32", "bf16", BF16_WEIGHTS)
 
 
 def choose_backend(backend: str, device: torch.device) -> tuple[str, str | None]:
     """(backend, CPU precision it imposes or None) that ``backend`` means on ``device``.
 
-    "auto" is torch with bf16 autocast on CPUs with native bf16 (AMX / AVX-512 BF16) and int8
-    on other CPUs (the fastest within 0.5 F1 of fp32 there: benchmarks/bench_serving.py, whose
-    numbers are in the README); GPUs always use torch (fp16).
+    "auto" is torch with the model in bf16 (``BF16_WEIGHTS``) on CPUs with native bf16 (AMX /
+    AVX-512 BF16) and int8 on other CPUs: the fastest within 0.5 F1 of fp32 on each
+    (benchmarks/bench_serving.py, whose numbers are in the README); GPUs always use torch (fp16).
     """
     if device.type != "cpu":
         if backend not in ("auto", "torch"):
             logger.info("reader backend %r is for CPUs; using torch on %s", backend, device)
         return "torch", None
     if backend == "auto":
-        return ("torch", "bf16") if cpu_supports_bf16() else ("int8", None)
+        return ("torch", BF16_WEIGHTS) if cpu_supports_bf16() else ("int8", None)
     return backend, None
 
 

@@ -70,7 +70,8 @@ class Settings:
     # None: the weight tuned for the reader on held-out pairs (its docqa_reader.json).
     retriever_weight: float | None = None
     max_question_chars: int = 1000
-    # CPU precision for the reader: "fp32" or "bf16" (bf16 autocast, when the CPU supports it).
+    # CPU precision of the torch reader backend: "fp32", "bf16" (bf16 autocast) or
+    # "bf16-weights" (the model converted to bf16), where the CPU supports bf16.
     cpu_precision: str = "fp32"
     # How the reader runs on CPU: "torch" (fp32), "int8" (dynamic int8 quantization of the
     # Linear layers), "onnx" (ONNX Runtime) or "onnx-int8" (ONNX Runtime, int8 weights; exported

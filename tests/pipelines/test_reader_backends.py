@@ -12,6 +12,7 @@ from haystack import Document
 from evaluation.squad import load_squad
 from pipelines.query import build_query_pipeline
 from pipelines.reader import (
+    BF16_WEIGHTS,
     ExtractiveReader,
     OnnxQAModel,
     SpanPredictor,
@@ -149,12 +150,14 @@ def test_batches_sorted_by_length_give_the_logits_of_single_windows(
 
 
 def test_auto_backend_follows_the_cpu(tiny_reader: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """auto: bf16 torch where the CPU has native bf16, int8 elsewhere, torch on GPUs."""
+    """auto: the torch model in bf16 where the CPU has native bf16, int8 elsewhere, torch on
+    GPUs."""
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
     monkeypatch.setattr("pipelines.reader_backends.cpu_supports_bf16", lambda: True)
-    assert choose_backend("auto", cpu) == ("torch", "bf16")
+    assert choose_backend("auto", cpu) == ("torch", BF16_WEIGHTS)
     bf16 = SpanPredictor(tiny_reader, backend="auto")
-    assert (bf16.backend, bf16.cpu_precision) == ("torch", "bf16")
+    assert (bf16.backend, bf16.cpu_precision) == ("torch", BF16_WEIGHTS)
+    assert {p.dtype for p in bf16.model.parameters()} == {torch.bfloat16}
     monkeypatch.setattr("pipelines.reader_backends.cpu_supports_bf16", lambda: False)
     assert choose_backend("auto", cpu) == ("int8", None)
     int8 = SpanPredictor(tiny_reader, backend="auto")
@@ -168,6 +171,27 @@ def test_auto_backend_follows_the_cpu(tiny_reader: Path, monkeypatch: pytest.Mon
 def test_unknown_backend_is_refused(tiny_reader: Path) -> None:
     with pytest.raises(ValueError, match="backend"):
         SpanPredictor(tiny_reader, backend="tensorrt")
+    with pytest.raises(ValueError, match="CPU precision"):
+        SpanPredictor(tiny_reader, cpu_precision="fp8")
+
+
+def test_a_bf16_model_reads_as_the_fp32_one(pairs: tuple) -> None:
+    """The shipped reader converted to bf16 (half the memory, no autocast casts) finds the fp32
+    model's answers; a model handed in (a training one) is never converted."""
+    fp32 = SpanPredictor(SHIPPED_READER)
+    bf16 = SpanPredictor(SHIPPED_READER, cpu_precision=BF16_WEIGHTS)
+    assert {p.dtype for p in bf16.model.parameters()} == {torch.bfloat16}
+    questions, contexts = pairs
+    ours, theirs = bf16.predict(questions, contexts), fp32.predict(questions, contexts)
+    same = sum(
+        bool(a and b) and (a[0].start_char, a[0].end_char) == (b[0].start_char, b[0].end_char)
+        for a, b in zip(ours, theirs, strict=True)
+    )
+    assert same >= len(questions) - 1
+    handed = SpanPredictor(
+        fp32.model, tokenizer=fp32.tokenizer, config=fp32.config, cpu_precision=BF16_WEIGHTS
+    )
+    assert {p.dtype for p in handed.model.parameters()} == {torch.float32}
 
 
 def test_reader_component_uses_and_serializes_its_backend(
