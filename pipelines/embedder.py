@@ -77,6 +77,36 @@ _ST_POOLING = "sentence_transformers.models.Pooling"
 _ST_NORMALIZE = "sentence_transformers.models.Normalize"
 
 
+def _max_seq_length(path: str) -> int:
+    """A sentence-transformers model's input limit (``sentence_bert_config.json``)."""
+    config = json.loads((Path(path) / "sentence_bert_config.json").read_text("utf-8"))
+    return int(config.get("max_seq_length") or 512)
+
+
+def mean_pool_normalize(tokens: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    """Mean of the token vectors under the mask, L2-normalized: sentence-transformers' mean
+    pooling + Normalize, for :class:`PlainSentenceEncoder` and :class:`OnnxSentenceEncoder`."""
+    mask = attention_mask[..., None].astype(np.float32)
+    pooled = (tokens.astype(np.float32) * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
+    return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+
+
+def tokenize_texts(tokenizer: Any, texts: list[str], max_length: int, tensors: str) -> Any:
+    """A padded batch of ``texts`` from transformers' tokenizer or a :class:`LightTokenizer`
+    (``tensors``: "np" or "pt"; the light tokenizer always gives numpy)."""
+    from pipelines.light_tokenizer import LightTokenizer
+
+    if isinstance(tokenizer, LightTokenizer):
+        return tokenizer.batch(texts, max_length)
+    return tokenizer(
+        texts,
+        padding=True,
+        truncation="longest_first",
+        max_length=max_length,
+        return_tensors=tensors,
+    )
+
+
 class PlainSentenceEncoder:
     """A sentence-transformers model of the plain kind (a transformer, mean pooling, optionally
     L2 normalization; MiniLM is one) run through transformers directly, with ``encode`` and
@@ -92,8 +122,7 @@ class PlainSentenceEncoder:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        config = json.loads((Path(path) / "sentence_bert_config.json").read_text("utf-8"))
-        self.max_seq_length = int(config.get("max_seq_length") or 512)
+        self.max_seq_length = _max_seq_length(path)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModel.from_pretrained(path, dtype=torch.float32).to(device).eval()
         self.device = device
@@ -133,19 +162,13 @@ class PlainSentenceEncoder:
 
         out = np.empty((len(texts), self.get_embedding_dimension()), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
-            batch = self.tokenizer(
-                texts[start : start + batch_size],
-                padding=True,
-                truncation="longest_first",
-                max_length=self.max_seq_length,
-                return_tensors="pt",
-            ).to(self.device)
+            chunk = texts[start : start + batch_size]
+            batch = tokenize_texts(self.tokenizer, chunk, self.max_seq_length, "pt").to(self.device)
             with torch.inference_mode():
                 tokens = self.model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(tokens.dtype)
-            pooled = (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-            out[start : start + len(pooled)] = pooled.float().cpu().numpy()
+            out[start : start + len(chunk)] = mean_pool_normalize(
+                tokens.float().cpu().numpy(), batch["attention_mask"].cpu().numpy()
+            )
         return out
 
 
@@ -160,13 +183,11 @@ class OnnxSentenceEncoder:
     """
 
     def __init__(self, path: str, cache_dir: str | Path | None = None) -> None:
-        from pipelines.light_tokenizer import LightTokenizer, load_tokenizer
+        from pipelines.light_tokenizer import load_tokenizer
         from pipelines.reader_backends import export_onnx_encoder, onnx_encoder_path, onnx_session
 
-        config = json.loads((Path(path) / "sentence_bert_config.json").read_text("utf-8"))
-        self.max_seq_length = int(config.get("max_seq_length") or 512)
+        self.max_seq_length = _max_seq_length(path)
         self.tokenizer = load_tokenizer(path)
-        self._light = isinstance(self.tokenizer, LightTokenizer)
         self.input_names = list(self.tokenizer.model_input_names)
         exported = onnx_encoder_path(path, cache_dir)
         if not exported.is_file():
@@ -185,22 +206,10 @@ class OnnxSentenceEncoder:
         out = np.empty((len(texts), self._dimension), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
-            if self._light:
-                batch = self.tokenizer.batch(chunk, self.max_seq_length)
-            else:
-                batch = self.tokenizer(
-                    chunk,
-                    padding=True,
-                    truncation="longest_first",
-                    max_length=self.max_seq_length,
-                    return_tensors="np",
-                )
+            batch = tokenize_texts(self.tokenizer, chunk, self.max_seq_length, "np")
             feed = {name: batch[name].astype(np.int64) for name in self.input_names}
             (tokens,) = self.session.run(["last_hidden_state"], feed)
-            mask = batch["attention_mask"][..., None].astype(np.float32)
-            pooled = (tokens * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
-            pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-            out[start : start + len(pooled)] = pooled
+            out[start : start + len(chunk)] = mean_pool_normalize(tokens, batch["attention_mask"])
         return out
 
 
