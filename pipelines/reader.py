@@ -5,8 +5,8 @@ training-time evaluation and query-time reading decode spans the same way:
 
 1. :func:`tokenize_pairs` cuts each (question, context) pair into windows of ``max_seq_length``
    tokens with ``doc_stride`` overlap and keeps each token's character offsets in the context.
-2. :class:`SpanPredictor` runs the model over all windows of all pairs in batches (bf16 autocast on
-   CPU when asked, fp16 on GPU) and returns start/end logits.
+2. :class:`SpanPredictor` runs the model over all windows of all pairs in batches (in bf16 or
+   with bf16 autocast on CPU when asked, fp16 on GPU) and returns start/end logits.
 3. :func:`decode_spans` turns logits into candidate spans with a *margin*: span logit minus the
    window's null ("no answer") logit plus the model's calibrated no-answer threshold. A margin above
    zero means "answer"; ``sigmoid(margin / temperature)`` is the score in [0, 1]. Because every

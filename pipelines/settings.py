@@ -76,8 +76,8 @@ class Settings:
     # How the reader runs on CPU: "torch" (fp32), "int8" (dynamic int8 quantization of the
     # Linear layers), "onnx" (ONNX Runtime) or "onnx-int8" (ONNX Runtime, int8 weights; exported
     # once and cached in <home>/cache/onnx); benchmarks/bench_serving.py measures them (README).
-    # "auto", the default: torch with bf16 autocast where the CPU has native bf16 (AMX), else
-    # int8, the fastest within 0.5 F1 of fp32 there. GPUs use torch.
+    # "auto", the default: torch with the model in bf16 ("bf16-weights") where the CPU has
+    # native bf16 (AMX), else int8: the fastest within 0.5 F1 of fp32 on each. GPUs use torch.
     reader_backend: str = "auto"
     # How questions are embedded on CPU: "torch" (transformers) or "onnx" (ONNX Runtime, the
     # encoder's transformer exported once to <home>/cache/onnx; the same vectors to 1e-5).
