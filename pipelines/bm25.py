@@ -76,6 +76,15 @@ def passage_text(document: Document) -> str:
     return "\n".join(parts)
 
 
+def _import_bm25s() -> Any:
+    """bm25s, its logger quieted: it sets itself to DEBUG on import, so "Building index from
+    tokens" reached the output of every command that loads an index."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
 class BM25Index:
     """A bm25s model over passages, with the passage id of each of its rows."""
 
@@ -91,7 +100,7 @@ class BM25Index:
 
     @classmethod
     def build(cls, documents: Iterable[Document], k1: float = 1.5, b: float = 0.75) -> BM25Index:
-        import bm25s
+        bm25s = _import_bm25s()
 
         ids: list[str] = []
         corpus: list[list[str]] = []
@@ -146,7 +155,7 @@ class BM25Index:
     @classmethod
     def load(cls, folder: Path, k1: float = 1.5, b: float = 0.75) -> BM25Index | None:
         """The cached index in ``folder``; None when missing, incomplete or built differently."""
-        import bm25s
+        bm25s = _import_bm25s()
 
         folder = Path(folder)
         try:
