@@ -306,6 +306,7 @@ class SpanPredictor:
         )
         start, end = self.logits(windows)
         threshold = cfg.no_answer_threshold if no_answer_threshold is None else no_answer_threshold
+        widen = cfg.whole_words if whole_words is None else whole_words
         return decode_spans(
             start,
             end,
@@ -314,9 +315,7 @@ class SpanPredictor:
             threshold,
             n_best,
             cfg.max_answer_chars,
-            contexts=contexts
-            if (cfg.whole_words if whole_words is None else whole_words)
-            else None,
+            contexts=contexts if widen else None,
         )
 
     def score(self, margin: float) -> float:

@@ -140,12 +140,22 @@ def widen_to_words(text: str, start: int, end: int) -> tuple[int, int]:
         new_start -= 1
     while new_end < ceiling and _is_word_char(text[new_end - 1]) and _is_word_char(text[new_end]):
         new_end += 1
-    token = _token_bounds(text, new_start)
+    # An edge beside whitespace or the text's end is a token edge already: no scan (this runs for
+    # every candidate of every window).
+    token = (
+        _token_bounds(text, new_start)
+        if new_start > 0 and not text[new_start - 1].isspace()
+        else None
+    )
     if token and token[0] < new_start and _CODE_TOKEN.search(text[token[0] : token[1]]):
         new_start = token[0]
         while new_start < start and text[new_start] in _OPENERS + _SENTENCE_END:
             new_start += 1
-    token = _token_bounds(text, new_end - 1)
+    token = (
+        _token_bounds(text, new_end - 1)
+        if new_end < len(text) and not text[new_end].isspace()
+        else None
+    )
     if token and new_end < token[1] and _CODE_TOKEN.search(text[token[0] : token[1]]):
         new_end = token[1]
         while new_end > end:
