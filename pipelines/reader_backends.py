@@ -5,6 +5,7 @@ cached per model fingerprint.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -128,6 +129,36 @@ def onnx_encoder_path(model_path: str, cache_dir: str | Path | None = None) -> P
     (``<cache_dir>/onnx/encoder-<hash>.onnx``; its output is the last hidden state)."""
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     return cache / "onnx" / f"encoder-{_fingerprint(model_path, 'hidden|fused')}.onnx"
+
+
+# Exports of each kind kept in the cache: every reader version (and every fine-tuned copy) gets
+# its own export, about 90 MB each (int8 22 MB), and nothing else ever deletes them.
+ONNX_CACHE_KEEP = 4
+
+
+def touch_export(path: Path) -> None:
+    """Mark an export as used now (its mtime), so pruning keeps the ones in use."""
+    with contextlib.suppress(OSError):
+        os.utime(path)
+
+
+def prune_onnx_cache(folder: Path, kind: str, keep: int = ONNX_CACHE_KEEP) -> list[Path]:
+    """Delete all but the ``keep`` most recently used exports of ``kind`` ("reader" or
+    "encoder") in ``folder``, each with its int8 version and lock files; returns the deleted
+    exports. A process still reading a deleted export keeps its copy in memory."""
+    exports = [
+        p for p in folder.glob(f"{kind}-*.onnx") if not p.stem.endswith("-int8") and p.is_file()
+    ]
+    exports.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    deleted = []
+    for export in exports[keep:]:
+        int8 = onnx_int8_path(export)
+        for path in (export, int8, Path(f"{export}.lock"), Path(f"{int8}.lock")):
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+        deleted.append(export)
+        logger.info("deleted the ONNX export %s (not used lately)", export)
+    return deleted
 
 
 def onnx_int8_path(fp32_path: Path) -> Path:
@@ -265,6 +296,7 @@ def _export_once(
             tmp.replace(path)
         finally:
             tmp.unlink(missing_ok=True)
+    prune_onnx_cache(path.parent, what)
     return path
 
 
@@ -335,7 +367,9 @@ def load_backend(
         return quantize_int8(model)
     if backend in ("onnx", "onnx-int8"):
         path = onnx_model_path(model_path, "token_type_ids" in input_names, cache_dir)
-        if not path.is_file():
+        if path.is_file():
+            touch_export(path)
+        else:
             export_onnx(model_path, input_names, path)
         if backend == "onnx-int8":
             int8 = onnx_int8_path(path)

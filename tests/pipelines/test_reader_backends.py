@@ -219,3 +219,39 @@ def test_settings_backend_reaches_the_query_pipeline(tmp_path: Path, tiny_reader
     reader = pipe.get_component("reader")
     assert reader.backend == "int8"
     assert reader.cache_dir == str(tmp_path / "cache")
+
+
+def test_a_new_export_prunes_the_exports_not_used_lately(tiny_reader: Path, tmp_path: Path) -> None:
+    import os
+
+    from pipelines.reader_backends import ONNX_CACHE_KEEP
+
+    folder = tmp_path / "onnx"
+    folder.mkdir()
+    old = []
+    for age in range(ONNX_CACHE_KEEP + 1):  # reader-0 used most recently, reader-4 longest ago
+        export = folder / f"reader-{age:020d}.onnx"
+        siblings = [export.with_name(f"{export.stem}-int8.onnx"), Path(f"{export}.lock")]
+        for path in (export, *siblings):
+            path.write_bytes(b"an earlier reader version's export")
+            os.utime(path, (1_000_000 - age * 1000,) * 2)
+        old.append((export, siblings))
+    encoder = folder / "encoder-00000000000000000000.onnx"
+    encoder.write_bytes(b"the question encoder")
+    os.utime(encoder, (1, 1))
+
+    new = SpanPredictor(tiny_reader, backend="onnx", cache_dir=tmp_path)
+    assert new.model.path.is_file()
+    kept = sorted(p.name for p in folder.glob("reader-*.onnx") if "-int8" not in p.name)
+    # The new export and the most recently used of the others, with nothing of the rest left.
+    assert new.model.path.name in kept and len(kept) == ONNX_CACHE_KEEP
+    for export, siblings in old[ONNX_CACHE_KEEP - 1 :]:
+        assert not export.exists() and not any(s.exists() for s in siblings)
+    for export, siblings in old[: ONNX_CACHE_KEEP - 1]:
+        assert export.exists() and all(s.exists() for s in siblings)
+    assert encoder.exists()  # readers are pruned among readers
+
+    # Loading an export marks it used: it outlives exports made before it was loaded again.
+    os.utime(new.model.path, (1, 1))
+    SpanPredictor(tiny_reader, backend="onnx", cache_dir=tmp_path)
+    assert new.model.path.stat().st_mtime > 1_000_000
