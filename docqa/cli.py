@@ -477,52 +477,6 @@ def promote_cmd(
         raise fail(str(exc)) from exc
 
 
-@app.command("make-pairs")
-def make_pairs(
-    folder: Annotated[Path, typer.Argument(help="Folder of HTML documentation (e.g. Sphinx).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="SQuAD v2.0 file to write.")],
-    per_page: Annotated[int, typer.Option(min=1, help="At most N pairs per page.")] = 40,
-    limit: Annotated[int | None, typer.Option(min=1, help="At most N pairs in all.")] = None,
-    unanswerable: Annotated[
-        float,
-        typer.Option(
-            min=0.0,
-            max=1.0,
-            help="Share of questions paired with a passage without "
-            "the answer (taught as no answer).",
-        ),
-    ] = 0.2,
-    seed: Annotated[int, typer.Option()] = 0,
-    home: HomeOption = None,
-) -> None:
-    """Training pairs made by rule from a documentation folder's structure: API entries asked by
-    what they do, option lists, table cells asked by row and header. Train on them with
-    `docqa train FILE` to adapt the reader to structured documentation."""
-    from evaluation.squad import write_json_atomic
-    from reader_training.doc_pairs import PairSettings, build_doc_pairs, html_pages, to_squad
-
-    if not folder.is_dir():
-        raise fail(f"{folder}: not a folder", 2)
-    pages = html_pages(folder)
-    if not pages:
-        raise fail(f"{folder}: no .html pages in it", 2)
-    config = PairSettings.from_settings(
-        settings_from(home), unanswerable_share=unanswerable, per_page=per_page, seed=seed
-    )
-    pairs = build_doc_pairs(pages, config, limit=limit, progress=sys.stderr.isatty())
-    if not pairs:
-        raise fail(
-            f"{folder}: none of its {len(pages)} pages has an API entry, an option list or a "
-            "table with a header row to make questions from"
-        )
-    write_json_atomic(to_squad(pairs, title=folder.name or "docs"), out)
-    kinds: dict[str, int] = {}
-    for pair in pairs:
-        kinds[pair.kind] = kinds.get(pair.kind, 0) + 1
-    described = ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
-    typer.echo(f"{len(pairs)} pairs from {len(pages)} pages ({described}) written to {out}")
-
-
 @app.command()
 def ui(
     home: HomeOption = None,

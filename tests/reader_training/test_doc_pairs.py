@@ -158,36 +158,3 @@ def test_the_pairs_are_a_squad_file_the_trainer_loads(tmp_path: Path, page: Path
     assert sum(ex.is_impossible for ex in examples) == sum(p.answer is None for p in pairs)
     assert report.summary()  # a clean file: nothing dropped or repaired
     assert html_pages(tmp_path) == sorted([broken, other])
-
-
-def test_make_pairs_writes_a_training_file_and_names_a_folder_without_pages(
-    tmp_path: Path, page: Path
-) -> None:
-    from typer.testing import CliRunner
-
-    from docqa.cli import app
-
-    runner = CliRunner()
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "clock.html").write_text(page.read_text(encoding="utf-8"), encoding="utf-8")
-    out = tmp_path / "pairs.json"
-    home = tmp_path / "home"
-    result = runner.invoke(app, ["make-pairs", str(docs), "--out", str(out), "--home", str(home)])
-    assert result.exit_code == 0, result.output
-    examples, _ = load_squad(out)
-    assert f"{len(examples)} pairs from 1 pages" in result.stdout
-    assert any(ex.answers and ex.answers[0].text == "clock.monotonic_ns()" for ex in examples)
-
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    (empty / "notes.txt").write_text("no html here")
-    result = runner.invoke(app, ["make-pairs", str(empty), "--out", str(out), "--home", str(home)])
-    assert result.exit_code == 2
-    assert f"{empty}: no .html pages in it" in result.stderr
-    prose = tmp_path / "prose"
-    prose.mkdir()
-    (prose / "a.html").write_text("<html><body><p>Just prose.</p></body></html>")
-    result = runner.invoke(app, ["make-pairs", str(prose), "--out", str(out), "--home", str(home)])
-    assert result.exit_code == 1 and "none of its 1 pages" in result.stderr
-    assert load_squad(out)[0] == examples  # the earlier file is left as it was
