@@ -6,16 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.squad import load_squad
-from indexer.convert import convert_file
-from indexer.split import split_document
-from reader_training.doc_pairs import (
+from evaluation.doc_pairs import (
     PairSettings,
     build_doc_pairs,
     html_pages,
     pairs_from_page,
     to_squad,
 )
+from evaluation.squad import load_squad
+from indexer.convert import convert_file
+from indexer.split import split_document
 
 FILLER = " ".join(
     f"Paragraph {i} explains background material about configuration files, logging and"
