@@ -42,47 +42,26 @@ _SPACE = re.compile(r"\s+")
 _TAG_GAP = re.compile(r"\s+([.,;:!?)\]])")
 _TAG_GAP_OPEN = re.compile(r"([(\[])\s+")
 _SENTENCE_END = re.compile(r"(?<=[a-z0-9)\]`'\"’”])[.!?](?=\s|$)")
-# Leading verbs of API descriptions ("Return a string ...") and how a question says them.
-_VERBS = {
-    "return": "returns", "create": "creates", "set": "sets", "get": "gets", "remove": "removes",
-    "add": "adds", "raise": "raises", "convert": "converts", "open": "opens", "close": "closes",
-    "read": "reads", "write": "writes", "delete": "deletes", "change": "changes", "send": "sends",
-    "start": "starts", "stop": "stops", "wait": "waits", "test": "tests", "check": "checks",
-    "register": "registers", "make": "makes", "compute": "computes", "call": "calls",
-    "execute": "executes", "run": "runs", "parse": "parses", "encode": "encodes",
-    "decode": "decodes", "copy": "copies", "update": "updates", "clear": "clears",
-    "insert": "inserts", "append": "appends", "flush": "flushes", "reset": "resets",
-    "format": "formats", "load": "loads", "save": "saves", "print": "prints",
-    "determine": "determines", "initialize": "initializes", "construct": "constructs",
-    "compare": "compares", "search": "searches", "find": "finds", "iterate": "iterates",
-    "split": "splits", "join": "joins", "block": "blocks", "acquire": "acquires",
-    "release": "releases", "cancel": "cancels", "schedule": "schedules", "install": "installs",
-    "enable": "enables", "disable": "disables", "emit": "emits", "handle": "handles",
-    "process": "processes", "generate": "generates", "build": "builds", "apply": "applies",
-    "match": "matches", "replace": "replaces", "truncate": "truncates", "rename": "renames",
-    "move": "moves", "force": "forces", "ignore": "ignores",
-    "turn": "turns", "skip": "skips", "issue": "issues", "suspend": "suspends",
-    "resume": "resumes", "lock": "locks", "unlock": "unlocks", "attach": "attaches",
-    "detach": "detaches", "bind": "binds", "connect": "connects", "listen": "listens",
-    "accept": "accepts", "receive": "receives", "shut": "shuts", "perform": "performs",
-    "map": "maps", "sort": "sorts", "reverse": "reverses", "pop": "pops", "push": "pushes",
-    "extend": "extends", "count": "counts", "wrap": "wraps", "mark": "marks",
-    "notify": "notifies", "put": "puts", "fetch": "fetches", "store": "stores",
-    "retrieve": "retrieves", "transform": "transforms", "translate": "translates",
-    "normalize": "normalizes", "validate": "validates", "verify": "verifies",
-    "exit": "exits", "terminate": "terminates", "kill": "kills", "spawn": "spawns",
-    "fork": "forks", "allocate": "allocates", "free": "frees", "evaluate": "evaluates",
-    "compile": "compiles", "export": "exports", "import": "imports", "show": "shows",
-    "display": "displays", "draw": "draws", "specify": "specifies", "define": "defines",
-    "declare": "declares", "indicate": "indicates", "select": "selects", "query": "queries",
-    "escape": "escapes", "quote": "quotes", "unquote": "unquotes", "pack": "packs",
-    "unpack": "unpacks", "serialize": "serializes", "deserialize": "deserializes",
-    "hash": "hashes", "encrypt": "encrypts", "decrypt": "decrypts", "sign": "signs",
-    "log": "logs", "measure": "measures", "round": "rounds", "shift": "shifts",
-    "rotate": "rotates", "fill": "fills", "pad": "pads", "strip": "strips", "trim": "trims",
-    "expand": "expands", "collect": "collects", "filter": "filters", "group": "groups",
-    "merge": "merges", "restore": "restores", "use": "uses",
-}  # fmt: skip
+# Leading verbs of API descriptions ("Return a string ..."), said in the third person
+# (:func:`_third_person`) by a question.
+_VERBS = frozenset({
+    "accept", "acquire", "add", "allocate", "append", "apply", "attach", "bind", "block", "build",
+    "call", "cancel", "change", "check", "clear", "close", "collect", "compare", "compile",
+    "compute", "connect", "construct", "convert", "copy", "count", "create", "declare", "decode",
+    "decrypt", "define", "delete", "deserialize", "detach", "determine", "disable", "display",
+    "draw", "emit", "enable", "encode", "encrypt", "escape", "evaluate", "execute", "exit",
+    "expand", "export", "extend", "fetch", "fill", "filter", "find", "flush", "force", "fork",
+    "format", "free", "generate", "get", "group", "handle", "hash", "ignore", "import", "indicate",
+    "initialize", "insert", "install", "issue", "iterate", "join", "kill", "listen", "load",
+    "lock", "log", "make", "map", "mark", "match", "measure", "merge", "move", "normalize",
+    "notify", "open", "pack", "pad", "parse", "perform", "pop", "print", "process", "push", "put",
+    "query", "quote", "raise", "read", "receive", "register", "release", "remove", "rename",
+    "replace", "reset", "restore", "resume", "retrieve", "return", "reverse", "rotate", "round",
+    "run", "save", "schedule", "search", "select", "send", "serialize", "set", "shift", "show",
+    "shut", "sign", "skip", "sort", "spawn", "specify", "split", "start", "stop", "store", "strip",
+    "suspend", "terminate", "test", "transform", "translate", "trim", "truncate", "turn", "unlock",
+    "unpack", "unquote", "update", "use", "validate", "verify", "wait", "wrap", "write",
+})  # fmt: skip
 _KIND_NOUN = {
     "function": "function", "method": "method", "classmethod": "method",
     "staticmethod": "method", "class": "class", "exception": "exception",
@@ -155,12 +134,21 @@ def _first_sentence(text: str) -> str | None:
     return sentence.strip() if 3 <= len(sentence.split()) <= 28 else None
 
 
+def _third_person(verb: str) -> str:
+    """ "return" -> "returns", "push" -> "pushes", "copy" -> "copies"."""
+    if verb.endswith(("s", "sh", "ch", "x", "z")):
+        return verb + "es"
+    if verb.endswith("y") and verb[-2] not in "aeiou":
+        return verb[:-1] + "ies"
+    return verb + "s"
+
+
 def _verb_phrase(sentence: str) -> tuple[str, str] | None:
     """("returns", "a string ...") of a description that starts with a verb we know."""
     first, _, rest = sentence.partition(" ")
     word = first.lower()
     if word in _VERBS:
-        verb = _VERBS[word]
+        verb = _third_person(word)
     elif word.endswith("s") and (word[:-1] in _VERBS or word[:-2] in _VERBS):  # "returns"
         verb = word
     else:

@@ -185,20 +185,17 @@ class OnnxSentenceEncoder:
     def __init__(self, path: str, cache_dir: str | Path | None = None) -> None:
         from pipelines.light_tokenizer import load_tokenizer
         from pipelines.reader_backends import (
+            cached_export,
             export_onnx_encoder,
             onnx_encoder_path,
             onnx_session,
-            touch_export,
         )
 
         self.max_seq_length = _max_seq_length(path)
         self.tokenizer = load_tokenizer(path)
         self.input_names = list(self.tokenizer.model_input_names)
         exported = onnx_encoder_path(path, cache_dir)
-        if exported.is_file():
-            touch_export(exported)
-        else:
-            export_onnx_encoder(path, self.input_names, exported)
+        cached_export(exported, lambda: export_onnx_encoder(path, self.input_names, exported))
         self.session = onnx_session(exported)
         self.path = exported
         model_config = json.loads((Path(path) / "config.json").read_text("utf-8"))

@@ -136,10 +136,15 @@ def onnx_encoder_path(model_path: str, cache_dir: str | Path | None = None) -> P
 ONNX_CACHE_KEEP = 4
 
 
-def touch_export(path: Path) -> None:
-    """Mark an export as used now (its mtime), so pruning keeps the ones in use."""
-    with contextlib.suppress(OSError):
-        os.utime(path)
+def cached_export(path: Path, export: Callable[[], Path]) -> Path:
+    """The export at ``path``, marked used now (its mtime, so pruning keeps the ones in use), or
+    made by ``export()`` where it is not there yet. The check comes first so a cached export
+    costs no import of the exporting code."""
+    if path.is_file():
+        with contextlib.suppress(OSError):
+            os.utime(path)
+        return path
+    return export()
 
 
 def prune_onnx_cache(folder: Path, kind: str, keep: int = ONNX_CACHE_KEEP) -> list[Path]:
@@ -367,10 +372,7 @@ def load_backend(
         return quantize_int8(model)
     if backend in ("onnx", "onnx-int8"):
         path = onnx_model_path(model_path, "token_type_ids" in input_names, cache_dir)
-        if path.is_file():
-            touch_export(path)
-        else:
-            export_onnx(model_path, input_names, path)
+        cached_export(path, lambda: export_onnx(model_path, input_names, path))
         if backend == "onnx-int8":
             int8 = onnx_int8_path(path)
             path = int8 if int8.is_file() else quantize_onnx_int8(path, int8)

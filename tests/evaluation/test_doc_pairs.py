@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -150,8 +151,6 @@ def test_the_pairs_are_a_squad_file_the_trainer_loads(tmp_path: Path, page: Path
     pairs = build_doc_pairs(folder_pages, PairSettings(unanswerable_share=0.3, seed=1))
     assert {p.source for p in pairs} == {"clock.html"}  # prose and a broken page give none
     out = tmp_path / "pairs.json"
-    import json
-
     out.write_text(json.dumps(to_squad(pairs)), encoding="utf-8")
     examples, report = load_squad(out)
     assert len(examples) == len(pairs)
