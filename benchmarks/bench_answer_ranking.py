@@ -24,11 +24,14 @@ and structure splitting need their own indexes: ``--split-words N`` indexes ever
 passages of N words (``--split-sections``: a heading starts a new passage). ``--splits
 200,150,100,sections`` compares splittings side by side instead (the reader's own ranking, each
 set indexed anew per splitting; ``200`` is today's default) and writes
-``benchmarks/results/passage_splits.json``.
+``benchmarks/results/passage_splits.json``. ``--k-curve 1,3,5,10,20`` reads the most passages
+once and plots top-1 F1 (overall, HasAns, NoAns) against the passages read on every set, with
+the reader's own ranking and with the other null scope
+(``benchmarks/results/answer_ranking_k.json``, ``plots/answer_ranking/f1_vs_k.png``).
 
     python benchmarks/bench_answer_ranking.py [--reader PATH] [--open-questions 300]
-        [--top-k 10] [--split-words N] [--split-sections] [--splits LIST] [--work DIR]
-        [--out FILE]
+        [--top-k 10] [--split-words N] [--split-sections] [--splits LIST] [--k-curve LIST]
+        [--work DIR] [--out FILE]
 """
 
 from __future__ import annotations
@@ -277,6 +280,79 @@ def compare_splits(args: argparse.Namespace, reader: str) -> None:
     print(f"wrote {out}")
 
 
+def k_curve(args: argparse.Namespace, reader: str) -> None:
+    """Top-1 F1 against passages read, every set, from one read of the most passages."""
+    from evaluation.plots import plot_f1_vs_k
+
+    ks = sorted({int(k) for k in args.k_curve.split(",") if k.strip()})
+    sets = load_sets(args, reader)
+    curves: dict[str, dict[str, list[dict[str, float]]]] = {}
+    shipped: AnswerRanking | None = None
+    for name, (examples, settings) in sets.items():
+        raw, predictor, _ = read_all(examples, settings, ks[-1])
+        reads = widened(raw, predictor)
+        shipped = AnswerRanking.of(predictor)
+        other = "question" if shipped.null_scope == "window" else "window"
+        for label, ranking in (
+            (f"null scope {shipped.null_scope} (the reader's)", shipped),
+            (f"null scope {other}", replace(shipped, null_scope=other)),
+        ):
+            for k in ks:
+                predictions = {
+                    qid: answer_at_k(r, k, predictor.score, ranking) or ""
+                    for qid, r in reads.items()
+                }
+                m = squad_metrics(examples, predictions)
+                point = {"k": k, "f1": round(m["f1"], 2)}
+                point |= {s: round(m[f"{s}_f1"], 2) for s in ("HasAns", "NoAns") if f"{s}_f1" in m}
+                curves.setdefault(name, {}).setdefault(label, []).append(point)
+    assert shipped is not None
+    print(f"CPU: {cpu_description()}; reader {reader}")
+    print(f"{'set':12}{'ranking':34}" + "".join(f"{'k=' + str(k):>9}" for k in ks))
+    for name, by_label in curves.items():
+        for label, points in by_label.items():
+            print(f"{name:12}{label:34}" + "".join(f"{p['f1']:>9.2f}" for p in points))
+    own = {name: next(iter(by_label.values())) for name, by_label in curves.items()}
+    # "Falls": some k scores lower than a smaller k did.
+    falls = [
+        name
+        for name, points in own.items()
+        if any(p["f1"] < max(q["f1"] for q in points[:i]) for i, p in enumerate(points) if i)
+    ]
+    print("F1 falls with more passages on:", ", ".join(falls) or "no set")
+    plot = REPO_ROOT / "benchmarks" / "results" / "plots" / "answer_ranking" / "f1_vs_k.png"
+    plot_f1_vs_k(curves, plot, title=f"Top-1 F1 vs passages read, reader {Path(reader).name}")
+    out = args.out
+    if out.name == "answer_ranking.json":
+        out = out.with_name("answer_ranking_k.json")
+    result = {
+        "benchmark": "answer_ranking_k",
+        "cpu": cpu_description(),
+        "environment": environment(),
+        "reader": reader,
+        "shipped_ranking": shipped.__dict__,
+        "ks": ks,
+        "curves": curves,
+        "falls_on": falls,
+        "plot": str(plot.relative_to(REPO_ROOT)),
+        "readme_rows": [
+            {
+                "what": "top-1 F1 by passages read, k = "
+                + " / ".join(map(str, ks))
+                + " (reader's own ranking)",
+                "number": "; ".join(
+                    f"{name}: " + " / ".join(f"{p['f1']:.1f}" for p in points)
+                    for name, points in own.items()
+                )
+                + f"; falls with k on: {', '.join(falls) or 'no set'}",
+                "command": f"python benchmarks/bench_answer_ranking.py --k-curve {args.k_curve}",
+            }
+        ],
+    }
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reader", default=None, help="default: the shipped reader")
@@ -285,6 +361,9 @@ def main() -> None:
     parser.add_argument("--split-words", type=int, default=0, help="index anew with N words")
     parser.add_argument("--split-sections", action="store_true", help="a heading starts a passage")
     parser.add_argument("--splits", default="", help="compare splittings, e.g. 200,100,sections")
+    parser.add_argument(
+        "--k-curve", default="", help="plot F1 against passages read, e.g. 1,3,5,10,20"
+    )
     parser.add_argument(
         "--realdocs-home", type=Path, default=Path(tempfile.gettempdir()) / "docqa-realdocs"
     )
@@ -298,6 +377,9 @@ def main() -> None:
     reader = str(Path(args.reader or SHIPPED_READER).resolve())
     if args.splits:
         compare_splits(args, reader)
+        return
+    if args.k_curve:
+        k_curve(args, reader)
         return
     sets = load_sets(args, reader)
 

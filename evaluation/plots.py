@@ -69,6 +69,31 @@ def plot_accuracy_vs_k(report: dict[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
+def plot_f1_vs_k(
+    curves: dict[str, dict[str, list[dict[str, float]]]], path: Path, title: str = ""
+) -> Path:
+    """One panel per set: top-1 F1 against passages read, a line per ranking (the first solid,
+    the others dashed), with HasAns and NoAns F1 of the first ranking dotted."""
+    fig = Figure(figsize=(4.2 * len(curves), 4))
+    axes = fig.subplots(1, len(curves), squeeze=False)[0]
+    for ax, (name, by_label) in zip(axes, curves.items(), strict=True):
+        for i, (label, points) in enumerate(by_label.items()):
+            ks = [p["k"] for p in points]
+            ax.plot(ks, [p["f1"] for p in points], "o-" if i == 0 else "s--", label=f"F1, {label}")
+            if i == 0:
+                for split, style in (("HasAns", ":"), ("NoAns", "-.")):
+                    if all(split in p for p in points):
+                        ax.plot(ks, [p[split] for p in points], style, label=f"{split} F1")
+        ax.set(xlabel="passages read (k)", ylabel="top-1 F1 (%)", title=name, ylim=(0, 100))
+        ax.set_xscale("log")
+        ax.set_xticks(ks, [str(k) for k in ks])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
 def plot_latency(report: dict[str, Any], path: Path) -> Path:
     """Histogram of the per-question latency, with p50 and p95 marked."""
     lat = report["latency_seconds"]
