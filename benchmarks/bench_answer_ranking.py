@@ -12,6 +12,7 @@ Variants, each changing one thing from the reader's own ranking (``docqa_reader.
 * ``retriever weight w``: the share of the retriever's score in an answer's score;
 * ``null scope``: "no answer" judged per passage window or once per question;
 * ``pooling``: the same answer text found in several passages combines its evidence (noisy-or);
+* ``rank prior c``: margins of the passage retrieved r-th lowered by ``c * ln(r)``;
 * ``dedup``: near-duplicate passages (word 4-gram Jaccard >= 0.8) dropped before ranking;
 * ``k``: fewer passages read;
 * ``cascade``: read the best 3 passages, stop when the top answer (or "no answer") scores at
@@ -26,7 +27,7 @@ passages of N words (``--split-sections``: a heading starts a new passage). ``--
 set indexed anew per splitting; ``200`` is today's default) and writes
 ``benchmarks/results/passage_splits.json``. ``--k-curve 1,3,5,10,20`` reads the most passages
 once and plots top-1 F1 (overall, HasAns, NoAns) against the passages read on every set, with
-the reader's own ranking and with the other null scope
+the reader's own ranking, the other null scope and each rank prior
 (``benchmarks/results/answer_ranking_k.json``, ``plots/answer_ranking/f1_vs_k.png``).
 
     python benchmarks/bench_answer_ranking.py [--reader PATH] [--open-questions 300]
@@ -77,6 +78,7 @@ DEMO_DEV = REPO_ROOT / "data" / "demo" / "labels" / "dev.json"
 WEIGHTS = (0.0, 0.3, 0.5, 0.7, 0.9)
 DUPLICATE_JACCARD = 0.8
 CASCADE_SCORES = (0.6, 0.7, 0.8, 0.9)
+RANK_PRIORS = (0.5, 1.0, 2.0)
 
 
 def _shingles(text: str, n: int = 4) -> set[tuple[str, ...]]:
@@ -202,6 +204,11 @@ def variants(shipped: AnswerRanking, top_k: int) -> list[tuple[str, AnswerRankin
         (f"null scope {other_scope}", replace(shipped, null_scope=other_scope), top_k, False)
     )
     out.append(("pooling noisy-or", replace(shipped, answer_pooling="noisy_or"), top_k, False))
+    out += [
+        (f"rank prior {c:g}", replace(shipped, rank_prior=c), top_k, False)
+        for c in RANK_PRIORS
+        if c != shipped.rank_prior
+    ]
     out.append(("near-duplicates dropped", shipped, top_k, True))
     out.append((RAW_SPANS, shipped, top_k, False))
     out += [(f"k {k}", shipped, k, False) for k in (1, 3, 5) if k < top_k]
@@ -293,10 +300,12 @@ def k_curve(args: argparse.Namespace, reader: str) -> None:
         reads = widened(raw, predictor)
         shipped = AnswerRanking.of(predictor)
         other = "question" if shipped.null_scope == "window" else "window"
-        for label, ranking in (
+        rankings = [
             (f"null scope {shipped.null_scope} (the reader's)", shipped),
             (f"null scope {other}", replace(shipped, null_scope=other)),
-        ):
+        ]
+        rankings += [(f"rank prior {c:g}", replace(shipped, rank_prior=c)) for c in RANK_PRIORS]
+        for label, ranking in rankings:
             for k in ks:
                 predictions = {
                     qid: answer_at_k(r, k, predictor.score, ranking) or ""

@@ -126,21 +126,33 @@ def docqa_details(
     hits = declined = 0
     no_answer_right = 0
     per_kind: dict[str, list[float]] = defaultdict(list)
+    per_question: list[dict[str, Any]] = []  # for reading the errors, not for the summary
     for r, ex in zip(labels, examples, strict=True):
         results = service.ask(ex.question)
         top = results[0].answer if results else None
+        document = results[0].document if results and results[0].answer is not None else None
+        record = {
+            "id": r["id"],
+            "kind": r["kind"],
+            "gold": r["answer"],
+            "answer": top,
+            "answer_source": document.meta.get("source") if document is not None else None,
+        }
+        per_question.append(record)
         if r["page"] is None:
             no_answer_right += top is None
             per_kind["unanswerable"].append(1.0 if top is None else 0.0)
             continue
         gold = r["answer"]
         declined += top is None
-        per_kind[r["kind"]].append(compute_f1(gold, top or ""))
+        record["f1"] = round(compute_f1(gold, top or ""), 3)
+        per_kind[r["kind"]].append(record["f1"])
         answers = [a.answer for a in results if a.answer is not None][:5]
         hits += any(compute_f1(gold, a) >= HIT_F1 for a in answers)
         sources = [d.meta.get("source", "") for d in service.retrieve(ex.question, top_k=max(KS))]
         gold_source = f"{docs.name}/{r['page']}"  # how the indexer names a page of that folder
         rank = next((i for i, s in enumerate(sources) if s == gold_source), None)
+        record["gold_page_rank"] = None if rank is None else rank + 1
         for k in KS:
             recall[k] += rank is not None and rank < k
     answerable = sum(1 for r in labels if r["page"])
@@ -151,6 +163,7 @@ def docqa_details(
         "no_answer_accuracy": round(no_answer_right / max(1, unanswerable), 3),
         "answerable_declined": round(declined / max(1, answerable), 3),
         "f1_by_kind": {k: round(100 * statistics.fmean(v), 1) for k, v in sorted(per_kind.items())},
+        "per_question": per_question,
     }
 
 

@@ -112,6 +112,9 @@ class ReaderConfig:
     # How spans of the same text from several passages score: "max" (the best one) or
     # "noisy_or" (evidence combined; pipelines.spans.rank_answers).
     answer_pooling: str = "max"
+    # Margins of the passage retrieved r-th lowered by rank_prior * ln(r) (0: off): a span from
+    # a low-ranked passage needs more evidence to beat better-ranked spans and "no answer".
+    rank_prior: float = 0.0
     # A cascade (0: off): read the best ``cascade_passages`` passages first and stop there when
     # their top answer, or "no answer", scores at least ``cascade_min_score``; read the rest
     # otherwise. Reading costs time in proportion to the passages read.

@@ -9,6 +9,7 @@ the same way.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
@@ -295,6 +296,7 @@ def rank_answers(
     spans_per_passage: int | None = None,
     answer_pooling: str = "max",
     passage_texts: Sequence[str] | None = None,
+    rank_prior: float = 0.0,
 ) -> tuple[list[RankedSpan], float]:
     """The spans of all passages read, best first, and the score of "no answer".
 
@@ -308,6 +310,11 @@ def rank_answers(
     With ``answer_pooling="noisy_or"`` (``passage_texts`` needed) spans of the same text from
     several passages are one answer: its reader score is ``1 - prod(1 - r)`` over the passages'
     best such span, its retriever score the best of theirs, and it is shown at its best span.
+
+    ``rank_prior`` > 0 asks more of spans from passages retrieved lower: the passage at rank
+    ``r`` (1: the best; ``candidates`` are in retrieval order) has ``rank_prior * ln(r)``
+    subtracted from its margins, a prior that a lower-ranked passage holds the answer less often,
+    so a weak span in the tenth passage no longer outvotes "no answer" on its own.
     """
     if answer_pooling not in ANSWER_POOLINGS:
         raise ValueError(f"answer_pooling must be one of {ANSWER_POOLINGS}, not {answer_pooling!r}")
@@ -318,12 +325,13 @@ def rank_answers(
     ranked: list[RankedSpan] = []
     best_reader = 0.0
     for passage, (cands, retriever) in enumerate(zip(candidates, retriever_scores, strict=True)):
+        rank_penalty = rank_prior * math.log1p(passage)
         kept: list[tuple[int, int]] = []
         for c in cands:
             if any(c.start_char < e and s < c.end_char for s, e in kept):
                 continue
             kept.append((c.start_char, c.end_char))
-            reader = score(c.margin + shift(c) - open_null_offset)
+            reader = score(c.margin + shift(c) - open_null_offset - rank_penalty)
             best_reader = max(best_reader, reader)
             if spans_per_passage is None or len(kept) <= spans_per_passage:
                 ranked.append(RankedSpan(passage, c, reader, (1 - w) * reader + w * retriever))
@@ -348,6 +356,7 @@ class AnswerRanking:
     open_null_offset: float = 0.0
     null_scope: str = "window"
     answer_pooling: str = "max"
+    rank_prior: float = 0.0
 
     def rank(
         self,
@@ -368,6 +377,7 @@ class AnswerRanking:
             spans_per_passage=spans_per_passage,
             answer_pooling=self.answer_pooling,
             passage_texts=passage_texts,
+            rank_prior=self.rank_prior,
         )
 
     def save(self, model_dir: str | Path) -> None:

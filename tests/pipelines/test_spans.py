@@ -79,3 +79,30 @@ def test_pooling_needs_the_texts_and_a_known_mode() -> None:
 
 def test_answer_key_ignores_case_punctuation_and_spacing() -> None:
     assert answer_key("21  Days.") == answer_key("21 days") != answer_key("31 days")
+
+
+def test_a_rank_prior_asks_more_of_spans_from_lower_ranked_passages() -> None:
+    # The same margin in the first and the third passage: without a prior the tie keeps
+    # retrieval order; with one, the third passage's span scores lower by prior * ln(3).
+    same = [[_candidate(0, "21 days", 0.5)], [], [_candidate(2, "21 days", 0.5)]]
+    ranked, _ = rank_answers(same, [0.5] * 3, sigmoid)
+    assert [r.reader_score for r in ranked] == [sigmoid(0.5), sigmoid(0.5)]
+    ranked, _ = rank_answers(same, [0.5] * 3, sigmoid, rank_prior=1.0)
+    assert ranked[0].passage == 0 and ranked[0].reader_score == pytest.approx(sigmoid(0.5))
+    assert ranked[1].reader_score == pytest.approx(sigmoid(0.5 - math.log(3)))
+
+    # A weak span found only in the third passage answers without a prior and not with one.
+    weak = [[], [], [_candidate(2, "21 days", 0.3)]]
+    ranked, no_answer = rank_answers(weak, [0.5] * 3, sigmoid)
+    assert ranked[0].score > no_answer
+    ranked, no_answer = rank_answers(weak, [0.5] * 3, sigmoid, rank_prior=1.0)
+    assert ranked[0].score < no_answer
+
+    # The prior is a setting of a reader's ranking, saved with it.
+    from pipelines.reader import ReaderConfig
+    from pipelines.spans import AnswerRanking
+
+    assert "rank_prior" in ReaderConfig.__dataclass_fields__
+    assert AnswerRanking(rank_prior=1.0).rank(weak, [0.5] * 3, sigmoid)[1] == pytest.approx(
+        no_answer
+    )
