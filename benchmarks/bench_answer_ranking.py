@@ -215,6 +215,23 @@ def variants(shipped: AnswerRanking, top_k: int) -> list[tuple[str, AnswerRankin
     return out
 
 
+def _short(reader: str) -> str:
+    """A reader folder as its last two path parts (``data/reader``)."""
+    return "/".join(Path(reader).parts[-2:])
+
+
+def _result_file(
+    args: argparse.Namespace, benchmark: str, reader: str
+) -> tuple[Path, dict[str, Any]]:
+    """Where a side comparison writes (beside the default result file, named for it) and the
+    head of its JSON."""
+    out = args.out
+    if out.name == "answer_ranking.json":
+        out = out.with_name(f"{benchmark}.json")
+    head = {"benchmark": benchmark, "cpu": cpu_description(), "environment": environment()}
+    return out, head | {"reader": reader}
+
+
 def compare_splits(args: argparse.Namespace, reader: str) -> None:
     """Top-1 F1 (the reader's own ranking) and passage counts per splitting, on every set."""
     default_words = Settings().split_words
@@ -258,14 +275,8 @@ def compare_splits(args: argparse.Namespace, reader: str) -> None:
         cells = "".join(f"{row[n]['f1']:>7.2f} ({row[n]['passages']:>5})" for n in sets)
         print(f"{label:24}{cells}{row['mean_f1']:>8.2f}")
     print("helps on all three sets:", ", ".join(helps) or "nothing")
-    out = args.out
-    if out.name == "answer_ranking.json":
-        out = out.with_name("passage_splits.json")
-    result = {
-        "benchmark": "passage_splits",
-        "cpu": cpu_description(),
-        "environment": environment(),
-        "reader": reader,
+    out, result = _result_file(args, "passage_splits", reader)
+    result |= {
         "top_k": args.top_k,
         "splits": table,
         "helps_on_all_sets": helps,
@@ -330,15 +341,9 @@ def k_curve(args: argparse.Namespace, reader: str) -> None:
     ]
     print("F1 falls with more passages on:", ", ".join(falls) or "no set")
     plot = REPO_ROOT / "benchmarks" / "results" / "plots" / "answer_ranking" / "f1_vs_k.png"
-    plot_f1_vs_k(curves, plot, title=f"Top-1 F1 vs passages read, reader {Path(reader).name}")
-    out = args.out
-    if out.name == "answer_ranking.json":
-        out = out.with_name("answer_ranking_k.json")
-    result = {
-        "benchmark": "answer_ranking_k",
-        "cpu": cpu_description(),
-        "environment": environment(),
-        "reader": reader,
+    plot_f1_vs_k(curves, plot, title=f"Top-1 F1 vs passages read, reader {_short(reader)}")
+    out, result = _result_file(args, "answer_ranking_k", reader)
+    result |= {
         "shipped_ranking": shipped.__dict__,
         "ks": ks,
         "curves": curves,

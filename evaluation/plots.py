@@ -86,6 +86,7 @@ def plot_f1_vs_k(
                         ax.plot(ks, [p[split] for p in points], style, label=f"{split} F1")
         ax.set(xlabel="passages read (k)", ylabel="top-1 F1 (%)", title=name, ylim=(0, 100))
         ax.set_xscale("log")
+        ax.minorticks_off()  # only the k read are labelled, not log-scale minor ticks
         ax.set_xticks(ks, [str(k) for k in ks])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
