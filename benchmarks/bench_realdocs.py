@@ -130,13 +130,12 @@ def docqa_details(
     for r, ex in zip(labels, examples, strict=True):
         results = service.ask(ex.question)
         top = results[0].answer if results else None
-        document = results[0].document if results and results[0].answer is not None else None
         record = {
             "id": r["id"],
             "kind": r["kind"],
             "gold": r["answer"],
             "answer": top,
-            "answer_source": document.meta.get("source") if document is not None else None,
+            "answer_source": results[0].document if top is not None else None,
         }
         per_question.append(record)
         if r["page"] is None:
