@@ -402,26 +402,25 @@ def tune_weight(
     ] = None,
 ) -> None:
     """Tune how answers are ranked across passages: the retriever's share of the score, how
-    much more sure of a span the reader must be than of "no answer" (open_null_offset), and
-    whether "no answer" is judged per passage or once per question (null_scope)."""
+    much more sure of a span the reader must be than of "no answer" (open_null_offset),
+    whether "no answer" is judged per passage or once per question (null_scope), and how much
+    more evidence a span from a lower-ranked passage needs (rank_prior)."""
 
-    from evaluation.end_to_end import tune_answer_ranking
+    from evaluation.end_to_end import tune_answer_ranking, tuning_key
     from evaluation.squad import load_squad
     from pipelines.models import resolve_reader
 
     settings = settings_from(home, reader_model=reader)
     examples, _ = load_squad(labels)
     best = tune_answer_ranking(examples, settings, top_k=passages)
+    chosen = tuning_key(
+        best.null_scope, best.retriever_weight, best.open_null_offset, best.rank_prior
+    )
     for key, f1 in best.heldout_f1.items():
-        scope, w, o = key.split(",")
-        chosen = (scope, float(w), float(o)) == (
-            best.null_scope,
-            best.retriever_weight,
-            best.open_null_offset,
-        )
+        scope, w, o, prior = key.split(",")
         typer.echo(
-            f"{'*' if chosen else ' '} null {scope:8} weight {float(w):.1f} "
-            f"offset {float(o):.1f}: F1 {f1:.2f}"
+            f"{'*' if key == chosen else ' '} null {scope:8} weight {float(w):.1f} "
+            f"offset {float(o):.1f} rank prior {float(prior):.1f}: F1 {f1:.2f}"
         )
     if save:
         from pipelines.models import copy_as_version, is_own_version
@@ -438,7 +437,8 @@ def tune_weight(
         best.save(model_dir)
         typer.echo(
             f"saved retriever_weight {best.retriever_weight}, open_null_offset "
-            f"{best.open_null_offset}, null_scope {best.null_scope} in {model_dir}"
+            f"{best.open_null_offset}, null_scope {best.null_scope}, rank_prior "
+            f"{best.rank_prior} in {model_dir}"
         )
         if copied:
             typer.echo(f"serve it with: docqa promote {model_dir.name}")

@@ -524,7 +524,7 @@ def _metric_lines(title: str, metrics: dict[str, Any]) -> list[str]:
 class TunedRanking(AnswerRanking):
     """The :class:`AnswerRanking` that scored best on held-out pairs, and F1 for each tried."""
 
-    heldout_f1: dict[str, float] = field(default_factory=dict)  # by "scope,weight,offset"
+    heldout_f1: dict[str, float] = field(default_factory=dict)  # "scope,weight,offset,prior"
 
 
 def tune_answer_ranking(
@@ -535,16 +535,18 @@ def tune_answer_ranking(
     top_k: int = 10,
     progress: bool = True,
     null_scopes: Sequence[str] = ("window", "question"),
+    rank_priors: Sequence[float] = (0.0, 0.5, 1.0, 2.0),
 ) -> TunedRanking:
-    """The ``retriever_weight``, ``open_null_offset`` and ``null_scope`` that maximize
-    end-to-end F1 on ``examples``, and F1 for each combination.
+    """The ``retriever_weight``, ``open_null_offset``, ``null_scope`` and ``rank_prior`` that
+    maximize end-to-end F1 on ``examples``, and F1 for each combination.
 
     Each question is retrieved and read once (each passage's best span, its margin and its
     window's null); every combination then re-scores the same spans, as BERTserini and cdQA
     tune their score mix, and :func:`answer_at_k` picks the answer as the pipeline would: spans
     score ``(1 - w) * sigmoid((margin - offset) / T) + w * retriever``, "no answer" one minus
     the best span's reader part; with the "question" scope every margin is taken against the
-    mean null of the passages read. Ties go to the window scope, the smaller weight and offset.
+    mean null of the passages read; a rank prior lowers the margins of the r-th passage by
+    ``prior * ln(r)``. Ties go to the window scope, the smaller prior, weight and offset.
     Use held-out pairs, never the pairs you report on. Offsets may be negative: with one
     question-level null a reader can also be too shy.
     """
@@ -557,24 +559,31 @@ def tune_answer_ranking(
             predictor, ex.question, passages, settings.reader_max_seq_length
         )
     table: dict[str, float] = {}
-    best: tuple[float, int, float, float] | None = None
+    best: tuple[float, int, float, float, float] | None = None
     for rank, scope in enumerate(null_scopes):
-        for offset in offsets:
-            for w in weights:
-                ranking = AnswerRanking(w, offset, scope)
-                predictions = {
-                    qid: answer_at_k(reads, top_k, predictor.score, ranking) or ""
-                    for qid, reads in reads_of.items()
-                }
-                f1 = squad_metrics(examples, predictions)["f1"]
-                table[f"{scope},{w:g},{offset:g}"] = round(f1, 2)
-                key = (f1, -rank, -w, -offset)
-                if best is None or key > (best[0], -best[1], -best[2], -best[3]):
-                    best = (f1, rank, w, offset)
+        for prior in rank_priors:
+            for offset in offsets:
+                for w in weights:
+                    ranking = AnswerRanking(w, offset, scope, rank_prior=prior)
+                    predictions = {
+                        qid: answer_at_k(reads, top_k, predictor.score, ranking) or ""
+                        for qid, reads in reads_of.items()
+                    }
+                    f1 = squad_metrics(examples, predictions)["f1"]
+                    table[tuning_key(scope, w, offset, prior)] = round(f1, 2)
+                    key = (f1, -rank, -prior, -w, -offset)
+                    if best is None or key > (best[0], -best[1], -best[4], -best[2], -best[3]):
+                        best = (f1, rank, w, offset, prior)
     assert best is not None
     return TunedRanking(
         retriever_weight=best[2],
         open_null_offset=best[3],
         null_scope=null_scopes[best[1]],
+        rank_prior=best[4],
         heldout_f1=table,
     )
+
+
+def tuning_key(scope: str, weight: float, offset: float, prior: float) -> str:
+    """How :func:`tune_answer_ranking` names a combination in ``heldout_f1``."""
+    return f"{scope},{weight:g},{offset:g},{prior:g}"

@@ -83,7 +83,8 @@ def plot_f1_vs_k(
             if i == 0:
                 for split, style in (("HasAns", ":"), ("NoAns", "-.")):
                     if all(split in p for p in points):
-                        ax.plot(ks, [p[split] for p in points], style, label=f"{split} F1")
+                        values = [p[split] for p in points]
+                        ax.plot(ks, values, style, color="0.45", label=f"{split} F1")
         ax.set(xlabel="passages read (k)", ylabel="top-1 F1 (%)", title=name, ylim=(0, 100))
         ax.set_xscale("log")
         ax.minorticks_off()  # only the k read are labelled, not log-scale minor ticks

@@ -213,6 +213,7 @@ def finish_chunk(
             "retriever_weight": saved.retriever_weight,
             "open_null_offset": saved.open_null_offset,
             "null_scope": saved.null_scope,
+            "rank_prior": saved.rank_prior,
             "heldout_f1": "tuned by an earlier run of this gate",
         }
     write_json_atomic(state.position(), candidate / POSITION_FILE)

@@ -243,8 +243,8 @@ def run_recipe(
 
 def tune_domain_weight(model_dir: Path, settings: Settings, domain: TrainConfig) -> TunedRanking:
     """Index the demo collection (into ``settings.home``: give a work folder, never a user's
-    home) and tune ``retriever_weight``, ``open_null_offset`` and ``null_scope`` on stage 2's
-    held-out pairs; saved with the reader."""
+    home) and tune ``retriever_weight``, ``open_null_offset``, ``null_scope`` and ``rank_prior``
+    on stage 2's held-out pairs; saved with the reader."""
 
     from evaluation.end_to_end import index_collection, tune_answer_ranking
     from pipelines.settings import DEMO_COLLECTION
@@ -261,10 +261,12 @@ def tune_domain_weight(model_dir: Path, settings: Settings, domain: TrainConfig)
     )
     best.save(model_dir)
     logger.info(
-        "null scope %s, retriever weight %.1f, open null offset %.1f (held-out F1: %s)",
+        "null scope %s, retriever weight %.1f, open null offset %.1f, rank prior %.1f "
+        "(held-out F1: %s)",
         best.null_scope,
         best.retriever_weight,
         best.open_null_offset,
+        best.rank_prior,
         best.heldout_f1,
     )
     return best

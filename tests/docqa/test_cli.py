@@ -514,6 +514,7 @@ def test_tune_weight_never_changes_a_reader_outside_the_home(
     chosen = next(line for line in result.stdout.splitlines() if line.startswith("*"))
     config = ReaderConfig.load(tuned)
     assert f"null {config.null_scope:8} weight {config.retriever_weight:.1f}" in chosen
+    assert f"rank prior {config.rank_prior:.1f}: F1" in chosen
     again = run(runner, *args)
     assert again.exit_code == 1
     assert "a version of that name exists" in again.stderr

@@ -22,6 +22,7 @@ from evaluation.end_to_end import (
     retrieval_metrics,
     sample_examples,
     tune_answer_ranking,
+    tuning_key,
     write_contexts,
 )
 from evaluation.plots import write_plots
@@ -202,52 +203,66 @@ def test_one_question_level_null_is_what_ask_answers(demo_home: Settings, tmp_pa
 def test_tuned_answer_ranking_is_what_the_pipeline_then_scores(
     demo_home: Settings, tmp_path: Path
 ) -> None:
-    """The tuning's F1 for a (weight, offset) pair is the F1 the pipeline gets once that pair
-    is saved with the reader, and the offset changes how often "no answer" is given."""
+    """The tuning's F1 for a combination is the F1 the pipeline gets once it is saved with the
+    reader; the offset and the rank prior change how often "no answer" is given."""
     from dataclasses import replace
 
     from pipelines.reader import ReaderConfig
 
     reader = tmp_path / "reader"
     shutil.copytree(demo_home.reader_model, reader)
-    # A served offset other than 0: tuning must undo it to recover the margins.
-    ReaderConfig.save(replace(ReaderConfig.load(reader), open_null_offset=1.0), reader)
+    # A served offset and prior other than 0: tuning must undo them to recover the margins.
+    served = replace(ReaderConfig.load(reader), open_null_offset=1.0, rank_prior=0.5)
+    ReaderConfig.save(served, reader)
     settings = demo_home.with_(reader_model=str(reader), reader_backend="torch")
     examples = _demo_examples()
     best = tune_answer_ranking(
-        examples, settings, weights=(0.0, 0.5), offsets=(-3.0, 0.0, 2.0), top_k=5, progress=False
+        examples,
+        settings,
+        weights=(0.0, 0.5),
+        offsets=(-3.0, 0.0, 2.0),
+        top_k=5,
+        progress=False,
+        rank_priors=(0.0, 2.0),
     )
     table = best.heldout_f1
     assert set(table) == {
-        f"{s},{w:g},{o:g}"
+        tuning_key(s, w, o, p)
         for s in ("window", "question")
         for w in (0.0, 0.5)
         for o in (-3.0, 0.0, 2.0)
+        for p in (0.0, 2.0)
     }
-    chosen = f"{best.null_scope},{best.retriever_weight:g},{best.open_null_offset:g}"
+    chosen = tuning_key(
+        best.null_scope, best.retriever_weight, best.open_null_offset, best.rank_prior
+    )
     assert table[chosen] == max(table.values())
-    answered: dict[tuple[str, float], float] = {}
-    for scope in ("window", "question"):
-        for o in (-3.0, 2.0):
-            other = tmp_path / f"reader-{scope}{o:g}"
-            shutil.copytree(reader, other)
-            config = replace(
-                ReaderConfig.load(other),
-                retriever_weight=0.5,
-                open_null_offset=o,
-                null_scope=scope,
-            )
-            ReaderConfig.save(config, other)
-            report = evaluate_end_to_end(
-                examples, settings.with_(reader_model=str(other)), top_k=5, progress=False
-            )
-            answered[scope, o] = report["answers"]["answered"]
-            # What tuning computed for this combination is what the pipeline then scores.
-            assert report["answers"]["f1"] == pytest.approx(table[f"{scope},0.5,{o:g}"], abs=0.01)
-            assert report["null_scope"] == scope
-    # A larger offset asks more of a span before it beats "no answer".
-    assert answered["window", -3.0] > answered["window", 2.0]
-    assert answered["question", -3.0] > answered["question", 2.0]
+    answered: dict[tuple[str, float, float], float] = {}
+    combinations = [(s, o, 0.0) for s in ("window", "question") for o in (-3.0, 2.0)]
+    for scope, o, prior in [*combinations, ("window", -3.0, 2.0)]:
+        other = tmp_path / f"reader-{scope}{o:g}-{prior:g}"
+        shutil.copytree(reader, other)
+        config = replace(
+            ReaderConfig.load(other),
+            retriever_weight=0.5,
+            open_null_offset=o,
+            null_scope=scope,
+            rank_prior=prior,
+        )
+        ReaderConfig.save(config, other)
+        report = evaluate_end_to_end(
+            examples, settings.with_(reader_model=str(other)), top_k=5, progress=False
+        )
+        answered[scope, o, prior] = report["answers"]["answered"]
+        # What tuning computed for this combination is what the pipeline then scores.
+        key = tuning_key(scope, 0.5, o, prior)
+        assert report["answers"]["f1"] == pytest.approx(table[key], abs=0.01)
+        assert report["null_scope"] == scope
+    # A larger offset asks more of a span before it beats "no answer"; so does a rank prior
+    # of spans beyond the first passage.
+    assert answered["window", -3.0, 0.0] > answered["window", 2.0, 0.0]
+    assert answered["question", -3.0, 0.0] > answered["question", 2.0, 0.0]
+    assert answered["window", -3.0, 0.0] >= answered["window", -3.0, 2.0]
 
 
 def test_end_to_end_report_over_the_demo_index(demo_home: Settings, tmp_path: Path) -> None:
