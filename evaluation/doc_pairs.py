@@ -156,6 +156,15 @@ def _verb_phrase(sentence: str) -> tuple[str, str] | None:
     return (verb, rest) if len(rest.split()) >= 2 else None
 
 
+def _description(body: Any) -> tuple[str, str, str] | None:
+    """An entry's first sentence and its leading verb phrase, ``(sentence, verb, rest)``;
+    None when the entry has no paragraph or it does not open with a known verb."""
+    paragraph = body.find("p", recursive=False)
+    sentence = _first_sentence(_text(paragraph)) if paragraph is not None else None
+    phrase = _verb_phrase(sentence) if sentence else None
+    return (sentence, *phrase) if sentence and phrase else None
+
+
 def _api_facts(soup: Any, rng: random.Random) -> Iterator[_Fact]:
     for entry in soup.select("dl.py"):
         kinds = [k for k in entry.get("class", []) if k in _KIND_NOUN]
@@ -168,12 +177,10 @@ def _api_facts(soup: Any, rng: random.Random) -> Iterator[_Fact]:
         name = _text(name_node)
         prefix_node = title.select_one(".sig-prename")
         prefix = _text(prefix_node).replace(" ", "") if prefix_node else ""
-        paragraph = body.find("p", recursive=False)
-        sentence = _first_sentence(_text(paragraph)) if paragraph is not None else None
-        phrase = _verb_phrase(sentence) if sentence else None
-        if phrase is None or not name:
+        described = _description(body)
+        if described is None or not name:
             continue
-        verb, rest = phrase
+        sentence, verb, rest = described
         noun = _KIND_NOUN[kinds[0]]
         owner = prefix.rstrip(".")
         if owner and rng.random() < 0.5:
@@ -208,12 +215,10 @@ def _option_facts(soup: Any, rng: random.Random) -> Iterator[_Fact]:
             continue
         name_node = title.select_one(".sig-name") or title
         name = _text(name_node).split(" ")[0]
-        paragraph = body.find("p", recursive=False)
-        sentence = _first_sentence(_text(paragraph)) if paragraph is not None else None
-        phrase = _verb_phrase(sentence) if sentence else None
-        if phrase is None or not name:
+        described = _description(body)
+        if described is None or not name:
             continue
-        verb, rest = phrase
+        sentence, verb, rest = described
         question = f"{rng.choice(['Which', 'What'])} {noun} {verb} {_bare(rest)}?"
         yield _Fact(question, (name,), sentence[:60], "option")
 
