@@ -35,7 +35,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -559,7 +559,7 @@ def tune_answer_ranking(
             predictor, ex.question, passages, settings.reader_max_seq_length
         )
     table: dict[str, float] = {}
-    best: tuple[float, int, float, float, float] | None = None
+    best: tuple[tuple[float, ...], AnswerRanking] | None = None
     for rank, scope in enumerate(null_scopes):
         for prior in rank_priors:
             for offset in offsets:
@@ -571,17 +571,11 @@ def tune_answer_ranking(
                     }
                     f1 = squad_metrics(examples, predictions)["f1"]
                     table[tuning_key(scope, w, offset, prior)] = round(f1, 2)
-                    key = (f1, -rank, -prior, -w, -offset)
-                    if best is None or key > (best[0], -best[1], -best[4], -best[2], -best[3]):
-                        best = (f1, rank, w, offset, prior)
+                    key = (f1, -rank, -prior, -w, -offset)  # ties: the simpler setting
+                    if best is None or key > best[0]:
+                        best = (key, ranking)
     assert best is not None
-    return TunedRanking(
-        retriever_weight=best[2],
-        open_null_offset=best[3],
-        null_scope=null_scopes[best[1]],
-        rank_prior=best[4],
-        heldout_f1=table,
-    )
+    return TunedRanking(**asdict(best[1]), heldout_f1=table)
 
 
 def tuning_key(scope: str, weight: float, offset: float, prior: float) -> str:

@@ -388,10 +388,14 @@ class AnswerRanking:
         replace(ReaderConfig.load(model_dir), **settings).save(model_dir)
 
     @classmethod
+    def from_config(cls, config: Any) -> AnswerRanking:
+        """The ranking a reader's ``ReaderConfig`` holds (its fields have the same names)."""
+        return cls(**{f.name: getattr(config, f.name) for f in fields(AnswerRanking)})
+
+    @classmethod
     def of(cls, predictor: Any, retriever_weight: float | None = None) -> AnswerRanking:
         """A loaded reader's ranking (``SpanPredictor``), with another weight if given."""
-        # The ranking's fields have the same names in ReaderConfig.
-        ranking = cls(**{f.name: getattr(predictor.config, f.name) for f in fields(AnswerRanking)})
+        ranking = cls.from_config(predictor.config)
         if retriever_weight is not None:
             ranking = replace(ranking, retriever_weight=retriever_weight)
         return ranking
