@@ -168,16 +168,21 @@ def build_query_pipeline(settings: Settings, store: PassageStore, reader_model: 
 
 
 def retrieval_inputs(
-    settings: Settings, question: str, top_k: int, filters: dict[str, Any] | None
+    settings: Settings,
+    question: str,
+    top_k: int,
+    filters: dict[str, Any] | None,
+    scope: frozenset[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Run inputs of the retrieval components for one question."""
+    """Run inputs of the retrieval components for one question; ``scope``: the ids of the
+    documents the caller may see (None: all), applied inside every search."""
     mode = _check_mode(settings)
     depth = candidate_depth(settings, top_k)
     inputs: dict[str, dict[str, Any]] = {"embedder": {"text": question}}
     if mode in ("dense", "hybrid"):
-        inputs["retriever"] = {"top_k": depth, "filters": filters}
+        inputs["retriever"] = {"top_k": depth, "filters": filters, "scope": scope}
     if mode in ("bm25", "hybrid"):
-        inputs["bm25"] = {"query": question, "top_k": depth, "filters": filters}
+        inputs["bm25"] = {"query": question, "top_k": depth, "filters": filters, "scope": scope}
         inputs["fusion"] = {"top_k": top_k}
     return inputs
 
@@ -303,11 +308,15 @@ class QueryService:
         top_n_answers: int | None = None,
         filters: dict[str, Any] | None = None,
         channel: str | None = None,
+        *,
+        scope: frozenset[str] | None = None,
+        asker: str | None = None,
     ) -> AskOutcome:
         """Answers, the passages read (the page shows them when there is no answer, without
         retrieving again) and the time taken. With a ``channel`` ("page", "cli", "api") the
-        question is written to the question log (when it is on) and ``question_id`` names it;
-        evaluation asks without one."""
+        question is written to the question log (when it is on) with ``asker`` (who asked) and
+        ``question_id`` names it; evaluation asks without one. ``scope``: the ids of the
+        documents the caller may see (None: all); nothing outside it is retrieved or read."""
         question = validate_question(question, self.settings.max_question_chars)
         k = top_k_passages or self.settings.top_k_passages
         n = top_n_answers or self.settings.top_n_answers
@@ -319,13 +328,14 @@ class QueryService:
         passages_from = passages_component(self.settings)
         with self._lock:
             out = self._pipeline.run(
-                retrieval_inputs(self.settings, question, k, filters)
+                retrieval_inputs(self.settings, question, k, filters, scope)
                 | {"reader": {"query": question, "top_k": n}},
                 include_outputs_from={passages_from},
             )
         results = [to_result(a) for a in out["reader"]["answers"]]
         latency_ms = 1000 * (time.perf_counter() - started)
-        logger.info("answered in %.0f ms: %r", latency_ms, question)
+        # The question itself stays out of the logs: it can be personal (question log only).
+        logger.info("answered in %.0f ms (%d characters)", latency_ms, len(question))
         question_id = None
         log = self._question_log
         if channel is not None and log is not None:
@@ -338,13 +348,18 @@ class QueryService:
                     reader=reader_version_name(self.reader_model),
                     top_k=k,
                     filters=filters,
+                    asker=asker,
                 )
             except (sqlite3.Error, OSError) as exc:  # the answer matters more than its log
                 logger.warning("could not log the question in %s: %s", log.path, exc)
         return AskOutcome(results, out[passages_from]["documents"], latency_ms, question_id)
 
     def retrieve(
-        self, question: str, top_k: int | None = None, filters: dict[str, Any] | None = None
+        self,
+        question: str,
+        top_k: int | None = None,
+        filters: dict[str, Any] | None = None,
+        scope: frozenset[str] | None = None,
     ) -> list[Any]:
         """The passages the reader would read (for showing them when there is no answer)."""
         question = validate_question(question, self.settings.max_question_chars)
@@ -352,7 +367,7 @@ class QueryService:
         assert self._pipeline is not None
         assert self._retrieval is not None
         inputs = retrieval_inputs(
-            self.settings, question, top_k or self.settings.top_k_passages, filters
+            self.settings, question, top_k or self.settings.top_k_passages, filters, scope
         )
         with self._lock:
             out = self._retrieval.run(inputs)

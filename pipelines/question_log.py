@@ -147,6 +147,7 @@ class QuestionLog:
         reader: str,
         top_k: int,
         filters: dict[str, Any] | None = None,
+        asker: str | None = None,
     ) -> int:
         """Log one answered question; its row id (for :meth:`add_feedback`)."""
         if channel not in CHANNELS:

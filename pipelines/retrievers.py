@@ -1,8 +1,9 @@
 """Dense and keyword (BM25) retrieval over a :class:`~pipelines.store.PassageStore`, as thin
 Haystack components: the store does the retrieving, as Haystack's document stores do.
 
-Filters are passed down to the store, which applies them inside the search (FAISS or BM25), so
-a filtered query still gets ``top_k`` passages when that many match.
+Filters and the caller's scope (the documents their access rules let them see) are passed down
+to the store, which applies them inside the search (FAISS or BM25), so a filtered query still
+gets ``top_k`` passages when that many match, and nothing outside the scope is ever ranked.
 """
 
 from __future__ import annotations
@@ -44,10 +45,14 @@ class DenseRetriever:
         query_embedding: np.ndarray | list[float],
         filters: dict[str, Any] | None = None,
         top_k: int | None = None,
+        scope: frozenset[str] | None = None,
     ) -> dict[str, list[Document]]:
-        """Retrieve passages; ``filters`` use Haystack's filter syntax, ``top_k`` overrides."""
+        """Retrieve passages; ``filters`` use Haystack's filter syntax, ``top_k`` overrides,
+        ``scope`` (the ids of the documents the caller may see) restricts inside the search."""
         k = self.top_k if top_k is None else top_k
-        documents = self.store.embedding_retrieval(query_embedding, top_k=k, filters=filters)
+        documents = self.store.embedding_retrieval(
+            query_embedding, top_k=k, filters=filters, scope=scope
+        )
         logger.debug("Retrieved %d passages (top_k=%d, filters=%s)", len(documents), k, filters)
         return {"documents": documents}
 
@@ -83,10 +88,14 @@ class BM25Retriever:
         filters: dict[str, Any] | None = None,
         top_k: int | None = None,
         query_embedding: np.ndarray | list[float] | None = None,
+        scope: frozenset[str] | None = None,
     ) -> dict[str, list[Document]]:
-        """Retrieve passages; ``filters`` use Haystack's filter syntax, ``top_k`` overrides."""
+        """Retrieve passages; ``filters`` use Haystack's filter syntax, ``top_k`` overrides,
+        ``scope`` (the ids of the documents the caller may see) restricts inside the search."""
         k = self.top_k if top_k is None else top_k
-        documents = self.store.bm25_retrieval(query, k, filters, query_embedding=query_embedding)
+        documents = self.store.bm25_retrieval(
+            query, k, filters, query_embedding=query_embedding, scope=scope
+        )
         logger.debug(
             "BM25 retrieved %d passages (top_k=%d, filters=%s)", len(documents), k, filters
         )

@@ -110,3 +110,30 @@ def demo_home(tmp_path_factory: pytest.TempPathFactory, tiny_reader: Path) -> Se
     summary = index_folder([docs], settings, progress=False)
     assert summary.added == len(DEMO_HOME_FILES) and not summary.failed, summary.describe()
     return settings
+
+
+ACCESS_COLLECTION = FIXTURES / "access"
+HR_MARKERS = ("salary", "Salary", "Margot", "disciplinary", "Disciplinary", "hr/")
+
+
+@pytest.fixture(scope="session")
+def access_home(tmp_path_factory: pytest.TempPathFactory, tiny_reader: Path) -> Settings:
+    """A home over ``tests/fixtures/access`` (``collection/hr/*.md`` and ``collection/eng/*.md``)
+    with the rule ``hr/**`` -> group ``hr``: the leak matrices' home (read-only for tests)."""
+    import shutil
+
+    from identity import AccessRules
+    from indexer.run import index_folder
+
+    root = tmp_path_factory.mktemp("access")
+    shutil.copytree(ACCESS_COLLECTION, root / "collection")
+    settings = Settings(home=root / "home", reader_model=str(tiny_reader))
+    summary = index_folder([root / "collection"], settings, progress=False)
+    assert summary.added == 4 and not summary.failed, summary.describe()
+    AccessRules.of(settings).allow("hr/**", "hr")
+    return settings
+
+
+def leaks_hr(text: str) -> list[str]:
+    """The HR markers found in ``text`` (what an eng viewer must never see)."""
+    return [marker for marker in HR_MARKERS if marker in text]

@@ -30,8 +30,9 @@ versions around it)::
         manifest.json   format version, dim, counts: checked against both files on load;
                         "index": the index kind, its factory string and training size
 
-While working, the SQLite database lives in memory (``:memory:``); ``load`` copies the saved
-file into memory and ``save`` backs it up into the new version folder.
+The SQLite database lives in memory; ``load`` copies the saved file in, ``save`` backs it up.
+A caller's scope (the documents they may see, :mod:`pipelines.store.scopes`) narrows a search
+inside it, as a filter does.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from pipelines.store.files import (
     read_version,
     write_version,
 )
+from pipelines.store.scopes import ScopeRowsCache, chunks
 from pipelines.store.sql_filters import filter_to_sql
 from pipelines.store.versions import (
     StoreError,
@@ -68,15 +70,6 @@ from pipelines.store.versions import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-# Most SQLite builds allow 32766 bound parameters; stay well below for IN (...) lists.
-_CHUNK = 5000
-
-
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class PassageStore:
@@ -107,6 +100,7 @@ class PassageStore:
         # index is cached), and the BM25 index, built on first use; a change forgets both.
         self._version_folder: Path | None = None
         self._keyword_index: Any = None
+        self._scopes = ScopeRowsCache()  # the passages of callers' scopes (scopes.py)
 
     # -- persistence ------------------------------------------------------------------------
 
@@ -245,8 +239,7 @@ class PassageStore:
 
     def count_vectors(self) -> int:
         """Number of vectors in FAISS (passages that have an embedding)."""
-        with self._lock:
-            return self._vectors.ntotal
+        return self._vectors.ntotal
 
     def filter_documents(
         self, filters: dict[str, Any] | None = None, *, return_embedding: bool = True
@@ -376,11 +369,11 @@ class PassageStore:
         " s.text_format FROM sources s"
     )
 
-    def sources(self) -> list[SourceRecord]:
-        """All source documents, sorted by their displayed path."""
+    def sources(self, scope: frozenset[str] | None = None) -> list[SourceRecord]:
+        """The source documents (those in ``scope`` when given), sorted by displayed path."""
         with self._lock:
             rows = self._db.execute(self._SOURCE_SELECT + " ORDER BY s.source, s.doc_id").fetchall()
-        return [SourceRecord(*row) for row in rows]
+        return [SourceRecord(*row) for row in rows if scope is None or row[0] in scope]
 
     def source(self, doc_id: str) -> SourceRecord | None:
         with self._lock:
@@ -408,8 +401,12 @@ class PassageStore:
         filters: dict[str, Any] | None = None,
         *,
         return_embedding: bool = False,
+        scope: frozenset[str] | None = None,
     ) -> list[Document]:
         """The ``top_k`` passages with the highest inner product with the query, best first.
+
+        ``scope``: the ids of the documents the caller may see (None: all); only their passages
+        are ranked, inside the search, like a filter.
 
         With ``filters``, only matching passages are ranked (an IDSelector inside the FAISS
         search), so ``min(top_k, matches)`` passages come back; the true top_k of the filtered
@@ -427,20 +424,14 @@ class PassageStore:
         with self._lock:
             if top_k <= 0 or self._vectors.ntotal == 0:
                 return []
-            allowed = None
+            allowed = None if scope is None else self._scopes.rows(self._db, scope).faiss_ids
             if filters:
                 where, params = self._where(filters)
-                allowed = np.fromiter(
-                    (
-                        r[0]
-                        for r in self._db.execute(
-                            f"SELECT faiss_id FROM passages WHERE has_embedding AND {where}", params
-                        )
-                    ),
-                    dtype=np.int64,
-                )
-                if len(allowed) == 0:
-                    return []
+                sql = f"SELECT faiss_id FROM passages WHERE has_embedding AND {where}"
+                matching = np.fromiter((r[0] for r in self._db.execute(sql, params)), np.int64)
+                allowed = matching if allowed is None else np.intersect1d(allowed, matching)
+            if allowed is not None and len(allowed) == 0:
+                return []
             # Filtered searches run on the CPU (GPU indexes ignore IDSelectors); see faiss_index.
             scores, ids = self._vectors.search(query, top_k, allowed)
             hits = [(int(i), float(s)) for i, s in zip(ids, scores, strict=True)]
@@ -472,6 +463,7 @@ class PassageStore:
         *,
         return_embedding: bool = False,
         query_embedding: np.ndarray | Sequence[float] | None = None,
+        scope: frozenset[str] | None = None,
     ) -> list[Document]:
         """The ``top_k`` passages that best match the query's words (``score`` = BM25), best
         first. ``filters`` restrict the ranking before top-k is taken, as in
@@ -481,7 +473,12 @@ class PassageStore:
         without an embedding)."""
         index = self.keyword_index()
         with self._lock:
-            allowed = self.filter_ids(filters) if filters else None
+            allowed: Sequence[str] | None = self.filter_ids(filters) if filters else None
+            if scope is not None:
+                in_scope = self._scopes.rows(self._db, scope).ids
+                allowed = [i for i in allowed if i in in_scope] if allowed is not None else in_scope
+                if not allowed:
+                    return []
             hits = index.search(query, top_k, allowed)
             if not hits:
                 return []
@@ -505,7 +502,7 @@ class PassageStore:
         Documents in that order; hits not in the store are left out."""
         key = {"faiss_id": 0, "id": 1}[column]
         by_key: dict[Any, tuple[Any, ...]] = {}
-        for chunk in _chunks([value for value, _ in hits]):
+        for chunk in chunks([value for value, _ in hits]):
             for row in self._db.execute(
                 "SELECT faiss_id, id, content, meta, has_embedding FROM passages"
                 f" WHERE {column} IN ({', '.join('?' * len(chunk))})",
@@ -540,6 +537,7 @@ class PassageStore:
         # The passages change: derived data no longer matches them or any saved version.
         self._version_folder = None
         self._keyword_index = None
+        self._scopes.clear()
         self._db.execute("BEGIN")
         try:
             yield
@@ -551,7 +549,7 @@ class PassageStore:
     def _existing_ids(self, ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
         unique = list(dict.fromkeys(ids))
-        for chunk in _chunks(unique):
+        for chunk in chunks(unique):
             found.update(
                 r[0]
                 for r in self._db.execute(
@@ -586,7 +584,7 @@ class PassageStore:
         """Delete passages whose ``column`` is in ``values``; the FAISS ids to remove."""
         assert column in ("id", "doc_id")
         removed: list[int] = []
-        for chunk in _chunks(list(values)):
+        for chunk in chunks(list(values)):
             marks = ", ".join("?" * len(chunk))
             removed.extend(
                 r[0]
