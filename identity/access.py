@@ -32,6 +32,7 @@ from wcmatch import glob as wcglob
 
 from identity.roles import Caller, parse_groups
 from pipelines.settings import Settings
+from pipelines.store import PassageStore
 from pipelines.store.versions import write_atomic
 
 logger = logging.getLogger(__name__)
@@ -199,3 +200,11 @@ class ScopeCache:
             if version is not None:
                 self._cache[key] = found
         return found
+
+    def for_store(self, caller: Caller, store: PassageStore) -> frozenset[str] | None:
+        """The caller's scope over a loaded store (cached per saved index version)."""
+        if caller.sees_everything:
+            return None
+        folder = store.version_folder
+        documents = [(r.doc_id, r.source) for r in store.sources()]
+        return self.scope(caller, str(folder) if folder is not None else None, documents)
