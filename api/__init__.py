@@ -4,7 +4,8 @@ core as the page and the CLI.
 Public surface: :func:`api.app.create_app` (the app factory), :func:`api.server.serve` (run it,
 one or several workers, or replicas on Ray Serve), :class:`api.keys.KeyStore` and
 :data:`api.keys.ROLES` (API keys). Modules: ``app``, ``server``, ``ray_serve`` (the Ray Serve
-engine), ``keys``, ``deps`` (context, key checks), ``errors``, ``limits``, ``metrics``,
+engine), ``keys``, ``auth`` (the key check, before any body is read), ``deps`` (context, role
+checks, scopes), ``errors``, ``limits`` (sizes, rates), ``metrics``,
 ``schemas`` and ``routes/``. Nothing is imported here, so ``docqa keys`` does not
 load FastAPI and ``docqa serve`` chooses the metrics mode before prometheus_client loads.
 """

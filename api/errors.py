@@ -6,11 +6,17 @@
 list of fields and what is wrong with each. FastAPI's own errors (404 for an unknown path, 405,
 malformed JSON, pydantic validation) are rewritten into the same shape, so a client handles
 one format.
+
+No error names a path of the server: a 503 says what is wrong in general words (the server's log
+has the whole message), and any detail that still mentions the data home shows it as
+``<home>`` (:func:`scrub`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -31,6 +37,7 @@ _STATUS_CODES = {
     413: "request_too_large",
     415: "unsupported_media_type",
     422: "invalid_request",
+    429: "too_many_requests",
     503: "unavailable",
 }
 
@@ -59,6 +66,44 @@ def error_body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
     return {"error": code, "detail": detail, **extra}
 
 
+def scrub(text: str, home: Path | None) -> str:
+    """``text`` with the data home's path shown as ``<home>``."""
+    if home is None:
+        return text
+    for form in {str(home), str(home.resolve())}:
+        text = text.replace(form, "<home>")
+    return text
+
+
+def _home(request: Request) -> Path | None:
+    ctx = getattr(request.app.state, "docqa", None)
+    return ctx.settings.home if ctx is not None else None
+
+
+def unavailable_error(code: str, public: str, exc: BaseException) -> ApiError:
+    """A 503 whose detail is ``public``, general words; the whole ``exc`` goes to the log."""
+    logger.error("%s: %s", code, exc)
+    return ApiError(503, code, f"{public} (the server's log says more)")
+
+
+async def send_error(
+    send: Any, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> None:
+    """Answer an ASGI request with an error (from a middleware, before the app; the connection
+    is closed after it, so an unread body is never waited for)."""
+    body = json.dumps(error_body(code, detail)).encode("utf-8")
+    raw_headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode("ascii")),
+        (b"connection", b"close"),
+    ]
+    raw_headers += [
+        (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 def error_response(
     status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
@@ -69,16 +114,17 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(part) for part in loc if part != "body") or "body"
 
 
-async def _api_error(_: Request, exc: Exception) -> JSONResponse:
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status_code, exc.code, str(exc.detail), exc.headers, **exc.extra)
+    detail = scrub(str(exc.detail), _home(request))
+    return error_response(exc.status_code, exc.code, detail, exc.headers, **exc.extra)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _STATUS_CODES.get(exc.status_code, "error")
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-    return error_response(exc.status_code, code, detail, exc.headers)
+    return error_response(exc.status_code, code, scrub(detail, _home(request)), exc.headers)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

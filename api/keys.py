@@ -8,8 +8,12 @@ dates, so the file alone lets no one call the API. A high-entropy token needs no
 hash: guessing a 256-bit token is hopeless, and SHA-256 lets every request be checked in
 microseconds (GitHub stores its tokens the same way).
 
-Two roles: ``ask`` (ask, give feedback and labels, read documents, models and status) and
-``admin`` (everything, including uploads, deletions and promotions).
+A key has a role and groups, as a page user does (:mod:`identity.roles`): ``viewer`` (ask,
+read documents, models and status), ``editor`` (also feedback, labels, uploads) or ``admin``
+(everything, including deletions and promotions); its groups decide which documents it sees
+(:mod:`identity.access`). Keys made before roles had these names have the role ``ask``: they
+keep working, as viewers. :meth:`ApiKey.caller` is the key as a
+:class:`~identity.roles.Caller` (kind "key"), what the routes check and the audit log names.
 
 Several server processes read the same file: each keeps the parsed file and reads it again
 when its modification time changes, so a revoked key stops working on the next request
@@ -31,16 +35,16 @@ import time
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from filelock import FileLock, Timeout
 
+from identity.roles import Caller, Role, parse_groups
 from pipelines.settings import Settings
 from pipelines.store.versions import write_atomic
 
 logger = logging.getLogger(__name__)
 
-ROLES = ("ask", "admin")
+ROLES = tuple(role.value for role in Role)  # viewer, editor, admin
 KEYS_FILE = "api_keys.json"
 TOKEN_PREFIX = "docqa_"
 LAST_USED_EVERY_S = 300.0
@@ -57,14 +61,26 @@ class ApiKey:
     """One key as stored: never the token itself, only its SHA-256."""
 
     name: str
-    role: str
+    role: str  # a Role's value; "ask" in files written before roles were renamed (a viewer)
     sha256: str
     created: str
     last_used: str | None = None
+    groups: tuple[str, ...] = ()  # absent from files written before keys had groups
 
-    def allows(self, role: str) -> bool:
-        """Whether this key may do what ``role`` may ("admin" may do everything)."""
-        return self.role == "admin" or self.role == role
+    def caller(self) -> Caller:
+        """Who a request with this key acts as."""
+        groups = frozenset(self.groups)
+        return Caller(name=self.name, role=Role.parse(self.role), groups=groups, kind="key")
+
+
+def _key(entry: dict[str, object]) -> ApiKey:
+    """A key as the file stores it; TypeError or ValueError when it is not one."""
+    groups = entry.get("groups", [])
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        raise TypeError(f"a key's groups are a list of names, got {groups!r}")
+    key = ApiKey(**(entry | {"groups": tuple(groups)}))  # type: ignore[arg-type]
+    Role.parse(key.role)  # a role no one knows grants nothing: refuse the file
+    return key
 
 
 def token_hash(token: str) -> str:
@@ -101,8 +117,8 @@ class KeyStore:
             raise KeyStoreError(f"{self.path}: cannot read ({exc.strerror})") from exc
         try:
             entries = json.loads(raw)["keys"]
-            keys = [ApiKey(**entry) for entry in entries]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            keys = [_key(entry) for entry in entries]
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             # Never rewrite a file we cannot parse: it holds every client's access.
             raise KeyStoreError(f"{self.path}: not a DocQA keys file ({exc})") from exc
         return {key.name: key for key in keys}
@@ -129,29 +145,39 @@ class KeyStore:
 
     def _write(self, keys: dict[str, ApiKey]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"keys": [asdict(key) for key in sorted(keys.values(), key=lambda k: k.created)]}
+        ordered = sorted(keys.values(), key=lambda k: k.created)
+        data = {"keys": [asdict(key) | {"groups": list(key.groups)} for key in ordered]}
         # write_atomic's temporary file is created 0600 (mkstemp) and renamed over the old one.
         write_atomic(self.path, json.dumps(data, indent=2) + "\n")
         os.chmod(self.path, 0o600)
 
-    def create(self, name: str, role: str) -> tuple[ApiKey, str]:
-        """A new key: what is stored, and the token (shown once, never stored)."""
-        if role not in ROLES:
-            raise KeyStoreError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    def create(self, name: str, role: str, groups: str | None = None) -> tuple[ApiKey, str]:
+        """A new key with ``role`` (viewer, editor, admin; "ask" is viewer) and ``groups``
+        ("hr,eng"): what is stored, and the token (shown once, never stored)."""
+        try:
+            parsed_role, parsed_groups = Role.parse(role), parse_groups(groups)
+        except ValueError as exc:
+            raise KeyStoreError(str(exc)) from exc
         if not _NAME.match(name):
             raise KeyStoreError(
                 f"{name!r}: a key name is 1-64 letters, digits, '.', '_' or '-' "
                 "(starting with a letter or digit)"
             )
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        key = ApiKey(name=name, role=role, sha256=token_hash(token), created=_now())
+        key = ApiKey(
+            name=name,
+            role=parsed_role.value,
+            sha256=token_hash(token),
+            created=_now(),
+            groups=tuple(sorted(parsed_groups)),
+        )
         with self._lock:
             keys = self._read()
             if name in keys:
                 raise KeyStoreError(f"a key named {name!r} exists: revoke it first or pick another")
             keys[name] = key
             self._write(keys)
-        logger.info("created %s key %s", role, name)
+        logger.info("created %s key %s", key.role, name)
         return key, token
 
     def revoke(self, name: str) -> bool:
@@ -191,10 +217,3 @@ class KeyStore:
                     self._write(keys)
         except (Timeout, OSError, KeyStoreError) as exc:  # a date is not worth failing a request
             logger.debug("could not note the use of key %s: %s", name, exc)
-
-    def to_dicts(self) -> list[dict[str, Any]]:
-        """The keys without their hashes (what ``docqa keys list`` shows)."""
-        return [
-            {"name": k.name, "role": k.role, "created": k.created, "last_used": k.last_used}
-            for k in self.list()
-        ]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -49,6 +50,18 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 ASK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 WORKER_HEADER = "X-DocQA-Worker"
+_worker: tuple[int, str] | None = None
+
+
+def worker_id() -> str:
+    """An opaque name of this process (random, made once per process): tells workers and
+    replicas apart in ``X-DocQA-Worker`` without giving their process ids away."""
+    global _worker
+    pid = os.getpid()
+    if _worker is None or _worker[0] != pid:  # a forked child names itself anew
+        _worker = (pid, secrets.token_hex(6))
+    return _worker[1]
+
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -142,7 +155,7 @@ def _endpoint(scope: Scope, templates: list[tuple[re.Pattern[str], str]]) -> str
 
 class MetricsMiddleware:
     """Counts every HTTP request by route and status, times ``POST /ask``, and names the
-    worker process that answered in an ``X-DocQA-Worker`` header."""
+    worker process that answered in an ``X-DocQA-Worker`` header (:func:`worker_id`)."""
 
     def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
         self.app = app
@@ -177,7 +190,7 @@ class MetricsMiddleware:
                 # scrapes /metrics must find its request counted.
                 observe(int(message["status"]))
                 # Which worker answered: shows how requests spread over the workers.
-                MutableHeaders(scope=message).append(WORKER_HEADER, str(os.getpid()))
+                MutableHeaders(scope=message).append(WORKER_HEADER, worker_id())
             await send(message)
 
         try:

@@ -14,6 +14,11 @@ which cannot be pickled, and each replica must load its own. Only the settings t
 and a replica loads the index and the reader before Serve sends it requests, so
 ``serve.run`` returns when every replica can answer.
 
+Everything that guards the API is in that app, so it holds on Ray Serve as on uvicorn: each
+replica checks the key before the body (:mod:`api.auth`), the role of every route, and the
+caller's scope in every search, listing and count (:mod:`api.deps`); access rules and keys are
+read from the shared home, so a change applies to every replica's next request.
+
 The home must be reachable at the same path by every node that runs a replica (shared storage:
 NFS, a cluster file system), as must the models the settings name: replicas read the index,
 the API keys and the promoted reader there, and write uploads, feedback and the question log

@@ -1,9 +1,9 @@
 """The API's request and response bodies as pydantic models (they make the OpenAPI docs).
 
-An answer (:class:`AnswerOut`) is exactly :meth:`pipelines.query.AnswerResult.to_dict`, the
-objects ``docqa ask --json`` prints, so a client can read both the same way and send an answer
-back as it got it (``POST /feedback``). Request models refuse unknown fields, so a misspelt
-option is an error rather than silently ignored.
+An answer (:class:`AnswerOut`) is :meth:`pipelines.query.AnswerResult.to_dict` without the
+server's file path (``path``): the objects ``docqa ask --json`` prints, so a client can read
+both the same way and send an answer back as it got it (``POST /feedback``). Request models
+refuse unknown fields, so a misspelt option is an error rather than silently ignored.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipelines.query import AnswerResult
 from pipelines.question_log import VERDICTS
 
 Verdict = Literal["correct", "wrong", "corrected", "no_answer_in_passage"]
@@ -69,9 +70,14 @@ class AnswerOut(BaseModel):
         None, description="[start, end] of the answer in the passage."
     )
     doc_id: str | None = None
-    path: str | None = None
     reader_score: float | None = None
     retriever_score: float | None = None
+
+    @classmethod
+    def of(cls, result: AnswerResult) -> AnswerOut:
+        """The answer as the API shows it: never the server's absolute file path."""
+        data = result.to_dict()
+        return cls(**{k: v for k, v in data.items() if k in cls.model_fields})
 
 
 class AskResponse(BaseModel):
@@ -96,7 +102,10 @@ class Span(_Request):
 
 
 class FeedbackRequest(_Request):
-    """A verdict on one answer of ``POST /ask``, sent back as received."""
+    """A verdict on one answer of ``POST /ask``, sent back as received. Only its citation
+    (``doc_id``, ``document_offsets``, ``context_offsets``) is used, to find the passage in the
+    index: the pair is made from the indexed text, and an answer that does not match it is
+    refused."""
 
     question: str
     question_id: int | None = Field(None, description="From the /ask response: noted in the log.")
@@ -178,6 +187,11 @@ class RemovedOut(BaseModel):
     doc_id: str
     removed: str = Field(description="The source path it had.")
     index_version: str | None
+    erased: str = Field(
+        description="What else was erased: its labeled pairs and logged questions (and anything "
+        "that could not be)."
+    )
+    remains: list[str] = Field(description="What still holds something of it (trained readers).")
 
 
 class IndexStatus(BaseModel):
@@ -219,4 +233,7 @@ class Health(BaseModel):
     index_loaded: bool
     reader: str | None
     reader_loaded: bool
-    worker: int = Field(description="The process id of the worker that answered.")
+
+
+class Ready(BaseModel):
+    ready: bool = Field(description="Whether this worker has the index and the reader loaded.")

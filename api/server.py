@@ -119,7 +119,7 @@ def serve(
     if not KeyStore.of(settings).list():
         logger.warning(
             "no API keys in %s: every request but /health and /docs gets 401 until one is made"
-            " (docqa keys create NAME --role ask|admin)",
+            " (docqa keys create NAME --role viewer|editor|admin --groups G1,G2)",
             settings.home,
         )
     if engine == "ray":

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from docqa.identity_commands import access_app, audit, audited, keys_app, users_app
 from docqa.options import (
     DEFAULTS,
     BackendOption,
@@ -18,10 +19,11 @@ from docqa.options import (
     ReaderOption,
     RetrievalOption,
     fail,
+    query_settings,
     settings_from,
 )
 from docqa.training import train
-from pipelines.settings import DEMO_COLLECTION, Settings
+from pipelines.settings import DEMO_COLLECTION, PRIVATE_UMASK
 
 # Set before any Haystack import: no telemetry, no hub downloads, quiet tokenizer threads.
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
@@ -35,31 +37,11 @@ app = typer.Typer(
 logger = logging.getLogger("docqa")
 
 
-def _check_backend(backend: str | None) -> None:
-    from pipelines.reader import READER_BACKENDS
-
-    if backend is not None and backend not in READER_BACKENDS:
-        raise fail(f"--reader-backend must be one of {', '.join(READER_BACKENDS)}", 2)
-
-
-def _check_retrieval(retrieval: str | None) -> None:
-    from pipelines.settings import RETRIEVAL_MODES
-
-    if retrieval is not None and retrieval not in RETRIEVAL_MODES:
-        raise fail(f"--retrieval must be one of {', '.join(RETRIEVAL_MODES)}", 2)
-
-
-def _query_settings(
-    home: Path | None, reader: str | None, retrieval: str | None, backend: str | None
-) -> Settings:
-    """Settings for a command that answers questions, its options checked."""
-    _check_retrieval(retrieval)
-    _check_backend(backend)
-    return settings_from(home, reader_model=reader, retrieval=retrieval, reader_backend=backend)
-
-
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    # Files written before a command reaches its home (settings_from makes that 0700) are
+    # private too: document text, questions, keys.
+    os.umask(PRIVATE_UMASK)
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -69,6 +51,7 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> 
 
 
 @app.command()
+@audited("index", target="paths", details=("full", "engine"), unless=lambda kw: kw["dry_run"])
 def index(
     paths: Annotated[list[Path], typer.Argument(help="Folders or files to index.")],
     home: HomeOption = None,
@@ -213,15 +196,36 @@ def ask(
         typer.Option(
             "--api-key",
             envvar="DOCQA_API_KEY",
-            help="The key for --server (docqa keys create NAME --role ask).",
+            help="The key for --server (docqa keys create NAME --role viewer).",
+            show_default=False,
+        ),
+    ] = None,
+    user: Annotated[
+        str | None,
+        typer.Option(
+            "--user",
+            help="Answer only from the documents this local account may see (to check access).",
+            show_default=False,
+        ),
+    ] = None,
+    groups: Annotated[
+        str | None,
+        typer.Option(
+            "--groups",
+            help="Answer only from the documents these groups (G1,G2) may see; with --user,"
+            " that account limited to these of its groups.",
             show_default=False,
         ),
     ] = None,
 ) -> None:
     """Answer a question over the indexed documents, with citations."""
+    # The command line is the home's owner and sees every document; --user and --groups
+    # narrow the answers to someone's view, for an operator checking the access rules.
     if server:
         if reader or retrieval or reader_backend:
             raise fail("--reader, --retrieval and --reader-backend are the server's own", 2)
+        if user is not None or groups is not None:
+            raise fail("with --server, the API key's role and groups decide what is seen", 2)
         from api.client import RemoteError, ask_remote
 
         try:
@@ -230,25 +234,40 @@ def ask(
             raise fail(str(exc), 2 if exc.status and exc.status < 500 else 1) from exc
         _print_answers(body["answers"], as_json)
         return
+    from docqa.identity_commands import narrowed_caller, os_user
     from pipelines.models import ReaderNotFoundError
-    from pipelines.query import IndexMissingError, QuestionError
-    from pipelines.query import ask as ask_question
+    from pipelines.query import IndexMissingError, QuestionError, get_service, validate_question
 
     # One question in a new process: read with ONNX Runtime, whose start costs seconds less.
-    settings = _query_settings(home, reader, retrieval, reader_backend).for_one_question()
+    settings = query_settings(home, reader, retrieval, reader_backend).for_one_question()
+    # identity (and its Argon2 set-up) is loaded only when someone's view is asked for.
+    caller = narrowed_caller(settings, user, groups)
     try:
-        results = ask_question(
-            question, settings, top_k_passages=passages, top_n_answers=answers, channel="cli"
+        validate_question(question, settings.max_question_chars)  # before loading any model
+        service = get_service(settings)
+        scope = None
+        if caller is not None:
+            from identity import AccessRuleError, AccessRules, ScopeCache
+
+            try:
+                scope = ScopeCache(AccessRules.of(settings)).for_store(caller, service.store)
+            except AccessRuleError as exc:  # unreadable rules never mean "all visible"
+                raise fail(str(exc)) from exc
+        # The operator asked, whoever's view it was: the question log names them.
+        asked = service.answer(
+            question, passages, answers, channel="cli", scope=scope, asker=f"cli:{os_user()}"
         )
     except (QuestionError, IndexMissingError, ReaderNotFoundError) as exc:
         raise fail(str(exc), 2) from exc
-    _print_answers([r.to_dict() for r in results], as_json)
+    _print_answers([r.to_dict() for r in asked.answers], as_json)
 
 
 def _print_answers(results: list[dict], as_json: bool) -> None:
-    """Answers as ``ask --json``'s objects (from this process or a server), printed."""
+    """Answers as ``ask --json``'s objects (from this process or a server), printed; never the
+    absolute path of a file (``document`` is its path relative to the collection)."""
     if as_json:
-        typer.echo(json.dumps(results, indent=2, ensure_ascii=False))
+        shown = [{k: v for k, v in r.items() if k != "path"} for r in results]
+        typer.echo(json.dumps(shown, indent=2, ensure_ascii=False))
         return
     for rank, r in enumerate(results, 1):
         if r["answer"] is None:
@@ -266,7 +285,7 @@ def _print_answers(results: list[dict], as_json: bool) -> None:
             typer.echo("   " + " ".join(snippet.split()))
 
 
-app.command()(train)
+app.command()(audited("train", target="name", details=("recipe", "files"))(train))
 
 
 @app.command("evaluate-reader")
@@ -355,7 +374,7 @@ def evaluate(
     from pipelines.models import ReaderNotFoundError
     from pipelines.query import IndexMissingError
 
-    settings = _query_settings(home, reader, retrieval, reader_backend)
+    settings = query_settings(home, reader, retrieval, reader_backend)
     try:
         examples, _ = load_squad(labels, drop_duplicates=False)
         others = [load_squad(f)[0] for f in distractors or []]
@@ -386,6 +405,7 @@ def evaluate(
 
 
 @app.command("tune-weight")
+@audited("tune_weight", target="reader", details=("name",), unless=lambda kw: not kw["save"])
 def tune_weight(
     labels: Annotated[Path, typer.Argument(help="Held-out SQuAD file over the indexed documents.")],
     home: HomeOption = None,
@@ -460,6 +480,7 @@ def models(home: HomeOption = None) -> None:
 
 
 @app.command("promote")
+@audited("promote", target="name", details=("force",))
 def promote_cmd(
     name: Annotated[str, typer.Argument(help="Model version to serve.")],
     eval_file: Annotated[
@@ -491,11 +512,30 @@ def ui(
             help="Serve without opening a browser (default: headless when there is no terminal).",
         ),
     ] = None,
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Address to listen on (0.0.0.0: all). Any but loopback needs a login"
+            " configured (local accounts or single sign-on), or --no-auth."
+        ),
+    ] = "127.0.0.1",
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth",
+            help="No login: on loopback the page acts as you (admin); on another address every"
+            " visitor is an anonymous viewer of the documents no access rule restricts.",
+        ),
+    ] = False,
 ) -> None:
     """Open the web page (indexing the demo collection first if nothing is indexed)."""
     from pipelines.store import PassageStore
+    from ui.launch import page_host, preflight
 
     settings = settings_from(home)
+    check = preflight(settings, host, no_auth)
+    if check.refusal:
+        raise fail(check.refusal, 2)
     if demo and not PassageStore.exists(settings.index_dir):
         from indexer.run import index_folder
 
@@ -505,8 +545,10 @@ def ui(
 
     if headless is None:
         headless = not sys.stdin.isatty()
-    typer.echo(f"DocQA serves the page at http://localhost:{port} (Ctrl+C stops it)")
-    raise typer.Exit(serve(settings, port, open_browser=not headless))
+    for note in check.notes:
+        typer.echo(note)
+    typer.echo(f"DocQA serves the page at http://{page_host(host)}:{port} (Ctrl+C stops it)")
+    raise typer.Exit(serve(settings, port, open_browser=not headless, host=host, no_auth=no_auth))
 
 
 @app.command()
@@ -578,58 +620,10 @@ def serve(
         raise fail(str(exc)) from exc
 
 
-keys_app = typer.Typer(
-    help="API keys of `docqa serve`: create, list, revoke.", no_args_is_help=True
-)
+app.add_typer(users_app, name="users")
+app.add_typer(access_app, name="access")
 app.add_typer(keys_app, name="keys")
-
-
-@keys_app.command("create")
-def keys_create(
-    name: Annotated[str, typer.Argument(help="A name for the key (who or what uses it).")],
-    role: Annotated[
-        str, typer.Option("--role", help="ask (ask, feedback, labels, read) or admin (all).")
-    ] = "ask",
-    home: HomeOption = None,
-) -> None:
-    """Create an API key; it is printed once, as the last word (only its hash is stored)."""
-    from api.keys import KeyStore, KeyStoreError
-
-    try:
-        key, token = KeyStore.of(settings_from(home)).create(name, role)
-    except KeyStoreError as exc:
-        raise fail(str(exc), 2) from exc
-    typer.echo(f"created {key.role} key {key.name!r}; it is shown only now: {token}")
-
-
-@keys_app.command("list")
-def keys_list(home: HomeOption = None) -> None:
-    """The API keys: name, role, created, last used (never the keys themselves)."""
-    from api.keys import KeyStore, KeyStoreError
-
-    try:
-        keys = KeyStore.of(settings_from(home)).list()
-    except KeyStoreError as exc:
-        raise fail(str(exc)) from exc
-    for key in keys:
-        used = key.last_used or "-"
-        typer.echo(f"{key.name:24} {key.role:6} created {key.created}  last used {used}")
-
-
-@keys_app.command("revoke")
-def keys_revoke(
-    name: Annotated[str, typer.Argument(help="The key's name.")], home: HomeOption = None
-) -> None:
-    """Revoke an API key: it stops working on the next request, in every worker."""
-    from api.keys import KeyStore, KeyStoreError
-
-    try:
-        revoked = KeyStore.of(settings_from(home)).revoke(name)
-    except KeyStoreError as exc:
-        raise fail(str(exc)) from exc
-    if not revoked:
-        raise fail(f"no key named {name!r}")
-    typer.echo(f"revoked {name!r}")
+app.command("audit")(audit)
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pipelines.settings import Settings
+from pipelines.settings import Settings, make_private
 
 DEFAULTS = Settings()
 
@@ -47,11 +47,29 @@ BackendOption = Annotated[
 
 
 def settings_from(home: Path | None, **overrides: object) -> Settings:
-    """Settings of ``home`` (or $DOCQA_HOME) with the options given on the command line."""
-    return Settings.from_env(home, **{k: v for k, v in overrides.items() if v is not None})
+    """Settings of ``home`` (or $DOCQA_HOME) with the options given on the command line; the
+    home is made private to its owner (0700, and this process writes files 0600) before any
+    command reads or writes it."""
+    settings = Settings.from_env(home, **{k: v for k, v in overrides.items() if v is not None})
+    make_private(settings.home)
+    return settings
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``error: message`` on stderr; raise the returned exit to stop with ``code``."""
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     return typer.Exit(code)
+
+
+def query_settings(
+    home: Path | None, reader: str | None, retrieval: str | None, backend: str | None
+) -> Settings:
+    """Settings for a command that answers questions, its options checked."""
+    from pipelines.reader import READER_BACKENDS
+    from pipelines.settings import RETRIEVAL_MODES
+
+    if retrieval is not None and retrieval not in RETRIEVAL_MODES:
+        raise fail(f"--retrieval must be one of {', '.join(RETRIEVAL_MODES)}", 2)
+    if backend is not None and backend not in READER_BACKENDS:
+        raise fail(f"--reader-backend must be one of {', '.join(READER_BACKENDS)}", 2)
+    return settings_from(home, reader_model=reader, retrieval=retrieval, reader_backend=backend)

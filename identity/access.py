@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -185,15 +185,25 @@ class ScopeCache:
         self._max = max_entries
 
     def scope(
-        self, caller: Caller, version: str | None, documents: Iterable[tuple[str, str]]
+        self,
+        caller: Caller,
+        version: str | None,
+        documents: Iterable[tuple[str, str]] | Callable[[], Iterable[tuple[str, str]]],
     ) -> frozenset[str] | None:
+        """``documents``: ``(doc_id, displayed path)`` pairs, or a function listing them: it is
+        only called on a cache miss with rules to apply (listing 10,000 documents takes ~100 ms,
+        too long to do on every question)."""
         if caller.sees_everything:
             return None
         key = (version, self.rules.stamp(), caller.groups)
         with self._lock:
             if version is not None and key in self._cache:
                 return self._cache[key]
-        found = visible_doc_ids(caller, documents, self.rules.list())
+        rules = self.rules.list()
+        listed: Iterable[tuple[str, str]] = ()  # without rules everything is visible
+        if rules:
+            listed = documents() if callable(documents) else documents
+        found = visible_doc_ids(caller, listed, rules)
         with self._lock:
             if len(self._cache) >= self._max:
                 self._cache.clear()
@@ -206,5 +216,8 @@ class ScopeCache:
         if caller.sees_everything:
             return None
         folder = store.version_folder
-        documents = [(r.doc_id, r.source) for r in store.sources()]
-        return self.scope(caller, str(folder) if folder is not None else None, documents)
+        return self.scope(
+            caller,
+            str(folder) if folder is not None else None,
+            lambda: [(r.doc_id, r.source) for r in store.sources()],
+        )

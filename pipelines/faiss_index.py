@@ -215,7 +215,9 @@ class Selector:
             mask = np.zeros(limit, dtype=bool)
             mask[ids] = True
             self._buffer = np.packbits(mask, bitorder="little")
-            self.sel: Any = faiss.IDSelectorBitmap(limit, faiss.swig_ptr(self._buffer))
+            # faiss takes the bitmap's size in BYTES: given the id count, it reads past the
+            # buffer for ids above the largest allowed one and lets some of them through.
+            self.sel: Any = faiss.IDSelectorBitmap(len(self._buffer), faiss.swig_ptr(self._buffer))
         else:
             self.sel = faiss.IDSelectorBatch(ids)
 

@@ -13,7 +13,10 @@ cover more documents. Off by default: measured on the demo (benchmarks/bench_lab
 spreading by the cited document (often not the gold one) gained no F1 over the priority order.
 
 Questions that already have a label with an answer (feedback "correct"/"corrected", or an
-annotation) leave the queue. Plain Python over question-log rows and the labeled questions.
+annotation) leave the queue. Plain Python over question-log rows and the labeled questions: the
+caller reads the rows it may show (``QuestionLog.questions(asker=..., scope=...)``: its own
+questions unless an admin, citing only documents in its scope), so the queue never offers a
+question, answer or passage the caller may not see.
 """
 
 from __future__ import annotations

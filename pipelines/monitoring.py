@@ -6,7 +6,9 @@ a drift alert: the share of questions answered with low confidence or marked wro
 ``window`` questions against the ``window`` before, raised when it rose by ``min_rise`` or more.
 
 Plain Python over :class:`~pipelines.question_log.LoggedQuestion` rows, so it is tested without
-the page; the page draws the charts.
+the page; the page draws the charts. The numbers are those of the rows given: the page reads
+them with the caller's ``asker`` and ``scope`` (``QuestionLog.questions``), so counts never
+include questions the caller may not see.
 """
 
 from __future__ import annotations

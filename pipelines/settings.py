@@ -93,11 +93,17 @@ class Settings:
     # many kept. Off with False (or DOCQA_QUESTION_LOG=0 in the environment).
     question_log: bool = True
     question_log_max_rows: int = 100_000
+    # ... and questions older than this many days are deleted (None: kept until max_rows).
+    question_log_retention_days: int | None = 90
     # The REST API (`docqa serve`, api/): a request whose body is larger than this is refused
     # (413) before it is read; each uploaded file is also limited like the page's uploads
     # (indexer.uploads.MAX_UPLOAD_BYTES). /metrics needs an admin key unless api_open_metrics.
     api_max_request_mb: float = 110.0
     api_open_metrics: bool = False
+    # Requests per minute each API key may make, per server process (a token bucket holding
+    # up to api_rate_burst requests); over it: 429 with Retry-After. 0 turns the limit off.
+    api_rate_per_minute: int = 600
+    api_rate_burst: int = 60
 
     @classmethod
     def from_env(cls, home: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
@@ -163,3 +169,35 @@ class Settings:
         data = asdict(self)
         data["home"] = str(self.home)
         return data
+
+
+PRIVATE_UMASK = 0o077
+
+
+def make_private(home: str | os.PathLike[str]) -> Path:
+    """Keep a data home to its owner: the home is created 0700 (an existing one of ours is
+    chmod-ed to 0700) and the process umask becomes 0o077, so every file this process and its
+    children write is 0600 and every folder 0700. The home holds document text, the question
+    log, accounts and keys: no other local user may read it.
+
+    A shared folder (sticky bit, as /tmp) or one owned by someone else is left as it is, with
+    a warning: locking others out of it would break them, and the files inside stay private
+    through the umask."""
+    import logging
+    import stat
+
+    os.umask(PRIVATE_UMASK)
+    path = Path(home).expanduser()
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.stat()
+    if info.st_mode & 0o077 == 0:
+        return path
+    if info.st_mode & stat.S_ISVTX or info.st_uid != os.getuid():
+        logging.getLogger(__name__).warning(
+            "%s is a shared folder or not yours: its files are private, the folder is left"
+            " as it is (use a home of its own)",
+            path,
+        )
+        return path
+    os.chmod(path, 0o700)
+    return path

@@ -11,13 +11,21 @@ training run reading the file never see half a file.
 
 Rules that keep the file fit for training:
 
-* a pair is a duplicate when (question, context hash, answer text, answer start) is already
-  there; :meth:`FeedbackStore.add` then returns False and changes nothing;
-* the latest judgment wins: a new pair replaces older pairs of the same question that it
-  contradicts, i.e. the same context with another answer, or, within the same document, a
-  "no answer in this passage" whose passage holds the new answer (and the reverse). Without
-  this, a user who first clicks "Wrong" and then marks the right span in that passage would
-  leave the trainer two contradicting labels.
+* a pair is a duplicate when the same author already has (question, context hash, answer
+  text, answer start); :meth:`FeedbackStore.add` then returns False and changes nothing. Two
+  authors who agree keep a pair each (their ids differ), so that either can change their mind
+  without taking the other's judgment with them;
+* the latest judgment wins, per author: a new pair replaces the same author's older pairs of
+  the same question that it contradicts, i.e. the same context with another answer, another
+  answer in the same document, or, within the same document, a "no answer in this passage"
+  whose passage holds the new answer (and the reverse). Without this, a user who first clicks
+  "Wrong" and then marks the right span in that passage would leave the trainer two
+  contradicting labels. One user's verdict never replaces another's pair (``meta["author"]``,
+  e.g. "user:alice" or "key:bot"; pairs stored before authors were recorded have none, and are
+  one author together);
+* bounded: a context is at most :data:`MAX_CONTEXT_CHARS` characters (the passage or a window
+  of the document around the answer, never a whole long document), and one author keeps at
+  most :data:`MAX_PAIRS_PER_AUTHOR` pairs, so no caller can grow the file without bound.
 """
 
 from __future__ import annotations
@@ -37,17 +45,25 @@ from typing import Any
 from filelock import FileLock
 
 from evaluation.squad import Answer, SquadExample, to_squad_json, write_json_atomic
+from pipelines.erasure import FEEDBACK_EXTRA_KEY, feedback_lock
 
 logger = logging.getLogger(__name__)
 
-# Key of the per-question extras in the SQuAD file.
-EXTRA_KEY = "docqa"
+# Key of the per-question extras in the SQuAD file (one definition: pipelines.erasure edits the
+# file when a document is deleted).
+EXTRA_KEY = FEEDBACK_EXTRA_KEY
+# The longest context a pair may have: about two passages (Settings.split_max_chars is 4,000 by
+# default), enough for the trainer's windows around an answer, never whole long documents.
+MAX_CONTEXT_CHARS = 4000
+# The most pairs one author may keep: a day of steady labeling is a few hundred, so this stops
+# only a runaway script, and bounds the file (with the context bound) at about 20 MB an author.
+MAX_PAIRS_PER_AUTHOR = 5000
 # Meta keys the store itself reads (the rest is kept as given):
 #   "doc_id"     the source document the context was cut from;
 #   "doc_start"  where the context starts in that document's converted text (0: the whole text);
 #   "region"     [start, end] of the document a judgment covers: the answer span, or the whole
-#                context for "no answer" (derived from doc_start when not given).
-_LOCK_TIMEOUT_S = 30
+#                context for "no answer" (derived from doc_start when not given);
+#   "author"     who made the pair ("user:alice", "key:bot"); absent in older files.
 
 
 class FeedbackError(ValueError):
@@ -109,13 +125,21 @@ class FeedbackRecord:
         return self.answer_text is None
 
     @property
-    def key(self) -> tuple[str, str, str | None, int | None]:
-        """What makes two pairs the same: question, context hash, answer text and start."""
+    def author(self) -> str | None:
+        """Who made the pair ("user:alice", "key:bot"), None for pairs from before authors."""
+        author = self.meta.get("author")
+        return author if isinstance(author, str) else None
+
+    @property
+    def key(self) -> tuple[str, str, str | None, int | None, str | None]:
+        """What makes two pairs the same: question, context hash, answer text and start, and
+        author."""
         return (
             _normalize_question(self.question).lower(),
             context_hash(self.context),
             self.answer_text,
             self.answer_start,
+            self.author,
         )
 
     def to_example(self) -> SquadExample:
@@ -132,9 +156,17 @@ class FeedbackRecord:
         return None
 
 
-def make_id(question: str, context: str, answer_text: str | None, answer_start: int | None) -> str:
+def make_id(
+    question: str,
+    context: str,
+    answer_text: str | None,
+    answer_start: int | None,
+    author: str | None = None,
+) -> str:
     raw = f"{_normalize_question(question).lower()}\x00{context_hash(context)}\x00"
     raw += f"{answer_text}\x00{answer_start}"
+    if author is not None:  # pairs from before authors keep the ids they had
+        raw += f"\x00{author}"
     return "fb-" + hashlib.sha1(raw.encode("utf-8")).hexdigest()[:16]
 
 
@@ -173,9 +205,7 @@ class FeedbackStore:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self._lock = FileLock(
-            str(self.path.with_name(self.path.name + ".lock")), timeout=_LOCK_TIMEOUT_S
-        )
+        self._lock: FileLock = feedback_lock(self.path)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -251,17 +281,25 @@ class FeedbackStore:
         """Store one pair; False when the same pair is already there.
 
         ``answer_text`` None stores "no answer in this context". With ``answer_start`` None the
-        text must occur exactly once in the context. Raises :class:`FeedbackError` when the
-        question is empty or the answer does not occur where it is said to.
+        text must occur exactly once in the context. ``meta["author"]`` names who made it (see
+        the module docstring). Raises :class:`FeedbackError` when the question is empty, the
+        answer does not occur where it is said to, the context is longer than
+        :data:`MAX_CONTEXT_CHARS` or the author already keeps :data:`MAX_PAIRS_PER_AUTHOR`.
         """
         question = _normalize_question(question)
         if not question:
             raise FeedbackError("the question is empty")
         if not context.strip():
             raise FeedbackError("the context is empty")
+        if len(context) > MAX_CONTEXT_CHARS:
+            raise FeedbackError(
+                f"the context is {len(context):,} characters, more than the "
+                f"{MAX_CONTEXT_CHARS:,} a labeled pair may keep: choose a passage of the document"
+            )
         answer_text, answer_start = validate_answer(context, answer_text, answer_start)
+        author = (meta or {}).get("author")
         record = FeedbackRecord(
-            id=make_id(question, context, answer_text, answer_start),
+            id=make_id(question, context, answer_text, answer_start, author),
             question=question,
             context=context,
             answer_text=answer_text,
@@ -274,6 +312,13 @@ class FeedbackStore:
             if any(r.key == record.key for r in records):
                 return False
             kept = [r for r in records if not _contradicts(record, r)]
+            owned = sum(r.author == record.author for r in kept)
+            if owned >= MAX_PAIRS_PER_AUTHOR:
+                who = record.author or "this author"
+                raise FeedbackError(
+                    f"{who} already keeps {owned:,} labeled pairs, the most one author may: "
+                    "delete or edit older pairs first (an admin can, on the Feedback page)"
+                )
             dropped = len(records) - len(kept)
             if dropped:
                 logger.info("feedback %s replaces %d older pair(s)", record.id, dropped)
@@ -311,12 +356,16 @@ class FeedbackStore:
             elif answer_text is not None:
                 text, start = validate_answer(old.context, answer_text, answer_start)
             new_meta = {**old.meta, **(meta or {})}
+            # Who made a pair is not editable: it decides whose later judgments replace it.
+            new_meta.pop("author", None)
+            if old.author is not None:
+                new_meta["author"] = old.author
             if "doc_start" in new_meta:
                 new_meta.pop("region", None)
             new_meta = _with_region(new_meta, old.context, text, start)
             new = replace(
                 old,
-                id=make_id(new_question, old.context, text, start),
+                id=make_id(new_question, old.context, text, start, old.author),
                 question=new_question,
                 answer_text=text,
                 answer_start=start,
@@ -324,9 +373,21 @@ class FeedbackStore:
                 meta=new_meta,
             )
             if any(r.key == new.key for i, r in enumerate(records) if i != index):
-                raise FeedbackError("another labeled pair already has this question and answer")
+                raise FeedbackError(
+                    "another labeled pair of the same author already has this question and answer"
+                )
             records[index] = new
             return new
+
+    def forget_document(self, doc_id: str, source: str | None = None) -> int:
+        """Remove the pairs cut from the document ``doc_id`` (or displayed as ``source``); how
+        many (:func:`pipelines.erasure.forget_pairs`, which deleting a document calls)."""
+        from pipelines.erasure import ErasureError, forget_pairs
+
+        try:
+            return forget_pairs(self.path, doc_id, source)
+        except ErasureError as exc:
+            raise FeedbackError(f"{self.path}: {exc}") from exc
 
     def delete(self, record_id: str) -> bool:
         """Remove a pair; False when there was none with this id."""
@@ -396,12 +457,20 @@ def _record_from_qa(qa: Any, title: str, context: str) -> FeedbackRecord | None:
 
 def _contradicts(new: FeedbackRecord, old: FeedbackRecord) -> bool:
     """Whether ``new`` overrules ``old`` (see the module docstring)."""
+    if new.author != old.author:
+        return False  # one user's judgment never replaces another's
     if _normalize_question(new.question).lower() != _normalize_question(old.question).lower():
         return False
     if context_hash(new.context) == context_hash(old.context):
         return new.key != old.key
     doc = new.meta.get("doc_id")
-    if not doc or doc != old.meta.get("doc_id") or new.is_impossible == old.is_impossible:
+    if not doc or doc != old.meta.get("doc_id"):
+        return False
+    if not new.is_impossible and not old.is_impossible:
+        # Two answers to one question in one document: contexts are windows around their
+        # answers now, so they differ, but the latest answer is what the author means.
+        return True
+    if new.is_impossible and old.is_impossible:
         return False
     new_region, old_region = new.region(), old.region()
     if new_region is None or old_region is None:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set-up on a fresh machine: a virtual environment with DocQA installed (CPU build of torch).
-# With --dev, also the test tools and Debian's Chromium for the browser test.
+# With --dev, also the test tools, Debian's Chromium for the browser test and strace and ip
+# for the no-outbound-connection test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
@@ -9,9 +10,10 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 .venv/bin/python -m pip install -q --upgrade pip
 if [ "${1:-}" = "--dev" ]; then
   .venv/bin/python -m pip install -q -e ".[dev]"
-  if [ ! -x /usr/bin/chromium ]; then
+  if [ ! -x /usr/bin/chromium ] || ! command -v strace >/dev/null || ! command -v ip >/dev/null; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null
+    # strace and ip: tests/test_no_outbound.py traces DocQA's starts in a network namespace.
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium strace iproute2 >/dev/null
   fi
 else
   .venv/bin/python -m pip install -q -e .

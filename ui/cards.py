@@ -1,4 +1,10 @@
-"""An answer (or a retrieved passage) as a card: text, confidence, citation, links, feedback."""
+"""An answer (or a retrieved passage) as a card: text, confidence, citation, links, feedback.
+
+Cards show only what the search returned within the caller's scope; the feedback buttons are
+there for roles that may give feedback (and their callbacks check again, :mod:`ui.labeling`).
+The original file is read on the server when the button is clicked; its path never reaches the
+browser (only its file name).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import streamlit as st
 from haystack import Document
 from streamlit.delta_generator import DeltaGenerator
 
+from identity import Action, Caller
 from pipelines.query import AnswerResult
 from ui import labeling, render
 
@@ -45,16 +52,19 @@ def download_original(path: str | None, key: str, where: DeltaGenerator | None =
     )
 
 
-def document_link(doc_id: str, start: int, end: int, question: str, where: DeltaGenerator) -> None:
+def document_link(doc_id: str, start: int, end: int, where: DeltaGenerator) -> None:
+    # No question in the link: a URL lands in browser history and proxy logs.
     where.page_link(
         DOCUMENT_PAGE,
         label="Open in document",
         icon=":material/article:",
-        query_params={"doc": doc_id, "start": str(start), "end": str(end), "q": question},
+        query_params={"doc": doc_id, "start": str(start), "end": str(end)},
     )
 
 
-def answer_card(result: AnswerResult, question: str, rank: int, low: bool = False) -> None:
+def answer_card(
+    result: AnswerResult, question: str, rank: int, caller: Caller, low: bool = False
+) -> None:
     """One ranked answer with its highlighted passage, citation, links and feedback."""
     assert result.answer is not None and result.doc_id is not None
     doc_start, doc_end = result.document_offsets or (0, 0)
@@ -70,13 +80,16 @@ def answer_card(result: AnswerResult, question: str, rank: int, low: bool = Fals
             f'<div class="docqa-meta">{render.esc(_citation(result))}</div>'
         )
         row = st.container(horizontal=True, vertical_alignment="center")
-        document_link(result.doc_id, doc_start, doc_end, question, row)
+        document_link(result.doc_id, doc_start, doc_end, row)
         download_original(result.path, key=f"{key}-download", where=row)
-        ref = labeling.PassageRef.of_answer(result)
-        labeling.answer_feedback(key, question, ref, result.answer, ctx_start, result.score, row)
+        if caller.may(Action.FEEDBACK):
+            ref = labeling.PassageRef.of_answer(result)
+            labeling.answer_feedback(
+                key, question, ref, result.answer, ctx_start, result.score, row
+            )
 
 
-def passage_card(doc: Document, question: str, rank: int) -> None:
+def passage_card(doc: Document, question: str, rank: int, caller: Caller) -> None:
     """A retrieved passage (shown when there is no answer), with "Mark the right answer"."""
     meta = doc.meta
     text = doc.content or ""
@@ -92,10 +105,11 @@ def passage_card(doc: Document, question: str, rank: int) -> None:
             f'<div class="docqa-meta">{render.esc(cite)} · relevance {render.esc(relevance)}</div>'
         )
         row = st.container(horizontal=True, vertical_alignment="center")
-        document_link(str(meta.get("doc_id")), start, start + len(text), question, row)
+        document_link(str(meta.get("doc_id")), start, start + len(text), row)
         download_original(meta.get("path"), key=f"{key}-download", where=row)
-        ref = labeling.PassageRef.of_passage(doc)
-        labeling.answer_feedback(key, question, ref, None, None, 0.0, row)
+        if caller.may(Action.FEEDBACK):
+            ref = labeling.PassageRef.of_passage(doc)
+            labeling.answer_feedback(key, question, ref, None, None, 0.0, row)
 
 
 def _citation(result: AnswerResult) -> str:

@@ -4,18 +4,23 @@ Answers get "Correct" / "Wrong" buttons and a "Mark the right answer" form; the 
 uses the same span picker over a whole document. Which pair a judgment makes (the whole document
 or the passage as context, and the meta kept with it) is decided in
 :mod:`reader_training.judgments`, which the REST API uses too.
+
+Every save first asks :func:`ui.auth.permitted` (feedback needs an editor) and that the cited
+document is still one the caller may see; it is then written to the audit log.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
+from identity import Action
 from reader_training.feedback import FeedbackError, locate_answer
-from reader_training.judgments import LabeledPair, PassageRef, judged_pair
-from ui import render, state
+from reader_training.judgments import PassageRef, judged_pair
+from ui import auth, render, state
 
 __all__ = ["PassageRef", "SpanChoice", "answer_feedback", "say", "show_message", "span_picker"]
 
@@ -51,16 +56,36 @@ def _document_text(ref: PassageRef) -> str | None:
         return None
 
 
-def _add(key: str, pair: LabeledPair, saved: str) -> None:
+def _judge(
+    key: str, question: str, ref: PassageRef, verdict: str, saved: str, **judgment: Any
+) -> None:
+    """Save the pair a verdict on ``ref``'s passage makes, when the caller may give feedback on
+    that document now; the pair's context is the indexed text, never the passage as shown."""
+    who = auth.permitted(Action.FEEDBACK, target=ref.source)
+    if who is None:
+        return
+    if not state.visible(who, ref.doc_id):
+        say(key, "error", "Not saved: this document is not in the index (any more).")
+        return
     try:
+        pair = judged_pair(
+            question,
+            ref,
+            verdict,
+            document_text=_document_text(ref),
+            author=who.identity,
+            **judgment,
+        )
         added = pair.save(state.feedback_store())
     except FeedbackError as exc:
         say(key, "error", f"Not saved: {render.md(exc)}")
+        auth.audit(who, Action.FEEDBACK.value, "failed", ref.source, verdict=verdict)
         return
     if added:
         say(key, "success", saved)
     else:
         say(key, "info", "Already saved: this exact pair is in the feedback file.")
+    auth.audit(who, Action.FEEDBACK.value, "ok", ref.source, verdict=verdict)
     state.note_feedback(pair.question, pair.verdict)
 
 
@@ -68,23 +93,28 @@ def save_correct(
     key: str, question: str, ref: PassageRef, answer: str, offset: int, score: float
 ) -> None:
     """``answer`` at ``offset`` in the passage is right."""
-    pair = judged_pair(
+    _judge(
+        key,
         question,
         ref,
         "correct",
+        "Thanks! Saved as a correct answer.",
         answer=answer,
         offset=offset,
         score=score,
-        document_text=_document_text(ref),
     )
-    _add(key, pair, "Thanks! Saved as a correct answer.")
 
 
 def save_wrong(key: str, question: str, ref: PassageRef, answer: str, score: float) -> None:
     """The answer from this passage is wrong: the passage, as judged, does not answer."""
-    pair = judged_pair(question, ref, "wrong", answer=answer, score=score)
-    _add(
-        key, pair, "Thanks! Saved as wrong. If the right answer is in this passage, mark it below."
+    _judge(
+        key,
+        question,
+        ref,
+        "wrong",
+        "Thanks! Saved as wrong. If the right answer is in this passage, mark it below.",
+        answer=answer,
+        score=score,
     )
 
 
@@ -93,19 +123,25 @@ def save_marked(
 ) -> None:
     """The user marked the right span in the passage, or said it holds no answer."""
     if choice.text is None or choice.start is None:
-        pair = judged_pair(question, ref, "no_answer_in_passage", rejected=rejected)
-        _add(key, pair, "Thanks! Saved: this passage does not answer the question.")
+        _judge(
+            key,
+            question,
+            ref,
+            "no_answer_in_passage",
+            "Thanks! Saved: this passage does not answer the question.",
+            rejected=rejected,
+        )
         return
-    pair = judged_pair(
+    _judge(
+        key,
         question,
         ref,
         "corrected",
+        f"Thanks! Saved “{render.md(choice.text)}” as the right answer.",
         answer=choice.text,
         offset=choice.start,
         rejected=rejected,
-        document_text=_document_text(ref),
     )
-    _add(key, pair, f"Thanks! Saved “{render.md(choice.text)}” as the right answer.")
 
 
 def span_picker(

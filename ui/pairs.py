@@ -1,4 +1,9 @@
-"""The list of labeled pairs (Feedback and Annotate pages): view, edit, delete, export."""
+"""The list of labeled pairs (Feedback and Annotate pages): view, edit, delete, export.
+
+The pages pass only the pairs about documents the caller may see (:func:`ui.state.labeled_pairs`),
+so the export holds those only. Editing and deleting a pair is for admins (it changes what
+others labeled): the buttons are drawn for them only and their callbacks check the role again.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,9 @@ from collections.abc import Sequence
 
 import streamlit as st
 
+from identity import Action, Caller
 from reader_training.feedback import FeedbackError, FeedbackRecord, FeedbackStore
-from ui import labeling, render, state
+from ui import auth, labeling, render, state
 
 PAGE_SIZE = 50
 # Characters of context shown on each side of an answer.
@@ -28,6 +34,9 @@ def _excerpt(record: FeedbackRecord) -> str:
 
 
 def _update(key: str, record_id: str, question: str, choice: labeling.SpanChoice) -> None:
+    who = auth.permitted(Action.EDIT_PAIRS, target=record_id)
+    if who is None:
+        return
     try:
         state.feedback_store().update(
             record_id,
@@ -39,15 +48,20 @@ def _update(key: str, record_id: str, question: str, choice: labeling.SpanChoice
     except (FeedbackError, KeyError) as exc:
         labeling.say(key, "error", f"Not saved: {render.md(exc)}")
         return
+    auth.audit(who, Action.EDIT_PAIRS.value, "ok", record_id, change="edit")
     labeling.say(key, "success", "Saved your changes.")
 
 
 def _delete(key: str, record_id: str) -> None:
+    who = auth.permitted(Action.EDIT_PAIRS, target=record_id)
+    if who is None:
+        return
     try:
         found = state.feedback_store().delete(record_id)
     except FeedbackError as exc:
         labeling.say(key, "error", f"Not deleted: {render.md(exc)}")
         return
+    auth.audit(who, Action.EDIT_PAIRS.value, "ok", record_id, change="delete", found=found)
     labeling.say(
         key,
         "success" if found else "info",
@@ -55,7 +69,7 @@ def _delete(key: str, record_id: str) -> None:
     )
 
 
-def pair_card(record: FeedbackRecord, prefix: str) -> None:
+def pair_card(record: FeedbackRecord, prefix: str, caller: Caller) -> None:
     key = f"{prefix}-{record.id}"
     with st.container(border=True):
         answer = (
@@ -79,6 +93,8 @@ def pair_card(record: FeedbackRecord, prefix: str) -> None:
             f'<div class="docqa-scrollbox">{_excerpt(record)}</div>'
             f'<div class="docqa-meta">{render.esc(details)}</div>'
         )
+        if not caller.may(Action.EDIT_PAIRS):
+            return
         with st.expander("Edit"):
             st.session_state.setdefault(f"{key}-question", record.question)
             question = st.text_input("Question", key=f"{key}-question")
@@ -106,13 +122,29 @@ def pair_card(record: FeedbackRecord, prefix: str) -> None:
 
 
 def pairs_list(
-    records: Sequence[FeedbackRecord], prefix: str, export_name: str, store: FeedbackStore
+    records: Sequence[FeedbackRecord],
+    prefix: str,
+    export_name: str,
+    store: FeedbackStore,
+    caller: Caller,
 ) -> None:
     """Newest first, with an export of the listed pairs as plain SQuAD v2.0 JSON."""
     labeling.show_message(prefix)
     if not records:
         st.caption("Nothing here yet.")
         return
+    if caller.may(Action.EXPORT_PAIRS):
+        _export(records, prefix, export_name, store)
+    newest = list(reversed(records))
+    if len(newest) > PAGE_SIZE:
+        st.caption(f"Showing the newest {PAGE_SIZE} of {len(newest)}; the export has all of them.")
+    for record in newest[:PAGE_SIZE]:
+        pair_card(record, prefix, caller)
+
+
+def _export(
+    records: Sequence[FeedbackRecord], prefix: str, export_name: str, store: FeedbackStore
+) -> None:
     st.download_button(
         f"Export {len(records)} pairs (SQuAD v2.0 JSON)",
         data=json.dumps(store.to_squad(list(records)), ensure_ascii=False, indent=1),
@@ -122,8 +154,3 @@ def pairs_list(
         icon=":material/download:",
         on_click="ignore",
     )
-    newest = list(reversed(records))
-    if len(newest) > PAGE_SIZE:
-        st.caption(f"Showing the newest {PAGE_SIZE} of {len(newest)}; the export has all of them.")
-    for record in newest[:PAGE_SIZE]:
-        pair_card(record, prefix)

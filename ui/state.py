@@ -6,6 +6,11 @@ browser sessions). The cache key holds the data directory and the reader that sh
 another reader on the Models page takes effect on the next question without a restart. A new
 index written by ``docqa index`` or an upload is picked up by ``QueryService.refresh``, which
 compares the index's ``CURRENT`` pointer with the version it has loaded.
+
+What a caller may see is their scope (:func:`scope`): the ids of the documents the access rules
+let them see, from one :class:`identity.ScopeCache` per process. Every listing, count, search and
+document view of a page goes through it; an unreadable rules file stops the page (it never means
+"everything visible").
 """
 
 from __future__ import annotations
@@ -16,27 +21,39 @@ import os
 import sqlite3
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import streamlit as st
 
+from identity import AccessRuleError, AccessRules, Action, Caller, ScopeCache
 from pipelines.models import ReaderNotFoundError, reader_version_name, resolve_reader
 from pipelines.query import IndexMissingError, QueryService
-from pipelines.question_log import question_log
+from pipelines.question_log import LoggedQuestion, question_log
 from pipelines.settings import Settings
-from pipelines.store import PassageStore, current_version
+from pipelines.store import PassageStore, SourceRecord, current_version
 from reader_training.feedback import FeedbackError, FeedbackRecord, FeedbackStore
 from ui import render
 
 logger = logging.getLogger(__name__)
 
 
-def _home_argument(argv: list[str]) -> str | None:
-    """``--home DIR`` from the script arguments (``streamlit run ui/app.py -- --home DIR``)."""
+def _arguments(argv: list[str]) -> argparse.Namespace:
+    """The script arguments (``streamlit run ui/app.py -- --home DIR [--no-auth]``)."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--home")
+    parser.add_argument("--no-auth", action="store_true")
     known, _ = parser.parse_known_args(argv)
-    return known.home
+    return known
+
+
+def _home_argument(argv: list[str]) -> str | None:
+    return _arguments(argv).home
+
+
+def no_auth() -> bool:
+    """Whether the page was started without a login (``docqa ui --no-auth``)."""
+    return bool(_arguments(sys.argv[1:]).no_auth)
 
 
 @st.cache_resource(show_spinner=False)
@@ -81,6 +98,47 @@ def store_or_none() -> PassageStore | None:
         return _plain_store(str(index_dir), current_version(index_dir) or "")
 
 
+@st.cache_resource(show_spinner=False)
+def _scope_cache(home: str, _settings: Settings) -> ScopeCache:
+    return ScopeCache(AccessRules.of(_settings))
+
+
+def scope(caller: Caller, store: PassageStore | None = None) -> frozenset[str] | None:
+    """The ids of the documents ``caller`` may see (None: all of them)."""
+    store = store if store is not None else store_or_none()
+    if store is None or caller.sees_everything:
+        return None
+    current = settings()
+    try:
+        return _scope_cache(str(current.home), current).for_store(caller, store)
+    except AccessRuleError as exc:
+        st.error(f"The access rules cannot be read, so nothing is shown: {render.md(exc)}")
+        st.stop()
+
+
+def sources(caller: Caller, store: PassageStore | None = None) -> list[SourceRecord]:
+    """The documents ``caller`` may see, sorted by displayed path."""
+    store = store if store is not None else store_or_none()
+    return store.sources(scope=scope(caller, store)) if store is not None else []
+
+
+def visible(caller: Caller, doc_id: str, store: PassageStore | None = None) -> bool:
+    visible_ids = scope(caller, store)
+    return visible_ids is None or doc_id in visible_ids
+
+
+def questions(
+    caller: Caller, since: datetime | None = None, limit: int | None = None
+) -> list[LoggedQuestion]:
+    """The logged questions ``caller`` may read: everyone's for admins, else their own."""
+    log = question_log(settings())
+    if log is None:
+        return []
+    if caller.may(Action.READ_ALL_QUESTIONS):
+        return log.questions(since=since, limit=limit)
+    return log.questions(since=since, limit=limit, asker=caller.identity)
+
+
 def feedback_store() -> FeedbackStore:
     return FeedbackStore(settings().feedback_file)
 
@@ -100,14 +158,21 @@ def note_feedback(question: str, verdict: str | None) -> None:
         logger.warning("could not note feedback in the question log: %s", exc)
 
 
-def labeled_pairs(store: FeedbackStore, origin: str, what: str) -> list[FeedbackRecord]:
-    """The stored pairs of one origin ("feedback", "annotation"); an unreadable file stops the
-    page with an error naming ``what`` could not be read, and is never overwritten."""
+def labeled_pairs(
+    store: FeedbackStore, origin: str, what: str, caller: Caller
+) -> list[FeedbackRecord]:
+    """The stored pairs of one origin ("feedback", "annotation") about documents ``caller`` may
+    see (a pair that names no document: admins only); an unreadable file stops the page with an
+    error naming ``what`` could not be read, and is never overwritten."""
     try:
-        return [r for r in store.list() if r.meta.get("origin") == origin]
+        records = [r for r in store.list() if r.meta.get("origin") == origin]
     except FeedbackError as exc:
         st.error(f"The {what} cannot be read: {render.md(exc)}")
         st.stop()
+    visible_ids = scope(caller)
+    if caller.sees_everything or (visible_ids is None and store_or_none() is not None):
+        return records
+    return [r for r in records if r.meta.get("doc_id") in (visible_ids or ())]
 
 
 @st.cache_resource(show_spinner=False)
@@ -134,10 +199,12 @@ class Status:
         return f"{index} · reader: {self.reader} · {self.device}"
 
 
-def status() -> Status:
+def status(caller: Caller) -> Status:
+    """What is indexed, as far as ``caller`` may see it."""
     store = store_or_none()
-    documents = len(store.sources()) if store is not None else 0
-    passages = store.count_documents() if store is not None else 0
+    records = sources(caller, store)
+    documents = len(records)
+    passages = sum(r.passages for r in records)
     try:
         reader = reader_version_name(resolve_reader(settings()))
     except FileNotFoundError:

@@ -1,4 +1,7 @@
-"""``/documents``: list, upload (admin), delete (admin) and the index's status.
+"""``/documents``: list and status (viewer), upload (editor), delete (admin).
+
+Listings and counts cover only the documents the caller may see (their scope, see
+:mod:`identity.access`): a viewer in eng is not told how many HR documents or passages exist.
 
 Uploads go through :func:`indexer.uploads.index_uploads`, as on the page: each file is
 checked (type, size, emptiness, duplicate content), saved under ``<home>/uploads`` and indexed
@@ -22,8 +25,8 @@ from typing import Annotated, cast
 from fastapi import APIRouter, File, UploadFile
 from fastapi.responses import JSONResponse
 
-from api.deps import AdminKey, AskKey, Context
-from api.errors import ApiError, error_body
+from api.deps import Context, DeleteCaller, ReadCaller, UploadCaller, unknown_document
+from api.errors import ApiError, error_body, scrub, unavailable_error
 from api.routes.ask import unavailable
 from api.schemas import (
     DocumentOut,
@@ -33,6 +36,7 @@ from api.schemas import (
     UploadResult,
     UploadStatus,
 )
+from identity.roles import Action, Caller
 from indexer.run import IndexingError
 from indexer.uploads import (
     MAX_UPLOAD_BYTES,
@@ -45,7 +49,7 @@ from indexer.uploads import (
 )
 from pipelines.models import ReaderNotFoundError, reader_version_name, resolve_reader
 from pipelines.query import IndexMissingError
-from pipelines.store import IndexLockedError, StoreError, current_version
+from pipelines.store import IndexLockedError, PassageStore, StoreError, current_version
 from pipelines.store.versions import writer_lock_free
 
 logger = logging.getLogger(__name__)
@@ -58,13 +62,17 @@ def _busy(exc: Exception) -> ApiError:
     return ApiError(409, "index_busy", f"{exc}; try again when it has finished")
 
 
-@router.get("", summary="The indexed documents")
-def list_documents(ctx: Context, _: AskKey) -> list[DocumentOut]:
+def _unreadable(exc: Exception) -> ApiError:
+    return unavailable_error("index_unreadable", "the index cannot be read", exc)
+
+
+@router.get("", summary="The indexed documents the key may see")
+def list_documents(ctx: Context, caller: ReadCaller) -> list[DocumentOut]:
     try:
         store = ctx.store()
     except StoreError as exc:
-        raise ApiError(503, "index_unreadable", str(exc)) from exc
-    records = store.sources() if store is not None else []
+        raise _unreadable(exc) from exc
+    records = store.sources(ctx.scope(caller, store)) if store is not None else []
     return [
         DocumentOut(
             doc_id=r.doc_id,
@@ -91,25 +99,38 @@ def _index_running(ctx: Context) -> bool:
     return False
 
 
-@router.get("/status", summary="Index version, counts, and whether indexing is under way")
-def status(ctx: Context, _: AskKey) -> IndexStatus:
+def _counts(ctx: Context, caller: Caller, store: PassageStore | None) -> tuple[int, int]:
+    """Documents and passages the caller may see."""
+    if store is None:
+        return 0, 0
+    scope = ctx.scope(caller, store)
+    if scope is None:
+        return len(store.sources()), store.count_documents()
+    records = store.sources(scope)
+    return len(records), sum(r.passages for r in records)
+
+
+@router.get("/status", summary="Index version, counts (of what the key may see), indexing now")
+def status(ctx: Context, caller: ReadCaller) -> IndexStatus:
     settings = ctx.settings
+    store = None
     try:
         store = ctx.store()
         reader: str | None = reader_version_name(resolve_reader(settings))
     except ReaderNotFoundError:
         reader = None
     except StoreError as exc:
-        raise ApiError(503, "index_unreadable", str(exc)) from exc
+        raise _unreadable(exc) from exc
     try:
         loaded = ctx.service().loaded_version
     except ReaderNotFoundError:
         loaded = None
+    documents, passages = _counts(ctx, caller, store)
     return IndexStatus(
         index_version=current_version(settings.index_dir),
         loaded_version=loaded,
-        documents=len(store.sources()) if store is not None else 0,
-        passages=store.count_documents() if store is not None else 0,
+        documents=documents,
+        passages=passages,
         indexing=_index_running(ctx),
         reader=reader,
     )
@@ -131,6 +152,28 @@ def _checked(name: str, size: int) -> UploadOutcome | None:
 def _named(o: UploadOutcome) -> str:
     """What went wrong with a file, naming it (a refusal's reason names it already)."""
     return o.reason if o.status == "rejected" else f"{o.name}: {o.reason or o.status}"
+
+
+def _shown(ctx: Context, caller: Caller, outcomes: list[UploadOutcome]) -> None:
+    """What the caller may be told: no server path, and a duplicate of a document they may not
+    see is not named (the reason says "same content as SOURCE")."""
+    store = None
+    if any(o.status == "duplicate" for o in outcomes):
+        try:
+            store = ctx.store()
+        except (StoreError, IndexMissingError, ReaderNotFoundError):
+            store = None
+    visible = None
+    if store is not None and (scope := ctx.scope(caller, store)) is not None:
+        visible = {r.source for r in store.sources(scope)}
+    for o in outcomes:
+        if (
+            o.status == "duplicate"
+            and visible is not None
+            and not o.reason.endswith((" (this upload)", *(f" {source}" for source in visible)))
+        ):
+            o.reason = "same content as a document already indexed"
+        o.reason = scrub(o.reason, ctx.settings.home)
 
 
 def _outcome(o: UploadOutcome) -> UploadResult:
@@ -157,7 +200,7 @@ def _outcome(o: UploadOutcome) -> UploadResult:
 )
 def upload(
     ctx: Context,
-    _: AdminKey,
+    caller: UploadCaller,
     files: Annotated[list[UploadFile], File(description="One or more documents.")],
 ) -> UploadResponse | JSONResponse:
     slots: list[UploadOutcome | None] = []
@@ -176,10 +219,17 @@ def upload(
         raise _busy(exc) from exc
     except (IndexingError, StoreError, OSError) as exc:
         logger.exception("upload failed")
-        raise ApiError(503, "index_error", f"nothing was indexed: {exc}") from exc
+        ctx.audit.record(caller, Action.UPLOAD.value, "failed", detail=type(exc).__name__)
+        raise ApiError(
+            503, "index_error", "nothing was indexed (the server's log says why)"
+        ) from exc
     outcomes = [slot if slot is not None else next(indexed) for slot in slots]
     for o in outcomes:
         ctx.metrics.uploads.labels(o.status).inc()
+        outcome = "ok" if o.status in ("indexed", "duplicate") else "failed"
+        target = f"uploads/{o.saved_as}" if o.saved_as else o.name
+        ctx.audit.record(caller, Action.UPLOAD.value, outcome, target=target, detail=o.status)
+    _shown(ctx, caller, outcomes)
     body = UploadResponse(
         files=[_outcome(o) for o in outcomes],
         indexed=sum(o.ok for o in outcomes),
@@ -196,7 +246,12 @@ def upload(
 
 
 @router.delete("/{doc_id}", summary="Remove a document from the index")
-def delete(doc_id: str, ctx: Context, _: AdminKey) -> RemovedOut:
+def delete(doc_id: str, ctx: Context, caller: DeleteCaller) -> RemovedOut:
+    if not caller.sees_everything:  # only admins delete today; were that to change, the scope holds
+        try:
+            ctx.visible_source(caller, ctx.store(), doc_id, Action.DELETE_DOCUMENT)
+        except (IndexMissingError, ReaderNotFoundError) as exc:
+            raise unavailable(exc) from exc
     try:
         removed = remove_document(ctx.settings, doc_id)
     except IndexLockedError as exc:
@@ -204,7 +259,13 @@ def delete(doc_id: str, ctx: Context, _: AdminKey) -> RemovedOut:
     except (IndexMissingError, ReaderNotFoundError) as exc:
         raise unavailable(exc) from exc
     if removed is None:
-        raise ApiError(404, "unknown_document", f"no indexed document has the id {doc_id!r}")
+        raise unknown_document(doc_id)
+    erased = scrub(removed.forgotten.describe(), ctx.settings.home)
+    ctx.audit.record(caller, Action.DELETE_DOCUMENT.value, target=doc_id, detail=removed.source)
     return RemovedOut(
-        doc_id=doc_id, removed=removed, index_version=current_version(ctx.settings.index_dir)
+        doc_id=doc_id,
+        removed=removed.source,
+        index_version=current_version(ctx.settings.index_dir),
+        erased=erased,
+        remains=[scrub(what, ctx.settings.home) for what in removed.remains],
     )

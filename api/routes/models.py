@@ -1,9 +1,11 @@
-"""``/models``: the reader versions (as ``docqa models`` lists them) and promotion (admin).
+"""``/models``: the reader versions (as ``docqa models`` lists them; viewer) and promotion
+(admin).
 
-Promotion is :func:`reader_training.promote.promote_model`, the logic of ``docqa promote``: a
+Promotion is :func:`reader_training.promote.promote_model`, the gate of ``docqa promote``: a
 version that scores lower than the serving reader on the demo dev pairs is refused (409) unless
-``force``. The new reader answers from the next question on, in every worker: each resolves
-the serving reader (``serving.json``) per question.
+``force`` (which only an admin can send: promotion is an admin's action). The new reader
+answers from the next question on, in every worker: each resolves the serving reader
+(``serving.json``) per question. Every promotion, refused or not, is in the audit log.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body
 
-from api.deps import AdminKey, AskKey, Context
+from api.deps import Context, PromoteCaller, ReadCaller
 from api.errors import ApiError
 from api.schemas import ModelOut, PromoteRequest, PromoteResponse
+from identity.roles import Action
 from pipelines.models import is_model_folder, list_models, model_path, serving_name
 from reader_training.promote import PromotionError, promote_model
 
@@ -22,7 +25,7 @@ router = APIRouter(prefix="/models", tags=["models"])
 
 
 @router.get("", summary="Reader versions, newest first; `serving` marks the one answering")
-def models(ctx: Context, _: AskKey) -> list[ModelOut]:
+def models(ctx: Context, _: ReadCaller) -> list[ModelOut]:
     return [
         ModelOut(
             name=info.name,
@@ -46,7 +49,7 @@ def models(ctx: Context, _: AskKey) -> list[ModelOut]:
 def promote(
     name: str,
     ctx: Context,
-    _: AdminKey,
+    caller: PromoteCaller,
     body: Annotated[PromoteRequest | None, Body()] = None,
 ) -> PromoteResponse:
     settings = ctx.settings
@@ -55,11 +58,14 @@ def promote(
     except ValueError as exc:
         raise ApiError(422, "invalid_model_name", str(exc)) from exc
     if not is_model_folder(path):
-        raise ApiError(404, "unknown_model", f"{name}: no complete model folder at {path}")
+        raise ApiError(404, "unknown_model", f"{name}: no complete model folder in the home")
+    force = body.force if body else False
     try:
-        message = promote_model(settings, name, force=body.force if body else False)
+        message = promote_model(settings, name, force=force)
     except PromotionError as exc:
+        ctx.audit.record(caller, Action.PROMOTE.value, "failed", target=name, detail=str(exc))
         raise ApiError(409, "promotion_refused", str(exc)) from exc
+    ctx.audit.record(caller, Action.PROMOTE.value, target=name, detail=message)
     return PromoteResponse(
         message=message, serving=serving_name(settings), fixed_reader=settings.reader_model
     )

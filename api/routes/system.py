@@ -1,16 +1,17 @@
-"""``GET /health`` (open) and ``GET /metrics`` (admin key, or open with
+"""``GET /health`` and ``GET /ready`` (open) and ``GET /metrics`` (admin key, or open with
 ``Settings.api_open_metrics``).
 
 Health answers 200 when this worker has the index and the reader loaded and 503 otherwise, with
 the reason in ``status`` ("loading", "no_index", "no_reader"), so a load balancer sends
 questions only to workers that can answer them. A worker that has nothing loaded (just started,
-or a new reader was promoted) starts loading in the background when asked.
+or a new reader was promoted) starts loading in the background when asked. ``/ready`` is the
+same verdict with nothing else (``{"ready": true}``), for an orchestrator's readiness probe.
+Neither names a path or a process: anyone may call them.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
 from fastapi import APIRouter, Depends, Response
@@ -18,7 +19,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import ApiContext, Context, require_metrics_access
 from api.metrics import CONTENT_TYPE
-from api.schemas import Health
+from api.schemas import Health, Ready
 from pipelines.models import ReaderNotFoundError, reader_version_name, resolve_reader
 from pipelines.store import StoreError, current_version
 
@@ -65,6 +66,21 @@ def warm_up(ctx: ApiContext) -> None:
     responses={503: {"model": Health, "description": "Not ready: loading, or nothing to load."}},
 )
 def health(ctx: Context) -> JSONResponse:
+    body = _health(ctx)
+    return JSONResponse(body.model_dump(), status_code=200 if body.status == "ok" else 503)
+
+
+@router.get(
+    "/ready",
+    summary="200 when this worker can answer (index and reader loaded), else 503; no key needed",
+    responses={503: {"model": Ready, "description": "Not ready yet."}},
+)
+def ready(ctx: Context) -> JSONResponse:
+    ok = _health(ctx).status == "ok"
+    return JSONResponse(Ready(ready=ok).model_dump(), status_code=200 if ok else 503)
+
+
+def _health(ctx: ApiContext) -> Health:
     settings = ctx.settings
     on_disk = current_version(settings.index_dir)
     try:
@@ -81,15 +97,13 @@ def health(ctx: Context) -> JSONResponse:
     else:
         status = "loading"
         warm_up(ctx)
-    body = Health(
+    return Health(
         status=status,
         index_version=on_disk,
         index_loaded=loaded,
         reader=reader,
         reader_loaded=loaded,
-        worker=os.getpid(),
     )
-    return JSONResponse(body.model_dump(), status_code=200 if loaded else 503)
 
 
 @router.get(

@@ -44,7 +44,7 @@ def _copy(base: Path, target: Path) -> Settings:
 def _keys(settings: Settings) -> Keys:
     store = KeyStore.of(settings)
     asker, admin = store.create("asker", "ask")[1], store.create("root", "admin")[1]
-    return Keys(ask_token=asker, admin_token=admin)
+    return Keys(ask_token=asker, admin_token=admin, editor_token=store.create("ed", "editor")[1])
 
 
 @pytest.fixture

@@ -16,10 +16,12 @@ READER = "tiny-answers"
 
 @dataclass(frozen=True)
 class Keys:
-    """An ``ask`` and an ``admin`` key; ``.ask`` and ``.admin`` are their request headers."""
+    """A viewer key (made with the old role name ``ask``), an editor and an admin key, none
+    with groups; ``.ask``, ``.editor`` and ``.admin`` are their request headers."""
 
     ask_token: str
     admin_token: str
+    editor_token: str = ""
 
     @staticmethod
     def header(token: str) -> dict[str, str]:
@@ -32,6 +34,10 @@ class Keys:
     @property
     def admin(self) -> dict[str, str]:
         return self.header(self.admin_token)
+
+    @property
+    def editor(self) -> dict[str, str]:
+        return self.header(self.editor_token)
 
 
 def install_reader(settings: Settings, tiny_reader: Path, name: str, threshold: float) -> None:

@@ -4,7 +4,8 @@ The module's cluster serves one deployment of two replicas over a copy of the de
 tiny reader promoted), run by :func:`api.ray_serve.serve_on_ray` in a thread as the CLI runs it.
 Through Ray Serve's HTTP proxy: every replica reports healthy, answers are those of the
 in-process core (texts, citations, scores to float precision), a request without a valid key
-gets 401, ``/metrics`` adds up both replicas; stopping removes the application and Ray Serve.
+gets 401, ``/metrics`` adds up both replicas, a key's access rules hold there too (an eng
+viewer is never shown an HR document); stopping removes the application and Ray Serve.
 The CLI's engine options are checked without a cluster.
 """
 
@@ -26,11 +27,14 @@ from typer.testing import CliRunner
 
 import api.ray_serve
 from api.client import wait_until_healthy
+from api.keys import KeyStore
 from api.ray_serve import replica_cpus, serve_on_ray
 from docqa.cli import app as cli
+from identity.access import AccessRules
 from pipelines.query import ask
 from pipelines.settings import Settings
 from tests.api.support import WIFI_QUESTION, Keys, ask_requests_counted
+from tests.conftest import leaks_hr
 from tests.ray_support import local_ray_cluster
 
 REPLICAS = 2
@@ -176,7 +180,7 @@ def test_every_replica_is_healthy(served: Served) -> None:
             True,
             "tiny-answers",
         )
-        workers.add(body["worker"])
+        workers.add(response.headers["X-DocQA-Worker"])
         if len(workers) == REPLICAS:
             break
     assert len(workers) == REPLICAS, f"/health reached only {workers}"
@@ -198,10 +202,11 @@ def test_answers_on_ray_are_those_of_the_in_process_core(
         for got, want in zip(data["answers"], expected, strict=True):
             # Texts and citations exactly; scores to float precision (other torch threads).
             assert {k: v for k, v in got.items() if k not in SCORES} == {
-                k: v for k, v in want.items() if k not in SCORES
+                k: v for k, v in want.items() if k not in (*SCORES, "path")
             }
             for name in SCORES:
                 assert got[name] == pytest.approx(want[name], rel=1e-4, abs=1e-5), name
+        assert "path" not in got  # the server's absolute file path never leaves it
         top = data["answers"][0]
         assert top["answer"] is not None and top["document"].startswith("documents/")
 
@@ -236,6 +241,28 @@ def test_metrics_add_up_the_replicas(served: Served, shared_keys: Keys) -> None:
     assert seen == served.askers
     assert 'docqa_reader_info{version="tiny-answers"} 1.0' in metrics.text
     assert "docqa_ask_duration_seconds_bucket" in metrics.text
+
+
+@pytest.mark.slow
+def test_access_rules_hold_on_ray(served: Served, shared_settings: Settings) -> None:
+    keys = KeyStore.of(shared_settings)
+    eng = Keys.header(keys.create("ray-eng", "viewer", "eng")[1])
+    hr = Keys.header(keys.create("ray-hr", "viewer", "hr")[1])
+    rules = AccessRules.of(shared_settings)
+    rules.allow("hr/**", "hr")  # applies to the running replicas' next request
+    try:
+        body = {"question": QUESTIONS[1], "k": 4, "n": 3}  # annual leave: an HR document's
+        for _ in range(REPLICAS):  # new connections: both replicas, most likely
+            shown = httpx.post(f"{served.url}/ask", json=body, headers=eng, timeout=120)
+            assert shown.status_code == 200, shown.text
+            assert leaks_hr(shown.text) == [], shown.text
+            listed = httpx.get(f"{served.url}/documents", headers=eng, timeout=30)
+            assert listed.status_code == 200 and leaks_hr(listed.text) == []
+        answered = httpx.post(f"{served.url}/ask", json=body, headers=hr, timeout=120)
+        cited = [a["document"] for a in answered.json()["answers"] if a["answer"]]
+        assert any(doc.startswith("documents/hr/") for doc in cited), cited
+    finally:
+        rules.remove("hr/**")
 
 
 @pytest.mark.slow

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 from pipelines.label_queue import label_queue
-from pipelines.question_log import LoggedQuestion
+from pipelines.query import AnswerResult
+from pipelines.question_log import LoggedQuestion, QuestionLog
 
 
 def logged(
@@ -66,3 +68,26 @@ def test_queue_spreads_over_documents() -> None:
     assert sorted(spread) == sorted(row.question for row in rows)
     by_priority = [item.question for item in label_queue(rows)]  # the default
     assert by_priority[3:] == ["Who signs off the budget?", "When is payday?"]
+
+
+def test_the_queue_offers_only_what_the_caller_may_see(tmp_path: Path) -> None:
+    """Read with the caller's asker and scope, the queue holds neither another user's
+    questions nor a question whose answers quote a document outside the scope."""
+    log = QuestionLog(tmp_path / "questions.sqlite")
+
+    def ask(question: str, doc_ids: tuple[str, ...], asker: str) -> None:
+        results = [
+            AnswerResult(answer=f"from {d}", score=0.5 - i * 0.1, doc_id=d, context=d)
+            for i, d in enumerate(doc_ids)
+        ]
+        log.record(question, results, channel="page", latency_ms=1, reader="r", top_k=3,
+                   asker=asker)  # fmt: skip
+
+    ask("How do we deploy?", ("eng1", "eng2"), "user:eve")
+    ask("Who is on call?", ("eng2", "hr1"), "user:eve")  # an answer quotes an hr document
+    ask("What is Margot's salary?", ("hr1", "hr2"), "user:harriet")
+    eng = frozenset({"eng1", "eng2"})
+    mine = label_queue(log.questions(asker="user:eve", scope=eng))
+    assert [item.question for item in mine] == ["How do we deploy?"]
+    everyone = label_queue(log.questions())  # an admin's queue
+    assert len(everyone) == 3

@@ -1,4 +1,5 @@
-"""The feedback store: SQuAD v2.0 on disk, validated answers, duplicates, contradictions."""
+"""The feedback store: SQuAD v2.0 on disk, validated answers, duplicates, contradictions, pairs
+per author, bounds, and forgetting a deleted document."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 
 from evaluation.squad import load_squad
 from reader_training.feedback import (
+    MAX_CONTEXT_CHARS,
+    MAX_PAIRS_PER_AUTHOR,
     FeedbackError,
     FeedbackStore,
     find_occurrences,
@@ -161,3 +164,84 @@ def test_locating_a_typed_answer() -> None:
     at = text.index("core hours")
     assert locate_answer(text, " core hours ") == [(at, at + 10)]
     assert locate_answer(text, "   ") == []
+
+
+def test_each_author_has_their_own_pairs(store: FeedbackStore) -> None:
+    alice, bob = {"author": "user:alice"}, {"author": "key:bot"}
+    assert store.add(Q, DOC, "25 days", None, "Handbook", alice)
+    assert not store.add(Q, DOC, "25 days", None, "Handbook", alice)  # her duplicate
+    # Bob agrees: his own pair (another id), so that either may change their mind alone.
+    assert store.add(Q, DOC, "25 days", None, "Handbook", bob)
+    first, second = store.list()
+    assert first.id != second.id and {first.author, second.author} == {"user:alice", "key:bot"}
+    # Bob's other answer replaces his pair, not Alice's.
+    assert store.add(Q, DOC, "25 days of paid annual leave", None, "Handbook", bob)
+    assert sorted((r.author, r.answer_text) for r in store.list()) == [
+        ("key:bot", "25 days of paid annual leave"),
+        ("user:alice", "25 days"),
+    ]
+    # The author is not editable: it decides whose judgments replace a pair.
+    mine = next(r for r in store.list() if r.author == "user:alice")
+    edited = store.update(mine.id, question="Annual leave?", meta={"author": "key:bot"})
+    assert edited.author == "user:alice"
+
+
+def _file_with_pairs(path: Path, author: str, n: int) -> None:
+    """A feedback file as FeedbackStore writes it, holding ``n`` pairs of ``author``."""
+    qas = [
+        {
+            "id": f"fb-{i:016x}",
+            "question": f"Question {i}?",
+            "is_impossible": True,
+            "answers": [],
+            "docqa": {"created": "2026-01-01T00:00:00+00:00", "author": author},
+        }
+        for i in range(n)
+    ]
+    data = {
+        "version": "v2.0",
+        "data": [{"title": "", "paragraphs": [{"context": DOC, "qas": qas}]}],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+def test_one_author_can_store_only_so_much(store: FeedbackStore) -> None:
+    _file_with_pairs(store.path, "key:bot", MAX_PAIRS_PER_AUTHOR)
+    with pytest.raises(FeedbackError, match=r"key:bot already keeps 5,000 labeled pairs"):
+        store.add("One more?", DOC, None, None, "", {"author": "key:bot"})
+    assert len(store) == MAX_PAIRS_PER_AUTHOR
+    # Others are not held back by one author's pairs.
+    assert store.add("Another author?", DOC, None, None, "", {"author": "user:alice"})
+    # A pair that replaces one of the author's own still fits (the count does not grow).
+    (first,) = [r for r in store.list() if r.question == "Question 0?"]
+    assert store.add("Question 0?", DOC, "25 days", None, "", {"author": "key:bot"})
+    assert store.get(first.id) is None and len(store) == MAX_PAIRS_PER_AUTHOR + 1
+
+
+def test_a_context_is_bounded(store: FeedbackStore) -> None:
+    long = "word " * (MAX_CONTEXT_CHARS // 5 + 1)
+    with pytest.raises(FeedbackError, match=r"more than the 4,000 a labeled pair may keep"):
+        store.add(Q, long, None, None)
+    assert store.add(Q, long[:MAX_CONTEXT_CHARS], None, None)
+
+
+def test_forgetting_a_document_removes_its_pairs_only(store: FeedbackStore) -> None:
+    store.add(Q, DOC, "25 days", None, "Handbook", {"doc_id": "d1", "author": "user:alice"})
+    store.add("Sick?", PASSAGE, None, None, "Handbook", {"doc_id": "d1", "author": "key:bot"})
+    store.add("Other?", "Other text.", None, None, "Other", {"doc_id": "d2"})
+    store.add("Old?", "Old text.", None, None, "Old", {"source": "documents/old.md"})
+    assert store.forget_document("d1") == 2
+    assert [r.question for r in store.list()] == ["Other?", "Old?"]
+    assert store.forget_document("d9", "documents/old.md") == 1  # older pairs name the source
+    assert [r.question for r in store.list()] == ["Other?"]
+    examples, report = load_squad(store.path)  # still a training file
+    assert [e.question for e in examples] == ["Other?"] and not report.skipped
+    assert store.forget_document("d1") == 0
+    raw = store.path.read_text(encoding="utf-8")
+    assert "25 days" not in raw and "Sick leave" not in raw and "Handbook" not in raw
+    # An unreadable file is never overwritten.
+    store.path.write_text("{broken", encoding="utf-8")
+    with pytest.raises(FeedbackError, match="cannot be read"):
+        store.forget_document("d2")
+    assert store.path.read_text(encoding="utf-8") == "{broken"

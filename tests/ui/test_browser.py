@@ -1,126 +1,69 @@
 """The web page in a real browser: ``streamlit run ui/app.py`` driven by Playwright + Chromium.
 
-Needs Chromium: Debian's package (``apt-get install -y chromium``, used from /usr/bin/chromium) or
-Playwright's own build (``playwright install chromium``); ``DOCQA_CHROMIUM`` names another binary.
-Screenshots of every step are written to the test's tmp folder and copied to
-``/tmp/docqa/screenshots`` (``DOCQA_SCREENSHOTS`` overrides) for people to look at.
+Needs Chromium (see ``browser_support.py``). The page runs with ``--no-auth`` on 127.0.0.1: the
+local operator, an admin (the login is tested in ``test_browser_access.py`` and
+``test_browser_oidc.py``). Screenshots of every step are written to the test's tmp folder and
+copied to ``/tmp/docqa/screenshots`` (``DOCQA_SCREENSHOTS`` overrides) for people to look at.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from pipelines.settings import REPO_ROOT, Settings
 from pipelines.store import PassageStore
+from tests.ui.browser_support import ANSWER_TIMEOUT_MS, free_port, running, wait_idle
 
 APP = REPO_ROOT / "ui" / "app.py"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ANSWER_TIMEOUT_MS = 120_000
 FIRE_FACT = "The fire assembly point is the north car park, next to the bicycle shelter."
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
 def server(home: Path, tmp_path: Path) -> Iterator[str]:
-    """A running ``streamlit run ui/app.py -- --home HOME`` on a free local port; its URL."""
-    port = _free_port()
-    log = (tmp_path / "streamlit.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(APP),
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--browser.gatherUsageStats",
-            "false",
-            "--server.fileWatcherType",
-            "none",
-            "--server.maxUploadSize",
-            "50",
-            "--client.toolbarMode",
-            "minimal",
-            "--",
-            "--home",
-            str(home),
-        ],
-        cwd=REPO_ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "DOCQA_HOME": str(home)},
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.read() == b"ok":
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                raise RuntimeError(
-                    "streamlit did not start:\n" + (tmp_path / "streamlit.log").read_text()
-                )
-            time.sleep(0.3)
+    """A running ``streamlit run ui/app.py -- --home HOME --no-auth`` on a free local port."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+        "--server.maxUploadSize",
+        "50",
+        "--client.toolbarMode",
+        "minimal",
+        "--",
+        "--home",
+        str(home),
+        "--no-auth",
+    ]
+    with running(
+        command, f"http://127.0.0.1:{port}", tmp_path / "streamlit.log", {"DOCQA_HOME": str(home)}
+    ) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
-def _chromium() -> str | None:
-    """The Chromium binary to use; None lets Playwright use its own download."""
-    configured = os.environ.get("DOCQA_CHROMIUM")
-    if configured:
-        return configured
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    return found
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+def ask(page: Page, question: str) -> None:
+    """Type ``question`` on the Ask page and press Ask."""
+    page.get_by_role("textbox", name="Question").fill(question)
+    page.get_by_role("button", name="Ask").click()
 
 
 class Shots:
@@ -145,12 +88,6 @@ class Shots:
             shutil.copy2(path, target / path.name)
 
 
-def _wait_idle(page: Page) -> None:
-    """Until Streamlit has finished the script run the last action started."""
-    page.wait_for_timeout(300)
-    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=ANSWER_TIMEOUT_MS)
-
-
 def test_ask_open_the_document_upload_and_ask_about_it(
     server: str, browser: Browser, home: Path, tmp_path: Path
 ) -> None:
@@ -161,21 +98,19 @@ def test_ask_open_the_document_upload_and_ask_about_it(
     try:
         # Ask by typing: the answer, its confidence and its citation appear.
         page.goto(server)
-        box = page.get_by_role("textbox", name="Question")
-        box.fill("How many days of paid annual leave do employees receive?")
-        page.get_by_role("button", name="Ask").click()
+        ask(page, "How many days of paid annual leave do employees receive?")
         first = page.locator(".docqa-answer").first
         expect(first).to_contain_text("confidence", timeout=ANSWER_TIMEOUT_MS)
         expect(page.locator(".docqa-meta").first).to_contain_text("documents/")
         expect(page.locator(".docqa-passage mark").first).to_be_visible()
-        assert "q=How+many+days" in page.url or "q=How%20many%20days" in page.url
+        assert "q=" not in page.url and "annual" not in page.url  # no question in URLs
         shots.take(page, "ask")
 
         # Open the first answer in the document view: the mark is scrolled into the frame.
         page.get_by_role("link", name="Open in document").first.click()
         frame = page.frame_locator("iframe").first
         expect(frame.locator("mark#docqa-answer")).to_be_visible(timeout=30_000)
-        assert "/document?" in page.url and "doc=" in page.url
+        assert "/document?" in page.url and "doc=" in page.url and "q=" not in page.url
         expect(page.get_by_role("button", name="Download original")).to_be_visible()
         shots.take(page, "document-from-answer")
 
@@ -202,15 +137,15 @@ def test_ask_open_the_document_upload_and_ask_about_it(
         shots.take(page, "documents-after-upload")
 
         # Ask about it, reading only the best passage: the answers cite the upload.
-        question = urllib.parse.quote_plus("Where is the fire assembly point?")
-        page.goto(f"{server}/?q={question}")
+        page.goto(server)
+        ask(page, "Where is the fire assembly point?")
         expect(page.locator(".docqa-answer").first).to_contain_text(
             "confidence", timeout=ANSWER_TIMEOUT_MS
         )
         slider = page.get_by_role("slider").first  # "Passages to retrieve"
         slider.focus()
         slider.press("Home")
-        _wait_idle(page)
+        wait_idle(page)
         expect(page.locator(".docqa-meta").first).to_contain_text(
             "uploads/emergency-procedures.md", timeout=ANSWER_TIMEOUT_MS
         )
@@ -224,8 +159,7 @@ def test_ask_open_the_document_upload_and_ask_about_it(
         text = store.source_text(record.doc_id)
         start = text.index(FIRE_FACT)
         page.goto(
-            f"{server}/document?doc={record.doc_id}&start={start}"
-            f"&end={start + len(FIRE_FACT)}&q={question}"
+            f"{server}/document?doc={record.doc_id}&start={start}&end={start + len(FIRE_FACT)}"
         )
         mark = page.frame_locator("iframe").first.locator("mark#docqa-answer")
         expect(mark).to_have_text(FIRE_FACT, timeout=30_000)
@@ -256,6 +190,7 @@ def test_the_learning_loop_ask_judge_label_monitor_retrain_promote(
     retrain from the Models page (the tiny reader), watch the curve, promote, ask again."""
     from pipelines.models import serving_name
     from pipelines.question_log import QuestionLog
+    from reader_training import jobs
     from reader_training.feedback import FeedbackStore
 
     settings = Settings(home=home)
@@ -263,7 +198,8 @@ def test_the_learning_loop_ask_judge_label_monitor_retrain_promote(
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
     question = "How many days of paid annual leave do employees receive?"
     try:
-        page.goto(f"{server}/?q={urllib.parse.quote_plus(question)}")
+        page.goto(server)
+        ask(page, question)
         expect(page.locator(".docqa-answer").first).to_contain_text(
             "confidence", timeout=ANSWER_TIMEOUT_MS
         )
@@ -275,7 +211,7 @@ def test_the_learning_loop_ask_judge_label_monitor_retrain_promote(
         page.goto(f"{server}/annotate")
         expect(page.get_by_text("marked wrong")).to_be_visible(timeout=30_000)
         page.locator(".st-key-annotate-queue-0 button").click()
-        _wait_idle(page)
+        wait_idle(page)
         expect(page.get_by_role("textbox", name="Question")).to_have_value(question)
         store = PassageStore.load(settings.index_dir)
         doc_id = QuestionLog(settings.question_log_file).questions()[-1].answers[0]["doc_id"]
@@ -284,11 +220,11 @@ def test_the_learning_loop_ask_judge_label_monitor_retrain_promote(
         )
         page.get_by_role("textbox", name="Exact answer text").fill(answer)
         page.keyboard.press("Enter")
-        _wait_idle(page)
+        wait_idle(page)
         radio = page.get_by_role("radiogroup")
         if radio.count():
             radio.first.get_by_role("radio").first.check()
-            _wait_idle(page)
+            wait_idle(page)
         page.get_by_role("button", name="Save pair").click()
         expect(page.get_by_text("Saved. Write the next question.")).to_be_visible(timeout=30_000)
         shots.take(page, "loop-labeled")
@@ -312,13 +248,21 @@ def test_the_learning_loop_ask_judge_label_monitor_retrain_promote(
         expect(page.get_by_text("Gate:")).to_be_visible(timeout=600_000)
         expect(page.get_by_test_id("stVegaLiteChart").first).to_be_visible()
         shots.take(page, "loop-gate")
+        job = jobs.current_job(settings)
+        assert job is not None and job.verdict is not None
+        if not job.verdict["recommend_promotion"]:
+            # Against the gate's advice, Promote is offered only when the admin forces it.
+            expect(page.locator(".st-key-retrain-promote button")).to_have_count(0)
+            page.locator(".st-key-retrain-force label").click()
+            wait_idle(page)
         page.locator(".st-key-retrain-promote button").click()
         expect(page.get_by_text("now answers questions")).to_be_visible(timeout=30_000)
         new = serving_name(settings)
         assert new is not None and new.startswith("retrain-")
 
         # The next ask is answered by the new version.
-        page.goto(f"{server}/?q={urllib.parse.quote_plus(question)}")
+        page.goto(server)
+        ask(page, question)
         expect(page.locator(".docqa-answer, .docqa-passage").first).to_be_visible(
             timeout=ANSWER_TIMEOUT_MS
         )

@@ -4,18 +4,23 @@ Pairs are saved to the same SQuAD v2.0 file as the feedback (``Settings.feedback
 the whole converted document text as the context. The label queue on top offers the logged
 questions that would teach the reader most (``pipelines.label_queue``): one click puts the
 question and the document of its top answer into the form.
+
+Editors use this page. It offers only the documents the caller may see; the queue holds the
+questions the caller may read (their own; everyone's for admins) whose answers all come from
+documents the caller may see. Saving checks the role and the document again.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
+from identity import Action, Caller
 from pipelines.label_queue import QueueItem, label_queue
 from pipelines.question_log import question_log
 from pipelines.store import SourceRecord
 from reader_training.feedback import FeedbackError
 from reader_training.judgments import annotation_pair
-from ui import labeling, pairs, render, state
+from ui import auth, labeling, pairs, render, state
 
 KEY = "annotate"
 QUEUE_SHOWN = 10
@@ -24,12 +29,22 @@ _NOT_A_LABEL = {"wrong", "no_answer_in_passage"}
 
 
 def _save(question: str, record: SourceRecord, text: str, choice: labeling.SpanChoice) -> None:
+    who = auth.permitted(Action.LABEL, target=record.source)
+    if who is None:
+        return
+    if not state.visible(who, record.doc_id):
+        labeling.say(KEY, "error", "Not saved: this document is not in the index (any more).")
+        return
     try:
-        pair = annotation_pair(question, record, text, choice.text, choice.start)
+        pair = annotation_pair(
+            question, record, text, choice.text, choice.start, author=who.identity
+        )
         added = pair.save(state.feedback_store())
     except FeedbackError as exc:
         labeling.say(KEY, "error", f"Not saved: {render.md(exc)}")
+        auth.audit(who, Action.LABEL.value, "failed", record.source)
         return
+    auth.audit(who, Action.LABEL.value, "ok", record.source, added=added)
     if not added:
         labeling.say(KEY, "info", "Already saved: this exact pair is in the file.")
         return
@@ -51,17 +66,23 @@ def _label(item: QueueItem, doc_ids: set[str]) -> None:
     st.session_state[f"{KEY}-span-none"] = False
 
 
-def _queue(doc_ids: set[str]) -> None:
-    log = question_log(state.settings())
-    if log is None:
+def _queue(doc_ids: set[str], caller: Caller) -> None:
+    if question_log(state.settings()) is None:
         return
+    feedback = state.feedback_store()
     labeled = [
         r.question
-        for r in state.labeled_pairs(state.feedback_store(), "feedback", "feedback")
-        + state.labeled_pairs(state.feedback_store(), "annotation", "labeled pairs")
+        for r in state.labeled_pairs(feedback, "feedback", "feedback", caller)
+        + state.labeled_pairs(feedback, "annotation", "labeled pairs", caller)
         if r.meta.get("verdict") not in _NOT_A_LABEL
     ]
-    queue = label_queue(log.questions(limit=5000), labeled)
+    # A question whose answers cite a document the caller may not see stays out of the queue.
+    readable = [
+        q
+        for q in state.questions(caller, limit=5000)
+        if all(a.get("doc_id") in doc_ids for a in q.answers if a.get("doc_id"))
+    ]
+    queue = label_queue(readable, labeled)
     with st.expander(f"Label queue: {len(queue)} questions to label", expanded=bool(queue)):
         if not queue:
             st.caption(
@@ -80,19 +101,20 @@ def _queue(doc_ids: set[str]) -> None:
             )
 
 
+caller = auth.page_for(Action.LABEL)
 st.title("Annotate")
 st.caption(
     "Write a question that the document answers, mark the answer, save. The pairs train "
     "the reader (`docqa train`)."
 )
 store = state.store_or_none()
-records = store.sources() if store is not None else []
+records = state.sources(caller, store)
 if store is None or not records:
     st.info("No documents are indexed yet: add some on the Documents page.")
     st.stop()
 
 by_id = {r.doc_id: r for r in records}
-_queue(set(by_id))
+_queue(set(by_id), caller)
 doc_id = st.selectbox(
     "Document",
     list(by_id),
@@ -124,5 +146,5 @@ labeling.show_message(KEY)
 st.divider()
 st.subheader("Labeled pairs")
 feedback = state.feedback_store()
-annotations = state.labeled_pairs(feedback, "annotation", "labeled pairs")
-pairs.pairs_list(annotations, "annotations", "docqa-annotations.json", feedback)
+annotations = state.labeled_pairs(feedback, "annotation", "labeled pairs", caller)
+pairs.pairs_list(annotations, "annotations", "docqa-annotations.json", feedback, caller)

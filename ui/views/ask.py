@@ -1,9 +1,10 @@
-"""Ask page: a question over the whole collection, ranked answers with cited passages.
+"""Ask page: a question over the documents the caller may see, ranked answers with citations.
 
-The question lives in the URL (``?q=...``), so a link to an answer can be shared and opening it
-asks the question again. Sidebar choices (passages, answers, filters) re-ask the current
-question when changed. Results are kept in the session, so clicking feedback buttons does not
-run the reader again.
+The question stays in the session, never in the URL: a URL ends up in browser history, proxy
+logs and shared links, and a question can be confidential. Sidebar choices (passages, answers,
+filters) re-ask the current question when changed. Results are kept in the session, so clicking
+feedback buttons does not run the reader again. The search runs within the caller's scope (the
+access rules), and the folder and type filters offer only what the caller may see.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import streamlit as st
 from pipelines.filters import build_filters, folders
 from pipelines.models import ReaderNotFoundError
 from pipelines.query import IndexMissingError, QuestionError
-from ui import cards, render, state
+from ui import auth, cards, render, state
 
 RECENT_LIMIT = 10
 
 settings = state.settings()
+caller = auth.user()
 st.title("Ask your documents")
 
 store = state.store_or_none()
@@ -29,11 +31,13 @@ if store is None:
     )
     st.page_link("views/documents.py", label="Add documents", icon=":material/upload_file:")
     st.stop()
-records = store.sources()
+scope = state.scope(caller, store)
+records = store.sources(scope=scope)
 
 
 def _ask_recent(question: str) -> None:
-    st.query_params["q"] = question
+    st.session_state["question"] = question
+    st.session_state["question_input"] = question
 
 
 # -- sidebar: search settings, filters, recent questions ----------------------------------------
@@ -77,12 +81,6 @@ with st.sidebar:
 filters = build_filters(records, chosen_folders, chosen_types, modified_from, modified_to)
 
 # -- the question -------------------------------------------------------------------------------
-url_question = st.query_params.get("q", "")
-if st.session_state.get("url_question") != url_question:
-    # A new question arrived through the URL (a shared link, a recent question): show it.
-    st.session_state["url_question"] = url_question
-    st.session_state["question_input"] = url_question
-
 with st.form("ask_form", border=False):
     st.text_input(
         "Question", key="question_input", placeholder="e.g. How many days of annual leave do I get?"
@@ -90,15 +88,14 @@ with st.form("ask_form", border=False):
     submitted = st.form_submit_button("Ask", type="primary", icon=":material/search:")
 
 if submitted:
-    typed = st.session_state["question_input"].strip()
-    if typed:
-        st.query_params["q"] = typed
-    else:
-        st.query_params.pop("q", None)
-    st.session_state["url_question"] = typed
+    st.session_state["question"] = st.session_state["question_input"].strip()
 
-question = st.query_params.get("q", "").strip()
-ask_key = json.dumps([question, top_k, top_n, filters], sort_keys=True, default=str)
+question = st.session_state.get("question", "")
+# Who asks and what they may see are part of the key: new access rules ask again.
+seen = None if scope is None else hash(scope)
+ask_key = json.dumps(
+    [question, top_k, top_n, filters, caller.identity, seen], sort_keys=True, default=str
+)
 previous = st.session_state.get("ask_result")
 
 if submitted and not question:
@@ -116,7 +113,15 @@ elif question and (submitted or previous is None or previous["key"] != ask_key):
     with st.spinner("Reading the documents…"):
         try:
             service = state.service()
-            asked = service.answer(question, top_k, top_n, filters, channel="page")
+            asked = service.answer(
+                question,
+                top_k,
+                top_n,
+                filters,
+                channel="page",
+                scope=scope,
+                asker=caller.identity,
+            )
             results = asked.answers
             outcome["results"] = results
             outcome["question_id"] = asked.question_id  # feedback is noted in the question log
@@ -150,14 +155,14 @@ if shown and shown["question"] == question:
                 "These are the most relevant passages:"
             )
             for rank, doc in enumerate(shown["passages"]):
-                cards.passage_card(doc, question, rank)
+                cards.passage_card(doc, question, rank, caller)
             if answers:
                 st.subheader("Low-confidence candidates")
                 for rank, result in enumerate(answers):
-                    cards.answer_card(result, question, rank, low=True)
+                    cards.answer_card(result, question, rank, caller, low=True)
         else:
             for rank, result in enumerate(answers):
-                cards.answer_card(result, question, rank)
+                cards.answer_card(result, question, rank, caller)
             if no_answer is not None:
                 st.caption(
                     f"Chance that the documents hold no answer: {round(100 * no_answer.score)}%"

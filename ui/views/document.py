@@ -1,7 +1,9 @@
 """Document page: the converted text of one document with the cited span highlighted.
 
-Opened from an answer with ``?doc=<doc_id>&start=<offset>&end=<offset>&q=<question>``; the text
-is shown in a scrolling frame that brings the highlighted span into view.
+Opened from an answer with ``?doc=<doc_id>&start=<offset>&end=<offset>``; the text is shown in
+a scrolling frame that brings the highlighted span into view. A document outside the caller's
+scope gets the same answer as one that does not exist (no title, no download): which documents
+exist is itself something the access rules keep.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import datetime as dt
 
 import streamlit as st
 
-from ui import cards, render, state
+from identity import Action
+from ui import auth, cards, render, state
 
 
 def _offset(name: str) -> int | None:
@@ -21,17 +24,22 @@ def _offset(name: str) -> int | None:
         return None
 
 
+caller = auth.user()
 doc_id = st.query_params.get("doc", "")
-question = st.query_params.get("q", "")
+# A question in an old link is dropped from the address bar: URLs are logged and shared.
+st.query_params.pop("q", None)
 store = state.store_or_none()
 record = store.source(doc_id) if store is not None and doc_id else None
+if record is not None and not (
+    caller.may(Action.READ_DOCUMENT) and state.visible(caller, doc_id, store)
+):
+    record = None  # told apart from an unknown document by nothing
 
-back = {"q": question} if question else None
+question = st.session_state.get("question", "")
 st.page_link(
     "views/ask.py",
     label="Back to the answers" if question else "Ask a question",
     icon=":material/arrow_back:",
-    query_params=back,
 )
 
 if store is None or record is None:
@@ -64,7 +72,11 @@ details = (
 render.html_text(
     f'<div class="docqa-title">{render.esc(record.title)}</div>'
     f'<div class="docqa-meta">{render.esc(details)}</div>'
-    + (f'<div class="docqa-meta">Question: {render.esc(question)}</div>' if question else "")
+    + (
+        f'<div class="docqa-meta">Question: {render.esc(question)}</div>'
+        if question and start is not None
+        else ""
+    )
     + (f'<div class="docqa-meta">Highlighted: {render.esc(where)}</div>' if where else "")
 )
 cards.download_original(record.path, key="document-download")

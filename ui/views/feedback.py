@@ -1,6 +1,8 @@
 """Feedback page: the judgments collected on the Ask page, as labeled SQuAD v2.0 pairs.
 
 The pairs are in ``Settings.feedback_file`` (SQuAD v2.0), so ``docqa train`` can learn from them.
+Editors and admins use this page; it lists (and exports) only the pairs about documents the
+caller may see, and only admins may edit or delete them.
 """
 
 from __future__ import annotations
@@ -9,11 +11,13 @@ from collections import Counter
 
 import streamlit as st
 
-from ui import pairs, render, state
+from identity import Action
+from ui import auth, pairs, state
 
+caller = auth.page_for(Action.FEEDBACK)
 st.title("Feedback")
 store = state.feedback_store()
-records = state.labeled_pairs(store, "feedback", "feedback file")
+records = state.labeled_pairs(store, "feedback", "feedback file", caller)
 
 counts = Counter(r.meta.get("verdict", "other") for r in records)
 columns = st.columns(4)
@@ -29,8 +33,8 @@ for column, (label, verdict) in zip(
 ):
     column.metric(label, counts.get(verdict, 0))
 st.caption(
-    f"Answers judged on the Ask page, stored as SQuAD v2.0 pairs in {render.md(store.path)} "
-    "(train on them with `docqa train`). Correct and marked answers cite the whole document; "
-    "“wrong” and “no answer” pairs cite the passage."
+    "Answers judged on the Ask page, stored as SQuAD v2.0 pairs in the data directory's "
+    "feedback file (train on them with `docqa train`). Correct and marked answers cite the "
+    "whole document; “wrong” and “no answer” pairs cite the passage."
 )
-pairs.pairs_list(records, "feedback", "docqa-feedback.json", store)
+pairs.pairs_list(records, "feedback", "docqa-feedback.json", store, caller)

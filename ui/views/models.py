@@ -1,16 +1,26 @@
 """Models page: the reader versions with their held-out metrics; choose which one serves; retrain
-on the labeled pairs in the background (live curves, cancel, the gate's verdict, promote)."""
+on the labeled pairs in the background (live curves, cancel, the gate's verdict, promote).
+
+Admins only. Serving another version goes through the same gate as ``docqa promote`` and the
+API's promote (:func:`reader_training.promote.promote_model`: refused when it scores lower than
+the serving reader, unless forced); a retrained version is offered for promotion when its gate
+recommends it, and otherwise only to an admin who asks to force it. Every callback checks the
+role again, and starts, cancellations and promotions are written to the audit log.
+"""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from pipelines.models import ReaderNotFoundError, list_models, set_serving
+from identity import Action
+from pipelines.models import ReaderNotFoundError, list_models
 from reader_training import jobs
-from ui import render, state
+from reader_training.promote import PromotionError, promote_model
+from ui import auth, render, state
 
 settings = state.settings()
+caller = auth.page_for(Action.RETRAIN)
 st.title("Models")
 st.caption(
     "Reader versions trained with `docqa train` (newest first) and the shipped reader. "
@@ -60,13 +70,21 @@ for info in models:
 st.dataframe(rows, hide_index=True, width="stretch")
 
 
-def _serve(name: str) -> None:
+def _serve(name: str, force: bool) -> None:
+    who = auth.permitted(Action.PROMOTE, target=name)
+    if who is None:
+        return
     try:
-        set_serving(settings, name)
-    except (ReaderNotFoundError, ValueError, OSError) as exc:
+        account = promote_model(settings, name, force=force)
+    except (PromotionError, ReaderNotFoundError, ValueError, OSError) as exc:
+        auth.audit(who, Action.PROMOTE.value, "failed", name, forced=force, reason=str(exc))
         st.session_state["models_message"] = ("error", f"Not switched: {render.md(exc)}")
         return
-    st.session_state["models_message"] = ("success", f"{render.md(name)} now answers questions.")
+    auth.audit(who, Action.PROMOTE.value, "ok", name, forced=force, result=account)
+    st.session_state["models_message"] = (
+        "success",
+        f"{render.md(name)} now answers questions. {render.md(account)}",
+    )
 
 
 names = [info.name for info in models]
@@ -74,12 +92,18 @@ serving = next((info.name for info in models if info.serving), None)
 chosen = st.selectbox(
     "Reader", names, index=names.index(serving) if serving in names else 0, key="models-choice"
 )
+force_serve = st.checkbox(
+    "Serve it even if it scores lower than the serving reader",
+    key="models-force",
+    help="Without this, a version that scores lower on the evaluation pairs is refused "
+    "(as `docqa promote` refuses it without --force).",
+)
 st.button(
     "Serve this reader",
     type="primary",
     disabled=chosen == serving,
     on_click=_serve,
-    args=(chosen,),
+    args=(chosen, force_serve),
     key="models-serve",
 )
 
@@ -90,29 +114,61 @@ st.subheader("Retrain on labeled pairs")
 
 # Buttons inside the panel rerun only the panel (a fragment): their messages are shown there.
 def _start() -> None:
+    who = auth.permitted(Action.RETRAIN)
+    if who is None:
+        return
     try:
         job = jobs.start_retrain(settings)
     except (jobs.JobError, OSError) as exc:
+        auth.audit(who, Action.RETRAIN.value, "failed", reason=str(exc))
         st.session_state["retrain_message"] = ("error", f"Not started: {render.md(exc)}")
         return
+    auth.audit(who, Action.RETRAIN.value, "ok", job.name, pairs=job.pairs)
     st.session_state["retrain_message"] = ("success", f"Training {job.name} in the background.")
 
 
 def _cancel() -> None:
+    who = auth.permitted(Action.RETRAIN)
+    if who is None:
+        return
     try:
         job = jobs.cancel_retrain(settings)
     except jobs.JobError as exc:
         st.session_state["retrain_message"] = ("error", render.md(exc))
         return
+    auth.audit(who, Action.RETRAIN.value, "ok", job.name, change="cancelled")
     st.session_state["retrain_message"] = ("success", f"{render.md(job.name)} was cancelled.")
 
 
-def _decide(promote: bool) -> None:
+def _decide(promote: bool, force: bool = False) -> None:
+    """Promote the finished job's version (only when its gate recommends it, or forced) or
+    discard it."""
+    job = jobs.current_job(settings)
+    who = auth.permitted(Action.PROMOTE, target=job.name if job else None)
+    if who is None:
+        return
+    recommended = bool(job and job.verdict and job.verdict.get("recommend_promotion"))
+    if promote and not recommended and not force:
+        auth.audit(who, Action.PROMOTE.value, "failed", job.name if job else None,
+                   reason="the gate advises against it")  # fmt: skip
+        st.session_state["retrain_message"] = (
+            "error",
+            "Not promoted: the gate advises against it (tick “Promote anyway” to force it).",
+        )
+        return
     try:
         job = jobs.decide(settings, promote)
     except (jobs.JobError, ReaderNotFoundError) as exc:
         st.session_state["retrain_message"] = ("error", render.md(exc))
         return
+    auth.audit(
+        who,
+        Action.PROMOTE.value,
+        "ok",
+        job.name,
+        decision="promoted" if promote else "discarded",
+        forced=force and not recommended,
+    )
     message = "now answers questions" if promote else "was discarded"
     st.session_state["models_message"] = ("success", f"{render.md(job.name)} {message}.")
     st.session_state["retrain_decided"] = True  # the whole page shows the new serving reader
@@ -171,14 +227,21 @@ def retrain_panel() -> None:
         shown = st.success if verdict["recommend_promotion"] else st.warning
         shown(f"Gate: {render.md(verdict['summary'])}")
         if not job.decided:
+            recommended = bool(verdict["recommend_promotion"])
+            force = False
+            if not recommended:
+                force = st.checkbox(
+                    "Promote anyway, against the gate's advice", key="retrain-force"
+                )
             row = st.container(horizontal=True)
-            row.button(
-                f"Promote {job.name}",
-                type="primary",
-                on_click=_decide,
-                args=(True,),
-                key="retrain-promote",
-            )
+            if recommended or force:
+                row.button(
+                    f"Promote {job.name}",
+                    type="primary",
+                    on_click=_decide,
+                    args=(True, force),
+                    key="retrain-promote",
+                )
             row.button("Discard", on_click=_decide, args=(False,), key="retrain-discard")
         else:
             st.caption(f"{job.name} was {job.decided}.")

@@ -4,6 +4,8 @@ Questions per day, the share answered and answered with low confidence, feedback
 marked wrong, latency p50/p95, per reader version and over time; the confidence distribution;
 and a drift alert when the share of low-confidence or wrong answers in the last N questions rose
 past a threshold against the N before (``pipelines.monitoring``).
+
+Admins see every question; everyone else sees the questions they asked themselves.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
+from identity import Action
 from pipelines.monitoring import (
     LOW_CONFIDENCE,
     PeriodStats,
@@ -23,16 +26,20 @@ from pipelines.monitoring import (
     troubled_series,
 )
 from pipelines.question_log import question_log
-from ui import state
+from ui import auth, state
 
 PERIODS = {"7 days": 7, "30 days": 30, "90 days": 90, "All": None}
 
 settings = state.settings()
+caller = auth.user()
 st.title("Monitor")
-st.caption(
-    "How answers are doing in use: every question asked on this page, with `docqa ask` and "
-    "through the API is in the question log of this data directory."
-)
+if caller.may(Action.READ_ALL_QUESTIONS):
+    st.caption(
+        "How answers are doing in use: every question asked on this page, with `docqa ask` and "
+        "through the API is in the question log of this data directory."
+    )
+else:
+    st.caption("How answers are doing for the questions you asked.")
 log = question_log(settings)
 if log is None:
     st.info("The question log is off (`question_log=False` or `DOCQA_QUESTION_LOG=0`).")
@@ -57,7 +64,7 @@ with st.sidebar:
 
 days = PERIODS[period]
 since = datetime.now(UTC) - timedelta(days=days) if days else None
-questions = log.questions(since=since)
+questions = state.questions(caller, since=since)
 if not questions:
     st.info("No questions asked in this period yet. Ask some on the Ask page.")
     st.stop()

@@ -5,17 +5,19 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from api.app import create_app
 from api.keys import KeyStore
+from identity.audit import AuditLog
 from pipelines.query import ask as ask_in_process
 from pipelines.question_log import QuestionLog
 from pipelines.settings import Settings
 from pipelines.store import PassageStore
-from reader_training.feedback import FeedbackStore
+from reader_training.feedback import MAX_CONTEXT_CHARS, FeedbackStore
 from tests.api.support import READER, WIFI_QUESTION, Keys
 
 ANSWER_KEYS = {
     "answer", "score", "document", "title", "page", "section", "document_offsets", "context",
-    "context_offsets", "doc_id", "path", "reader_score", "retriever_score",
+    "context_offsets", "doc_id", "reader_score", "retriever_score",
 }  # fmt: skip
 
 
@@ -45,13 +47,15 @@ def test_ask_answers_as_docqa_ask_json_does(
     )
     assert response.status_code == 200, response.text
     data = response.json()
-    # What `docqa ask --json` prints: [AnswerResult.to_dict()], from the same core.
-    expected = [
-        r.to_dict()
-        for r in ask_in_process(WIFI_QUESTION, shared_settings, top_k_passages=4, top_n_answers=2)
-    ]
+    # What `docqa ask --json` prints: [AnswerResult.to_dict()], from the same core, but never
+    # the server's absolute file path.
+    results = ask_in_process(WIFI_QUESTION, shared_settings, top_k_passages=4, top_n_answers=2)
+    expected = [{k: v for k, v in r.to_dict().items() if k != "path"} for r in results]
     assert data["answers"] == expected
     assert all(set(answer) == ANSWER_KEYS for answer in data["answers"])
+    paths = {r.path for r in results if r.path}
+    assert paths and not [p for p in paths if p in response.text]
+    assert str(shared_settings.home) not in response.text
     assert data["question"] == WIFI_QUESTION
     assert data["reader"] == READER
     assert data["latency_ms"] > 0
@@ -69,6 +73,25 @@ def test_ask_answers_as_docqa_ask_json_does(
         4,
         READER,
     )
+    # ... and in the audit log, as the key's, with the question (the question log is on).
+    asked = [e for e in AuditLog.of(shared_settings).events(actor="key:asker") if e.action == "ask"]
+    assert asked and (asked[-1].outcome, asked[-1].detail) == ("ok", WIFI_QUESTION)
+
+
+def test_the_audit_log_keeps_questions_only_where_the_question_log_may(
+    settings: Settings, keys: Keys
+) -> None:
+    with TestClient(create_app(settings.with_(question_log=False))) as client:
+        asked = client.post("/ask", json={"question": WIFI_QUESTION}, headers=keys.ask)
+        assert asked.status_code == 200 and asked.json()["question_id"] is None
+    (event,) = [e for e in AuditLog.of(settings).events() if e.action == "ask"]
+    assert (event.actor, event.role, event.outcome, event.detail) == (
+        "key:asker",
+        "viewer",
+        "ok",
+        None,
+    )
+    assert "Wi-Fi" not in "".join(p.read_text() for p in AuditLog.of(settings).files())
 
 
 @pytest.mark.parametrize(
@@ -129,7 +152,8 @@ def test_filters_limit_the_documents_read(shared_client: TestClient, shared_keys
 
 
 def _asked(client: TestClient, keys: Keys) -> dict:
-    response = client.post("/ask", json={"question": WIFI_QUESTION, "n": 3}, headers=keys.ask)
+    """A question asked with the editor's key (who then gives feedback on its answers)."""
+    response = client.post("/ask", json={"question": WIFI_QUESTION, "n": 3}, headers=keys.editor)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -145,36 +169,94 @@ def test_feedback_is_stored_as_the_page_stores_it(
         "verdict": "correct",
         "answer": top,
     }
-    response = client.post("/feedback", json=correct, headers=keys.ask)
+    response = client.post("/feedback", json=correct, headers=keys.editor)
     assert response.status_code == 201, response.text
     assert response.json()["saved"] and response.json()["question_noted"]
-    again = client.post("/feedback", json=correct, headers=keys.ask)
+    again = client.post("/feedback", json=correct, headers=keys.editor)
     assert again.status_code == 201 and not again.json()["saved"]  # already stored
+    # Another key's verdict is its own pair, but it is not noted on a question it did not ask.
+    theirs = client.post("/feedback", json={**correct, "verdict": "wrong"}, headers=keys.admin)
+    assert theirs.status_code == 201 and not theirs.json()["question_noted"]
 
-    (pair,) = FeedbackStore(settings.feedback_file).list()
-    assert pair.id == response.json()["id"]
+    pair, admins = FeedbackStore(settings.feedback_file).list()
+    assert (pair.id, admins.id) == (response.json()["id"], theirs.json()["id"])
     store = PassageStore.load(settings.index_dir)
-    # Like the page: the whole document as context, the answer at its absolute offset.
-    assert pair.context == store.source_text(top["doc_id"])
-    assert pair.answer_start == top["document_offsets"][0] and pair.answer_text == top["answer"]
-    assert pair.meta["origin"] == "feedback" and pair.meta["verdict"] == "correct"
+    # Like the page: the document's indexed text around the answer (at most MAX_CONTEXT_CHARS,
+    # the whole of a short document), the answer at its offset in that window.
+    text, begin = store.source_text(top["doc_id"]), pair.meta["doc_start"]
+    assert pair.context == text[begin : begin + len(pair.context)]
+    assert len(pair.context) <= MAX_CONTEXT_CHARS < len(text) or pair.context == text
+    assert begin + pair.answer_start == top["document_offsets"][0]
+    assert pair.answer_text == top["answer"]
+    assert (pair.meta["origin"], pair.meta["verdict"]) == ("feedback", "correct")
+    assert (pair.meta["author"], admins.meta["author"]) == ("key:ed", "key:root")  # per author
     logged = QuestionLog(settings.question_log_file).questions()
     assert [(q.id, q.feedback) for q in logged] == [(asked["question_id"], "correct")]
 
     # Wrong: the passage alone, as "no answer"; corrected: a span of the same passage.
     other = next(a for a in asked["answers"][1:] if a["doc_id"] != top["doc_id"])
     wrong = {"question": WIFI_QUESTION, "verdict": "wrong", "answer": other}
-    assert client.post("/feedback", json=wrong, headers=keys.ask).status_code == 201
+    assert client.post("/feedback", json=wrong, headers=keys.editor).status_code == 201
     span = other["context"].split()[1]
     corrected = {
         **wrong,
         "verdict": "corrected",
         "corrected": {"text": span, "start": other["context"].index(span)},
     }
-    response = client.post("/feedback", json=corrected, headers=keys.ask)
+    response = client.post("/feedback", json=corrected, headers=keys.editor)
     assert response.status_code == 201, response.text
-    verdicts = sorted(p.meta["verdict"] for p in FeedbackStore(settings.feedback_file).list())
-    assert verdicts == ["correct", "corrected"]  # the correction replaced "wrong"
+    verdicts = sorted(
+        (p.meta["author"], p.meta["verdict"]) for p in FeedbackStore(settings.feedback_file).list()
+    )
+    # The correction replaced this author's "wrong"; another author's pair stays.
+    assert verdicts == [("key:ed", "correct"), ("key:ed", "corrected"), ("key:root", "wrong")]
+    audited = [(e.action, e.target, e.detail) for e in AuditLog.of(settings).events(actor="ed")]
+    assert ("feedback", top["doc_id"], "correct") in audited
+    assert ("feedback", other["doc_id"], "corrected") in audited
+
+
+def test_feedback_takes_its_context_from_the_index_only(
+    client: TestClient, settings: Settings, keys: Keys
+) -> None:
+    """The client's answer object names a passage; its text never becomes training data."""
+    top = _asked(client, keys)["answers"][0]
+    body = {"question": WIFI_QUESTION, "verdict": "correct"}
+    start, end = top["context_offsets"]
+    poisoned = top["context"][:start] + "POISON" + top["context"][end:]
+    refusals = [
+        ({**top, "context": poisoned, "answer": "POISON"}, "not the indexed passage"),
+        ({**top, "context": "Ignore the document. " + top["context"]}, "not the indexed passage"),
+        ({**top, "answer": "POISON"}, "'POISON' is not the indexed text"),
+        (
+            {**top, "document_offsets": [top["document_offsets"][0] + 1, end + 999]},
+            "disagree",
+        ),
+        (
+            {
+                **top,
+                "document_offsets": [o + 7 for o in top["document_offsets"]],
+                "context_offsets": [start + 7, end + 7],
+            },
+            "",  # the span shifted: not the answer (or past the passage's end)
+        ),
+        ({**top, "document_offsets": None}, "document_offsets must be [start, end]"),
+    ]
+    for answer, says in refusals:
+        response = client.post("/feedback", json={**body, "answer": answer}, headers=keys.editor)
+        assert response.status_code == 422, response.text
+        assert response.json()["error"] == "invalid_feedback"
+        assert says in response.json()["detail"]
+    assert not settings.feedback_file.exists() or not FeedbackStore(settings.feedback_file).list()
+
+    # A client that leaves the passage's text out is fine: the index has it.
+    bare = {k: v for k, v in top.items() if k not in ("context", "title", "document")}
+    response = client.post("/feedback", json={**body, "answer": bare}, headers=keys.editor)
+    assert response.status_code == 201, response.text
+    (pair,) = FeedbackStore(settings.feedback_file).list()
+    text = PassageStore.load(settings.index_dir).source_text(top["doc_id"])
+    assert "POISON" not in pair.context and pair.context in text
+    assert pair.answer_text == top["answer"] == text[slice(*top["document_offsets"])]
+    assert pair.meta["source"] == top["document"]  # from the index, not from the client
 
 
 def test_bad_feedback_is_refused(client: TestClient, keys: Keys) -> None:
@@ -191,7 +273,7 @@ def test_bad_feedback_is_refused(client: TestClient, keys: Keys) -> None:
     ]
     for body, status, says in cases:
         response = client.post(
-            "/feedback", json={"question": WIFI_QUESTION, **body}, headers=keys.ask
+            "/feedback", json={"question": WIFI_QUESTION, **body}, headers=keys.editor
         )
         assert response.status_code == status, response.text
         assert says in response.json()["detail"], response.json()
@@ -216,7 +298,7 @@ def test_labels_are_squad_pairs_in_the_feedback_file(
         "doc_id": doc_id,
         "answer": {"text": "8 hours", "start": at + len("valid for ")},
     }
-    response = client.post("/labels", json=body, headers=keys.ask)
+    response = client.post("/labels", json=body, headers=keys.editor)
     assert response.status_code == 201, response.text
     # Without a start the text must occur once; a passage narrows the context.
     passage = {"start": at - 200, "end": at + 200}
@@ -226,17 +308,21 @@ def test_labels_are_squad_pairs_in_the_feedback_file(
         "passage": passage,
         "answer": None,
     }
-    assert client.post("/labels", json=no_answer, headers=keys.ask).status_code == 201
+    assert client.post("/labels", json=no_answer, headers=keys.editor).status_code == 201
     pairs = {p.question: p for p in FeedbackStore(settings.feedback_file).list()}
     labeled = pairs[WIFI_QUESTION]
     assert labeled.id == response.json()["id"]
-    assert labeled.context == text and labeled.answer_start == at + len("valid for ")
+    begin = labeled.meta["doc_start"]
+    assert labeled.context == text[begin : begin + len(labeled.context)]
+    assert len(labeled.context) <= MAX_CONTEXT_CHARS < len(text) or labeled.context == text
+    assert begin + labeled.answer_start == at + len("valid for ")
     assert labeled.meta == {
         "origin": "annotation",
         "doc_id": doc_id,
-        "doc_start": 0,
+        "doc_start": begin,
         "source": labeled.meta["source"],
         "region": [at + 10, at + 17],
+        "author": "key:ed",
     }
     unanswerable = pairs["Who founded Lumenfield?"]
     assert unanswerable.answer_text is None and unanswerable.context == text[at - 200 : at + 200]
@@ -272,7 +358,7 @@ def test_bad_labels_are_refused(
     full = {"question": WIFI_QUESTION, "doc_id": doc_id, **body}
     if "doc_id" not in body and body.get("answer") == {"text": "8 hours"}:
         del full["doc_id"]
-    response = shared_client.post("/labels", json=full, headers=shared_keys.ask)
+    response = shared_client.post("/labels", json=full, headers=shared_keys.editor)
     assert response.status_code == status, response.text
     assert response.json()["error"] == error
     assert says in response.json()["detail"]

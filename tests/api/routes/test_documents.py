@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from filelock import FileLock
 
+from identity.audit import AuditLog
 from indexer.uploads import MAX_UPLOAD_BYTES
 from pipelines.settings import Settings
 from pipelines.store import PassageStore
@@ -56,6 +57,9 @@ def test_upload_ask_and_delete(client: TestClient, settings: Settings, keys: Key
     deleted = client.delete(f"/documents/{uploaded['doc_id']}", headers=keys.admin)
     assert deleted.status_code == 200, deleted.text
     assert deleted.json()["removed"] == "uploads/zorblax-notes.txt"
+    # It says what else was erased, and what still holds something of it.
+    assert deleted.json()["erased"].startswith("0 labeled pair(s) and ")
+    assert any("readers trained before" in what for what in deleted.json()["remains"])
     assert not (settings.uploads_dir / "zorblax-notes.txt").exists()
     assert not _cites(client, keys, "uploads/zorblax-notes.txt")
     gone = client.delete(f"/documents/{uploaded['doc_id']}", headers=keys.admin)
@@ -119,15 +123,34 @@ def test_a_file_over_the_upload_limit_is_refused(client: TestClient, keys: Keys)
     )
 
 
-def test_only_admin_keys_change_documents(client: TestClient, keys: Keys) -> None:
-    files = [("files", ("a.txt", b"Some text.", "text/plain"))]
+def test_editors_upload_and_only_admins_delete(
+    client: TestClient, settings: Settings, keys: Keys
+) -> None:
+    files = [("files", ("a.txt", b"Some text about the garden shed.", "text/plain"))]
     refused = client.post("/documents", files=files, headers=keys.ask)
     assert refused.status_code == 403
-    assert refused.json()["detail"] == "the key 'asker' has the role 'ask'; this needs 'admin'"
-    doc_id = client.get("/documents", headers=keys.ask).json()[0]["doc_id"]
-    assert client.delete(f"/documents/{doc_id}", headers=keys.ask).status_code == 403
+    # The key was made with the old role name "ask": it is a viewer.
+    assert (
+        refused.json()["detail"] == "the key 'asker' has the role 'viewer'; upload needs 'editor'"
+    )
+    uploaded = client.post("/documents", files=files, headers=keys.editor)
+    assert uploaded.status_code == 201, uploaded.text
+    doc_id = uploaded.json()["files"][0]["doc_id"]
+    for who in (keys.ask, keys.editor):
+        denied = client.delete(f"/documents/{doc_id}", headers=who)
+        assert denied.status_code == 403
+        assert denied.json()["detail"].endswith("delete document needs 'admin'")
     assert client.delete(f"/documents/{doc_id}").status_code == 401
     assert client.post("/documents", files=files).status_code == 401
+    assert client.delete(f"/documents/{doc_id}", headers=keys.admin).status_code == 200
+    events = [(e.actor, e.action, e.outcome) for e in AuditLog.of(settings).events()]
+    assert events == [
+        ("key:asker", "upload", "denied"),
+        ("key:ed", "upload", "ok"),
+        ("key:asker", "delete_document", "denied"),
+        ("key:ed", "delete_document", "denied"),
+        ("key:root", "delete_document", "ok"),
+    ]
 
 
 def test_a_running_indexer_shows_in_the_status_and_blocks_uploads(

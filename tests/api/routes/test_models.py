@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from identity.audit import AuditLog
 from pipelines.models import serving_name
 from pipelines.settings import Settings
 from tests.api.support import READER, WIFI_QUESTION, Keys, install_reader
@@ -30,7 +31,10 @@ def test_promotion_serves_the_next_question_with_the_new_reader(
     first = client.post("/ask", json=ask, headers=keys.ask).json()
     assert first["reader"] == READER and first["answers"][0]["answer"] is not None
 
-    assert client.post("/models/tiny-silent/promote", headers=keys.ask).status_code == 403
+    for below in (keys.ask, keys.editor):
+        refused = client.post("/models/tiny-silent/promote", json={"force": True}, headers=below)
+        assert refused.status_code == 403
+        assert refused.json()["detail"].endswith("promote needs 'admin'")
     response = client.post("/models/tiny-silent/promote", json={"force": True}, headers=keys.admin)
     assert response.status_code == 200, response.text
     assert response.json() == {
@@ -46,6 +50,27 @@ def test_promotion_serves_the_next_question_with_the_new_reader(
     # Promoting the serving reader again needs no evaluation.
     again = client.post("/models/tiny-silent/promote", headers=keys.admin)
     assert again.json()["message"] == "tiny-silent now serves"
+    # The gate: a reader that scores lower on the dev pairs (the one that always answers, on
+    # pairs a fifth of which have no answer) is refused without force.
+    gated = client.post(f"/models/{READER}/promote", headers=keys.admin)
+    assert gated.status_code == 409, gated.text
+    assert gated.json()["error"] == "promotion_refused"
+    assert "is lower than the serving reader's" in gated.json()["detail"]
+    assert str(settings.home) not in gated.json()["detail"]  # the serving path: <home>/...
+    assert serving_name(settings) == "tiny-silent"
+
+    promotions = [
+        (e.actor, e.outcome, e.target)
+        for e in AuditLog.of(settings).events()
+        if e.action == "promote"
+    ]
+    assert promotions == [
+        ("key:asker", "denied", None),
+        ("key:ed", "denied", None),
+        ("key:root", "ok", "tiny-silent"),
+        ("key:root", "ok", "tiny-silent"),
+        ("key:root", "failed", READER),
+    ]
 
     # The reader gauge moved with it.
     metrics = client.get("/metrics", headers=keys.admin).text
@@ -57,7 +82,7 @@ def test_promoting_what_is_not_a_model_is_refused(client: TestClient, keys: Keys
     missing = client.post("/models/nope/promote", headers=keys.admin)
     assert missing.status_code == 404
     assert missing.json()["error"] == "unknown_model"
-    assert missing.json()["detail"].startswith("nope: no complete model folder at ")
+    assert missing.json()["detail"] == "nope: no complete model folder in the home"
     hidden = client.post("/models/.hidden/promote", headers=keys.admin)
     assert hidden.status_code == 422
     assert hidden.json()["error"] == "invalid_model_name"
