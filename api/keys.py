@@ -158,7 +158,7 @@ class KeyStore:
             parsed_role, parsed_groups = Role.parse(role), parse_groups(groups)
         except ValueError as exc:
             raise KeyStoreError(str(exc)) from exc
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise KeyStoreError(
                 f"{name!r}: a key name is 1-64 letters, digits, '.', '_' or '-' "
                 "(starting with a letter or digit)"

@@ -57,7 +57,7 @@ from typing import TYPE_CHECKING
 
 from api.server import MULTIPROC_ENV, settings_from_json, settings_to_json
 from pipelines import ray_cluster
-from pipelines.settings import Settings
+from pipelines.settings import Settings, make_private
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -80,6 +80,7 @@ class ApiReplica:
         if metrics_dir:
             os.makedirs(metrics_dir, exist_ok=True)
         self.settings = settings_from_json(settings_json)
+        make_private(self.settings.home)  # every file this replica writes: 0600
         self.threads = threads
 
     async def __serve_build_asgi_app__(self) -> FastAPI:

@@ -32,7 +32,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipelines.settings import Settings
+from pipelines.settings import Settings, make_private
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -75,7 +75,9 @@ def app_from_env() -> FastAPI:
     """uvicorn's factory: each worker builds its app from the environment."""
     from api.app import create_app
 
-    return create_app(settings_from_env())
+    settings = settings_from_env()
+    make_private(settings.home)  # every file this worker writes: 0600
+    return create_app(settings)
 
 
 def check_engine(engine: str) -> None:

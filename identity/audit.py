@@ -47,7 +47,7 @@ class AuditLog:
         self.folder = Path(folder)
         self.path = self.folder / AUDIT_FILE
         self.max_bytes, self.keep = max_bytes, keep
-        self._lock = FileLock(str(self.folder / (AUDIT_FILE + ".lock")), timeout=5)
+        self._lock = FileLock(str(self.folder / (AUDIT_FILE + ".lock")), timeout=30)
 
     @classmethod
     def of(cls, settings: Settings) -> AuditLog:

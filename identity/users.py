@@ -9,6 +9,7 @@ password, so timing does not tell which names exist.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -32,8 +33,12 @@ MIN_PASSWORD_CHARS = 10
 MAX_PASSWORD_CHARS = 1024
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _HASHER = PasswordHasher()
-# Verified against when the name is unknown, so both failures take the same time.
-_DUMMY_HASH = _HASHER.hash("docqa-no-such-user")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the name is unknown, so both failures take the same time."""
+    return _HASHER.hash("docqa-no-such-user")
 
 
 class UserError(ValueError):
@@ -100,7 +105,7 @@ class UserStore:
         return self._read().get(name)
 
     def create(self, name: str, role: str, groups: str | None, password: str) -> LocalUser:
-        if not _NAME.match(name or ""):
+        if not _NAME.fullmatch(name or ""):
             raise UserError(
                 f"{name!r}: a user name is 1-64 letters, digits, '.', '_', '@' or '-'"
                 " (starting with a letter or digit)"
@@ -146,7 +151,7 @@ class UserStore:
         """The user when the password is theirs, else None (same cost either way)."""
         user = self._read().get(name or "")
         try:
-            _HASHER.verify(user.password_hash if user else _DUMMY_HASH, password or "")
+            _HASHER.verify(user.password_hash if user else _dummy_hash(), password or "")
         except (VerificationError, InvalidHashError):
             return None
         return user
