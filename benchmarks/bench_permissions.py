@@ -17,14 +17,18 @@ FAISS with the scope as ID selector) and BM25 (``bm25_retrieval``: the scope as 
 through the store with the passages fetched. Recall@10 is against the exact top 10 within the
 visible passages, by brute force in numpy (dense: inner products; BM25: the full score vector,
 ties counted as hits); every hit is checked to be inside the scope. Both index kinds: ``flat``
-(exact) and ``auto`` (what DocQA builds at this size: IVF).
+(exact) and ``auto`` (what DocQA builds at this size: IVF), each timed with faiss's default
+OpenMP threads and with one (``--threads``): on a busy machine, threads waiting for a core make a
+single query's multi-threaded search tens of times slower, which swamps what a scope costs.
 
-A full ask adds the reader (hundreds of ms) that a scope does not change: with ``--ask`` (the
-default) the demo collection is indexed into a temporary home and ``QueryService.answer`` with the
-shipped reader is timed for a viewer whom a rule hides half of the documents against one without
-rules, question by question in alternation.
+A full ask adds the question encoder and the reader, which a scope does not change. Over the
+first index kind's passages, ``QueryService.answer`` (hybrid retrieval, the shipped reader) is
+timed for the three callers side by side (``--scaled-ask-questions``; the questions are three
+words of a passage, so BM25 finds passages; one faiss thread). With ``--ask`` (the default) the
+demo collection is also indexed into a temporary home and asked for a viewer whom a rule hides
+24 of its 46 documents against one without rules, question by question in alternation.
 
-    python benchmarks/bench_permissions.py                   # ~5 minutes on 2 cores
+    python benchmarks/bench_permissions.py                   # ~6 minutes on 2 idle cores
     python benchmarks/bench_permissions.py --passages 20000 --no-ask --out /tmp/p.json
 
 Prints a table and writes benchmarks/results/permissions.json (README rows, environment).
@@ -33,7 +37,6 @@ Prints a table and writes benchmarks/results/permissions.json (README rows, envi
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import logging
 import os
@@ -86,8 +89,9 @@ GROUPS = {"1%": "one", "50%": "half"}
 class Collection:
     vectors: np.ndarray  # (passages, dim), unit rows
     texts: list[str]
-    doc_of: np.ndarray  # document number of each passage
+    doc_of: np.ndarray  # document number of each passage (per_doc passages each)
     sources: list[str]  # displayed path of each document
+    per_doc: int
 
 
 def _vocabulary(rng: np.random.Generator) -> np.ndarray:
@@ -112,23 +116,17 @@ def make_collection(passages: int, per_doc: int, folders: int, seed: int = 0) ->
     doc_of = np.arange(passages) // per_doc
     # Folders interleave documents, so a folder's passages are spread over the FAISS ids.
     sources = [f"collection/f{d % folders:03d}/doc{d:05d}.md" for d in range(documents)]
-    return Collection(vectors, texts, doc_of, sources)
-
-
-def doc_id(number: int) -> str:
-    return f"d{number:05d}"
+    return Collection(vectors, texts, doc_of, sources, per_doc)
 
 
 def build_store(data: Collection, spec: IndexSpec, folder: Path) -> tuple[PassageStore, float]:
     """The store (one ``replace_source`` per document), saved to ``folder``; seconds taken."""
     started = time.perf_counter()
     store = PassageStore(embedding_dim=data.vectors.shape[1], index=spec)
-    bounds = np.flatnonzero(np.diff(data.doc_of, prepend=-1, append=data.doc_of[-1] + 1))
-    for start, end in itertools.pairwise(bounds.tolist()):
-        number = int(data.doc_of[start])
-        source = data.sources[number]
+    for number, source in enumerate(data.sources):
+        start, end = number * data.per_doc, min((number + 1) * data.per_doc, len(data.texts))
         record = SourceRecord(
-            doc_id=doc_id(number), source=source, path=f"/data/{source}", title=f"doc {number}",
+            doc_id=f"d{number:05d}", source=source, path=f"/data/{source}", title=f"doc {number}",
             file_type="md", sha256=f"{number:064x}", size=1000, mtime=0.0,
             indexed_at="2026-01-01T00:00:00+00:00",
         )  # fmt: skip
@@ -325,7 +323,8 @@ def measure(
             name = spec.index_type + ("" if not count else f", {count} faiss thread(s)")
             print(f"  {name} ...", flush=True)
             runs[name] = {
-                **info, "faiss_threads": count or default, **time_queries(data, scoped, queries)
+                "config": spec.index_type, **info, "faiss_threads": count or default,
+                **time_queries(data, scoped, queries),
             }  # fmt: skip
         if ask_questions:
             print(f"  ask over {len(data.vectors):,} passages ...", flush=True)
@@ -478,7 +477,7 @@ def table(result: dict[str, Any]) -> str:
 
 def readme_rows(result: dict[str, Any], command: str) -> list[dict[str, str]]:
     rows = []
-    for name, run in result["runs"].items():
+    for run in result["runs"].values():
         none = run["variants"]["none"]
         parts = [
             f"no rules: dense p50 {_ms(none['dense']['p50_ms'])} ms (recall@10 "
@@ -500,7 +499,7 @@ def readme_rows(result: dict[str, Any], command: str) -> list[dict[str, str]]:
         rows.append({
             "what": (
                 f"document permissions at {result['passages']:,} synthetic passages "
-                f"({result['documents']:,} documents), {name} index "
+                f"({result['documents']:,} documents), {run['config']} index "
                 f"({run['index']['factory']}, {run['faiss_threads']} faiss thread(s)): "
                 f"retrieval with a caller's scope vs none, {run['queries_timed']} queries side "
                 "by side"
@@ -569,6 +568,10 @@ def main() -> None:
         command += f" --passages {args.passages}"
     if not args.ask:
         command += " --no-ask"
+    if args.queries != 200:
+        command += f" --queries {args.queries}"
+    if args.configs != ["flat", "auto"]:
+        command += " --configs " + " ".join(args.configs)
     if args.scaled_ask_questions != 15:
         command += f" --scaled-ask-questions {args.scaled_ask_questions}"
     if args.ask and args.ask_questions != 20:
@@ -608,7 +611,12 @@ def main() -> None:
             result["demo_ask"] = measure_ask(Path(tmp), args.ask_questions)
     result["wall_s"] = round(time.perf_counter() - started, 1)
     # The load while this ran (other work on the machine weighs on every variant alike).
-    result["environment"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    end = [round(x, 2) for x in os.getloadavg()]
+    result["environment"]["load_average_at_end"] = end
+    result["note"] = (
+        f"{end[0]:.1f} at the end, other work running: the variants timed side by side, query "
+        "by query"
+    )
     result["readme_rows"] = readme_rows(result, command)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

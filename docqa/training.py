@@ -246,6 +246,8 @@ def train(
     typer.echo(result.report.summary())
     held = result.metrics["heldout"]
     typer.echo(f"held-out F1 {held['f1']:.2f} (EM {held['exact']:.2f}); model: {result.model_dir}")
+    reason = result.metrics["threshold_choice"]["reason"]
+    typer.echo(f"no-answer threshold {held['threshold']:.3f}: {reason}")
     if promote:
         try:
             typer.echo(promote_model(settings, name, eval_file))

@@ -178,14 +178,22 @@ class BM25Index:
 
     # -- search -----------------------------------------------------------------------------
 
+    def mask(self, allowed: Iterable[str]) -> np.ndarray:
+        """The rows of these passage ids, as a boolean mask over the index (what ``search``
+        takes as ``allowed``: a scope's mask is made once, not on every search)."""
+        mask = np.zeros(len(self.ids), dtype=bool)
+        mask[[r for r in (self._row.get(i) for i in allowed) if r is not None]] = True
+        return mask
+
     def search(
-        self, query: str, top_k: int, allowed: Iterable[str] | None = None
+        self, query: str, top_k: int, allowed: Iterable[str] | np.ndarray | None = None
     ) -> list[tuple[str, float]]:
         """``(passage id, BM25 score)`` of the best ``top_k`` passages, best first.
 
         Only passages sharing a term with the query are returned (a score of 0 says nothing
         about relevance). ``allowed`` restricts the ranking to these passage ids, before top-k
-        is taken, so a filter still yields ``top_k`` passages when that many match.
+        is taken, so a filter still yields ``top_k`` passages when that many match; a boolean array
+        from :meth:`mask` does the same.
         """
         if self.model is None or top_k <= 0:
             return []
@@ -194,9 +202,7 @@ class BM25Index:
             return []
         scores = np.asarray(self.model.get_scores_from_ids(token_ids), dtype=np.float32)
         if allowed is not None:
-            rows = [r for r in (self._row.get(i) for i in allowed) if r is not None]
-            mask = np.zeros(len(scores), dtype=bool)
-            mask[rows] = True
+            mask = allowed if isinstance(allowed, np.ndarray) else self.mask(allowed)
             scores = np.where(mask, scores, 0.0)
         candidates = np.flatnonzero(scores > 0)
         if len(candidates) > top_k:

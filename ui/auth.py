@@ -138,7 +138,7 @@ def current() -> Caller | None:
     """The caller of this run, None before a login."""
     how, _ = mode()
     if how is Mode.OPERATOR:
-        return local_operator("page")
+        return local_operator()
     if how is Mode.ANONYMOUS:
         return ANONYMOUS
     if how is Mode.SSO:

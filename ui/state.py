@@ -130,13 +130,14 @@ def visible(caller: Caller, doc_id: str, store: PassageStore | None = None) -> b
 def questions(
     caller: Caller, since: datetime | None = None, limit: int | None = None
 ) -> list[LoggedQuestion]:
-    """The logged questions ``caller`` may read: everyone's for admins, else their own."""
+    """The logged questions ``caller`` may read: everyone's for admins; else their own, and of
+    those only the ones whose answers cite documents they may still see (rules change)."""
     log = question_log(settings())
     if log is None:
         return []
     if caller.may(Action.READ_ALL_QUESTIONS):
         return log.questions(since=since, limit=limit)
-    return log.questions(since=since, limit=limit, asker=caller.identity)
+    return log.questions(since=since, limit=limit, asker=caller.identity, scope=scope(caller))
 
 
 def feedback_store() -> FeedbackStore:

@@ -473,12 +473,16 @@ class PassageStore:
         without an embedding)."""
         index = self.keyword_index()
         with self._lock:
-            allowed: Sequence[str] | None = self.filter_ids(filters) if filters else None
+            allowed: Any = self.filter_ids(filters) if filters else None  # ids, or a mask
             if scope is not None:
-                in_scope = self._scopes.rows(self._db, scope).ids
-                allowed = [i for i in allowed if i in in_scope] if allowed is not None else in_scope
-                if not allowed:
+                rows = self._scopes.rows(self._db, scope)
+                if not rows.ids:
                     return []
+                allowed = (
+                    [i for i in allowed if i in rows.ids]
+                    if allowed is not None
+                    else rows.keyword_mask(index)
+                )
             hits = index.search(query, top_k, allowed)
             if not hits:
                 return []

@@ -36,10 +36,18 @@ class IdSet(list[str]):
         return item in self._set
 
 
-@dataclass(frozen=True)
+@dataclass
 class ScopeRows:
     faiss_ids: np.ndarray  # sorted; passages with an embedding
     ids: IdSet
+    _keyword_mask: np.ndarray | None = None
+
+    def keyword_mask(self, index: Any) -> np.ndarray:
+        """The scope's rows in the store's BM25 index (``BM25Index.mask``), made once: both are
+        forgotten together when the passages change, so the mask always matches the index."""
+        if self._keyword_mask is None or len(self._keyword_mask) != len(index):
+            self._keyword_mask = index.mask(self.ids)
+        return self._keyword_mask
 
 
 class ScopeRowsCache:

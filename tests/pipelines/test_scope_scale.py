@@ -100,3 +100,33 @@ def test_bm25_with_a_1_percent_scope_returns_its_full_top_10(
         for hit in hits:
             assert hit.score == pytest.approx(float(scores[int(hit.id[1:])]), rel=1e-5)
             assert hit.score >= tenth - 1e-5
+
+
+def test_a_scopes_bm25_mask_follows_the_store_when_it_changes(tmp_path: Path) -> None:
+    """The scope's BM25 row mask is made once, and made again after a write: a passage added
+    to a visible document is found, one of a hidden document is not."""
+    store = PassageStore(embedding_dim=4)
+
+    def add(number: int, folder: str, text: str) -> None:
+        source = f"c/{folder}/d{number}.md"
+        record = SourceRecord(
+            doc_id=f"d{number}", source=source, path=source, title="", file_type="md",
+            sha256=f"{number:064x}", size=1, mtime=0.0, indexed_at="2026-01-01T00:00:00+00:00",
+        )  # fmt: skip
+        passage = Document(id=f"p{number}", content=text, meta={"doc_id": record.doc_id},
+                           embedding=[1.0, 0.0, 0.0, 0.0])  # fmt: skip
+        store.replace_source(record, text, [passage])
+
+    add(1, "eng", "deploy with make release")
+    add(2, "hr", "salary bands for engineers")
+    rules = AccessRules(tmp_path / "access_rules.json")
+    rules.allow("hr/**", "hr")
+    eng = Caller("eve", Role.VIEWER, frozenset({"eng"}))
+    cache = ScopeCache(rules)
+    scope = cache.for_store(eng, store)
+    assert [d.id for d in store.bm25_retrieval("release salary", 10, scope=scope)] == ["p1"]
+    add(3, "eng", "release notes and salary of the release manager")
+    add(4, "hr", "release of salary data")
+    scope = cache.for_store(eng, store)
+    hits = {d.id for d in store.bm25_retrieval("release salary", 10, scope=scope)}
+    assert hits == {"p1", "p3"}

@@ -10,14 +10,17 @@ lowest role (the admin's in ``test_app.py``, the editor's here).
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
 from identity import AuditLog, UserStore
 from pipelines.models import serving_name
+from pipelines.query import AnswerResult
 from pipelines.question_log import QuestionLog
 from pipelines.settings import Settings
 from pipelines.store import PassageStore
@@ -39,6 +42,7 @@ from tests.ui.test_app import (
 )
 
 SALARY_QUESTION = "What is the salary band for a senior engineer?"
+DEPLOY_QUESTION = "Which command deploys the billing service?"
 
 
 def everything(at: AppTest) -> str:
@@ -150,6 +154,34 @@ def test_local_login_wrong_password_throttle_and_logout(home: Path) -> None:
         *[("anonymous", "failed", "vic")] * 6,
     ]
     assert audited(home, "logout") == [("user:ada", "ok", None)]
+
+
+def test_no_auth_is_the_operator_on_loopback_only(
+    access_page_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``docqa ui --no-auth`` (the app's ``--no-auth`` argument): no login; an admin when the
+    server listens on loopback, an anonymous viewer of unrestricted documents elsewhere."""
+    monkeypatch.setattr(sys, "argv", ["app.py", "--home", str(access_page_home), "--no-auth"])
+    address = st_config.get_option("server.address")
+    try:
+        st_config.set_option("server.address", "0.0.0.0")
+        exposed = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+        no_exceptions(exposed)
+        assert "anonymous (viewer)" in texts(exposed.sidebar.caption)
+        assert "2 documents" in texts(exposed.sidebar.caption)  # no hr: no groups
+        with pytest.raises(ValueError):
+            exposed.switch_page("views/models.py")
+        assert "Log out" not in [b.label for b in exposed.button]
+
+        st_config.set_option("server.address", "127.0.0.1")
+        local = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+        no_exceptions(local)
+        assert "operator (admin)" in texts(local.sidebar.caption)
+        assert "4 documents" in texts(local.sidebar.caption)
+        local.switch_page("views/models.py").run()
+        assert [t.value for t in local.title] == ["Models"]
+    finally:
+        st_config.set_option("server.address", address)
 
 
 # -- roles: what each is offered ----------------------------------------------------------------
@@ -354,11 +386,23 @@ def test_an_eng_viewer_sees_no_hr_document_title_path_count_or_question(
     eve.switch_page("views/monitor.py").run()
     no_exceptions(eve)
     assert next(str(m.value) for m in eve.metric if m.label == "Questions") == "1"
-    assert len(QuestionLog(settings.question_log_file).questions()) == 2
+    assert len(QuestionLog(settings.question_log_file).questions()) == 2  # hana's and hers
 
-    # An eng editor: documents to annotate, pairs and export hold nothing of hr.
+    # An eng editor whose log holds two questions marked wrong: one citing an eng document, one
+    # citing the salaries (asked before the rule, say). The label queue offers only the first.
+    log = QuestionLog(settings.question_log_file)
+    deploy = next(r for r in store.sources() if r.source.endswith("eng/deploy.md"))
+    for question, record in ((DEPLOY_QUESTION, deploy), (SALARY_QUESTION, salaries)):
+        cited = AnswerResult(
+            answer="x", score=0.9, document=record.source, doc_id=record.doc_id, context="x"
+        )
+        asked = log.record(question, [cited], channel="page", latency_ms=5.0, reader="tiny",
+                           top_k=5, asker="user:eddie")  # fmt: skip
+        log.add_feedback(asked, "wrong")
     eddie = app(page="views/annotate.py", user="eddie")
     no_exceptions(eddie)
+    assert "Label queue: 1 questions to label" in [e.label for e in eddie.expander]
+    assert DEPLOY_QUESTION in everything(eddie)
     assert len(eddie.selectbox(key="annotate-doc").options) == 2
     assert leaks_hr(everything(eddie)) == []
     assert not eddie.get("download_button")  # no pair it may see: nothing to export

@@ -99,6 +99,8 @@ def test_an_eng_viewer_never_sees_hr_and_the_hr_viewer_does(
 
         log_in(page, "hana", PASSWORD)
         expect(page.get_by_text("4 documents, ")).to_be_visible()
+        page.get_by_role("link", name="Ask").click()  # logged out on the Monitor page
+        wait_idle(page)
         ask(page, HR_QUESTIONS[0])
         expect(page.locator(".docqa-meta").first).to_contain_text("collection/hr/salaries.md")
         page.get_by_role("link", name="Open in document").first.click()

@@ -7,7 +7,8 @@ question and the document of its top answer into the form.
 
 Editors use this page. It offers only the documents the caller may see; the queue holds the
 questions the caller may read (their own; everyone's for admins) whose answers all come from
-documents the caller may see. Saving checks the role and the document again.
+documents the caller may see (:func:`ui.state.questions`). Saving checks the role and the
+document again.
 """
 
 from __future__ import annotations
@@ -76,13 +77,8 @@ def _queue(doc_ids: set[str], caller: Caller) -> None:
         + state.labeled_pairs(feedback, "annotation", "labeled pairs", caller)
         if r.meta.get("verdict") not in _NOT_A_LABEL
     ]
-    # A question whose answers cite a document the caller may not see stays out of the queue.
-    readable = [
-        q
-        for q in state.questions(caller, limit=5000)
-        if all(a.get("doc_id") in doc_ids for a in q.answers if a.get("doc_id"))
-    ]
-    queue = label_queue(readable, labeled)
+    # The caller's own questions (everyone's for admins) citing only documents they may see.
+    queue = label_queue(state.questions(caller, limit=5000), labeled)
     with st.expander(f"Label queue: {len(queue)} questions to label", expanded=bool(queue)):
         if not queue:
             st.caption(
