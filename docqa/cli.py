@@ -541,14 +541,18 @@ def ui(
 
         typer.echo(f"indexing the demo collection into {settings.home} (first run only)")
         typer.echo(index_folder([DEMO_COLLECTION], settings).describe())
-    from ui.launch import serve
+    from ui.launch import serve, sign_in_url
 
     if headless is None:
         headless = not sys.stdin.isatty()
     for note in check.notes:
         typer.echo(note)
     typer.echo(f"DocQA serves the page at http://{page_host(host)}:{port} (Ctrl+C stops it)")
-    raise typer.Exit(serve(settings, port, open_browser=not headless, host=host, no_auth=no_auth))
+    link = sign_in_url(settings, host, port, no_auth)
+    if link:
+        typer.echo(f"sign in as this home's owner: {link}")
+    code = serve(settings, port, open_browser=not headless, host=host, no_auth=no_auth, url=link)
+    raise typer.Exit(code)
 
 
 @app.command()

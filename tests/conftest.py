@@ -38,6 +38,15 @@ def _no_network_access() -> Iterator[None]:
     assert not tried, f"a code path tried the network: {tried}"
 
 
+@pytest.fixture(autouse=True)
+def _restore_umask() -> Iterator[None]:
+    """``docqa`` commands and the page set the process umask to 0o077 (a private home);
+    in-process runs must not leave it set for the tests that follow, nor inherit it."""
+    before = os.umask(0o022)
+    yield
+    os.umask(before)
+
+
 DEMO_LABELS = REPO_ROOT / "data" / "demo" / "labels"
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
 

@@ -29,6 +29,7 @@ from identity.roles import ACTION_ROLE, local_operator
 from ui import login_config, render, state
 
 SESSION_USER = "docqa_user"  # a local account's name, set after its password was checked
+SESSION_LINK = "docqa_signed_in_by_link"  # this session opened the sign-in link of docqa ui
 SESSION_SSO_SEEN = "docqa_sso_seen"  # the single sign-on login of this session is audited
 FLASH = "docqa_flash"  # refusals to show on the next run (callbacks run before the page)
 ANONYMOUS = Caller(name="anonymous", role=Role.VIEWER, kind="anonymous")
@@ -39,6 +40,7 @@ class Mode(StrEnum):
     ANONYMOUS = "anonymous"  # --no-auth on another address: a viewer with no groups
     SSO = "sso"
     LOCAL = "local"
+    LINK = "link"  # nothing configured, loopback: the sign-in link docqa ui opened (the owner)
     BROKEN = "broken"  # auth.toml unusable, or not loaded by Streamlit: nobody gets in
 
 
@@ -107,6 +109,9 @@ def mode() -> tuple[Mode, str]:
     except login_config.AuthConfigError as exc:
         return Mode.BROKEN, str(exc)
     if sso is None:
+        address = st.get_option("server.address")
+        if not login_config.has_local_accounts(settings) and login_config.is_loopback(address):
+            return Mode.LINK, ""
         return Mode.LOCAL, ""
     try:
         loaded = "auth" in st.secrets
@@ -143,6 +148,8 @@ def current() -> Caller | None:
         return ANONYMOUS
     if how is Mode.SSO:
         return _sso_caller()
+    if how is Mode.LINK:
+        return local_operator() if st.session_state.get(SESSION_LINK) else None
     if how is Mode.LOCAL:
         name = st.session_state.get(SESSION_USER)
         if not name:
@@ -241,6 +248,8 @@ def login_page() -> None:
         st.error(render.md(problem))
     elif how is Mode.SSO:
         _sso_login()
+    elif how is Mode.LINK:
+        _link_login()
     elif how is Mode.LOCAL and not login_config.has_local_accounts(state.settings()):
         st.info(
             "Nobody can log in yet. On the server, create an account with "
@@ -263,6 +272,22 @@ def login_page() -> None:
         if error:
             st.error(error)
     st.stop()
+
+
+def _link_login() -> None:
+    token = st.query_params.get("token")
+    if login_config.sign_in_token_matches(state.settings(), token):
+        st.query_params.clear()  # the secret leaves the address bar and the history
+        st.session_state[SESSION_LINK] = True
+        audit(local_operator(), "login", "ok", method="sign-in link")
+        st.rerun()
+    if token:
+        audit(None, "login", "failed", method="sign-in link")
+    st.info(
+        "Open the sign-in link that `docqa ui` printed when it started (it opens the browser "
+        "itself when run at a terminal), or create an account on the server with "
+        "`docqa users create NAME --role admin`."
+    )
 
 
 def _sso_login() -> None:

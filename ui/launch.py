@@ -32,6 +32,8 @@ from ui.login_config import (
     check_private,
     has_local_accounts,
     is_loopback,
+    issue_sign_in_token,
+    login_configured,
     read_sso,
 )
 
@@ -79,9 +81,9 @@ def preflight(settings: Settings, host: str, no_auth: bool) -> Preflight:
         )
     return Preflight(
         notes=[
-            "no login is configured and nobody can log in yet: create an account with"
-            " `docqa users create NAME --role admin`, or run `docqa ui --no-auth` (this machine"
-            " only)"
+            "no login is configured: the page opens through the sign-in link below (you, the"
+            " home's owner); to let others in, create accounts with `docqa users create NAME"
+            " --role ROLE` or configure single sign-on"
         ]
     )
 
@@ -130,20 +132,32 @@ def serve(
     open_browser: bool,
     host: str = DEFAULT_HOST,
     no_auth: bool = False,
+    url: str | None = None,
 ) -> int:
-    """Run the page until it stops; its exit status."""
+    """Run the page until it stops; its exit status. ``url``: what the browser opens (the
+    sign-in link, see :func:`sign_in_url`)."""
+    url = url or f"http://{page_host(host)}:{port}"
     server = subprocess.Popen(
         streamlit_command(settings, port, host, no_auth), stdin=subprocess.DEVNULL
     )
     # Stopping DocQA (Ctrl+C, or SIGTERM from systemd, a container, a test) stops the server.
     signal.signal(signal.SIGTERM, lambda *_: server.terminate())
     if open_browser:
-        _open_when_up(f"http://{page_host(host)}:{port}", server)
+        _open_when_up(url, server)
     try:
         return server.wait()
     except KeyboardInterrupt:
         server.terminate()
         return server.wait()
+
+
+def sign_in_url(settings: Settings, host: str, port: int, no_auth: bool) -> str | None:
+    """The page's sign-in link when nobody can log in yet (no single sign-on, no account) and
+    it listens on loopback: a new secret each start (Jupyter's way), so the person who started
+    it gets in and another local user who reaches the port does not. None otherwise."""
+    if no_auth or not is_loopback(host) or login_configured(settings):
+        return None
+    return f"http://{page_host(host)}:{port}/?token={issue_sign_in_token(settings)}"
 
 
 def page_host(host: str) -> str:

@@ -33,6 +33,10 @@ Two ways, chosen by what the home holds:
 * **Local accounts** (``docqa users create NAME --role ROLE --groups G1,G2``, kept in
   ``<home>/users.json``) otherwise: a name and password form.
 
+With neither (a fresh install), ``docqa ui`` on a loopback address opens the page through a
+sign-in link with a secret token, as Jupyter does (:func:`issue_sign_in_token`): the person who
+started it is the home's owner (admin); nobody else who reaches the port gets in.
+
 ``docqa ui --no-auth`` shows the page without a login: to the local operator (admin) when the
 server listens on a loopback address only, as an anonymous viewer (no groups: only documents no
 access rule restricts) when it listens on any other address.
@@ -43,9 +47,12 @@ the server, and :mod:`ui.auth` reads it on every run.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import os
 import re
+import secrets
 import stat
 import tomllib
 from collections.abc import Mapping
@@ -55,6 +62,7 @@ from typing import Any
 
 from identity import Caller, Role, UserError, UserStore
 from pipelines.settings import Settings
+from pipelines.store.versions import write_atomic
 
 AUTH_FILE = "auth.toml"
 REQUIRED_AUTH_KEYS = ("redirect_uri", "cookie_secret", "client_id", "client_secret")
@@ -232,3 +240,31 @@ def is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False  # a host name: it may resolve to any interface
+
+
+# -- the sign-in link of a page nobody can log in to yet ------------------------------------------
+
+SIGN_IN_FILE = "ui_sign_in.sha256"
+
+
+def issue_sign_in_token(settings: Settings) -> str:
+    """A new secret for the link ``docqa ui`` opens when no login is configured (loopback only),
+    as Jupyter does: whoever opens ``?token=...`` is the home's owner; anyone else who can reach
+    the port (another local user) is not. Only its SHA-256 is kept (``<home>/ui_sign_in.sha256``,
+    0600); each start replaces it, so an old link stops working."""
+    token = secrets.token_urlsafe(32)
+    path = settings.home / SIGN_IN_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, hashlib.sha256(token.encode()).hexdigest())
+    os.chmod(path, 0o600)
+    return token
+
+
+def sign_in_token_matches(settings: Settings, token: str | None) -> bool:
+    if not token:
+        return False
+    try:
+        expected = (settings.home / SIGN_IN_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        return False
+    return hmac.compare_digest(expected, hashlib.sha256(token.encode()).hexdigest())

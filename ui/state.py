@@ -30,7 +30,7 @@ from identity import AccessRuleError, AccessRules, Action, Caller, ScopeCache
 from pipelines.models import ReaderNotFoundError, reader_version_name, resolve_reader
 from pipelines.query import IndexMissingError, QueryService
 from pipelines.question_log import LoggedQuestion, question_log
-from pipelines.settings import Settings
+from pipelines.settings import Settings, make_private
 from pipelines.store import PassageStore, SourceRecord, current_version
 from reader_training.feedback import FeedbackError, FeedbackRecord, FeedbackStore
 from ui import render
@@ -58,7 +58,9 @@ def no_auth() -> bool:
 
 @st.cache_resource(show_spinner=False)
 def _settings(home: str | None, env_home: str | None) -> Settings:
-    return Settings.from_env(home or env_home)
+    settings = Settings.from_env(home or env_home)
+    make_private(settings.home)  # every file the page writes: 0600, the home 0700
+    return settings
 
 
 def settings() -> Settings:

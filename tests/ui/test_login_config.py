@@ -79,7 +79,7 @@ def test_preflight_refuses_an_exposed_page_without_a_login(tmp_path: Path) -> No
     assert not is_loopback("0.0.0.0") and not is_loopback("") and not is_loopback("docqa.lan")
 
     loopback = preflight(settings, "127.0.0.1", no_auth=False)
-    assert loopback.refusal is None and "nobody can log in yet" in loopback.notes[0]
+    assert loopback.refusal is None and "sign-in link" in loopback.notes[0]
     exposed = preflight(settings, "0.0.0.0", no_auth=False)
     assert exposed.refusal is not None and "no login configured" in exposed.refusal
     forced = preflight(settings, "0.0.0.0", no_auth=True)
@@ -127,3 +127,27 @@ def test_docqa_ui_refuses_to_expose_a_page_nobody_logs_in_to(tmp_path: Path) -> 
     assert done.returncode == 2, done.stdout + done.stderr
     assert "refusing to serve the page on 0.0.0.0 with no login configured" in done.stderr
     assert "--no-auth" in done.stderr
+
+
+def test_a_sign_in_link_only_where_nobody_can_log_in_yet(tmp_path: Path) -> None:
+    from ui.launch import sign_in_url
+    from ui.login_config import sign_in_token_matches
+
+    settings = Settings(home=tmp_path / "home")
+    settings.home.mkdir()
+    link = sign_in_url(settings, "127.0.0.1", 8501, no_auth=False)
+    assert link is not None and link.startswith("http://localhost:8501/?token=")
+    token = link.split("token=", 1)[1]
+    assert sign_in_token_matches(settings, token)
+    assert not sign_in_token_matches(settings, token[:-1]) and not sign_in_token_matches(
+        settings, ""
+    )
+    assert token not in (settings.home / "ui_sign_in.sha256").read_text()  # only its hash kept
+    # A new start makes a new secret: the old link stops working.
+    assert sign_in_url(settings, "127.0.0.1", 8501, no_auth=False) != link
+    assert not sign_in_token_matches(settings, token)
+    # Never on another address, with --no-auth, or once someone can log in.
+    assert sign_in_url(settings, "0.0.0.0", 8501, no_auth=False) is None
+    assert sign_in_url(settings, "127.0.0.1", 8501, no_auth=True) is None
+    UserStore.of(settings).create("ada", "admin", None, "correct horse battery")
+    assert sign_in_url(settings, "127.0.0.1", 8501, no_auth=False) is None
