@@ -127,6 +127,8 @@ elif question and (submitted or previous is None or previous["key"] != ask_key):
             outcome["question_id"] = asked.question_id  # feedback is noted in the question log
             if results and results[0].answer is None:
                 outcome["passages"] = asked.passages[:top_n]
+            # The text only where the question log may keep it (it can be personal), as the API.
+            auth.audit(caller, "ask", question=question if state.settings().question_log else None)
         except QuestionError as exc:
             outcome["error"] = str(exc)
         except (IndexMissingError, ReaderNotFoundError) as exc:
