@@ -1,8 +1,10 @@
-"""scripts/results_table.py: the README's results table round-trips from benchmarks/results."""
+"""scripts/results_table.py: docs/results.md's table and the README's summary round-trip from
+benchmarks/results."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,10 +13,17 @@ import pytest
 
 from scripts.results_table import (
     END,
+    REPO_ROOT,
     START,
+    SUMMARY,
+    SUMMARY_END,
+    SUMMARY_MAX_ROWS,
+    SUMMARY_START,
     Row,
+    cpu_kind,
     main,
     render,
+    render_summary,
     renderer,
     rows_reference,
     rows_reference_store,
@@ -76,26 +85,30 @@ def _open_squad(open_f1: float) -> dict[str, object]:
     }
 
 
-def _setup(tmp_path: Path) -> tuple[Path, Path, str]:
+def _setup(tmp_path: Path) -> tuple[Path, Path, Path, str]:
     results = tmp_path / "results"
     results.mkdir()
     (results / "demo.json").write_text(json.dumps(DEMO), encoding="utf-8")
     (results / "open_squad.json").write_text(json.dumps(_open_squad(35.25)), encoding="utf-8")
     (results / "other.json").write_text("[1, 2]", encoding="utf-8")  # not a result: skipped
     (results / "stated.json").write_text(json.dumps(STATED), encoding="utf-8")
-    before, after = "# Title\n\n## Results\n\nProse.\n\n", "\nMore prose.\n"
+    before, after = "# Results\n\nProse.\n\n", "\nMore prose.\n"
+    table = tmp_path / "docs" / "results.md"
+    table.parent.mkdir()
+    table.write_text(f"{before}{START}\n| old | table |\n{END}\n{after}", encoding="utf-8")
     readme = tmp_path / "README.md"
-    readme.write_text(f"{before}{START}\n| old | table |\n{END}\n{after}", encoding="utf-8")
-    return readme, results, before
+    readme.write_text(f"# Title\n\n{SUMMARY_START}\n| old |\n{SUMMARY_END}\n", encoding="utf-8")
+    return table, readme, results, before
 
 
 def test_results_table_round_trip_and_check(tmp_path: Path) -> None:
-    readme, results, before = _setup(tmp_path)
-    paths = ["--readme", str(readme), "--results", str(results)]
+    table_md, readme, results, before = _setup(tmp_path)
+    paths = ["--table", str(table_md), "--readme", str(readme), "--results", str(results)]
     assert main([*paths, "--check"]) == 1  # the hand-written table is stale
+    assert "| old | table |" in table_md.read_text(encoding="utf-8")  # --check writes nothing
 
     assert main(paths) == 0
-    text = readme.read_text(encoding="utf-8")
+    text = table_md.read_text(encoding="utf-8")
     assert text.startswith(before + START) and text.endswith(f"{END}\n\nMore prose.\n")
     table = text[text.index(START) : text.index(END)]
     assert "| old | table |" not in table
@@ -121,18 +134,116 @@ def test_results_table_round_trip_and_check(tmp_path: Path) -> None:
     (results / "open_squad.json").write_text(json.dumps(_open_squad(36.0)), encoding="utf-8")
     assert main([*paths, "--check"]) == 1
     assert main(paths) == 0 and main([*paths, "--check"]) == 0
-    assert "F1 36.00" in readme.read_text(encoding="utf-8")
+    assert "F1 36.00" in table_md.read_text(encoding="utf-8")
 
 
-def test_results_table_needs_the_markers(tmp_path: Path) -> None:
-    readme, results, _ = _setup(tmp_path)
-    readme.write_text("# No markers\n", encoding="utf-8")
-    assert main(["--readme", str(readme), "--results", str(results)]) == 2
-    assert readme.read_text(encoding="utf-8") == "# No markers\n"
+@pytest.mark.parametrize("lacking", ["table", "readme"])
+def test_results_table_needs_the_markers(tmp_path: Path, lacking: str) -> None:
+    table_md, readme, results, _ = _setup(tmp_path)
+    broken, other = (table_md, readme) if lacking == "table" else (readme, table_md)
+    other_text = other.read_text(encoding="utf-8")
+    broken.write_text("# No markers\n", encoding="utf-8")
+    args = ["--table", str(table_md), "--readme", str(readme), "--results", str(results)]
+    assert main(args) == 2
+    assert main([*args, "--check"]) == 2
+    # Nothing is written when either file lacks its markers.
+    assert broken.read_text(encoding="utf-8") == "# No markers\n"
+    assert other.read_text(encoding="utf-8") == other_text
 
 
-def test_readme_results_table_is_up_to_date() -> None:
+def test_results_table_and_readme_summary_are_up_to_date() -> None:
     assert main(["--check"]) == 0, "run: python scripts/results_table.py"
+
+
+# -- the README's summary -------------------------------------------------------------------------
+
+
+def _summary_rows(text: str) -> list[str]:
+    section = text[text.index(SUMMARY_START) : text.index(SUMMARY_END)]
+    return [line for line in section.splitlines() if line.startswith("| ") and "---" not in line][
+        1:
+    ]
+
+
+def test_every_summary_row_renders_from_the_repository_results(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert 0 < len(SUMMARY) <= SUMMARY_MAX_ROWS
+    summary = render_summary(REPO_ROOT / "benchmarks" / "results")
+    assert "warning" not in capsys.readouterr().err  # no row left out
+    rows = [line for line in summary.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 1 + len(SUMMARY)
+    kinds = {"Intel Xeon (AMX)", "AMD EPYC Zen 4"}
+    for row in rows[1:]:
+        what, number, cpu, source = (cell.strip() for cell in row.strip("|").split(" | "))
+        assert what and number and cpu.startswith(("Intel Xeon", "AMD EPYC")), row
+        assert source.startswith("[") and "](benchmarks/results/" in source, row
+    # Speed per CPU kind: both kinds are named in the summary.
+    assert kinds <= {row.split(" | ")[2] for row in rows[1:]}
+    # The README carries exactly these rows.
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert _summary_rows(readme) == rows[1:]
+
+
+def test_summary_numbers_come_from_the_json_files(tmp_path: Path) -> None:
+    """A new result changes the README's summary; the numbers are the files' own."""
+    results = tmp_path / "results"
+    shutil.copytree(REPO_ROOT / "benchmarks" / "results", results)
+    table_md = tmp_path / "results.md"
+    table_md.write_text(f"{START}\n{END}\n", encoding="utf-8")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{SUMMARY_START}\n{SUMMARY_END}\n", encoding="utf-8")
+    paths = ["--table", str(table_md), "--readme", str(readme), "--results", str(results)]
+    assert main(paths) == 0 and main([*paths, "--check"]) == 0
+    serving = json.loads((results / "serving_bf16.json").read_text(encoding="utf-8"))
+    best = serving["backends"][serving["recommended_backend"]]
+    row = next(r for r in _summary_rows(readme.read_text()) if "serving_bf16.json" in r)
+    assert f"{best['windows_per_second']} windows/s ({best['speedup_vs_fp32']:.2f}x fp32)" in row
+    assert "| Intel Xeon (AMX) |" in row
+
+    realdocs = json.loads((results / "realdocs.json").read_text(encoding="utf-8"))
+    realdocs["side_by_side"]["reference"]["f1"] = 12.34
+    (results / "realdocs.json").write_text(json.dumps(realdocs), encoding="utf-8")
+    assert main([*paths, "--check"]) == 1  # the summary is stale (the table too)
+    assert main(paths) == 0 and main([*paths, "--check"]) == 0
+    row = next(r for r in _summary_rows(readme.read_text()) if "realdocs.json" in r)
+    assert " vs 12.3, p50 " in row
+
+
+def test_a_summary_row_whose_file_is_gone_is_left_out_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "serving_bf16.json").write_text(json.dumps(SERVING), encoding="utf-8")
+    summary = render_summary(tmp_path)
+    rows = [line for line in summary.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 2  # the header and the one row whose file is there
+    assert "int8 20.9 windows/s (1.22x fp32), F1 62.42 (fp32 62.67)" in rows[1]
+    err = capsys.readouterr().err
+    assert err.count("left out") == len(SUMMARY) - 1
+
+
+@pytest.mark.parametrize(
+    ("data", "kind"),
+    [
+        (
+            {"cpu": "Intel(R) Xeon(R) Processor, 2 cores, amx_bf16/avx512_bf16/avx2"},
+            "Intel Xeon (AMX)",
+        ),
+        ({"machine": {"cpu": "AMD EPYC, 2 cores, avx512_bf16/avx512_vnni/avx2"}}, "AMD EPYC Zen 4"),
+        (
+            {"environment": {"description": "2-core AMD EPYC (AVX2 only), no GPU"}},
+            "AMD EPYC (AVX2)",
+        ),
+        ({"environment": {"cpu": "AMD EPYC", "cpu_bf16": False}}, "AMD EPYC (AVX2)"),
+        (
+            {"environment": {"cpu": "Intel(R) Xeon(R) Processor", "cpu_bf16": True}},
+            "Intel Xeon (bf16)",
+        ),
+        ({"hardware": {"cpu": "AMD EPYC"}}, "AMD EPYC"),
+    ],
+)
+def test_cpu_kind(data: dict[str, Any], kind: str) -> None:
+    assert cpu_kind(data) == kind
 
 
 # -- the benchmark scripts' own layouts -----------------------------------------------------------
