@@ -116,6 +116,8 @@ def _record(
     named = kwargs.get(target) if target else None
     detail = " ".join(f"{d}={shown(kwargs[d])}" for d in details if kwargs.get(d))
     settings = settings_from(kwargs.get("home"))
+    if not settings.home.exists():
+        return  # refused before it touched anything: there is no home to hold a log
     AuditLog.of(settings).record(
         operator(),
         action,

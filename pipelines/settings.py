@@ -175,8 +175,8 @@ PRIVATE_UMASK = 0o077
 
 
 def make_private(home: str | os.PathLike[str]) -> Path:
-    """Keep a data home to its owner: the home is created 0700 (an existing one of ours is
-    chmod-ed to 0700) and the process umask becomes 0o077, so every file this process and its
+    """Keep a data home to its owner: the home is made 0700 when first written (an existing one
+    of ours is chmod-ed to 0700) and the process umask becomes 0o077, so every file this process and its
     children write is 0600 and every folder 0700. The home holds document text, the question
     log, accounts and keys: no other local user may read it.
 
@@ -188,8 +188,10 @@ def make_private(home: str | os.PathLike[str]) -> Path:
 
     os.umask(PRIVATE_UMASK)
     path = Path(home).expanduser()
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = path.stat()
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return path  # made 0700 by whatever writes first, through the umask (nothing made here)
     if info.st_mode & 0o077 == 0:
         return path
     if info.st_mode & stat.S_ISVTX or info.st_uid != os.getuid():
