@@ -285,7 +285,8 @@ class _ProgressFile(TrainerCallback):
 def gate(
     serving: str, candidate: Path, heldout: list[Any], forgetting_file: Path
 ) -> dict[str, Any]:
-    """F1 before and after on the held-out labeled pairs and on the forgetting set."""
+    """F1 before and after on the held-out labeled pairs and on the forgetting set, each reader
+    at the no-answer threshold it serves with."""
     from evaluation.reader_metrics import evaluate_reader
     from evaluation.squad import load_squad
 

@@ -1,7 +1,9 @@
 """Promotion: a new reader serves only if it is not worse than the serving one.
 
 Both readers are scored on the same evaluation file (by default the demo collection's dev pairs)
-with the official SQuAD v2.0 F1; a lower F1 is refused unless forced.
+with the official SQuAD v2.0 F1, each at the no-answer threshold it serves with (saved beside its
+weights), never at one chosen on the evaluation pairs: that is the F1 users would get. A lower F1
+is refused unless forced.
 """
 
 from __future__ import annotations

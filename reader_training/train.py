@@ -316,7 +316,8 @@ def _question_key(example: SquadExample) -> str:
 def train_reader(
     config: TrainConfig, progress: bool = True, callbacks: Sequence[TrainerCallback] = ()
 ) -> TrainResult:
-    """Train, pick the no-answer threshold on held-out pairs, and write the model folder.
+    """Train, pick the no-answer threshold on held-out pairs (or keep the starting reader's when
+    they are too few: :func:`threshold_choice`), and write the model folder.
 
     ``callbacks`` are extra ``TrainerCallback`` objects (progress reporting, stopping early).
     """
