@@ -177,8 +177,8 @@ PRIVATE_UMASK = 0o077
 def make_private(home: str | os.PathLike[str]) -> Path:
     """Keep a data home to its owner: the process umask becomes 0o077, so every file this
     process and its children write is 0600 and every folder 0700 (the home too, when first
-    written); an existing home of ours is chmod-ed to 0700. The home holds document text, the question
-    log, accounts and keys: no other local user may read it.
+    written); an existing home of ours is chmod-ed to 0700. The home holds document text, the
+    question log, accounts and keys: no other local user may read it.
 
     A shared folder (sticky bit, as /tmp) or one owned by someone else is left as it is, with
     a warning: locking others out of it would break them, and the files inside stay private
