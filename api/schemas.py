@@ -52,6 +52,19 @@ class AskRequest(_Request):
     )
 
 
+class CaseOut(BaseModel):
+    """One case of a case-dependent answer: the value the passage gives for it."""
+
+    case: str = Field(description="The phrase naming the case, as the passage spells it.")
+    value: str = Field(description="The value for that case, as the passage spells it.")
+    start: int = Field(description="Start of the value in the passage (as context_offsets).")
+    end: int = Field(description="End of the value in the passage.")
+    document_start: int = Field(description="Start of the value in the document text.")
+    document_end: int = Field(description="End of the value in the document text.")
+    case_start: int = Field(description="Start of the case's phrase in the passage.")
+    case_end: int = Field(description="End of the case's phrase in the passage.")
+
+
 class AnswerOut(BaseModel):
     """One ranked answer with its citation; ``answer`` null means "the documents hold no
     answer" (its ``score`` is that verdict's confidence). Same keys as ``docqa ask --json``."""
@@ -72,6 +85,11 @@ class AnswerOut(BaseModel):
     doc_id: str | None = None
     reader_score: float | None = None
     retriever_score: float | None = None
+    cases: list[CaseOut] = Field(
+        default_factory=list,
+        description="When the passage gives different values for different cases (countries, "
+        "plans, versions): each value with its case; the answer is one of them. Empty otherwise.",
+    )
 
     @classmethod
     def of(cls, result: AnswerResult) -> AnswerOut:

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from docqa.backend_command import reader_backend
 from docqa.identity_commands import access_app, audit, audited, keys_app, users_app
 from docqa.options import (
     DEFAULTS,
@@ -22,7 +23,9 @@ from docqa.options import (
     query_settings,
     settings_from,
 )
+from docqa.printed_answers import print_answers
 from docqa.training import train
+from docqa.verifier_command import train_verifier
 from pipelines.settings import DEMO_COLLECTION, PRIVATE_UMASK
 
 # Set before any Haystack import: no telemetry, no hub downloads, quiet tokenizer threads.
@@ -232,7 +235,7 @@ def ask(
             body = ask_remote(server, api_key, question, passages, answers)
         except RemoteError as exc:
             raise fail(str(exc), 2 if exc.status and exc.status < 500 else 1) from exc
-        _print_answers(body["answers"], as_json)
+        print_answers(body["answers"], as_json)
         return
     from docqa.identity_commands import narrowed_caller, os_user
     from pipelines.models import ReaderNotFoundError
@@ -259,33 +262,11 @@ def ask(
         )
     except (QuestionError, IndexMissingError, ReaderNotFoundError) as exc:
         raise fail(str(exc), 2) from exc
-    _print_answers([r.to_dict() for r in asked.answers], as_json)
-
-
-def _print_answers(results: list[dict], as_json: bool) -> None:
-    """Answers as ``ask --json``'s objects (from this process or a server), printed; never the
-    absolute path of a file (``document`` is its path relative to the collection)."""
-    if as_json:
-        shown = [{k: v for k, v in r.items() if k != "path"} for r in results]
-        typer.echo(json.dumps(shown, indent=2, ensure_ascii=False))
-        return
-    for rank, r in enumerate(results, 1):
-        if r["answer"] is None:
-            typer.echo(f"{rank}. [no answer in the documents]  score {r['score']:.2f}")
-            continue
-        page, section, doc_offsets = r.get("page"), r.get("section"), r.get("document_offsets")
-        where = f"page {page}" if page else (f"section {section!r}" if section else "")
-        offsets = f"chars {doc_offsets[0]}-{doc_offsets[1]}" if doc_offsets else ""
-        typer.echo(f"{rank}. {r['answer']}  (score {r['score']:.2f})")
-        typer.echo(f"   source: {r['document']}" + (f", {where}" if where else "") + f", {offsets}")
-        context, context_offsets = r.get("context"), r.get("context_offsets")
-        if context and context_offsets:
-            s, e = context_offsets
-            snippet = context[max(0, s - 120) : s] + "[" + context[s:e] + "]" + context[e : e + 120]
-            typer.echo("   " + " ".join(snippet.split()))
+    print_answers([r.to_dict() for r in asked.answers], as_json)
 
 
 app.command()(audited("train", target="name", details=("recipe", "files"))(train))
+app.command("reader-backend")(reader_backend)
 
 
 @app.command("evaluate-reader")
@@ -628,6 +609,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(access_app, name="access")
 app.add_typer(keys_app, name="keys")
 app.command("audit")(audit)
+app.command("train-verifier")(train_verifier)
 
 
 def main() -> None:

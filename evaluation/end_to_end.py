@@ -50,6 +50,7 @@ from pipelines.query import QueryService, QuestionError, get_service, validate_q
 from pipelines.reader import SpanPredictor
 from pipelines.settings import Settings
 from pipelines.spans import AnswerRanking, RankedSpan, SpanCandidate
+from pipelines.verifier import AnswerVerifier, PassageEvidence
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class PassageRead:
     content: str
     candidates: tuple[SpanCandidate, ...]
     retriever_score: float
+    evidence: PassageEvidence | None = None  # retrieval's scores and ranks, for the verifier
 
 
 def read_passages(
@@ -86,7 +88,12 @@ def read_passages(
     ``max_seq_length``: read windows of that length (``Settings.reader_max_seq_length``);
     ``whole_words``: override the reader's own (``ReaderConfig.whole_words``)."""
     reads = [
-        PassageRead(p.content or "", (), float(p.score) if p.score is not None else 0.0)
+        PassageRead(
+            p.content or "",
+            (),
+            float(p.score) if p.score is not None else 0.0,
+            PassageEvidence.of(p),
+        )
         for p in passages
     ]
     with_text = [i for i, p in enumerate(passages) if p.content]
@@ -109,10 +116,16 @@ def rank_reads(
     k: int,
     score: Callable[[float], float],
     ranking: AnswerRanking,
+    verifier: AnswerVerifier | None = None,
+    question: str = "",
 ) -> tuple[list[RankedSpan], float]:
     """:func:`pipelines.spans.rank_answers` over the first ``k`` passages read (each passage's
-    best span, as :func:`answer_at_k` takes them): the spans best first and "no answer"'s score."""
+    best span, as :func:`answer_at_k` takes them): the spans best first and "no answer"'s score.
+    With a ``verifier`` it ranks instead, as ``ExtractiveReader`` does."""
     first = list(reads[:k])
+    if verifier is not None:
+        evidence = [r.evidence or PassageEvidence(r.content) for r in first]
+        return verifier.verify(question, [list(r.candidates) for r in first], evidence)
     return ranking.rank(
         [r.candidates for r in first],
         [r.retriever_score for r in first],
@@ -127,11 +140,13 @@ def answer_at_k(
     k: int,
     score: Callable[[float], float],
     ranking: AnswerRanking,
+    verifier: AnswerVerifier | None = None,
+    question: str = "",
 ) -> str | None:
     """The top answer of ``ExtractiveReader`` reading the first ``k`` passages (None: no answer):
     the same :func:`pipelines.spans.rank_answers` over the same candidates. ``score``: the
     reader's margin -> confidence (``SpanPredictor.score``)."""
-    ranked, no_answer = rank_reads(reads, k, score, ranking)
+    ranked, no_answer = rank_reads(reads, k, score, ranking, verifier, question)
     if not ranked or ranked[0].score < no_answer:
         return None
     best = ranked[0]
@@ -299,6 +314,7 @@ def evaluate_end_to_end(
         weight = predictor.config.retriever_weight
     gold = GoldPassages(store, doc_for_context)
     ranking = AnswerRanking.of(predictor, weight)
+    verifier = predictor.verifier if settings.answer_verifier else None
     ks = report_ks(top_k, read_ks)
     ranks: list[int | None] = []
     rules: dict[str, int] = {}
@@ -318,7 +334,9 @@ def evaluate_end_to_end(
             )
             latencies.append(time.perf_counter() - started)
         for k in ks:
-            predictions[k][ex.id] = answer_at_k(reads, k, predictor.score, ranking) or ""
+            predictions[k][ex.id] = (
+                answer_at_k(reads, k, predictor.score, ranking, verifier, question) or ""
+            )
         if ex.answers:
             rule = gold.rule(ex)
             rules[rule] = rules.get(rule, 0) + 1
@@ -332,6 +350,7 @@ def evaluate_end_to_end(
         "reader_backend": predictor.backend,
         "retriever_weight": weight,
         "null_scope": predictor.config.null_scope,
+        "answer_verifier": verifier is not None,
         "collection": {"documents": len(store.sources()), "passages": store.count_documents()},
         "retrieval": retrieval_metrics(ranks, report_ks(depth, recall_ks)),
         "recall_curve": [retrieval_metrics(ranks, [k])[f"recall@{k}"] for k in range(1, depth + 1)],

@@ -5,7 +5,10 @@
 the dense retriever (see :mod:`pipelines.bm25`). Every answer is turned into an
 :class:`AnswerResult` that cites its source: the document (path and title), the page or section
 where the passage starts, the answer's character offsets in the converted document text
-(``document_text[start:end] == answer``) and the passage around it.
+(``document_text[start:end] == answer``) and the passage around it. An answer whose passage gives
+different values for different cases (countries, plans, versions) carries them all in ``cases``
+(:mod:`pipelines.cases`), and such an answer replaces the reader's "no answer": torn between the
+values, the reader abstains where the honest answer is "it depends".
 
 :class:`QueryService` keeps one loaded store and pipeline per data directory and reloads them when
 another process (``docqa index``) has written a new index version, so a long-running web page
@@ -19,12 +22,13 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from haystack import Pipeline
 from haystack.dataclasses import Document, ExtractedAnswer
 
+from pipelines.cases import find_cases, has_parallel_values, question_names_a_case
 from pipelines.embedder import QuestionEmbedder
 from pipelines.fusion import RankFusion
 from pipelines.models import reader_version_name, resolve_reader
@@ -62,6 +66,8 @@ class AnswerResult:
     path: str | None = None
     reader_score: float | None = None
     retriever_score: float | None = None
+    # A case-dependent answer's values, each with its case (see case_dicts); empty otherwise.
+    cases: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -161,6 +167,7 @@ def build_query_pipeline(settings: Settings, store: PassageStore, reader_model: 
             backend=settings.reader_backend,
             cache_dir=str(settings.home / "cache"),
             max_seq_length=settings.reader_max_seq_length,
+            verifier=settings.answer_verifier,
         ),
     )
     pipe.connect(f"{passages}.documents", "reader.documents")
@@ -185,6 +192,34 @@ def retrieval_inputs(
         inputs["bm25"] = {"query": question, "top_k": depth, "filters": filters, "scope": scope}
         inputs["fusion"] = {"top_k": top_k}
     return inputs
+
+
+# Spans per passage the reader offers when it abstains, to find a case-dependent answer in the
+# passages its best spans came from (QueryService.answer).
+CASE_SPANS = 10
+
+
+def case_dicts(passage: str, start: int, end: int, passage_start: int, question: str) -> list[dict]:
+    """The cases of the answer ``passage[start:end]`` as the API shows them: ``case`` and
+    ``value`` as the text spells them, ``start``/``end`` the value's offsets in the passage,
+    ``document_start``/``document_end`` in the document, ``case_start``/``case_end`` the case's
+    in the passage. Empty when the passage gives one value, or ``question`` picks the case."""
+    cases = find_cases(passage, start, end)
+    if not cases or question_names_a_case(question, cases):
+        return []
+    return [
+        {
+            "case": c.case,
+            "value": c.value,
+            "start": c.value_start,
+            "end": c.value_end,
+            "document_start": passage_start + c.value_start,
+            "document_end": passage_start + c.value_end,
+            "case_start": c.case_start,
+            "case_end": c.case_end,
+        }
+        for c in cases
+    ]
 
 
 def to_result(answer: ExtractedAnswer) -> AnswerResult:
@@ -212,7 +247,44 @@ def to_result(answer: ExtractedAnswer) -> AnswerResult:
         path=doc.meta.get("path"),
         reader_score=meta.get("reader_score"),
         retriever_score=meta.get("retriever_score"),
+        cases=case_dicts(
+            doc.content or "",
+            answer.document_offset.start,
+            answer.document_offset.end,
+            int(doc.meta.get("start", 0)),
+            answer.query,
+        ),
     )
+
+
+def _shown_as_case(
+    result: AnswerResult, cased: AnswerResult, cases: list[dict[str, Any]] | None = None
+) -> bool:
+    """Whether ``result`` overlaps one of the values ``cased`` shows (or of ``cases``)."""
+    if result.doc_id != cased.doc_id or result.document_offsets is None:
+        return False
+    start, end = result.document_offsets
+    return any(
+        c["document_start"] < end and start < c["document_end"]
+        for c in (cased.cases if cases is None else cases)
+    )
+
+
+def _torn(cased: AnswerResult, spans: list[AnswerResult]) -> bool:
+    """Whether two or more of ``cased``'s values are among ``spans`` (the reader's candidates)."""
+    return sum(any(_shown_as_case(s, cased, [c]) for s in spans) for c in cased.cases) >= 2
+
+
+def put_cases_first(results: list[AnswerResult], cased: AnswerResult) -> list[AnswerResult]:
+    """``cased`` (an answer with cases) first, then ``results`` without the values it shows, as
+    many as ``results`` had: the lowest-ranked answers make way, never "no answer"."""
+    ranked = [cased, *(r for r in results if r is not cased and not _shown_as_case(r, cased))]
+    while len(ranked) > max(1, len(results)):
+        last = max(i for i, r in enumerate(ranked) if r.answer is not None)
+        if last == 0:
+            break
+        del ranked[last]
+    return ranked
 
 
 class QueryService:
@@ -333,6 +405,8 @@ class QueryService:
                 include_outputs_from={passages_from},
             )
         results = [to_result(a) for a in out["reader"]["answers"]]
+        if results and results[0].answer is None:
+            results = self._case_dependent(question, results, out["reader"]["answers"])
         latency_ms = 1000 * (time.perf_counter() - started)
         # The question itself stays out of the logs: it can be personal (question log only).
         logger.info("answered in %.0f ms (%d characters)", latency_ms, len(question))
@@ -353,6 +427,31 @@ class QueryService:
             except (sqlite3.Error, OSError) as exc:  # the answer matters more than its log
                 logger.warning("could not log the question in %s: %s", log.path, exc)
         return AskOutcome(results, out[passages_from]["documents"], latency_ms, question_id)
+
+    def _case_dependent(
+        self, question: str, results: list[AnswerResult], answers: list[ExtractedAnswer]
+    ) -> list[AnswerResult]:
+        """``results`` of a reader that abstained, with a case-dependent answer first when the
+        reader was torn between its cases' values: two or more of them are among its spans.
+        The spans are ``results`` and the next ones (up to :data:`CASE_SPANS` per passage) of
+        the passages they came from that hold parallel values, read again (a fraction of the
+        first read: at most ``top_n_answers - 1`` passages)."""
+        docs = {a.document.id: a.document for a in answers if a.document is not None}
+        passages = [d for d in docs.values() if has_parallel_values(d.content or "")]
+        if not passages:
+            return results
+        assert self._pipeline is not None
+        with self._lock:
+            more = self._pipeline.get_component("reader").run(
+                query=question, documents=passages, top_k=CASE_SPANS
+            )["answers"]
+        spans = [r for r in results if r.answer is not None]
+        spans += [r for r in map(to_result, more) if r.answer is not None]
+        cased = next((r for r in spans if r.cases and _torn(r, spans)), None)
+        if cased is None:
+            return results
+        logger.info("a case-dependent answer (%d cases) replaces no answer", len(cased.cases))
+        return put_cases_first(results, cased)
 
     def retrieve(
         self,

@@ -58,6 +58,7 @@ from pipelines.spans import (
     widen_to_words,
 )
 from pipelines.store.versions import write_atomic
+from pipelines.verifier import AnswerVerifier, PassageEvidence
 
 # The reader's building blocks are part of its public surface.
 __all__ = [
@@ -116,8 +117,9 @@ class ReaderConfig:
     # a low-ranked passage needs more evidence to beat better-ranked spans and "no answer".
     rank_prior: float = 0.0
     # A cascade (0: off): read the best ``cascade_passages`` passages first and stop there when
-    # their top answer, or "no answer", scores at least ``cascade_min_score``; read the rest
-    # otherwise. Reading costs time in proportion to the passages read.
+    # their top answer, or "no answer", scores at least ``cascade_min_score`` (the verifier's
+    # score where the reader has one); read the rest otherwise. Reading costs time in proportion
+    # to the passages read.
     cascade_passages: int = 0
     cascade_min_score: float = 1.0
     # Spans widened to whole words and code tokens (pipelines.spans.widen_to_words): a reader
@@ -175,7 +177,7 @@ class SpanPredictor:
         if isinstance(model, str | Path):
             self.model_path = str(model)
             self.device = resolve_device(device)
-            chosen = choose_backend(backend, self.device)
+            chosen = choose_backend(backend, self.device, self.model_path, cache_dir)
             # ONNX Runtime reads its export and needs no transformers at all where the
             # tokenizer allows (light_tokenizer): loading the torch model too would import
             # transformers' model code for nothing (seconds of a new process's start).
@@ -190,12 +192,14 @@ class SpanPredictor:
             self._config_file: Path | None = Path(self.model_path) / READER_CONFIG_FILE
             self._config_stamp = _file_stamp(self._config_file)
             self._config = ReaderConfig.load(self.model_path)
+            self.verifier = AnswerVerifier.load(self.model_path)
         else:
             if tokenizer is None or config is None:
                 raise ValueError("a loaded model needs its tokenizer and its ReaderConfig")
             self.model_path = str(getattr(model, "name_or_path", ""))
             self.model, self.tokenizer, self._config = model, tokenizer, config
             self._config_file, self._config_stamp = None, None
+            self.verifier = None
             self.device = next(model.parameters()).device
             chosen = choose_backend(backend, self.device)
         backend, precision = chosen
@@ -382,8 +386,11 @@ class ExtractiveReader:
         backend: str = "torch",
         cache_dir: str | None = None,
         max_seq_length: int | None = None,
+        verifier: bool = True,
     ) -> None:
         self.model = str(model)
+        # Rank answers with the reader's answer verifier where it ships one (answer_verifier.json).
+        self.verifier = verifier
         # Read windows of this many tokens instead of the reader's own (Settings).
         self.max_seq_length = max_seq_length
         self.top_k = top_k
@@ -427,6 +434,7 @@ class ExtractiveReader:
             backend=self.backend,
             cache_dir=self.cache_dir,
             max_seq_length=self.max_seq_length,
+            verifier=self.verifier,
         )
 
     @classmethod
@@ -483,6 +491,20 @@ class ExtractiveReader:
         head = len(docs) if first <= 0 else min(first, len(docs))
         window = self.max_seq_length
         candidates = predictor.predict([query] * head, texts[:head], max_seq_length=window)
+        verifier = predictor.verifier if self.verifier else None
+        if verifier is not None:
+            # Trained at several numbers of passages read, the verifier's scores mean the same
+            # after the cascade's first passages as after all of them.
+            evidence = [PassageEvidence.of(d) for d in docs]
+            ranked, no_answer = verifier.verify(query, candidates, evidence[:head])
+            top = max([no_answer] + [r.score for r in ranked[:1]])
+            if head == len(docs) or top >= predictor.config.cascade_min_score:
+                return ranked, no_answer, docs[:head]
+            candidates += predictor.predict(
+                [query] * (len(docs) - head), texts[head:], max_seq_length=window
+            )
+            ranked, no_answer = verifier.verify(query, candidates, evidence)
+            return ranked, no_answer, docs
         ranked, no_answer = ranking.rank(
             candidates, scores[:head], predictor.score, top_k, texts[:head]
         )

@@ -42,19 +42,39 @@ BF16_WEIGHTS = "bf16-weights"
 CPU_PRECISIONS = ("auto", "fp32", "bf16", BF16_WEIGHTS)
 
 
-def choose_backend(backend: str, device: torch.device) -> tuple[str, str | None]:
+def choose_backend(
+    backend: str,
+    device: torch.device,
+    model_path: str | None = None,
+    cache_dir: str | Path | None = None,
+) -> tuple[str, str | None]:
     """(backend, CPU precision it imposes or None) that ``backend`` means on ``device``.
 
-    "auto" is torch with the model in bf16 (``BF16_WEIGHTS``) on CPUs with native bf16 (AMX /
-    AVX-512 BF16) and int8 on other CPUs: the fastest within 0.5 F1 of fp32 on each
-    (benchmarks/bench_serving.py, whose numbers are in the README); GPUs always use torch (fp16).
+    "auto" on CPU with a reader folder and a ``cache_dir`` (a DocQA home's cache) is the
+    fastest backend within 0.5 F1 of fp32 on the reader's calibration set, measured on this
+    CPU once and cached (pipelines/backend_choice.py). Without a cache dir (library use), or
+    when that fails: torch with the model in bf16 (``BF16_WEIGHTS``) on CPUs with native bf16
+    (AMX / AVX-512 BF16) and int8 on other CPUs. An explicit backend is kept; GPUs always use
+    torch (fp16).
     """
     if device.type != "cpu":
         if backend not in ("auto", "torch"):
             logger.info("reader backend %r is for CPUs; using torch on %s", backend, device)
         return "torch", None
     if backend == "auto":
-        return ("torch", BF16_WEIGHTS) if cpu_supports_bf16() else ("int8", None)
+        if model_path and cache_dir is not None and Path(model_path).is_dir():
+            from pipelines.backend_choice import auto_backend
+
+            measured = auto_backend(model_path, cache_dir)
+            if measured is not None:
+                return measured
+        bf16 = cpu_supports_bf16()
+        logger.info(
+            "reader backend auto: %s (the fixed rule for CPUs %s native bf16; not measured)",
+            "torch with bf16 weights" if bf16 else "int8",
+            "with" if bf16 else "without",
+        )
+        return ("torch", BF16_WEIGHTS) if bf16 else ("int8", None)
     return backend, None
 
 

@@ -69,6 +69,9 @@ class Settings:
     # Weight of the retriever's score when ranking answers across passages (0 = reader only);
     # None: the weight tuned for the reader on held-out pairs (its docqa_reader.json).
     retriever_weight: float | None = None
+    # Rank answers across passages and decide "no answer" with the reader's answer verifier
+    # (pipelines/verifier.py) where the reader ships one; False: the reader's own ranking.
+    answer_verifier: bool = True
     max_question_chars: int = 1000
     # CPU precision of the torch reader backend: "fp32", "bf16" (bf16 autocast) or
     # "bf16-weights" (the model converted to bf16), where the CPU supports bf16.
@@ -76,8 +79,9 @@ class Settings:
     # How the reader runs on CPU: "torch" (fp32), "int8" (dynamic int8 quantization of the
     # Linear layers), "onnx" (ONNX Runtime) or "onnx-int8" (ONNX Runtime, int8 weights; exported
     # once and cached in <home>/cache/onnx); benchmarks/bench_serving.py measures them (README).
-    # "auto", the default: torch with the model in bf16 ("bf16-weights") where the CPU has
-    # native bf16 (AMX), else int8: the fastest within 0.5 F1 of fp32 on each. GPUs use torch.
+    # "auto", the default: the fastest within 0.5 F1 of fp32 on the reader's calibration set,
+    # measured on this CPU once and cached in <home>/cache/reader_backend (`docqa
+    # reader-backend`, pipelines/backend_choice.py). GPUs use torch.
     reader_backend: str = "auto"
     # How questions are embedded on CPU: "torch" (transformers) or "onnx" (ONNX Runtime, the
     # encoder's transformer exported once to <home>/cache/onnx; the same vectors to 1e-5).

@@ -45,6 +45,7 @@ from evaluation.reader_metrics import best_threshold, metric_rows, predict, squa
 from evaluation.squad import SquadExample, ValidationReport, load_many
 from pipelines.models import recover_model_folder
 from pipelines.reader import ReaderConfig, SpanPredictor, cpu_supports_bf16
+from pipelines.verifier import VERIFIER_FILE
 from reader_training.augment import synthetic_negatives
 from reader_training.features import (
     FeatureDataset,
@@ -512,6 +513,12 @@ def write_model_folder(
             model.float()
         tokenizer.save_pretrained(tmp)
         reader_config.save(tmp)
+        # The starting reader's answer verifier goes with it: its features leave out the
+        # no-answer threshold, so it ranks a retrained reader's spans too (docqa train-verifier
+        # fits a new one).
+        start_verifier = Path(config.base_model) / VERIFIER_FILE
+        if start_verifier.is_file():
+            shutil.copy2(start_verifier, tmp / VERIFIER_FILE)
         meta = {
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "config": asdict(config),

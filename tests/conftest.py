@@ -9,6 +9,10 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HAYSTACK_TELEMETRY_ENABLED"] = "False"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
+# "auto" keeps its fixed rules: measuring the reader's backends (pipelines/backend_choice.py)
+# in every temporary home would add seconds to each; tests/pipelines/test_backend_choice.py
+# turns it back on.
+os.environ["DOCQA_MEASURE_READER_BACKEND"] = "0"
 
 import sys
 from collections.abc import Iterator

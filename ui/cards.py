@@ -68,18 +68,14 @@ def answer_card(
     """One ranked answer with its highlighted passage, citation, links and feedback."""
     assert result.answer is not None and result.doc_id is not None
     doc_start, doc_end = result.document_offsets or (0, 0)
-    ctx_start, ctx_end = result.context_offsets or (0, 0)
-    passage = result.context or ""
+    ctx_start = result.context_offsets[0] if result.context_offsets else 0
     key = f"answer-{rank}-{result.doc_id}-{doc_start}"
     with st.container(border=True):
-        score_class = "docqa-score low" if low else "docqa-score"
-        render.html_text(
-            f'<div class="docqa-answer">{render.esc(result.answer)}'
-            f'<span class="{score_class}">{render.percent(result.score)} confidence</span></div>'
-            f'<div class="docqa-passage">{render.highlight(passage, ctx_start, ctx_end)}</div>'
-            f'<div class="docqa-meta">{render.esc(_citation(result))}</div>'
-        )
+        render.html_text(answer_html(result, low))
         row = st.container(horizontal=True, vertical_alignment="center")
+        if result.cases:  # the document view marks all the values, cases between them
+            doc_start = min(doc_start, result.cases[0]["document_start"])
+            doc_end = max(doc_end, result.cases[-1]["document_end"])
         document_link(result.doc_id, doc_start, doc_end, row)
         download_original(result.path, key=f"{key}-download", where=row)
         if caller.may(Action.FEEDBACK):
@@ -87,6 +83,27 @@ def answer_card(
             labeling.answer_feedback(
                 key, question, ref, result.answer, ctx_start, result.score, row
             )
+
+
+def answer_html(result: AnswerResult, low: bool = False) -> str:
+    """An answer's text, confidence, highlighted passage and citation, escaped. A
+    case-dependent answer shows "Depends on the case" and each case with its value, all the
+    values marked in the passage."""
+    ctx_start, ctx_end = result.context_offsets or (0, 0)
+    passage = result.context or ""
+    score_class = "docqa-score low" if low else "docqa-score"
+    score = f'<span class="{score_class}">{render.percent(result.score)} confidence</span>'
+    if result.cases:
+        head = f'<div class="docqa-answer">Depends on the case{score}</div>'
+        head += render.cases_list(result.cases)
+        marked = render.highlight_spans(passage, [(c["start"], c["end"]) for c in result.cases])
+    else:
+        head = f'<div class="docqa-answer">{render.esc(result.answer)}{score}</div>'
+        marked = render.highlight(passage, ctx_start, ctx_end)
+    return (
+        f'{head}<div class="docqa-passage">{marked}</div>'
+        f'<div class="docqa-meta">{render.esc(_citation(result))}</div>'
+    )
 
 
 def passage_card(doc: Document, question: str, rank: int, caller: Caller) -> None:

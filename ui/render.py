@@ -1,15 +1,17 @@
 """HTML for the pages: everything from documents and users is escaped before markup is added.
 
 The only markup DocQA itself adds is ``<mark>`` around answers, a few ``<div>``/``<span>`` with
-classes, and the one script of the document view (which scrolls to the mark). Text from
-documents and users is passed through :func:`html.escape` first, so a document that contains
-``<script>`` or ``<img onerror=...>`` is shown as that text and never runs.
+classes, the ``<ul>`` of a case-dependent answer's cases, and the one script of the document view
+(which scrolls to the mark). Text from documents and users is passed through
+:func:`html.escape` first, so a document that contains ``<script>`` or ``<img onerror=...>`` is
+shown as that text and never runs.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from collections.abc import Mapping, Sequence
 
 import streamlit as st
 
@@ -26,6 +28,9 @@ STYLE = """
   border-radius: 1rem; background: #e0ecff; color: #1d4ed8; margin-left: .4rem;
   vertical-align: middle; }
 .docqa-score.low { background: #fde8e8; color: #b91c1c; }
+.docqa-cases { margin: .1rem 0 .4rem 0; padding-left: 1.2rem; color: #111827; }
+.docqa-cases li { margin: .1rem 0; overflow-wrap: anywhere; }
+.docqa-cases mark { background: #ffe066; padding: 0 .1em; border-radius: 2px; }
 .docqa-title { font-size: 1.4rem; font-weight: 600; margin: 0; overflow-wrap: anywhere; }
 .docqa-scrollbox { white-space: pre-wrap; max-height: 18rem; overflow-y: auto;
   border: 1px solid #e5e7eb; border-radius: 4px; padding: .6rem .8rem; font-size: .9rem;
@@ -106,6 +111,38 @@ def highlight(
         f"{esc(lead + text[left:start])}<mark{attr}>{esc(text[start:end])}</mark>"
         f"{esc(text[end:right] + tail)}"
     )
+
+
+def highlight_spans(
+    text: str, spans: Sequence[tuple[int, int]], max_chars: int = PASSAGE_VIEW_CHARS
+) -> str:
+    """``text`` escaped, with each of ``spans`` (``(start, end)``, in order, not overlapping) in
+    a ``<mark>``: the values of a case-dependent answer. Spans out of range are left unmarked;
+    a long text is shown around them as :func:`highlight` does."""
+    marked = [(s, e) for s, e in spans if 0 <= s < e <= len(text)]
+    marked = [m for i, m in enumerate(marked) if i == 0 or m[0] >= marked[i - 1][1]]
+    if not marked:
+        return highlight(text, None, None, max_chars=max_chars)
+    left, right = _view(len(text), marked[0][0], marked[-1][1], max_chars)
+    parts, at = ["… " if left > 0 else ""], left
+    for start, end in marked:
+        start, end = max(start, at), min(end, right)  # spans wider than the view are cut
+        if start < end:
+            parts += [esc(text[at:start]), f"<mark>{esc(text[start:end])}</mark>"]
+            at = end
+    parts.append(esc(text[at:right] + (" …" if right < len(text) else "")))
+    return "".join(parts)
+
+
+def cases_list(cases: Sequence[Mapping[str, object]]) -> str:
+    """The cases of an answer as an HTML list: "Netherlands: <mark>25 days</mark>" each (the
+    text as the passage spells it, whitespace made single spaces)."""
+    items = "".join(
+        f"<li>{esc(' '.join(str(c['case']).split()))}: "
+        f"<mark>{esc(' '.join(str(c['value']).split()))}</mark></li>"
+        for c in cases
+    )
+    return f'<ul class="docqa-cases">{items}</ul>'
 
 
 def _view(length: int, start: int, end: int, max_chars: int) -> tuple[int, int]:

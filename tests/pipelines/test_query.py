@@ -18,7 +18,7 @@ from pipelines.query import (
     build_query_pipeline,
     get_service,
 )
-from pipelines.settings import Settings
+from pipelines.settings import SHIPPED_READER, Settings
 from pipelines.store import PassageStore
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -44,16 +44,22 @@ def test_answer_offsets_slice_the_source_text_exactly(
     for question, answers in results.items():
         assert 1 <= len(answers) <= 4, question  # up to 3 answers and one "no answer"
         assert [a.answer for a in answers].count(None) == 1
-        assert [a.score for a in answers] == sorted((a.score for a in answers), reverse=True)
+        # By score, but for an answer with cases that replaced "no answer" (ranked after it).
+        ranked = answers[1:] if answers[0].cases and answers[1].answer is None else answers
+        assert [a.score for a in ranked] == sorted((a.score for a in ranked), reverse=True)
         for a in answers:
             assert 0.0 <= a.score <= 1.0
             if a.answer is None:
-                assert a.document is None and a.document_offsets is None
+                assert a.document is None and a.document_offsets is None and not a.cases
                 continue
             start, end = a.document_offsets
             assert store.source_text(a.doc_id)[start:end] == a.answer, (question, a)
             s, e = a.context_offsets
             assert a.context[s:e] == a.answer
+            for case in a.cases:  # the values of a case-dependent answer are exact spans too
+                assert a.context[case["start"] : case["end"]] == case["value"]
+                document = store.source_text(a.doc_id)
+                assert document[case["document_start"] : case["document_end"]] == case["value"]
             checked += 1
     assert checked >= len(QUESTIONS)
 
@@ -177,3 +183,31 @@ def test_one_run_gives_the_answers_and_the_passages_read(demo_home: Settings, mo
     assert [p.id for p in passages] == [p.id for p in service.retrieve(question, top_k=4)]
     cited = {a.doc_id for a in answers if a.answer is not None}
     assert cited <= {p.meta["doc_id"] for p in passages}
+
+
+def test_a_case_dependent_answer_replaces_no_answer(demo_home: Settings) -> None:
+    """The shipped reader abstains on "How many days of annual leave do I get?" (the leave
+    policy gives one number per country); the answer is then each country with its days."""
+    service = get_service(demo_home.with_(reader_model=str(SHIPPED_READER)))
+    question = "How many days of annual leave do I get?"
+    answers = service.answer(question).answers
+    top = answers[0]
+    assert top.answer is not None and top.document == "documents/hr/leave-policy.pdf"
+    by_case = {c["case"]: " ".join(c["value"].split()) for c in top.cases}
+    assert by_case == {
+        "Netherlands": "25 vacation days per year",
+        "United States": "20 days of paid time off",
+        "India": "21 days of earned leave per year",
+    }
+    document = service.store.source_text(top.doc_id)
+    for case in top.cases:
+        assert top.context[case["start"] : case["end"]] == case["value"]
+        assert document[case["document_start"] : case["document_end"]] == case["value"]
+        assert top.context[case["case_start"] : case["case_end"]] == case["case"]
+    # The reader's abstention is still there, ranked after the answer that replaced it.
+    assert answers[1].answer is None and answers[1].score > top.score
+    assert len(answers) <= service.settings.top_n_answers
+    assert top.to_dict()["cases"] == top.cases
+    # A question that names its case gets that case's value, not "it depends".
+    named = service.answer("How many vacation days do I get in the Netherlands?").answers
+    assert named[0].answer is not None and not named[0].cases

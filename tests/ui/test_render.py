@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from ui.render import DOCUMENT_VIEW_CHARS, PASSAGE_VIEW_CHARS, document_page, esc, highlight
+from ui.render import (
+    DOCUMENT_VIEW_CHARS,
+    PASSAGE_VIEW_CHARS,
+    cases_list,
+    document_page,
+    esc,
+    highlight,
+    highlight_spans,
+)
 
 
 def test_highlight_escapes_and_marks_the_span() -> None:
@@ -28,3 +36,23 @@ def test_a_huge_document_page_stays_bounded() -> None:
     page = document_page(text, 2_999_990, 3_000_000)
     assert len(page) < DOCUMENT_VIEW_CHARS + 5_000
     assert '<mark id="docqa-answer">zzzzzzzzzz</mark>' in page
+
+
+def test_highlight_spans_marks_each_value_and_escapes_the_rest() -> None:
+    text = "<b>NL</b> gets 25 days & US gets 20 days."
+    a, b = text.index("25 days"), text.index("20 days")
+    html = highlight_spans(text, [(a, a + 7), (b, b + 7)])
+    assert html == (
+        "&lt;b&gt;NL&lt;/b&gt; gets <mark>25 days</mark> &amp; US gets <mark>20 days</mark>."
+    )
+    assert highlight_spans(text, [(5, 999)]) == esc(text)  # out of range: nothing marked
+    huge = "x" * 1_000_000 + " NL 25 days, US 20 days " + "y" * 1_000_000
+    a, b = huge.index("25 days"), huge.index("20 days")
+    shown = highlight_spans(huge, [(a, a + 7), (b, b + 7)])
+    assert len(shown) <= PASSAGE_VIEW_CHARS + 40 and shown.count("<mark>") == 2
+
+
+def test_cases_list_escapes_cases_and_values() -> None:
+    html = cases_list([{"case": "Team <Pro>", "value": "€9\nper month"}])
+    item = "<li>Team &lt;Pro&gt;: <mark>€9 per month</mark></li>"
+    assert html == f'<ul class="docqa-cases">{item}</ul>'

@@ -10,14 +10,14 @@ from api.keys import KeyStore
 from identity.audit import AuditLog
 from pipelines.query import ask as ask_in_process
 from pipelines.question_log import QuestionLog
-from pipelines.settings import Settings
+from pipelines.settings import SHIPPED_READER, Settings
 from pipelines.store import PassageStore
 from reader_training.feedback import MAX_CONTEXT_CHARS, FeedbackStore
 from tests.api.support import READER, WIFI_QUESTION, Keys
 
 ANSWER_KEYS = {
     "answer", "score", "document", "title", "page", "section", "document_offsets", "context",
-    "context_offsets", "doc_id", "reader_score", "retriever_score",
+    "context_offsets", "doc_id", "reader_score", "retriever_score", "cases",
 }  # fmt: skip
 
 
@@ -92,6 +92,29 @@ def test_the_audit_log_keeps_questions_only_where_the_question_log_may(
         None,
     )
     assert "Wi-Fi" not in "".join(p.read_text() for p in AuditLog.of(settings).files())
+
+
+def test_a_case_dependent_answer_carries_its_cases(settings: Settings, keys: Keys) -> None:
+    """The shipped reader abstains on a question the leave policy answers per country; /ask
+    answers with each country's days, offsets into the passage and the document."""
+    with TestClient(create_app(settings.with_(reader_model=str(SHIPPED_READER)))) as client:
+        body = {"question": "How many days of annual leave do I get?"}
+        response = client.post("/ask", json=body, headers=keys.ask)
+    assert response.status_code == 200, response.text
+    top, runner_up = response.json()["answers"][:2]
+    assert runner_up["answer"] is None  # the abstention it replaced, ranked after it
+    values = {c["case"]: " ".join(c["value"].split()) for c in top["cases"]}
+    assert values == {
+        "Netherlands": "25 vacation days per year",
+        "United States": "20 days of paid time off",
+        "India": "21 days of earned leave per year",
+    }
+    document = PassageStore.load(settings.index_dir).source_text(top["doc_id"])
+    for case in top["cases"]:
+        assert top["context"][case["start"] : case["end"]] == case["value"]
+        assert document[case["document_start"] : case["document_end"]] == case["value"]
+        assert top["context"][case["case_start"] : case["case_end"]] == case["case"]
+    assert runner_up["cases"] == []
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,70 @@
+"""``docqa train-verifier``: fit the answer verifier of a reader (pipelines/verifier.py) on
+open-retrieval questions it never trained on, and save it beside the reader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from docqa.identity_commands import audited
+from docqa.options import HomeOption, ReaderOption, fail, settings_from
+
+
+@audited("train_verifier", target="reader", details=("name",))
+def train_verifier(
+    shared: Annotated[
+        Path | None,
+        typer.Option(
+            "--shared",
+            help="The shared data folder (../shared/data): its training pool's held-out articles "
+            "are read as an open collection. Without it only the demo train pairs are used.",
+        ),
+    ] = None,
+    home: HomeOption = None,
+    reader: ReaderOption = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            help="Version to save as when the reader is not one of the home's own versions "
+            "(default: <reader>-verified); the shipped reader is never changed.",
+        ),
+    ] = None,
+    work: Annotated[
+        Path | None,
+        typer.Option(help="Where the collections and reads are kept (reused by the next run)."),
+    ] = None,
+) -> None:
+    """Fit the answer verifier: it ranks the answers of all passages read and decides when to
+    say "no answer", from the reader's scores, retrieval scores and ranks, the kind of answer
+    the question asks for and the candidate's sentence."""
+    from pipelines.models import copy_as_version, is_own_version, resolve_reader
+    from reader_training.verifier_training import collect_training_reads, fit_verifier
+
+    settings = settings_from(home)
+    if reader:
+        settings = settings.with_(reader_model=reader)
+    if shared is not None and not (shared / "squad" / "dev-v1.1.json").is_file():
+        raise fail(f"{shared}: not the shared data folder (no squad/dev-v1.1.json)", 2)
+    model_dir = Path(resolve_reader(settings))
+    settings = settings.with_(reader_model=str(model_dir))
+    work = work or settings.home / "verifier" / model_dir.name
+    reads = collect_training_reads(settings, shared, work)
+    try:
+        verifier, report = fit_verifier(reads)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(
+        f"{report['questions']} questions ({report['unanswerable']} unanswerable), "
+        f"{report['candidates']} candidates: out-of-fold F1 {report['out_of_fold_f1']}, "
+        f"threshold {verifier.threshold:.3f}"
+    )
+    if not is_own_version(settings, model_dir):
+        try:
+            model_dir = copy_as_version(settings, model_dir, name or f"{model_dir.name}-verified")
+        except (FileExistsError, ValueError) as exc:
+            raise fail(f"{exc} (choose another --name)") from exc
+        typer.echo(f"serve it with: docqa promote {model_dir.name}")
+    typer.echo(f"saved {verifier.save(model_dir)}")
