@@ -374,11 +374,16 @@ def pool_questions(pool: Sequence[SquadExample], seed: int = 0) -> tuple[list, l
 
 
 def collect_training_reads(
-    settings: Any, shared_data: Path | None, work: Path, progress: bool = True
+    settings: Any,
+    shared_data: Path | None,
+    work: Path,
+    progress: bool = True,
+    pairs: Path | None = None,
 ) -> list[QuestionReads]:
     """Read the verifier's training questions with ``settings``' reader: the pool's held-out
-    articles (with ``shared_data``) and the demo collection's train pairs. Collections are indexed
-    under ``work`` (kept: a second run reuses them); reads are cached there per collection."""
+    articles (with ``shared_data``) and the demo collection's train pairs; with ``pairs``, those
+    labeled pairs asked over ``settings.home``'s own index instead of the demo's. Collections are
+    indexed under ``work`` (kept: a second run reuses them); reads are cached there."""
     import hashlib
 
     from evaluation.end_to_end import index_collection, index_contexts
@@ -389,15 +394,24 @@ def collect_training_reads(
     from reader_training.recipes import BaseRecipe, build_base_pool
 
     reads: list[QuestionReads] = []
+    if pairs is not None:
+        examples, report = load_squad(pairs)
+        if not examples:
+            raise ValueError(f"{pairs}: no usable pairs ({report.summary()})")
+        service = QueryService(settings)
+        reads += read_questions(service, examples, progress=progress, source=pairs.name)
     cached = work / "reads_demo_train.jsonl"
-    if not cached.is_file():
+    if pairs is not None:
+        pass  # the user's own collection replaces the demo's
+    elif not cached.is_file():
         demo = settings.with_(home=work / "demo_home")
         index_collection([DEMO_COLLECTION], demo, progress)
         examples, _ = load_squad(REPO_ROOT / "data" / "demo" / "labels" / "train.json")
         service = QueryService(demo)
         demo_reads = read_questions(service, examples, progress=progress, source="demo-train")
         save_reads(demo_reads, cached)
-    reads += load_reads(cached)
+    if pairs is None:
+        reads += load_reads(cached)
     if shared_data is None:
         return reads
     cached = work / "reads_pool.jsonl"

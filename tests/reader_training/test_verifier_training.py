@@ -46,7 +46,16 @@ def reads(demo_home: Settings, tmp_path_factory: pytest.TempPathFactory) -> list
     out = list(read_questions(service, chosen, top_k=5, scope_for=scope_for, progress=False))
     path = tmp_path_factory.mktemp("reads") / "reads.jsonl"
     assert save_reads(out, path) == 50
-    assert load_reads(path) == out  # what is cached reads back the same
+    loaded = load_reads(path)  # what is cached reads back the same (logits to 1e-4)
+    assert [(r.id, r.answers, r.passages) for r in loaded] == [
+        (r.id, r.answers, r.passages) for r in out
+    ]
+    for mine, theirs in zip(loaded, out, strict=True):
+        for a, b in zip(mine.spans, theirs.spans, strict=True):
+            assert [(c.start_char, c.end_char) for c in a] == [
+                (c.start_char, c.end_char) for c in b
+            ]
+            assert [c.margin for c in a] == pytest.approx([c.margin for c in b], abs=1e-4)
     return out
 
 
