@@ -1,4 +1,4 @@
-"""Convert one file (PDF, DOCX, HTML, Markdown, plain text) into clean text with page/section spans.
+"""Convert one file (PDF, DOCX, HTML, Markdown, text; slides, sheets, e-mail) into text with spans.
 
 Every converter produces a list of *blocks* (a piece of text with the page and section it belongs
 to); :func:`_assemble` cleans each block, joins them with a blank line and records the
@@ -7,12 +7,14 @@ splitter and the citations both rely on those offsets, never on re-searching the
 
 Problems with a file (missing, unreadable, corrupt, encrypted, scanned, binary, empty,
 unsupported type) raise :class:`ConversionError`, whose message is one line naming the file.
+PPTX, XLSX, CSV and EML are converted by their own modules under :mod:`indexer.formats`.
 """
 
 from __future__ import annotations
 
 import bisect
 import codecs
+import importlib
 import io
 import logging
 import re
@@ -21,10 +23,13 @@ import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_EXTENSIONS = {".pdf", ".docx", ".html", ".htm", ".md", ".markdown", ".txt"}
+SUPPORTED_EXTENSIONS = {
+    ".pdf", ".docx", ".html", ".htm", ".md", ".markdown", ".txt", ".pptx", ".xlsx", ".csv", ".eml",
+}  # fmt: skip
 
 # Raise whenever a converter's output changes for the same file: every file indexed with an
 # older text is converted again on the next run (indexer.run.passage_format).
@@ -39,7 +44,13 @@ _FILE_TYPES = {
     ".md": "md",
     ".markdown": "md",
     ".txt": "txt",
+    ".pptx": "pptx",
+    ".xlsx": "xlsx",
+    ".csv": "csv",
+    ".eml": "eml",
 }
+# File types converted by a module of indexer.formats (its ``convert_<type>(path, data)``).
+_FORMAT_MODULES = {"pptx": "pptx", "xlsx": "sheets", "csv": "sheets", "eml": "email"}
 
 # A title taken from the first line of a document is cut here: a first "line" of a PDF page can
 # be a whole paragraph when the PDF has no line structure.
@@ -74,6 +85,8 @@ class ConvertedDocument:
     title: str
     file_type: str
     spans: list[Span] = field(default_factory=list)
+    # What a converter wants known about the conversion, e.g. the rows a sheet's cap left out.
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -182,14 +195,18 @@ def convert_file(path: Path | str) -> ConvertedDocument:
     if not data.strip():
         raise ConversionError(path, "empty document")
     file_type = _FILE_TYPES[suffix]
-    converter = {
-        "pdf": _convert_pdf,
-        "docx": _convert_docx,
-        "html": _convert_html,
-        "md": _convert_markdown,
-        "txt": _convert_text,
-    }[file_type]
     try:
+        if file_type in _FORMAT_MODULES:
+            module = importlib.import_module(f"indexer.formats.{_FORMAT_MODULES[file_type]}")
+            converter = getattr(module, f"convert_{file_type}")
+        else:
+            converter = {
+                "pdf": _convert_pdf,
+                "docx": _convert_docx,
+                "html": _convert_html,
+                "md": _convert_markdown,
+                "txt": _convert_text,
+            }[file_type]
         doc = converter(path, data)
     except ConversionError:
         raise
@@ -507,10 +524,16 @@ def _html_fragment_text(html: str) -> str:
 
 
 def _convert_html(path: Path, data: bytes) -> ConvertedDocument:
+    blocks, title = html_blocks(path, data)  # bytes: encoding from BOM / <meta charset>
+    return _assemble(path, "html", blocks, title)
+
+
+def html_blocks(path: Path, markup: bytes | str) -> tuple[list[_Block], str | None]:
+    """The blocks of an HTML page (or an e-mail's HTML body) and its title or first ``<h1>``."""
     from bs4 import BeautifulSoup
 
     try:
-        soup = BeautifulSoup(data, "lxml")  # detects the encoding from BOM / <meta charset>
+        soup = BeautifulSoup(markup, "lxml")
     except MemoryError:  # the caller reports it (and caps memory)
         raise
     except Exception as exc:
@@ -523,7 +546,7 @@ def _convert_html(path: Path, data: bytes) -> ConvertedDocument:
     walker = _HtmlWalker()
     walker.walk(soup.body if soup.body is not None else soup)
     walker.flush()
-    return _assemble(path, "html", walker.blocks, title or walker.first_h1)
+    return walker.blocks, title or walker.first_h1
 
 
 # -- Markdown and text --------------------------------------------------------------------------

@@ -49,7 +49,9 @@ class ConversionLimits:
 
 
 # Imported before the child says it is ready, so a file's time limit never pays for them.
-_CONVERTER_MODULES = ("pypdf", "docx", "bs4", "lxml", "markdown_it", "charset_normalizer")
+_CONVERTER_MODULES = (
+    "pypdf", "docx", "bs4", "lxml", "markdown_it", "charset_normalizer", "pptx", "openpyxl",
+)  # fmt: skip
 
 
 def _serve(conn: Connection, memory_mb: int | None) -> None:

@@ -271,7 +271,10 @@ def test_pdf_encrypted_with_an_empty_password_is_read(tmp_path: Path, algorithm:
 
 
 def test_supported_extensions() -> None:
-    assert {".pdf", ".docx", ".html", ".htm", ".md", ".markdown", ".txt"} == SUPPORTED_EXTENSIONS
+    assert {
+        ".pdf", ".docx", ".html", ".htm", ".md", ".markdown", ".txt",
+        ".pptx", ".xlsx", ".csv", ".eml",
+    } == SUPPORTED_EXTENSIONS  # fmt: skip
 
 
 def test_locate_rejects_offsets_outside() -> None:

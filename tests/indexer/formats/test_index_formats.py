@@ -1,0 +1,61 @@
+"""`index_folder` on a folder of slides, sheets and e-mail: each passage cites its slide or row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from indexer import index_folder
+from indexer.uploads import check_upload
+from pipelines.settings import Settings
+from pipelines.store import PassageStore
+from tests.indexer.formats.samples import make_csv, make_deck, make_message, make_workbook
+
+
+def cited_section(meta: dict[str, Any], offset: int) -> str | None:
+    """Where an answer starting at ``offset`` in the passage is cited (as the API does)."""
+    section = meta["section"]
+    for start, _, boundary_section in meta.get("boundaries") or []:
+        if start <= offset:
+            section = boundary_section
+    return section
+
+
+def test_index_folder_indexes_each_new_format_with_its_citations(tmp_path: Path) -> None:
+    folder = tmp_path / "documents"
+    folder.mkdir()
+    make_deck(folder / "review.pptx")
+    make_workbook(folder / "figures.xlsx")
+    make_csv(folder / "offices.csv")
+    make_message(folder / "move.eml")
+    settings = Settings(home=tmp_path / "home")
+    summary = index_folder([folder], settings, progress=False)  # converts in the child process
+    assert summary.failed == [] and summary.skipped == []
+    assert summary.added == 4
+
+    store = PassageStore.load(settings.index_dir)
+    assert {r.source: (r.file_type, r.title) for r in store.sources()} == {
+        "documents/figures.xlsx": ("xlsx", "Figures 2024"),
+        "documents/offices.csv": ("csv", "offices"),
+        "documents/review.pptx": ("pptx", "Quarterly review"),
+        "documents/move.eml": ("eml", "Office move on 3 June"),
+    }
+    passages = store.filter_documents()
+    expected = {
+        "Region: APAC; Revenue: 900.5": "sheet Sales, row 4",
+        "Name: Ana; Office: Lisbon": "sheet Staff, row 3",
+        "City: Porto; Desks: 35": "row 3",
+        "Region: APAC | Revenue: 900": "slide 2",
+        "Grouped shapes are read too.": "slide 3",
+        "Rua Augusta 10": None,
+    }
+    for needle, section in expected.items():
+        passage = next(p for p in passages if needle in (p.content or ""))
+        assert cited_section(passage.meta, passage.content.index(needle)) == section, needle
+        text = store.source_text(passage.meta["doc_id"])
+        assert text[passage.meta["start"] : passage.meta["end"]] == passage.content
+
+
+def test_the_page_and_api_uploads_accept_the_new_formats() -> None:
+    for name in ("deck.pptx", "figures.XLSX", "offices.csv", "move.eml"):
+        assert check_upload(name, 10) == name
