@@ -37,6 +37,7 @@ from pipelines.reader import ExtractiveReader, SpanPredictor
 from pipelines.retrievers import BM25Retriever, DenseRetriever
 from pipelines.settings import RETRIEVAL_MODES, Settings
 from pipelines.store import PassageStore, StoreError, current_version
+from pipelines.verifier import content_words, question_type
 
 logger = logging.getLogger(__name__)
 
@@ -275,6 +276,17 @@ def _torn(cased: AnswerResult, spans: list[AnswerResult]) -> bool:
     return sum(any(_shown_as_case(s, cased, [c]) for s in spans) for c in cased.cases) >= 2
 
 
+# The kinds of question (pipelines.verifier.question_type) a case-dependent answer may answer.
+CASE_QUESTION_TYPES = ("number", "date")
+
+
+def _about(cased: AnswerResult, asked: set[str]) -> bool:
+    """Whether the cases' own words (cases and values) share a content word with the question:
+    a list of leave days does not answer a question about the Wi-Fi."""
+    said = " ".join(f"{c['case']} {c['value']}" for c in cased.cases)
+    return bool(asked & content_words(said))
+
+
 def put_cases_first(results: list[AnswerResult], cased: AnswerResult) -> list[AnswerResult]:
     """``cased`` (an answer with cases) first, then ``results`` without the values it shows, as
     many as ``results`` had: the lowest-ranked answers make way, never "no answer"."""
@@ -436,6 +448,9 @@ class QueryService:
         The spans are ``results`` and the next ones (up to :data:`CASE_SPANS` per passage) of
         the passages they came from that hold parallel values, read again (a fraction of the
         first read: at most ``top_n_answers - 1`` passages)."""
+        if question_type(question) not in CASE_QUESTION_TYPES:
+            return results  # "it depends" answers how many, how much or when, nothing else
+        asked = content_words(question)
         docs = {a.document.id: a.document for a in answers if a.document is not None}
         passages = [d for d in docs.values() if has_parallel_values(d.content or "")]
         if not passages:
@@ -447,7 +462,7 @@ class QueryService:
             )["answers"]
         spans = [r for r in results if r.answer is not None]
         spans += [r for r in map(to_result, more) if r.answer is not None]
-        cased = next((r for r in spans if r.cases and _torn(r, spans)), None)
+        cased = next((r for r in spans if r.cases and _torn(r, spans) and _about(r, asked)), None)
         if cased is None:
             return results
         logger.info("a case-dependent answer (%d cases) replaces no answer", len(cased.cases))
