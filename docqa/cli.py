@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from docqa.backend_command import reader_backend
+from docqa.backup_command import backup, restore
 from docqa.identity_commands import access_app, audit, audited, keys_app, users_app
 from docqa.options import (
     DEFAULTS,
@@ -610,6 +611,8 @@ app.add_typer(access_app, name="access")
 app.add_typer(keys_app, name="keys")
 app.command("audit")(audit)
 app.command("train-verifier")(train_verifier)
+app.command()(backup)
+app.command()(restore)
 
 
 def main() -> None:

@@ -7,7 +7,8 @@ splitter and the citations both rely on those offsets, never on re-searching the
 
 Problems with a file (missing, unreadable, corrupt, encrypted, scanned, binary, empty,
 unsupported type) raise :class:`ConversionError`, whose message is one line naming the file.
-PPTX, XLSX, CSV and EML are converted by their own modules under :mod:`indexer.formats`.
+PPTX, XLSX, CSV, EML, MSG, ODT and EPUB are converted by their own modules under
+:mod:`indexer.formats`.
 """
 
 from __future__ import annotations
@@ -29,11 +30,15 @@ logger = logging.getLogger(__name__)
 
 SUPPORTED_EXTENSIONS = {
     ".pdf", ".docx", ".html", ".htm", ".md", ".markdown", ".txt", ".pptx", ".xlsx", ".csv", ".eml",
+    ".msg", ".odt", ".epub", ".png", ".jpg", ".jpeg", ".tif", ".tiff",
 }  # fmt: skip
 
 # Raise whenever a converter's output changes for the same file: every file indexed with an
 # older text is converted again on the next run (indexer.run.passage_format).
-# 2: table rows label their cells with the column headers.
+# 2: table rows label their cells with the column headers. Not raised for the formats added
+# since (slides, sheets, mail, ODT, EPUB, images: never indexed before) nor for OCR of PDF pages
+# without text: raising it re-embeds every file of every home on upgrade, for the few PDFs that
+# mix text and scanned pages (`docqa index --full` reads those again).
 TEXT_FORMAT_VERSION = 2
 
 _FILE_TYPES = {
@@ -48,9 +53,14 @@ _FILE_TYPES = {
     ".xlsx": "xlsx",
     ".csv": "csv",
     ".eml": "eml",
+    ".msg": "msg",
+    ".odt": "odt",
+    ".epub": "epub",
+    **dict.fromkeys((".png", ".jpg", ".jpeg", ".tif", ".tiff"), "image"),
 }
 # File types converted by a module of indexer.formats (its ``convert_<type>(path, data)``).
-_FORMAT_MODULES = {"pptx": "pptx", "xlsx": "sheets", "csv": "sheets", "eml": "email"}
+_FORMAT_MODULES = {"pptx": "pptx", "xlsx": "sheets", "csv": "sheets", "eml": "email", "msg": "msg",
+                   "odt": "odt", "epub": "epub", "image": "ocr"}  # fmt: skip
 
 # A title taken from the first line of a document is cut here: a first "line" of a PDF page can
 # be a whole paragraph when the PDF has no line structure.
@@ -266,15 +276,18 @@ def _convert_pdf(path: Path, data: bytes) -> ConvertedDocument:
         raise ConversionError(path, f"not a readable PDF ({type(exc).__name__}: {exc})") from None
 
     blocks = [_Block(text, page=number) for number, text in enumerate(pages, start=1)]
-    if not any(clean_text(block.text) for block in blocks):
-        raise ConversionError(path, "no extractable text (scanned? OCR is not supported)")
+    from indexer.formats.ocr import ocr_empty_pages  # scanned pages (no text layer): OCR
+
+    blocks, ocr_meta = ocr_empty_pages(path, data, reader, blocks)
     title: str | None = None
     try:
         if reader.metadata is not None:
             title = _one_line(reader.metadata.title)
     except Exception:  # a broken info dictionary only costs us the title
         logger.debug("%s: unreadable PDF metadata", path, exc_info=True)
-    return _assemble(path, "pdf", blocks, title or _first_line(blocks))
+    doc = _assemble(path, "pdf", blocks, title or _first_line(blocks))
+    doc.meta.update(ocr_meta)
+    return doc
 
 
 # -- DOCX ---------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set-up on a fresh machine: a virtual environment with DocQA installed (CPU build of torch).
 # With --dev, also the test tools, Debian's Chromium for the browser test and strace and ip
-# for the no-outbound-connection test.
+# for the no-outbound-connection test. Tesseract (OCR) in both cases.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
@@ -17,4 +17,10 @@ if [ "${1:-}" = "--dev" ]; then
   fi
 else
   .venv/bin/python -m pip install -q -e .
+fi
+# OCR of scanned PDFs and images (indexer/formats/ocr.py): Debian's Tesseract with English.
+if ! command -v tesseract >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq tesseract-ocr tesseract-ocr-eng \
+      >/dev/null; } || echo "warning: tesseract-ocr not installed: scans and images cannot be indexed" >&2
 fi

@@ -163,12 +163,18 @@ def percent(score: float) -> str:
     return f"{round(100 * max(0.0, min(1.0, score)))}%"
 
 
+# Sections the converters name themselves ("slide 2", "sheet Sales, row 4", "attachment a.pdf,
+# page 2", "chapter 3"): shown as they are; a heading's text is shown as section “...”.
+_LABEL_SECTION = re.compile(r"(slide \d+|(sheet .+, )?row \d+|attachment .+|chapter \d+)")
+
+
 def location(page: int | None, section: str | None) -> str:
     parts = []
     if page is not None:
         parts.append(f"page {page}")
     if section:
-        parts.append(f"section “{section}”")
+        labelled = _LABEL_SECTION.fullmatch(section)
+        parts.append(section if labelled else f"section “{section}”")
     return ", ".join(parts)
 
 

@@ -188,7 +188,7 @@ def test_broken_utf16_names_the_byte(tmp_path: Path) -> None:
     [
         ("empty.txt", "empty.txt: empty document"),
         ("corrupt.pdf", "corrupt.pdf: not a readable PDF ("),
-        ("scanned.pdf", "scanned.pdf: no extractable text (scanned? OCR is not supported)"),
+        ("scanned.pdf", "scanned.pdf: no extractable text (no text layer, no scanned image)"),
         ("data.xyz", "data.xyz: unsupported file type '.xyz'"),
     ],
 )
@@ -273,7 +273,8 @@ def test_pdf_encrypted_with_an_empty_password_is_read(tmp_path: Path, algorithm:
 def test_supported_extensions() -> None:
     assert {
         ".pdf", ".docx", ".html", ".htm", ".md", ".markdown", ".txt",
-        ".pptx", ".xlsx", ".csv", ".eml",
+        ".pptx", ".xlsx", ".csv", ".eml", ".msg", ".odt", ".epub",
+        ".png", ".jpg", ".jpeg", ".tif", ".tiff",
     } == SUPPORTED_EXTENSIONS  # fmt: skip
 
 

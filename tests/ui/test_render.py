@@ -6,10 +6,12 @@ from ui.render import (
     DOCUMENT_VIEW_CHARS,
     PASSAGE_VIEW_CHARS,
     cases_list,
+    citation,
     document_page,
     esc,
     highlight,
     highlight_spans,
+    location,
 )
 
 
@@ -56,3 +58,16 @@ def test_cases_list_escapes_cases_and_values() -> None:
     html = cases_list([{"case": "Team <Pro>", "value": "€9\nper month"}])
     item = "<li>Team &lt;Pro&gt;: <mark>€9 per month</mark></li>"
     assert html == f'<ul class="docqa-cases">{item}</ul>'
+
+
+def test_sections_the_converters_name_are_shown_bare_headings_quoted() -> None:
+    assert location(None, "slide 2") == "slide 2"
+    assert location(None, "sheet Sales, row 4") == "sheet Sales, row 4"
+    assert location(None, "row 3") == "row 3"
+    assert location(None, "attachment plan.pdf, page 2") == "attachment plan.pdf, page 2"
+    assert location(None, "chapter 3") == "chapter 3"
+    assert location(2, "Getting started") == "page 2, section “Getting started”"
+    assert location(None, "Slide 2 of the deck") == "section “Slide 2 of the deck”"
+    assert citation("Review", "docs/review.pptx", None, "slide 2") == (
+        "Review — docs/review.pptx, slide 2"
+    )

@@ -31,7 +31,9 @@ def test_headers_then_plain_body_and_attachment_names(tmp_path: Path) -> None:
         "The office moves to Rua Augusta 10.\nBring your badge."
     )
     assert doc.text.count("Rua Augusta") == 1  # the plain body is preferred to the HTML one
+    # The attachment is not a readable PDF: listed by name, its content not indexed.
     assert doc.text.endswith("Attachments: floor-plan.pdf")
+    assert doc.meta["attachments"][0]["reason"].startswith("not a readable PDF")
 
 
 def test_an_html_only_body_goes_through_the_html_converter(tmp_path: Path) -> None:

@@ -9,7 +9,17 @@ from indexer import index_folder
 from indexer.uploads import check_upload
 from pipelines.settings import Settings
 from pipelines.store import PassageStore
-from tests.indexer.formats.samples import make_csv, make_deck, make_message, make_workbook
+from tests.indexer.formats.msg_writer import make_msg
+from tests.indexer.formats.samples import (
+    make_csv,
+    make_deck,
+    make_epub,
+    make_message,
+    make_message_with_attachments,
+    make_odt,
+    make_workbook,
+    pdf_bytes,
+)
 
 
 def cited_section(meta: dict[str, Any], offset: int) -> str | None:
@@ -57,5 +67,43 @@ def test_index_folder_indexes_each_new_format_with_its_citations(tmp_path: Path)
 
 
 def test_the_page_and_api_uploads_accept_the_new_formats() -> None:
-    for name in ("deck.pptx", "figures.XLSX", "offices.csv", "move.eml"):
+    for name in ("deck.pptx", "figures.XLSX", "offices.csv", "move.eml", "a.msg", "b.odt",
+                 "c.EPUB"):  # fmt: skip
         assert check_upload(name, 10) == name
+
+
+def test_index_folder_indexes_messages_with_attachments_odt_and_epub(tmp_path: Path) -> None:
+    folder = tmp_path / "mail"
+    folder.mkdir()
+    make_message_with_attachments(folder / "budget.eml")
+    (folder / "plan.msg").write_bytes(make_msg(
+        "Plan", ("Ana", "ana@example.com"), [("Bo", "bo@example.com", 1)],
+        body="The plan is attached.", attachments=[("plan.pdf", pdf_bytes("Desks: 40."))],
+    ))  # fmt: skip
+    make_odt(folder / "handbook.odt")
+    make_epub(folder / "guide.epub")
+    settings = Settings(home=tmp_path / "home")
+    summary = index_folder([folder], settings, progress=False)  # converts in the child process
+    assert summary.failed == [] and summary.added == 4
+
+    store = PassageStore.load(settings.index_dir)
+    assert {r.source: r.file_type for r in store.sources()} == {
+        "mail/budget.eml": "eml", "mail/plan.msg": "msg", "mail/handbook.odt": "odt",
+        "mail/guide.epub": "epub",
+    }  # fmt: skip
+    passages = store.filter_documents()
+    expected = {
+        "capped at 900 euros": ("mail/budget.eml", "attachment budget.pdf, page 2"),
+        "Trains are preferred": ("mail/budget.eml", "attachment rules.txt"),
+        "Desks: 40.": ("mail/plan.msg", "attachment plan.pdf, page 1"),
+        "Years: 10 | Extra days: 2": ("mail/handbook.odt", "Carry-over"),
+        "counted at dawn": ("mail/guide.epub", "chapter 1"),
+    }
+    for needle, (source, section) in expected.items():
+        passage = next(p for p in passages if needle in (p.content or ""))
+        assert passage.meta["source"] == source, needle
+        assert cited_section(passage.meta, passage.content.index(needle)) == section, needle
+
+    # Unchanged messages are not converted again on the next run.
+    again = index_folder([folder], settings, progress=False)
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 4)
