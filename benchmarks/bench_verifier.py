@@ -101,6 +101,24 @@ def oracles(reads: list[QuestionReads], scoring: ReaderScoring) -> dict[str, flo
     }
 
 
+def readme_rows(result: dict[str, Any]) -> list[dict[str, str]]:
+    """The results table's row: F1 at 10 passages, the reader's ranking against the verifier."""
+    cells = []
+    for name, data in result["sets"].items():
+        reader, verifier = (
+            data["f1"][label].get(10, data["f1"][label].get("10"))
+            for label in ("reader's own ranking", "verifier (pool + demo train)")
+        )
+        cells.append(f"{name} {reader:.2f} vs {verifier:.2f}")
+    return [
+        {
+            "what": "answer verifier (not shipped): top-1 F1 at 10 passages, reader vs verifier",
+            "number": "; ".join(cells),
+            "command": "python benchmarks/bench_verifier.py",
+        }
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/docqa-bench-verifier"))
@@ -147,6 +165,7 @@ def main() -> None:
             "f1": {label: {k: row[k]["f1"] for k in KS} for label, row in rows.items()},
             "oracle_f1_at_10": oracles(reads, scoring),
         }
+    result["readme_rows"] = readme_rows(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
