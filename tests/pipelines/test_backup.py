@@ -52,7 +52,7 @@ def full_home(demo_home: Settings, tmp_path: Path) -> Settings:
         QUESTION, [answer], channel="cli", latency_ms=5, reader="tiny", top_k=10
     )
     AuditLog.of(settings).record(ADMIN, "user_create", target="alice")
-    (settings.home / "cache" / "onnx").mkdir(parents=True)
+    (settings.home / "cache" / "onnx").mkdir(parents=True, exist_ok=True)
     (settings.home / "cache" / "onnx" / "model.onnx").write_bytes(b"x" * 1000)
     (settings.index_dir / "v-000000").mkdir()
     (settings.index_dir / "v-000000" / "vectors.faiss").write_bytes(b"old")
