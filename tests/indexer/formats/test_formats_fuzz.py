@@ -8,8 +8,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from indexer.convert import ConversionError, convert_file
 from tests.indexer.formats.samples import make_csv, make_deck, make_message, make_workbook
+from tests.indexer.test_convert_fuzz import check_converts_or_names_the_file, damaged
 
 
 def _samples() -> dict[str, bytes]:
@@ -26,43 +26,13 @@ SAMPLES = _samples()
 _FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _check(name: str, data: bytes) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / name
-        path.write_bytes(data)
-        try:
-            doc = convert_file(path)
-        except ConversionError as exc:
-            assert str(exc).startswith(f"{name}: ") and "\n" not in str(exc), str(exc)
-            return
-        assert doc.text and doc.text == doc.text.strip()
-        assert doc.spans[0].start == 0 and doc.spans[-1].end == len(doc.text)
-
-
-@st.composite
-def _damaged(draw: st.DrawFn) -> tuple[str, bytes]:
-    """A good sample, truncated, with bytes overwritten or inserted."""
-    name = draw(st.sampled_from(sorted(SAMPLES)))
-    data = bytearray(SAMPLES[name])
-    for _ in range(draw(st.integers(1, 4))):
-        kind = draw(st.sampled_from(["truncate", "flip", "insert"]))
-        at = draw(st.integers(0, max(0, len(data) - 1)))
-        if kind == "truncate":
-            del data[at:]
-        elif kind == "flip" and data:
-            data[at] = draw(st.integers(0, 255))
-        else:
-            data[at:at] = draw(st.binary(min_size=1, max_size=16))
-    return name, bytes(data)
-
-
 @_FUZZ
-@given(case=_damaged())
+@given(case=damaged(SAMPLES, max_edits=4))
 def test_damaged_files_convert_or_raise_our_error(case: tuple[str, bytes]) -> None:
-    _check(*case)
+    check_converts_or_names_the_file(*case)
 
 
 @_FUZZ
 @given(suffix=st.sampled_from([".pptx", ".xlsx", ".csv", ".eml"]), data=st.binary(max_size=400))
 def test_any_bytes_convert_or_raise_our_error(suffix: str, data: bytes) -> None:
-    _check(f"file{suffix}", data)
+    check_converts_or_names_the_file(f"file{suffix}", data)
