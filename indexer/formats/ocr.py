@@ -298,7 +298,10 @@ def convert_image(
     try:
         image = Image.open(io.BytesIO(data))
         image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except UnidentifiedImageError:
+        # Pillow's message names its in-memory buffer, not the file: say it in our words.
+        raise ConversionError(path, "not a readable image (no image format recognized)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise ConversionError(path, f"not a readable image ({exc})") from None
     except Image.DecompressionBombError as exc:
         raise ConversionError(path, f"image too large to read ({exc})") from None
