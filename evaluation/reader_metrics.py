@@ -6,10 +6,7 @@ for line, so our numbers agree with it on the same predictions; a test checks th
 
 from __future__ import annotations
 
-import collections
 import logging
-import re
-import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,38 +15,10 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from evaluation.squad import SquadExample
+from pipelines.answer_scores import compute_exact, compute_f1, normalize_answer
 from pipelines.reader import SpanPredictor
 
 logger = logging.getLogger(__name__)
-
-
-def normalize_answer(s: str) -> str:
-    """Lower text and remove punctuation, articles and extra whitespace (official)."""
-    s = s.lower()
-    s = "".join(ch for ch in s if ch not in set(string.punctuation))
-    s = re.sub(r"\b(a|an|the)\b", " ", s, flags=re.UNICODE)
-    return " ".join(s.split())
-
-
-def _tokens(s: str) -> list[str]:
-    return normalize_answer(s).split() if s else []
-
-
-def compute_exact(gold: str, pred: str) -> int:
-    return int(normalize_answer(gold) == normalize_answer(pred))
-
-
-def compute_f1(gold: str, pred: str) -> float:
-    gold_toks, pred_toks = _tokens(gold), _tokens(pred)
-    common = collections.Counter(gold_toks) & collections.Counter(pred_toks)
-    num_same = sum(common.values())
-    if not gold_toks or not pred_toks:
-        return float(gold_toks == pred_toks)
-    if num_same == 0:
-        return 0.0
-    precision = num_same / len(pred_toks)
-    recall = num_same / len(gold_toks)
-    return 2 * precision * recall / (precision + recall)
 
 
 def gold_texts(ex: SquadExample) -> list[str]:

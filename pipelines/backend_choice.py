@@ -25,13 +25,10 @@ answers also move with how windows are batched (one activation scale per batch).
 
 from __future__ import annotations
 
-import collections
 import hashlib
 import json
 import logging
 import os
-import re
-import string
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -40,6 +37,7 @@ from typing import Any
 
 import torch
 
+from pipelines.answer_scores import compute_f1, normalize_answer
 from pipelines.reader_backends import BF16_WEIGHTS, _fingerprint, cpu_supports_bf16
 from pipelines.settings import SHIPPED_READER
 from pipelines.store.versions import write_atomic
@@ -88,28 +86,11 @@ def load_calibration(path: str | Path = CALIBRATION_FILE) -> list[CalibrationPai
     ]
 
 
-# -- F1 as evaluation.reader_metrics computes it (the official SQuAD v2.0 script) ----------------
-# pipelines may not import evaluation (tests/test_architecture.py); a test checks they agree.
-
-
-def _normalize(text: str) -> list[str]:
-    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
-    return re.sub(r"\b(a|an|the)\b", " ", text, flags=re.UNICODE).split()
-
-
 def answer_f1(golds: Sequence[str], prediction: str) -> float:
-    """The best token F1 (0-1) of ``prediction`` against any gold text ("" when unanswerable)."""
-    best = 0.0
-    for gold in [g for g in golds if _normalize(g)] or [""]:
-        g, p = _normalize(gold), _normalize(prediction)
-        if not g or not p:
-            best = max(best, float(g == p))
-            continue
-        same = sum((collections.Counter(g) & collections.Counter(p)).values())
-        if same:
-            precision, recall = same / len(p), same / len(g)
-            best = max(best, 2 * precision * recall / (precision + recall))
-    return best
+    """The best token F1 (0-1) of ``prediction`` against any gold text ("" when unanswerable),
+    as ``evaluation.reader_metrics`` scores a question (``gold_texts``)."""
+    texts = [g for g in golds if normalize_answer(g)] or [""]
+    return max(compute_f1(gold, prediction) for gold in texts)
 
 
 # -- measuring -----------------------------------------------------------------------------------
