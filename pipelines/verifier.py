@@ -280,18 +280,20 @@ def candidates_of(
     support: dict[str, set[int]] = {}
     for (p, _, _), text in zip(chosen, texts, strict=True):
         support.setdefault(answer_key(text) or text, set()).add(p)
+    passage_words: dict[int, set[str]] = {}  # a passage's words, once however many spans it has
     out = []
     rank_in_passage: dict[int, int] = {}
     for i, ((p, c, margin), text) in enumerate(zip(chosen, texts, strict=True)):
         if ranking_rank[i] >= MAX_CANDIDATES:
             continue
         passage = passages[p]
+        if p not in passage_words:
+            passage_words[p] = content_words(passage.text)
         r_in_p = rank_in_passage.get(p, 0)
         rank_in_passage[p] = r_in_p + 1
         kinds = answer_kinds(text)
         a_words = content_words(text)
         sentence = content_words(_sentence_around(passage.text, c.start_char, c.end_char))
-        in_passage = content_words(passage.text)
         window_margin = c.span_logit - c.null_logit
         values = [
             ranking[i],
@@ -321,7 +323,7 @@ def candidates_of(
             float("number" in kinds),
             float("code" in kinds),
             len(q_words & sentence) / len(q_words) if q_words else 0.0,
-            len(q_words & in_passage) / len(q_words) if q_words else 0.0,
+            len(q_words & passage_words[p]) / len(q_words) if q_words else 0.0,
             len(a_words & q_words) / len(a_words) if a_words else 0.0,
             math.log1p(len(text)),
             min(len(text.split()), 30),
