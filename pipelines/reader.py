@@ -490,31 +490,27 @@ class ExtractiveReader:
         first = predictor.config.cascade_passages
         head = len(docs) if first <= 0 else min(first, len(docs))
         window = self.max_seq_length
-        candidates = predictor.predict([query] * head, texts[:head], max_seq_length=window)
         verifier = predictor.verifier if self.verifier else None
-        if verifier is not None:
-            # Trained at several numbers of passages read, the verifier's scores mean the same
-            # after the cascade's first passages as after all of them.
-            evidence = [PassageEvidence.of(d) for d in docs]
-            ranked, no_answer = verifier.verify(query, candidates, evidence[:head])
-            top = max([no_answer] + [r.score for r in ranked[:1]])
-            if head == len(docs) or top >= predictor.config.cascade_min_score:
-                return ranked, no_answer, docs[:head]
-            candidates += predictor.predict(
-                [query] * (len(docs) - head), texts[head:], max_seq_length=window
-            )
-            ranked, no_answer = verifier.verify(query, candidates, evidence)
-            return ranked, no_answer, docs
-        ranked, no_answer = ranking.rank(
-            candidates, scores[:head], predictor.score, top_k, texts[:head]
-        )
+        evidence = [PassageEvidence.of(d) for d in docs] if verifier is not None else []
+
+        def rank(spans: list[list[SpanCandidate]]) -> tuple[list[RankedSpan], float]:
+            """The spans of the first ``len(spans)`` passages ranked: by the verifier where the
+            reader has one (trained at several numbers of passages read, its scores mean the
+            same after the cascade's first passages as after all), else the reader's ranking."""
+            n = len(spans)
+            if verifier is not None:
+                return verifier.verify(query, spans, evidence[:n])
+            return ranking.rank(spans, scores[:n], predictor.score, top_k, texts[:n])
+
+        candidates = predictor.predict([query] * head, texts[:head], max_seq_length=window)
+        ranked, no_answer = rank(candidates)
         top = max([no_answer] + [r.score for r in ranked[:1]])
         if head == len(docs) or top >= predictor.config.cascade_min_score:
             return ranked, no_answer, docs[:head]
         candidates += predictor.predict(
             [query] * (len(docs) - head), texts[head:], max_seq_length=window
         )
-        ranked, no_answer = ranking.rank(candidates, scores, predictor.score, top_k, texts)
+        ranked, no_answer = rank(candidates)
         return ranked, no_answer, docs
 
 
