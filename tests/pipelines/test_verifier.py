@@ -120,3 +120,38 @@ def test_file_round_trip_and_refusals(tmp_path: Path, caplog: pytest.LogCaptureF
     assert AnswerVerifier.load(tmp_path / "missing") is None
     with pytest.raises(ValueError, match="threshold"):
         _verifier(threshold=1.0)
+
+
+def test_the_reader_ranks_with_the_verifier_beside_it(tiny_reader: Path, tmp_path: Path) -> None:
+    """A reader folder with ``answer_verifier.json``: ``ExtractiveReader`` scores its answers
+    with the verifier (the same scores as calling it on the same spans); ``verifier=False``, or
+    a folder without the file, ranks as the reader alone does."""
+    import shutil
+
+    from haystack import Document
+
+    from pipelines.reader import ExtractiveReader, SpanPredictor
+
+    with_verifier = tmp_path / "reader"
+    shutil.copytree(tiny_reader, with_verifier)
+    _verifier(threshold=0.3).save(with_verifier)
+    docs = [
+        Document(content="Employees get 25 days of annual leave each year.", score=0.8),
+        Document(content="The office opens at 8 o'clock on weekdays.", score=0.5),
+    ]
+    question = "How many days of annual leave do employees get?"
+    verified = ExtractiveReader(with_verifier, top_k=5).run(query=question, documents=docs)
+    plain = ExtractiveReader(with_verifier, top_k=5, verifier=False).run(
+        query=question, documents=docs
+    )
+    predictor = SpanPredictor(with_verifier)
+    assert predictor.verifier is not None
+    spans = predictor.predict([question] * 2, [d.content or "" for d in docs])
+    expected, no_answer = predictor.verifier.verify(
+        question, spans, [PassageEvidence.of(d) for d in docs]
+    )
+    got = [a.score for a in verified["answers"] if a.data is not None]
+    assert got == pytest.approx([r.score for r in expected][: len(got)])
+    assert any(a.data is None and a.score == pytest.approx(no_answer) for a in verified["answers"])
+    assert [a.score for a in plain["answers"]] != [a.score for a in verified["answers"]]
+    assert SpanPredictor(tiny_reader).verifier is None
