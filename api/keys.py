@@ -45,7 +45,7 @@ from pipelines.store.versions import write_atomic
 logger = logging.getLogger(__name__)
 
 ROLES = tuple(role.value for role in Role)  # viewer, editor, admin
-KEYS_FILE = "api_keys.json"
+KEYS_FILE = Settings().api_keys_file.name
 TOKEN_PREFIX = "docqa_"
 LAST_USED_EVERY_S = 300.0
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -104,7 +104,7 @@ class KeyStore:
 
     @classmethod
     def of(cls, settings: Settings) -> KeyStore:
-        return cls(settings.home / KEYS_FILE)
+        return cls(settings.api_keys_file)
 
     # -- reading ----------------------------------------------------------------------------
 

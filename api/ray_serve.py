@@ -55,7 +55,7 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from api.server import MULTIPROC_ENV, settings_from_json, settings_to_json
+from api.metrics import MULTIPROC_ENV
 from pipelines import ray_cluster
 from pipelines.settings import Settings, make_private
 
@@ -79,7 +79,7 @@ class ApiReplica:
     def __init__(self, settings_json: str, threads: int, metrics_dir: str | None) -> None:
         if metrics_dir:
             os.makedirs(metrics_dir, exist_ok=True)
-        self.settings = settings_from_json(settings_json)
+        self.settings = Settings.from_json(settings_json)
         make_private(self.settings.home)  # every file this replica writes: 0600
         self.threads = threads
 
@@ -168,7 +168,7 @@ def deploy(
     )
     threads = max(1, int(cpus))
     serve.run(
-        deployment.bind(settings_to_json(settings), threads, metrics_dir),
+        deployment.bind(settings.to_json(), threads, metrics_dir),
         name=name,
         route_prefix="/",
     )

@@ -13,7 +13,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipelines.query import AnswerResult
+from pipelines.answers import AnswerResult
 from pipelines.question_log import VERDICTS
 
 Verdict = Literal["correct", "wrong", "corrected", "no_answer_in_passage"]

@@ -24,14 +24,13 @@ see :mod:`api.ray_serve` (Ray is imported only there, and only for that engine).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from api.metrics import MULTIPROC_ENV
 from pipelines.settings import Settings, make_private
 
 if TYPE_CHECKING:
@@ -43,24 +42,12 @@ ENGINES = ("uvicorn", "ray")
 SETTINGS_ENV = "DOCQA_API_SETTINGS"
 # prometheus_client's switch to multiprocess mode (read when it is first imported: not
 # imported here, so that this process's choice never depends on import order).
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 APP_FACTORY = "api.server:app_from_env"
-
-
-def settings_to_json(settings: Settings) -> str:
-    """The whole settings as JSON: how they reach a worker process or a Ray Serve replica."""
-    return json.dumps(settings.to_dict())
-
-
-def settings_from_json(raw: str) -> Settings:
-    data = json.loads(raw)
-    data["home"] = Path(data["home"])
-    return Settings(**data)
 
 
 def settings_to_env(settings: Settings) -> dict[str, str]:
     """The environment that gives a worker process these settings."""
-    return {SETTINGS_ENV: settings_to_json(settings), "DOCQA_HOME": str(settings.home)}
+    return {SETTINGS_ENV: settings.to_json(), "DOCQA_HOME": str(settings.home)}
 
 
 def settings_from_env() -> Settings:
@@ -68,7 +55,7 @@ def settings_from_env() -> Settings:
     raw = os.environ.get(SETTINGS_ENV)
     if not raw:
         return Settings.from_env()
-    return settings_from_json(raw)
+    return Settings.from_json(raw)
 
 
 def app_from_env() -> FastAPI:

@@ -42,7 +42,8 @@ from evaluation.reader_metrics import best_threshold, predict, squad_metrics
 from evaluation.squad import SquadExample, load_squad, write_json_atomic
 from pipelines.reader import SpanPredictor
 from pipelines.settings import DEFAULT_HOME, REPO_ROOT
-from reader_training.campaign import CampaignSpec, CampaignState, run_chunk
+from reader_training.campaign import run_chunk
+from reader_training.campaign_spec import CampaignSpec, CampaignState
 from reader_training.hard_negatives import DEFAULT_MIX
 
 SHARED = REPO_ROOT.parent / "shared" / "data"

@@ -44,8 +44,8 @@ from evaluation.squad import SquadExample, load_squad
 from pipelines.label_queue import QueueItem, label_queue, normalize_question
 from pipelines.query import QueryService
 from pipelines.question_log import question_log
-from pipelines.settings import DEFAULT_HOME, DEMO_COLLECTION, REPO_ROOT, Settings
-from reader_training.recipes import DEMO_LABELS, forgetting_sample
+from pipelines.settings import DEFAULT_HOME, DEMO_COLLECTION, DEMO_LABELS, REPO_ROOT, Settings
+from reader_training.recipes import forgetting_sample
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

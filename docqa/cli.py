@@ -239,8 +239,9 @@ def ask(
         print_answers(body["answers"], as_json)
         return
     from docqa.identity_commands import narrowed_caller, os_user
+    from pipelines.answers import QuestionError, validate_question
     from pipelines.models import ReaderNotFoundError
-    from pipelines.query import IndexMissingError, QuestionError, get_service, validate_question
+    from pipelines.query import IndexMissingError, get_service
 
     # One question in a new process: read with ONNX Runtime, whose start costs seconds less.
     settings = query_settings(home, reader, retrieval, reader_backend).for_one_question()

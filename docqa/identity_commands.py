@@ -115,7 +115,7 @@ def _record(
 
     named = kwargs.get(target) if target else None
     detail = " ".join(f"{d}={shown(kwargs[d])}" for d in details if kwargs.get(d))
-    settings = settings_from(kwargs.get("home"))
+    settings = settings_from(kwargs.get("home"), migrate=False)  # the command opened it
     if not settings.home.exists():
         return  # refused before it touched anything: there is no home to hold a log
     AuditLog.of(settings).record(

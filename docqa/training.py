@@ -24,7 +24,8 @@ def _train_campaign(
     after: str | None = None,
 ) -> None:
     from pipelines.settings import SHIPPED_READER
-    from reader_training.campaign import parse_budget, run_chunk
+    from reader_training.campaign import run_chunk
+    from reader_training.campaign_spec import parse_budget
 
     started = time.time()
     try:
@@ -67,7 +68,7 @@ def _cooldown_start(settings: Settings, folder: Path, after: str) -> dict[str, o
     parent's pool is copied so both share their held-out articles."""
     import shutil
 
-    from reader_training.campaign import STATE_FILE, CampaignState, cooldown_spec
+    from reader_training.campaign_spec import STATE_FILE, CampaignState, cooldown_spec
 
     parent = settings.home / "campaign" / after
     if parent == folder:

@@ -4,7 +4,7 @@ Public surface: :func:`load_squad` (validate and repair SQuAD v1.1/v2.0 files),
 :func:`evaluate_reader` and :func:`squad_metrics` (official SQuAD v2.0 EM/F1),
 :func:`evaluate_end_to_end` and :func:`tune_answer_ranking` (retrieval + reading, EM/F1 against
 k, latency), :func:`write_plots`; :mod:`evaluation.environment` says what a number was measured
-on; :mod:`evaluation.doc_pairs` makes SQuAD pairs by rule from a documentation folder.
+on.
 Imports only ``pipelines`` (and ``indexer`` to index a collection it evaluates over).
 """
 

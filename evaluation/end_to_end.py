@@ -46,7 +46,8 @@ from tqdm.auto import tqdm
 from evaluation.environment import environment
 from evaluation.reader_metrics import evaluate_reader, metric_rows, normalize_answer, squad_metrics
 from evaluation.squad import SquadExample
-from pipelines.query import QueryService, QuestionError, get_service, validate_question
+from pipelines.answers import QuestionError, validate_question
+from pipelines.query import QueryService, get_service
 from pipelines.reader import SpanPredictor
 from pipelines.settings import Settings
 from pipelines.spans import AnswerRanking, RankedSpan, SpanCandidate

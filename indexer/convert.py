@@ -1,9 +1,7 @@
 """Convert one file (PDF, DOCX, HTML, Markdown, text; slides, sheets, e-mail) into text with spans.
 
-Every converter produces a list of *blocks* (a piece of text with the page and section it belongs
-to); :func:`_assemble` cleans each block, joins them with a blank line and records the
-:class:`Span` list, so offsets into :attr:`ConvertedDocument.text` are exact by construction. The
-splitter and the citations both rely on those offsets, never on re-searching the text.
+Every converter produces a list of blocks that :func:`indexer.document.assemble` joins into a
+:class:`~indexer.document.ConvertedDocument` with exact offsets (see :mod:`indexer.document`).
 
 Problems with a file (missing, unreadable, corrupt, encrypted, scanned, binary, empty,
 unsupported type) raise :class:`ConversionError`, whose message is one line naming the file.
@@ -13,18 +11,40 @@ PPTX, XLSX, CSV, EML, MSG, ODT and EPUB are converted by their own modules under
 
 from __future__ import annotations
 
-import bisect
 import codecs
 import importlib
 import io
 import logging
 import re
-import unicodedata
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+
+from indexer.document import (
+    Block,
+    ConversionError,
+    ConvertedDocument,
+    Span,
+    assemble,
+    clean_text,
+    first_line,
+    locate,
+    one_line,
+)
+
+__all__ = [
+    "SUPPORTED_EXTENSIONS",
+    "TEXT_FORMAT_VERSION",
+    "ConversionError",
+    "ConvertedDocument",
+    "Span",
+    "clean_text",
+    "convert_file",
+    "decode_text",
+    "html_blocks",
+    "locate",
+    "table_text",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +54,7 @@ SUPPORTED_EXTENSIONS = {
 }  # fmt: skip
 
 # Raise whenever a converter's output changes for the same file: every file indexed with an
-# older text is converted again on the next run (indexer.run.passage_format).
+# older text is converted again on the next run (indexer.prepare.passage_format).
 # 2: table rows label their cells with the column headers. Not raised for the formats added
 # since (slides, sheets, mail, ODT, EPUB, images: never indexed before) nor for OCR of PDF pages
 # without text: raising it re-embeds every file of every home on upgrade, for the few PDFs that
@@ -59,127 +79,9 @@ _FILE_TYPES = {
     **dict.fromkeys((".png", ".jpg", ".jpeg", ".tif", ".tiff"), "image"),
 }
 # File types converted by a module of indexer.formats (its ``convert_<type>(path, data)``).
-_FORMAT_MODULES = {"pptx": "pptx", "xlsx": "sheets", "csv": "sheets", "eml": "email", "msg": "msg",
-                   "odt": "odt", "epub": "epub", "image": "ocr"}  # fmt: skip
-
-# A title taken from the first line of a document is cut here: a first "line" of a PDF page can
-# be a whole paragraph when the PDF has no line structure.
-_MAX_TITLE_CHARS = 200
-
-
-class ConversionError(Exception):
-    """A file that cannot be converted; ``str()`` is one line: "<file name>: <reason>"."""
-
-    def __init__(self, path: Path | str, reason: str) -> None:
-        self.path = Path(path)
-        self.reason = " ".join(str(reason).split())  # one line, whatever the library said
-        super().__init__(f"{self.path.name}: {self.reason}")
-
-
-@dataclass(frozen=True)
-class Span:
-    """A stretch ``text[start:end]`` of a converted document on one page / in one section."""
-
-    start: int
-    end: int
-    page: int | None = None
-    section: str | None = None
-
-
-@dataclass
-class ConvertedDocument:
-    """The cleaned text of one file and the spans (contiguous, in order) that cover it."""
-
-    path: Path
-    text: str
-    title: str
-    file_type: str
-    spans: list[Span] = field(default_factory=list)
-    # What a converter wants known about the conversion, e.g. the rows a sheet's cap left out.
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class _Block:
-    text: str
-    page: int | None = None
-    section: str | None = None
-
-
-# -- cleaning -----------------------------------------------------------------------------------
-
-_NEWLINES = re.compile(r"\r\n|\r|\u2028|\u2029|\x0c|\x0b|\x85")
-# Invisible characters that only get in the way of matching words: soft hyphen, zero-width
-# space/joiners, BOM, and C0/C1 control characters other than newline and tab.
-_INVISIBLE = re.compile(
-    r"[\u00ad\u200b\u200c\u200d\u2060\ufeff\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]"
-)
-_HSPACE = re.compile(r"[^\S\n]+")  # any whitespace except newline (tabs, NBSP, thin spaces...)
-_BLANK_LINES = re.compile(r"\n{3,}")
-
-
-def clean_text(text: str) -> str:
-    """Normalize newlines and spaces, NFC, no trailing spaces, at most one blank line; stripped."""
-    text = _NEWLINES.sub("\n", text)
-    text = unicodedata.normalize("NFC", text)
-    text = _INVISIBLE.sub("", text)
-    text = _HSPACE.sub(" ", text)
-    text = "\n".join(line.strip(" ") for line in text.split("\n"))
-    text = _BLANK_LINES.sub("\n\n", text)
-    return text.strip()
-
-
-def _one_line(text: str | None) -> str:
-    return " ".join((text or "").split())
-
-
-def _assemble(
-    path: Path, file_type: str, blocks: Iterable[_Block], title: str | None
-) -> ConvertedDocument:
-    """Clean and join the blocks; spans merge neighbouring blocks with the same page and section."""
-    parts: list[str] = []
-    spans: list[Span] = []
-    pos = 0
-    for block in blocks:
-        cleaned = clean_text(block.text)
-        if not cleaned:
-            continue
-        if parts:
-            pos += 2  # the "\n\n" separator belongs to the span before it
-        start = pos
-        parts.append(cleaned)
-        pos += len(cleaned)
-        if spans and (spans[-1].page, spans[-1].section) == (block.page, block.section):
-            spans[-1] = Span(spans[-1].start, pos, block.page, block.section)
-        else:
-            if spans:
-                spans[-1] = Span(spans[-1].start, start, spans[-1].page, spans[-1].section)
-            spans.append(Span(start, pos, block.page, block.section))
-    text = "\n\n".join(parts)
-    if not text:
-        raise ConversionError(path, "empty document")
-    title = _one_line(title)
-    if not title:
-        title = path.stem
-    return ConvertedDocument(path=path, text=text, title=title, file_type=file_type, spans=spans)
-
-
-def _first_line(blocks: list[_Block]) -> str | None:
-    for block in blocks:
-        for line in block.text.splitlines():
-            line = _one_line(line)
-            if line:
-                return line[:_MAX_TITLE_CHARS].rstrip()
-    return None
-
-
-def locate(doc: ConvertedDocument, offset: int) -> Span:
-    """The span containing character ``offset`` of ``doc.text`` (``len(text)`` gives the last)."""
-    if not doc.spans or offset < 0 or offset > len(doc.text):
-        raise ValueError(f"offset {offset} outside the document (length {len(doc.text)})")
-    starts = [span.start for span in doc.spans]
-    return doc.spans[max(0, bisect.bisect_right(starts, offset) - 1)]
-
+_FORMAT_MODULES = {"md": "markdown", "pptx": "pptx", "xlsx": "sheets", "csv": "sheets",
+                   "eml": "email", "msg": "msg", "odt": "odt", "epub": "epub",
+                   "image": "ocr"}  # fmt: skip
 
 # -- entry point --------------------------------------------------------------------------------
 
@@ -214,7 +116,6 @@ def convert_file(path: Path | str) -> ConvertedDocument:
                 "pdf": _convert_pdf,
                 "docx": _convert_docx,
                 "html": _convert_html,
-                "md": _convert_markdown,
                 "txt": _convert_text,
             }[file_type]
         doc = converter(path, data)
@@ -275,17 +176,17 @@ def _convert_pdf(path: Path, data: bytes) -> ConvertedDocument:
     except Exception as exc:  # pypdf raises many kinds of errors on damaged files
         raise ConversionError(path, f"not a readable PDF ({type(exc).__name__}: {exc})") from None
 
-    blocks = [_Block(text, page=number) for number, text in enumerate(pages, start=1)]
+    blocks = [Block(text, page=number) for number, text in enumerate(pages, start=1)]
     from indexer.formats.ocr import ocr_empty_pages  # scanned pages (no text layer): OCR
 
     blocks, ocr_meta = ocr_empty_pages(path, data, reader, blocks)
     title: str | None = None
     try:
         if reader.metadata is not None:
-            title = _one_line(reader.metadata.title)
+            title = one_line(reader.metadata.title)
     except Exception:  # a broken info dictionary only costs us the title
         logger.debug("%s: unreadable PDF metadata", path, exc_info=True)
-    doc = _assemble(path, "pdf", blocks, title or _first_line(blocks))
+    doc = assemble(path, "pdf", blocks, title or first_line(blocks))
     doc.meta.update(ocr_meta)
     return doc
 
@@ -333,7 +234,7 @@ def _table_rows(table: object) -> Iterator[list[str]]:
             if id(cell._tc) in seen:
                 continue
             seen.add(id(cell._tc))
-            text = _one_line(cell.text)
+            text = one_line(cell.text)
             if text:
                 cells.append(text)
         if cells:
@@ -347,30 +248,30 @@ def _convert_docx(path: Path, data: bytes) -> ConvertedDocument:
 
     try:
         document = docx.Document(io.BytesIO(data))
-        blocks: list[_Block] = []
+        blocks: list[Block] = []
         section: str | None = None
         first_heading: str | None = None
         for item in document.iter_inner_content():
             if isinstance(item, Table):
                 rows = [(cells, False) for cells in _table_rows(item)]
-                blocks.append(_Block(table_text(rows), section=section))
+                blocks.append(Block(table_text(rows), section=section))
                 continue
             text = item.text
             style_name = item.style.name if item.style is not None else None
-            if _heading_level(style_name) is not None and _one_line(text):
-                section = _one_line(text)
+            if _heading_level(style_name) is not None and one_line(text):
+                section = one_line(text)
                 first_heading = first_heading or section
-            elif style_name == "Title" and _one_line(text):
-                first_heading = first_heading or _one_line(text)
-            blocks.append(_Block(text, section=section))
-        core_title = _one_line(document.core_properties.title)
+            elif style_name == "Title" and one_line(text):
+                first_heading = first_heading or one_line(text)
+            blocks.append(Block(text, section=section))
+        core_title = one_line(document.core_properties.title)
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise ConversionError(path, f"not a readable DOCX ({type(exc).__name__}: {exc})") from None
     except MemoryError:  # the caller reports it (and caps memory)
         raise
     except Exception as exc:  # lxml and zip errors from damaged packages
         raise ConversionError(path, f"not a readable DOCX ({type(exc).__name__}: {exc})") from None
-    return _assemble(path, "docx", blocks, core_title or first_heading)
+    return assemble(path, "docx", blocks, core_title or first_heading)
 
 
 # -- HTML ---------------------------------------------------------------------------------------
@@ -393,7 +294,7 @@ class _HtmlWalker:
     """Turns a parsed HTML tree into blocks: paragraphs, headings, lists and tables."""
 
     def __init__(self) -> None:
-        self.blocks: list[_Block] = []
+        self.blocks: list[Block] = []
         self.section: str | None = None
         self.first_h1: str | None = None
         self._inline: list[str] = []
@@ -402,14 +303,14 @@ class _HtmlWalker:
         text = "".join(self._inline)
         self._inline = []
         if text.strip():
-            self.blocks.append(_Block(text, section=self.section))
+            self.blocks.append(Block(text, section=self.section))
 
     @staticmethod
     def inline_text(node: object) -> str:
         from bs4 import Tag
 
         if not isinstance(node, Tag):
-            return _one_line(str(node))
+            return one_line(str(node))
         parts: list[str] = []
         for element in node.descendants:
             if isinstance(element, Tag):
@@ -419,7 +320,7 @@ class _HtmlWalker:
                     parts.append(" ")  # <p>a</p><p>b</p> inside one cell is "a b", not "ab"
             elif _is_text(element):
                 parts.append(str(element))
-        return _one_line("".join(parts))
+        return one_line("".join(parts))
 
     def list_lines(self, node: object, ordered: bool) -> list[str]:
         from bs4 import Tag
@@ -461,11 +362,11 @@ class _HtmlWalker:
                 self.section = text
                 if name == "h1" and self.first_h1 is None:
                     self.first_h1 = text
-                self.blocks.append(_Block(text, section=self.section))
+                self.blocks.append(Block(text, section=self.section))
         elif name in ("ul", "ol"):
             self.flush()
             self.blocks.append(
-                _Block("\n".join(self.list_lines(node, name == "ol")), None, self.section)
+                Block("\n".join(self.list_lines(node, name == "ol")), None, self.section)
             )
         elif name == "table":
             self.flush()
@@ -480,10 +381,10 @@ class _HtmlWalker:
                 )
                 cells = [self.inline_text(c) for c in tags]
                 rows.append((cells, header and not spans))
-            self.blocks.append(_Block(table_text(rows), section=self.section))
+            self.blocks.append(Block(table_text(rows), section=self.section))
         elif name == "pre":
             self.flush()
-            self.blocks.append(_Block(node.get_text(), section=self.section))
+            self.blocks.append(Block(node.get_text(), section=self.section))
         elif name == "br":
             self._inline.append("\n")
         elif name in _HTML_BLOCKS:
@@ -526,7 +427,7 @@ def _is_text(node: object) -> bool:
     return not isinstance(node, (Comment, Declaration, Doctype, ProcessingInstruction))
 
 
-def _html_fragment_text(html: str) -> str:
+def html_fragment_text(html: str) -> str:
     """The visible text of an HTML fragment (raw HTML inside Markdown)."""
     from bs4 import BeautifulSoup
 
@@ -538,10 +439,10 @@ def _html_fragment_text(html: str) -> str:
 
 def _convert_html(path: Path, data: bytes) -> ConvertedDocument:
     blocks, title = html_blocks(path, data)  # bytes: encoding from BOM / <meta charset>
-    return _assemble(path, "html", blocks, title)
+    return assemble(path, "html", blocks, title)
 
 
-def html_blocks(path: Path, markup: bytes | str) -> tuple[list[_Block], str | None]:
+def html_blocks(path: Path, markup: bytes | str) -> tuple[list[Block], str | None]:
     """The blocks of an HTML page (or an e-mail's HTML body) and its title or first ``<h1>``."""
     from bs4 import BeautifulSoup
 
@@ -551,7 +452,7 @@ def html_blocks(path: Path, markup: bytes | str) -> tuple[list[_Block], str | No
         raise
     except Exception as exc:
         raise ConversionError(path, f"not readable HTML ({type(exc).__name__}: {exc})") from None
-    title = _one_line(soup.title.get_text()) if soup.title is not None else ""
+    title = one_line(soup.title.get_text()) if soup.title is not None else ""
     for tag in soup.find_all(_HTML_DROP):
         tag.decompose()
     for tag in soup.find_all(attrs={"hidden": True}):
@@ -621,10 +522,4 @@ def decode_text(path: Path, data: bytes) -> str:
 
 
 def _convert_text(path: Path, data: bytes) -> ConvertedDocument:
-    return _assemble(path, "txt", [_Block(decode_text(path, data))], None)
-
-
-def _convert_markdown(path: Path, data: bytes) -> ConvertedDocument:
-    from indexer.markdown_text import convert_markdown
-
-    return convert_markdown(path, data)
+    return assemble(path, "txt", [Block(decode_text(path, data))], None)

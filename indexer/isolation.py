@@ -30,7 +30,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from indexer.convert import ConversionError, ConvertedDocument, convert_file
+from indexer.convert import convert_file
+from indexer.document import ConversionError, ConvertedDocument
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 What runs on Ray: the files a run has to (re)index become a dataset with one row per file.
 
 1. A ``flat_map`` stage prepares each file in a Ray task with the local engine's own function,
-   :func:`indexer.run.prepare_file` (hash, conversion in a bounded child process, split), and
+   :func:`indexer.prepare.prepare_file` (hash, conversion in a bounded child process, split), and
    turns it into one row per passage, or one row saying why the file failed.
 2. A ``map_batches`` stage embeds the passages on a pool of embedder actors
    (:class:`EmbedPassages` on an ``ActorPoolStrategy``): each loads the model the settings
@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from indexer.convert import ConversionError
-from indexer.run import IndexingError, Outcome, PreparedFile, prepare_file
+from indexer.prepare import IndexingError, Outcome, PreparedFile, prepare_file
 from pipelines import ray_cluster
 
 if TYPE_CHECKING:

@@ -10,7 +10,8 @@ One run (``docqa index FOLDER...``):
 4. saves the store atomically at the end, and every ``checkpoint_every`` files so an interrupted
    run keeps most of its work (the next run redoes only what was not saved).
 
-Two engines do step 3's per-file work (:func:`prepare_file`, then the ``PassageEmbedder``):
+Two engines do step 3's per-file work (:func:`indexer.prepare.prepare_file`, then the
+``PassageEmbedder``):
 ``"local"`` in this process, ``"ray"`` as Ray Data stages (:mod:`indexer.ray_engine`). Either
 way this process plans the run and is the one writer of the store, file by file in the plan's
 order, so checkpoints, crash safety and failure reports are the same.
@@ -33,10 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as dt
-import errno
 import logging
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -46,10 +44,18 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from indexer.convert import SUPPORTED_EXTENSIONS, TEXT_FORMAT_VERSION, ConversionError
-from indexer.isolation import ConversionLimits, convert_bounded
-from indexer.manifest import FileState, is_under, plan_changes
-from indexer.split import doc_id_for, modified_iso, split_document
+from indexer.convert import ConversionError
+from indexer.discovery import collect_files
+from indexer.isolation import ConversionLimits
+from indexer.manifest import FileState, plan_changes
+from indexer.prepare import (
+    IndexingError,
+    Outcome,
+    PreparedFile,
+    passage_format,
+    prepare_file,
+)
+from indexer.split import doc_id_for, modified_iso
 from pipelines.settings import Settings
 from pipelines.store.versions import WRITER_LOCK_FILE, IndexLockedError, writer_lock
 
@@ -65,66 +71,6 @@ LOCK_NAME = WRITER_LOCK_FILE  # in the data home: one writer of the index at a t
 # Passages embedded together: larger batches keep the model busy across many small files.
 _EMBED_GROUP_BATCHES = 8
 ENGINES = ("local", "ray")
-
-
-def passage_format(settings: Settings) -> str:
-    """What a file's stored text and passages depend on besides its bytes: the converters'
-    version and the split settings. Recorded with each file; a file recorded with another
-    format is converted and split again by the next run, changed or not."""
-    return (
-        f"text{TEXT_FORMAT_VERSION};words{settings.split_words};"
-        f"overlap{settings.split_overlap};chars{settings.split_max_chars}"
-        + (";sections" if settings.split_sections else "")
-    )
-
-
-class IndexingError(Exception):
-    """The run cannot start (nothing to index, a missing folder); the message says why."""
-
-
-@dataclass
-class PreparedFile:
-    """One file converted and split: its record, text and passages (embedded by the engine)."""
-
-    record: SourceRecord
-    text: str
-    passages: list[Document]
-
-
-# What an engine yields per file, in the plan's order: the prepared file, or why it failed.
-Outcome = tuple[FileState, "PreparedFile | str"]
-
-
-def prepare_file(state: FileState, settings: Settings, limits: ConversionLimits) -> PreparedFile:
-    """Hash, convert (bounded by ``limits``) and split one file: each engine's work per file.
-
-    Raises :class:`ConversionError`, whose ``reason`` is what the run reports for the file.
-    """
-    from pipelines.store import SourceRecord
-
-    try:
-        # Hash before converting: if the file changes in between, the record holds the older
-        # hash and the next run sees the change (the other order would store the new hash with
-        # the old text, and the next run would take the stale text as current).
-        sha256 = state.sha256
-        doc = convert_bounded(state.path, limits)
-    except OSError as exc:
-        raise ConversionError(state.path, f"cannot read file ({exc.strerror or exc})") from exc
-    doc_id = doc_id_for(state.path)
-    passages = split_document(
-        doc, settings.split_words, settings.split_overlap, max_chars=settings.split_max_chars,
-        sections=settings.split_sections, source=state.source, doc_id=doc_id,
-        modified=modified_iso(state.mtime),
-    )  # fmt: skip
-    if not passages:  # converted text is never empty; a file without passages is no document
-        raise ConversionError(state.path, "no text to index after splitting")
-    record = SourceRecord(
-        doc_id=doc_id, source=state.source, path=str(state.path), title=doc.title,
-        file_type=doc.file_type, sha256=sha256, size=state.size, mtime=state.mtime,
-        indexed_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        passages=len(passages), text_format=passage_format(settings),
-    )  # fmt: skip
-    return PreparedFile(record, doc.text, passages)
 
 
 @dataclass
@@ -216,93 +162,6 @@ def _file_problems(failed: list[tuple[str, str]], skipped: list[tuple[str, str]]
         "failed_files": [{"path": path, "reason": reason} for path, reason in failed],
         "skipped_files": [{"path": path, "reason": reason} for path, reason in skipped],
     }
-
-
-# -- finding files ------------------------------------------------------------------------------
-
-
-def _hidden(name: str) -> bool:
-    return name.startswith(".")
-
-
-def collect_files(
-    roots: list[Path], exclude: list[Path] | None = None
-) -> tuple[list[FileState], list[tuple[str, str]], list[tuple[str, str]]]:
-    """Supported files under ``roots`` (resolved), plus (source, reason) lists: skipped, failed.
-
-    Hidden files and folders (".name") and the folders in ``exclude`` (DocQA's own data) are
-    ignored without a word. A symbolic link is followed only when it stays inside its root;
-    folder links are never followed (they could loop or index a folder twice).
-    """
-    excluded = [path.resolve() for path in exclude or []]
-    found: dict[Path, FileState] = {}
-    skipped: list[tuple[str, str]] = []
-    failed: list[tuple[str, str]] = []
-
-    def consider(path: Path, root: Path, shown: str) -> None:
-        if path.is_symlink():
-            target, problem = _link_target(path)
-            if target is None:
-                skipped.append((shown, problem))
-                return
-            if not is_under(target, [root]):
-                skipped.append((shown, "symbolic link to a file outside the indexed folder"))
-                return
-        suffix = path.suffix.lower()
-        if suffix not in SUPPORTED_EXTENSIONS:
-            skipped.append((shown, f"unsupported file type '{suffix or '(none)'}'"))
-            return
-        if not path.is_file():
-            skipped.append((shown, "not a regular file"))
-            return
-        try:
-            state = FileState.from_path(path, shown)
-        except OSError as exc:
-            failed.append((shown, f"cannot read file ({exc.strerror or exc})"))
-            return
-        found.setdefault(state.path, state)  # first root wins when roots overlap
-
-    for root in roots:
-        if root.is_file():
-            consider(root, root.parent, root.name)
-            continue
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-            folder = Path(dirpath)
-            keep = []
-            for name in sorted(dirnames):
-                sub = folder / name
-                if _hidden(name):
-                    continue
-                if sub.is_symlink():
-                    skipped.append((source_for_link(sub, root), "symbolic link to a folder"))
-                    continue
-                if sub.resolve() in excluded:
-                    continue
-                keep.append(name)
-            dirnames[:] = keep
-            for name in sorted(filenames):
-                if not _hidden(name):
-                    path = folder / name
-                    consider(path, root, source_for_link(path, root))
-    return list(found.values()), skipped, failed
-
-
-def _link_target(link: Path) -> tuple[Path | None, str]:
-    """Where a symbolic link leads, or None and why not (a loop, a missing target)."""
-    try:
-        return link.resolve(strict=True), ""
-    except FileNotFoundError:
-        return None, "broken symbolic link (its target does not exist)"
-    except (RuntimeError, OSError) as exc:
-        # Python 3.11 raises RuntimeError("Symlink loop ..."), later versions OSError(ELOOP).
-        if isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP:
-            return None, "symbolic link loop"
-        return None, f"unreadable symbolic link ({exc})"
-
-
-def source_for_link(path: Path, root: Path) -> str:
-    """The displayed name of ``path`` under ``root`` without resolving a final symlink."""
-    return (Path(root.name) / path.relative_to(root)).as_posix()
 
 
 # -- indexing -----------------------------------------------------------------------------------

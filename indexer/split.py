@@ -26,7 +26,7 @@ from pathlib import Path
 
 from haystack import Document
 
-from indexer.convert import ConvertedDocument, locate
+from indexer.document import ConvertedDocument, locate
 
 # A passage is a Haystack Document; the alias names the role in signatures.
 Passage = Document

@@ -141,7 +141,7 @@ def measure_backends(
     The read is cut in ``rounds`` parts read by each backend in turn, so a busy spell of a
     shared machine is spread over all backends (as benchmarks/bench_serving.py does) at no cost.
     """
-    from pipelines.reader import SpanPredictor
+    from pipelines.span_predictor import SpanPredictor
     from pipelines.spans import tokenize_pairs
 
     names = list(candidates) if candidates is not None else default_candidates()

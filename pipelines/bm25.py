@@ -28,12 +28,10 @@ import shutil
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from haystack.dataclasses import Document
-
-from pipelines.store import PassageStore
 
 logger = logging.getLogger(__name__)
 
@@ -212,8 +210,19 @@ class BM25Index:
         return [(self.ids[r], float(scores[r])) for r in order]
 
 
+class PassageSource(Protocol):
+    """What the BM25 index needs of a store (the store passes itself; this module never
+    imports the store that calls it)."""
+
+    def count_documents(self) -> int: ...
+
+    def filter_documents(
+        self, filters: dict[str, Any] | None = None, *, return_embedding: bool = True
+    ) -> list[Document]: ...
+
+
 def load_or_build_index(
-    store: PassageStore, cache_dir: Path | None, k1: float = 1.5, b: float = 0.75
+    store: PassageSource, cache_dir: Path | None, k1: float = 1.5, b: float = 0.75
 ) -> BM25Index:
     """The BM25 index of ``store``: from ``cache_dir/bm25`` when cached there, else built.
 

@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ import numpy as np
 from haystack import component, default_from_dict, default_to_dict
 from haystack.dataclasses import Document
 
-from pipelines.settings import Settings
+from pipelines.settings import QUESTION_ENCODER_BACKENDS, Settings
 
 if TYPE_CHECKING:  # importing sentence-transformers takes seconds; only load() needs it
     from sentence_transformers import SentenceTransformer
@@ -219,7 +219,6 @@ class OnnxSentenceEncoder:
 
 QuestionEncoder = Any  # a SentenceTransformer, PlainSentenceEncoder or OnnxSentenceEncoder
 _QUESTION_ENCODERS: dict[tuple[str, ...], QuestionEncoder] = {}
-QUESTION_ENCODER_BACKENDS = ("torch", "onnx")
 
 
 def load_question_encoder(settings: Settings, device: str | None = None) -> QuestionEncoder:
@@ -297,19 +296,6 @@ def embed_texts(
     return result
 
 
-def settings_to_dict(settings: Settings) -> dict[str, Any]:
-    return settings.to_dict()
-
-
-def settings_from_dict(data: dict[str, Any]) -> Settings:
-    """Inverse of ``Settings.to_dict`` (unknown keys from other versions are ignored)."""
-    known = {f.name for f in fields(Settings)}
-    values = {key: value for key, value in data.items() if key in known}
-    if "home" in values:
-        values["home"] = Path(values["home"])
-    return Settings(**values)
-
-
 @component
 class PassageEmbedder:
     """Adds a normalized embedding to each passage (a Haystack ``Document``).
@@ -369,7 +355,7 @@ class PassageEmbedder:
         # The progress callback is a runtime hook, not configuration: it is not serialized.
         return default_to_dict(
             self,
-            settings=settings_to_dict(self.settings),
+            settings=self.settings.to_dict(),
             meta_fields=self.meta_fields,
             device=self.device,
         )
@@ -378,7 +364,7 @@ class PassageEmbedder:
     def from_dict(cls, data: dict[str, Any]) -> PassageEmbedder:
         params = dict(data.get("init_parameters", {}))
         if isinstance(params.get("settings"), dict):
-            params["settings"] = settings_from_dict(params["settings"])
+            params["settings"] = Settings.from_dict(params["settings"])
         return default_from_dict(cls, {**data, "init_parameters": params})
 
 
@@ -408,11 +394,11 @@ class QuestionEmbedder:
         return {"embedding": vector.tolist(), "vector": vector}
 
     def to_dict(self) -> dict[str, Any]:
-        return default_to_dict(self, settings=settings_to_dict(self.settings), device=self.device)
+        return default_to_dict(self, settings=self.settings.to_dict(), device=self.device)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> QuestionEmbedder:
         params = dict(data.get("init_parameters", {}))
         if isinstance(params.get("settings"), dict):
-            params["settings"] = settings_from_dict(params["settings"])
+            params["settings"] = Settings.from_dict(params["settings"])
         return default_from_dict(cls, {**data, "init_parameters": params})

@@ -56,10 +56,10 @@ from typing import Any
 import faiss
 import numpy as np
 
+from pipelines.settings import COMPRESSIONS, INDEX_TYPES
+
 logger = logging.getLogger(__name__)
 
-INDEX_TYPES = ("auto", "flat", "ivf", "hnsw")
-COMPRESSIONS = ("none", "sq8", "pq")
 ANN_FILE = "ann.faiss"
 # auto: exact flat search below this many passages (a flat search over 50k 384-d vectors takes
 # about 2 ms), IVF from there.

@@ -22,12 +22,13 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from haystack import Pipeline
 from haystack.dataclasses import Document, ExtractedAnswer
 
+from pipelines.answers import AnswerResult, QuestionError, validate_question
 from pipelines.cases import find_cases, has_parallel_values, question_names_a_case
 from pipelines.embedder import QuestionEmbedder
 from pipelines.fusion import RankFusion
@@ -35,47 +36,15 @@ from pipelines.models import reader_version_name, resolve_reader
 from pipelines.question_log import question_log
 from pipelines.reader import ExtractiveReader, SpanPredictor
 from pipelines.retrievers import BM25Retriever, DenseRetriever
-from pipelines.settings import RETRIEVAL_MODES, Settings
+from pipelines.settings import Settings
 from pipelines.store import PassageStore, StoreError, current_version
 from pipelines.verifier import content_words, question_type
 
 logger = logging.getLogger(__name__)
 
 
-class QuestionError(ValueError):
-    """The question cannot be asked (empty, too long); the message says why."""
-
-
 class IndexMissingError(RuntimeError):
     """No index exists yet in the data directory."""
-
-
-@dataclass
-class AnswerResult:
-    """One answer with its citation; ``answer`` is None for "the documents hold no answer"."""
-
-    answer: str | None
-    score: float
-    document: str | None = None  # source path as shown to users
-    title: str | None = None
-    page: int | None = None
-    section: str | None = None
-    document_offsets: tuple[int, int] | None = None  # into the converted document text
-    context: str | None = None  # the passage
-    context_offsets: tuple[int, int] | None = None  # the answer within the passage
-    doc_id: str | None = None
-    path: str | None = None
-    reader_score: float | None = None
-    retriever_score: float | None = None
-    # A case-dependent answer's values, each with its case (see case_dicts); empty otherwise.
-    cases: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        for key in ("document_offsets", "context_offsets"):
-            if data[key] is not None:
-                data[key] = list(data[key])
-        return data
 
 
 @dataclass
@@ -88,26 +57,6 @@ class AskOutcome:
     question_id: int | None = None  # the question log's row, when the question was logged
 
 
-def validate_question(question: str, max_chars: int) -> str:
-    if not isinstance(question, str) or not question.strip():
-        raise QuestionError("the question is empty: type a question")
-    question = " ".join(question.split())
-    if len(question) > max_chars:
-        raise QuestionError(
-            f"the question is {len(question):,} characters long; the limit is {max_chars:,}"
-            " (ask about one thing at a time)"
-        )
-    return question
-
-
-def _check_mode(settings: Settings) -> str:
-    if settings.retrieval not in RETRIEVAL_MODES:
-        raise ValueError(
-            f"retrieval must be one of {', '.join(RETRIEVAL_MODES)}, got {settings.retrieval!r}"
-        )
-    return settings.retrieval
-
-
 def candidate_depth(settings: Settings, top_k: int) -> int:
     """Passages each retriever returns for a final ``top_k``: deeper lists for the fusion."""
     return max(top_k, settings.hybrid_candidates) if settings.retrieval == "hybrid" else top_k
@@ -115,14 +64,14 @@ def candidate_depth(settings: Settings, top_k: int) -> int:
 
 def passages_component(settings: Settings) -> str:
     """The component of ``build_query_pipeline`` whose ``documents`` are the passages read."""
-    return "retriever" if _check_mode(settings) == "dense" else "fusion"
+    return "retriever" if settings.retrieval == "dense" else "fusion"
 
 
 def _add_retrieval(pipe: Pipeline, settings: Settings, store: PassageStore) -> str:
     """Add the retrieval graph of ``settings.retrieval`` to ``pipe``: "embedder", then
     "retriever" (dense) and/or "bm25" and "fusion". Returns the component whose ``documents``
     are the passages to read. The one definition of the graph, for both pipelines below."""
-    mode = _check_mode(settings)
+    mode = settings.retrieval
     depth = candidate_depth(settings, settings.top_k_passages)
     pipe.add_component("embedder", QuestionEmbedder(settings))
     if mode in ("dense", "hybrid"):
@@ -184,7 +133,7 @@ def retrieval_inputs(
 ) -> dict[str, dict[str, Any]]:
     """Run inputs of the retrieval components for one question; ``scope``: the ids of the
     documents the caller may see (None: all), applied inside every search."""
-    mode = _check_mode(settings)
+    mode = settings.retrieval
     depth = candidate_depth(settings, top_k)
     inputs: dict[str, dict[str, Any]] = {"embedder": {"text": question}}
     if mode in ("dense", "hybrid"):

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pipelines.query import AnswerResult
+    from pipelines.answers import AnswerResult
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ _COLUMNS = (
     " answers, latency_ms, reader, feedback, asker, doc_ids"
 )
 # Columns added since the first release, with their SQL types: added to older databases.
-_ADDED_COLUMNS = (("asker", "TEXT"), ("doc_ids", "TEXT"))
+ADDED_COLUMNS = (("asker", "TEXT"), ("doc_ids", "TEXT"))
 # Older rows' cited documents, from the doc_id of each logged answer (JSON1 is built into the
 # SQLite of every supported Python).
 _BACKFILL_DOC_IDS = """
@@ -207,7 +207,7 @@ class QuestionLog:
         db.execute("BEGIN IMMEDIATE")
         try:
             present = {row[1] for row in db.execute("PRAGMA table_info(questions)")}
-            for name, kind in _ADDED_COLUMNS:
+            for name, kind in ADDED_COLUMNS:
                 if name not in present:
                     db.execute(f"ALTER TABLE questions ADD COLUMN {name} {kind}")
                     logger.info("question log %s: added the column %s", self.path, name)

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipelines.settings import BF16_WEIGHTS, READER_BACKENDS
+
 logger = logging.getLogger(__name__)
 
 
@@ -35,39 +37,24 @@ def resolve_device(device: str | None = None) -> torch.device:
 
 # -- serving backends (Settings.reader_backend) ----------------------------------------------------
 
-READER_BACKENDS = ("auto", "torch", "int8", "onnx", "onnx-int8")
-# The torch backend's CPU precisions: "fp32"; "bf16", autocast over fp32 weights; and
-# BF16_WEIGHTS, the model itself in bf16 (see SpanPredictor).
-BF16_WEIGHTS = "bf16-weights"
-CPU_PRECISIONS = ("auto", "fp32", "bf16", BF16_WEIGHTS)
+# READER_BACKENDS and the torch backend's CPU_PRECISIONS ("fp32"; "bf16", autocast over fp32
+# weights; BF16_WEIGHTS, the model itself in bf16) are stated in pipelines.settings.
 
 
-def choose_backend(
-    backend: str,
-    device: torch.device,
-    model_path: str | None = None,
-    cache_dir: str | Path | None = None,
-) -> tuple[str, str | None]:
+def choose_backend(backend: str, device: torch.device) -> tuple[str, str | None]:
     """(backend, CPU precision it imposes or None) that ``backend`` means on ``device``.
 
-    "auto" on CPU with a reader folder and a ``cache_dir`` (a DocQA home's cache) is the
-    fastest backend within 0.5 F1 of fp32 on the reader's calibration set, measured on this
-    CPU once and cached (pipelines/backend_choice.py). Without a cache dir (library use), or
-    when that fails: torch with the model in bf16 (``BF16_WEIGHTS``) on CPUs with native bf16
-    (AMX / AVX-512 BF16) and int8 on other CPUs. An explicit backend is kept; GPUs always use
-    torch (fp16).
+    "auto" on CPU is the fixed rule: torch with the model in bf16 (``BF16_WEIGHTS``) on CPUs with
+    native bf16 (AMX / AVX-512 BF16) and int8 on other CPUs. (Serving measures instead where it
+    can: :func:`pipelines.reader.get_predictor` with a home's cache asks
+    :mod:`pipelines.backend_choice` first and passes the measured backend.) An explicit backend
+    is kept; GPUs always use torch (fp16).
     """
     if device.type != "cpu":
         if backend not in ("auto", "torch"):
             logger.info("reader backend %r is for CPUs; using torch on %s", backend, device)
         return "torch", None
     if backend == "auto":
-        if model_path and cache_dir is not None and Path(model_path).is_dir():
-            from pipelines.backend_choice import auto_backend
-
-            measured = auto_backend(model_path, cache_dir)
-            if measured is not None:
-                return measured
         bf16 = cpu_supports_bf16()
         logger.info(
             "reader backend auto: %s (the fixed rule for CPUs %s native bf16; not measured)",

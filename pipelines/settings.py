@@ -7,16 +7,53 @@ a temporary directory with ``Settings(home=tmp_path)``.
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HOME = Path.home() / ".docqa"
 DEMO_COLLECTION = REPO_ROOT / "data" / "demo" / "documents"
-RETRIEVAL_MODES = ("dense", "bm25", "hybrid")
+DEMO_LABELS = REPO_ROOT / "data" / "demo" / "labels"  # train.json and dev.json (SQuAD v2.0)
 SHIPPED_READER = REPO_ROOT / "data" / "reader"
+
+# The allowed values of the settings that name a choice, stated here once; the modules that act
+# on them import them from here, and :class:`Settings` refuses anything else when it is made.
+RETRIEVAL_MODES = ("dense", "bm25", "hybrid")
+READER_BACKENDS = ("auto", "torch", "int8", "onnx", "onnx-int8")
+BF16_WEIGHTS = "bf16-weights"  # the reader's model itself in bf16 (see SpanPredictor)
+CPU_PRECISIONS = ("auto", "fp32", "bf16", BF16_WEIGHTS)
+QUESTION_ENCODER_BACKENDS = ("torch", "onnx")
+INDEX_TYPES = ("auto", "flat", "ivf", "hnsw")
+COMPRESSIONS = ("none", "sq8", "pq")
+_CHOICES = {
+    "retrieval": RETRIEVAL_MODES,
+    "reader_backend": READER_BACKENDS,
+    "cpu_precision": CPU_PRECISIONS,
+    "question_encoder_backend": QUESTION_ENCODER_BACKENDS,
+    "index_type": INDEX_TYPES,  # or None: what the index was saved with
+    "index_compression": COMPRESSIONS,
+}
+# Counts that must be at least 1 (None, where a field allows it, turns a bound off).
+_AT_LEAST_ONE = (
+    "split_words", "split_max_chars", "embed_batch_size", "top_k_passages", "hybrid_candidates",
+    "top_n_answers", "reader_batch_size", "max_question_chars", "question_log_max_rows",
+    "nprobe", "ef_search", "reader_max_seq_length", "convert_memory_mb", "max_file_mb",
+    "question_log_retention_days", "api_rate_burst",
+)  # fmt: skip
+# Amounts that must be above 0, and those that may be 0 (0 turns the weight or limit off).
+_POSITIVE = ("convert_timeout_s", "api_max_request_mb")
+_NOT_NEGATIVE = ("split_overlap", "bm25_weight", "retriever_weight", "api_rate_per_minute")
+
+
+class SettingsError(ValueError):
+    """A setting with a value DocQA cannot use: ``field`` and what is wrong (``problem``)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field, self.problem = field, problem
+        super().__init__(f"{field} {problem}")
 
 
 @dataclass(frozen=True)
@@ -109,6 +146,30 @@ class Settings:
     api_rate_per_minute: int = 600
     api_rate_burst: int = 60
 
+    def __post_init__(self) -> None:
+        """Refuse a value no component can use, naming the setting (:class:`SettingsError`)."""
+        for name, allowed in _CHOICES.items():
+            value = getattr(self, name)
+            if value is not None and value not in allowed:
+                raise SettingsError(name, f"must be one of {', '.join(allowed)} (got {value!r})")
+        for name in _AT_LEAST_ONE + _POSITIVE + _NOT_NEGATIVE:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise SettingsError(name, f"must be a number (got {value!r})")
+            if name in _AT_LEAST_ONE and (value < 1 or int(value) != value):
+                raise SettingsError(name, f"must be a whole number of at least 1 (got {value!r})")
+            if name in _POSITIVE and value <= 0:
+                raise SettingsError(name, f"must be above 0 (got {value!r})")
+            if name in _NOT_NEGATIVE and value < 0:
+                raise SettingsError(name, f"must be 0 or more (got {value!r})")
+        if self.split_overlap >= self.split_words:
+            raise SettingsError(
+                "split_overlap",
+                f"must be below split_words ({self.split_words}; got {self.split_overlap})",
+            )
+
     @classmethod
     def from_env(cls, home: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
         """Settings with ``home`` from the argument, else ``$DOCQA_HOME``, else ``~/.docqa``;
@@ -169,10 +230,32 @@ class Settings:
     def uploads_dir(self) -> Path:
         return self.home / "uploads"
 
+    @property
+    def api_keys_file(self) -> Path:
+        """The REST API's keys (api/keys.py): names, roles, groups and SHA-256 of each key."""
+        return self.home / "api_keys.json"
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["home"] = str(self.home)
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Settings:
+        """Inverse of :meth:`to_dict`; keys of other versions' settings are ignored."""
+        known = {f.name for f in fields(cls)}
+        values = {key: value for key, value in data.items() if key in known}
+        if "home" in values:
+            values["home"] = Path(values["home"])
+        return cls(**values)
+
+    def to_json(self) -> str:
+        """The whole settings as JSON: how they reach a worker process or a Ray Serve replica."""
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, raw: str) -> Settings:
+        return cls.from_dict(json.loads(raw))
 
 
 PRIVATE_UMASK = 0o077

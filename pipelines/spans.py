@@ -382,7 +382,7 @@ class AnswerRanking:
 
     def save(self, model_dir: str | Path) -> None:
         """Write this ranking into a reader's ``docqa_reader.json`` (the rest kept)."""
-        from pipelines.reader import ReaderConfig
+        from pipelines.reader_config import ReaderConfig
 
         settings = {f.name: getattr(self, f.name) for f in fields(AnswerRanking)}
         replace(ReaderConfig.load(model_dir), **settings).save(model_dir)

@@ -27,7 +27,7 @@ from reader_training.recipes import BaseRecipe, PoolPart, build_base_pool
 from reader_training.shared_norm import pack_groups
 
 if TYPE_CHECKING:
-    from reader_training.campaign import CampaignSpec, CampaignState
+    from reader_training.campaign_spec import CampaignSpec, CampaignState
 
 logger = logging.getLogger(__name__)
 

@@ -39,7 +39,8 @@ from typing import Any
 from evaluation.environment import cpu_description
 from evaluation.squad import load_squad, write_json_atomic
 from pipelines.settings import Settings
-from reader_training.campaign import POSITION_FILE, CampaignState
+from reader_training.campaign_spec import POSITION_FILE, CampaignState
+from reader_training.promote import MAX_FORGETTING
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def _squad_eval(reader: Path, shared_data: Path) -> tuple[dict[str, Any], dict[s
 def _demo_eval(reader: Path, demo_settings: Settings) -> dict[str, Any]:
     from evaluation.end_to_end import evaluate_end_to_end
     from evaluation.reader_metrics import evaluate_reader
-    from reader_training.recipes import DEMO_LABELS
+    from pipelines.settings import DEMO_LABELS
 
     dev, _ = load_squad(DEMO_LABELS / "dev.json")
     closed, _ = evaluate_reader(reader, dev, progress=False)
@@ -147,9 +148,6 @@ def readme_rows(
             "command": command,
         },
     ]
-
-
-MAX_FORGETTING = 1.0  # best-span HasAns F1 points the domain stage may cost on the SQuAD sample
 
 
 def gate_checks(

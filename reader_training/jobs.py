@@ -36,13 +36,13 @@ from transformers import TrainerCallback
 
 from evaluation.squad import write_json_atomic
 from pipelines.settings import Settings
+from reader_training.promote import MAX_FORGETTING
 
 logger = logging.getLogger(__name__)
 
 JOB_FILE = "retrain.json"
 ACTIVE = ("starting", "running", "evaluating")
 # The most the forgetting set's F1 may fall for the gate to recommend promotion.
-MAX_FORGETTING = 1.0
 
 
 class JobError(RuntimeError):

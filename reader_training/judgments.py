@@ -42,7 +42,7 @@ from reader_training.feedback import (
 if TYPE_CHECKING:
     from haystack import Document
 
-    from pipelines.query import AnswerResult
+    from pipelines.answers import AnswerResult
     from pipelines.store import SourceRecord
 
 __all__ = [

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evaluation.squad import SquadExample, load_squad, write_squad
-from pipelines.settings import Settings
+from pipelines.settings import DEMO_LABELS, Settings
 from reader_training.train import TrainConfig
 
 if TYPE_CHECKING:
@@ -154,7 +154,6 @@ class DomainRecipe:
     batch_size: int = 16
 
 
-DEMO_LABELS = Path(__file__).resolve().parent.parent / "data" / "demo" / "labels"
 FORGETTING_SAMPLE = 1000  # dev-v2.0-half questions used to measure forgetting (fixed sample)
 
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from pipelines.models import resolve_reader
 from pipelines.reader import READER_CONFIG_FILE
-from pipelines.settings import REPO_ROOT, Settings
+from pipelines.settings import DEMO_LABELS, Settings
 
-DEMO_TRAIN_LABELS = REPO_ROOT / "data" / "demo" / "labels" / "train.json"
+DEMO_TRAIN_LABELS = DEMO_LABELS / "train.json"
 # Replayed pairs per new pair when continuing from a reader: enough that a few dozen new pairs
 # do not pull the reader away from what it knew, few enough that they still move it.
 CONTINUE_REPLAY_RATIO = 3.0

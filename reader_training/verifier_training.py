@@ -389,7 +389,7 @@ def collect_training_reads(
     from evaluation.end_to_end import index_collection, index_contexts
     from evaluation.squad import load_squad
     from pipelines.query import QueryService
-    from pipelines.settings import DEMO_COLLECTION, REPO_ROOT
+    from pipelines.settings import DEMO_COLLECTION, DEMO_LABELS
     from reader_training.campaign_data import FULL_POOL
     from reader_training.recipes import BaseRecipe, build_base_pool
 
@@ -406,7 +406,7 @@ def collect_training_reads(
     elif not cached.is_file():
         demo = settings.with_(home=work / "demo_home")
         index_collection([DEMO_COLLECTION], demo, progress)
-        examples, _ = load_squad(REPO_ROOT / "data" / "demo" / "labels" / "train.json")
+        examples, _ = load_squad(DEMO_LABELS / "train.json")
         service = QueryService(demo)
         demo_reads = read_questions(service, examples, progress=progress, source="demo-train")
         save_reads(demo_reads, cached)

@@ -17,7 +17,7 @@ from haystack import Document
 from streamlit.delta_generator import DeltaGenerator
 
 from identity import Action, Caller
-from pipelines.query import AnswerResult
+from pipelines.answers import AnswerResult
 from ui import labeling, render
 
 DOCUMENT_PAGE = "views/document.py"

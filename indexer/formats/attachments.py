@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from indexer.convert import SUPPORTED_EXTENSIONS, ConversionError, _Block, _one_line, convert_file
+from indexer.convert import SUPPORTED_EXTENSIONS, convert_file
+from indexer.document import Block, ConversionError, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class Attachment:
 
 def safe_name(name: str | None) -> str:
     """The attachment's file name on one line, without any folder part."""
-    name = _one_line(name).replace("\\", "/").rsplit("/", 1)[-1]
+    name = one_line(name).replace("\\", "/").rsplit("/", 1)[-1]
     return name.strip(". ")[:200]
 
 
@@ -72,11 +73,11 @@ def section_label(name: str, page: int | None, section: str | None) -> str:
 
 def attachment_blocks(
     path: Path, attachments: Iterable[Attachment], limits: AttachmentLimits = AttachmentLimits()
-) -> tuple[list[_Block], list[dict[str, Any]]]:
+) -> tuple[list[Block], list[dict[str, Any]]]:
     """The "Attachments:" line and each converted attachment's blocks, and what became of each."""
     attachments = list(attachments)
     names = [a.name for a in attachments if a.name]
-    blocks = [_Block("Attachments: " + ", ".join(names))] if names else []
+    blocks = [Block("Attachments: " + ", ".join(names))] if names else []
     report: list[dict[str, Any]] = []
     depth = _DEPTH.get()
     total = 0.0
@@ -123,7 +124,7 @@ def _refusal(
     return None
 
 
-def _convert(folder: Path, attachment: Attachment) -> list[_Block]:
+def _convert(folder: Path, attachment: Attachment) -> list[Block]:
     """The attachment's text, one block per span, cited as sections of the message."""
     assert attachment.data is not None
     copy = folder / attachment.name
@@ -133,8 +134,8 @@ def _convert(folder: Path, attachment: Attachment) -> list[_Block]:
     finally:
         copy.unlink(missing_ok=True)
     label = f"attachment {attachment.name}"
-    blocks = [_Block(f"Attachment: {attachment.name}", section=label)]
+    blocks = [Block(f"Attachment: {attachment.name}", section=label)]
     for span in doc.spans:
         section = section_label(attachment.name, span.page, span.section)
-        blocks.append(_Block(doc.text[span.start : span.end], section=section))
+        blocks.append(Block(doc.text[span.start : span.end], section=section))
     return blocks

@@ -18,14 +18,8 @@ from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from pathlib import Path
 
-from indexer.convert import (
-    ConversionError,
-    ConvertedDocument,
-    _assemble,
-    _Block,
-    _one_line,
-    html_blocks,
-)
+from indexer.convert import html_blocks
+from indexer.document import Block, ConversionError, ConvertedDocument, assemble, one_line
 from indexer.formats.attachments import Attachment, attachment_blocks, safe_name
 
 logger = logging.getLogger(__name__)
@@ -43,14 +37,14 @@ def message_document(
 ) -> ConvertedDocument:
     """A message's document: the :data:`HEADERS` present, the plain body (else the HTML one as
     text), then its attachments; titled by its subject."""
-    lines = [f"{name}: {value}" for name in HEADERS if (value := _one_line(headers.get(name)))]
-    blocks = [_Block("\n".join(lines))]
+    lines = [f"{name}: {value}" for name in HEADERS if (value := one_line(headers.get(name)))]
+    blocks = [Block("\n".join(lines))]
     if body and body.strip():
-        blocks.append(_Block(body))
+        blocks.append(Block(body))
     elif html:
         blocks.extend(html_blocks(path, html)[0])
     more, report = attachment_blocks(path, attachments)
-    doc = _assemble(path, file_type, [*blocks, *more], _one_line(headers.get("Subject")))
+    doc = assemble(path, file_type, [*blocks, *more], one_line(headers.get("Subject")))
     if report:
         doc.meta["attachments"] = report
     return doc
@@ -70,7 +64,7 @@ def _part_text(path: Path, part: Message) -> str:
 def _header(message: Message, name: str) -> str:
     try:
         values = message.get_all(name) or []
-        return _one_line(", ".join(str(v) for v in values))
+        return one_line(", ".join(str(v) for v in values))
     except (ValueError, TypeError, IndexError) as exc:  # a malformed header costs that header
         logger.debug("%s header unreadable: %s", name, exc)
         return ""

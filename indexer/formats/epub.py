@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urldefrag
 
-from indexer.convert import ConversionError, ConvertedDocument, _assemble, _Block, html_blocks
+from indexer.convert import html_blocks
+from indexer.document import Block, ConversionError, ConvertedDocument, assemble
 from indexer.formats.odt import xml_root
 from indexer.formats.office_zip import check_office_zip
 
@@ -97,7 +98,7 @@ def _spine(path: Path, archive: zipfile.ZipFile) -> tuple[list[str], str]:
 def convert_epub(path: Path, data: bytes, limits: EpubLimits = EpubLimits()) -> ConvertedDocument:
     """An EPUB book: each spine chapter through the HTML converter, cited as its section."""
     check_office_zip(path, data, "EPUB")
-    blocks: list[_Block] = []
+    blocks: list[Block] = []
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         chapters, title = _spine(path, archive)
         if not chapters:
@@ -117,6 +118,6 @@ def convert_epub(path: Path, data: bytes, limits: EpubLimits = EpubLimits()) -> 
                 continue
             chapter, _ = html_blocks(path, markup)
             label = next((b.section for b in chapter if b.section), None) or f"chapter {number}"
-            blocks.extend(_Block(b.text, section=label) for b in chapter)
+            blocks.extend(Block(b.text, section=label) for b in chapter)
     logger.debug("%s: %d chapters", path.name, len(chapters))
-    return _assemble(path, "epub", blocks, title or None)
+    return assemble(path, "epub", blocks, title or None)

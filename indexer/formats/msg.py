@@ -20,7 +20,7 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
-from indexer.convert import ConversionError, ConvertedDocument, _one_line
+from indexer.document import ConversionError, ConvertedDocument, one_line
 from indexer.formats.attachments import Attachment, safe_name
 from indexer.formats.email import message_document
 
@@ -91,6 +91,6 @@ def convert_msg(path: Path, data: bytes) -> ConvertedDocument:
         raise ConversionError(
             path, f"not a readable Outlook message ({type(exc).__name__}: {exc})"
         ) from None
-    if not any(_one_line(v) for v in headers.values()) and not body and not html:
+    if not any(one_line(v) for v in headers.values()) and not body and not html:
         raise ConversionError(path, "not an Outlook message (no headers or body)")
     return message_document(path, "msg", headers, body, html, attachments)

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from indexer.convert import ConversionError, ConvertedDocument, _assemble, _Block, _first_line
+from indexer.document import Block, ConversionError, ConvertedDocument, assemble, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -258,14 +258,14 @@ def ocr_pdf_pages(
 
 
 def ocr_empty_pages(
-    path: Path, data: bytes, reader: Any, blocks: list[_Block], settings: OcrSettings | None = None
-) -> tuple[list[_Block], dict[str, Any]]:
+    path: Path, data: bytes, reader: Any, blocks: list[Block], settings: OcrSettings | None = None
+) -> tuple[list[Block], dict[str, Any]]:
     """A PDF's page blocks with OCR text on its pages without text that hold a scan.
 
     Raises :class:`ConversionError` when no page has text after that. Returns the blocks and
     what the document's ``meta`` should record (the pages OCR'd, the pages left out).
     """
-    from indexer.convert import clean_text
+    from indexer.document import clean_text
 
     empty = [n for n, block in enumerate(blocks, start=1) if not clean_text(block.text)]
     scans = scanned_pages(reader, empty) if empty else []
@@ -273,7 +273,7 @@ def ocr_empty_pages(
     if scans:
         texts, left_out = ocr_pdf_pages(path, data, scans, settings)
         blocks = [
-            _Block(texts.get(n, block.text), page=n) for n, block in enumerate(blocks, start=1)
+            Block(texts.get(n, block.text), page=n) for n, block in enumerate(blocks, start=1)
         ]
         meta["ocr_pages"] = sorted(texts)
         if left_out:
@@ -317,10 +317,10 @@ def convert_image(
 
     images = ((i + 1, lambda i=i: frame(i)) for i in range(frames))
     texts, left_out = _read_pages(path, images, frames, settings)
-    blocks = [_Block(text, page=number) for number, text in sorted(texts.items())]
+    blocks = [Block(text, page=number) for number, text in sorted(texts.items())]
     if not any(text.strip() for text in texts.values()):
         raise ConversionError(path, NO_TEXT)
-    doc = _assemble(path, "image", blocks, _first_line(blocks))
+    doc = assemble(path, "image", blocks, first_line(blocks))
     if left_out:
         doc.meta["truncated"] = left_out
     doc.meta["ocr_pages"] = sorted(texts)

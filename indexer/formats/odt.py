@@ -24,14 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from indexer.convert import (
-    ConversionError,
-    ConvertedDocument,
-    _assemble,
-    _Block,
-    _one_line,
-    table_text,
-)
+from indexer.convert import table_text
+from indexer.document import Block, ConversionError, ConvertedDocument, assemble, one_line
 from indexer.formats.office_zip import check_office_zip
 
 logger = logging.getLogger(__name__)
@@ -95,7 +89,7 @@ def _table_rows(table: Any) -> Iterator[tuple[list[str], bool]]:
         for cell in row:
             if cell.tag not in (f"{_TB}table-cell", f"{_TB}covered-table-cell"):
                 continue
-            text = _one_line(" ".join(_inline(p) for p in cell.iter(f"{_T}p", f"{_T}h")))
+            text = one_line(" ".join(_inline(p) for p in cell.iter(f"{_T}p", f"{_T}h")))
             repeat = min(int(cell.get(f"{_TB}number-columns-repeated", "1") or 1), _MAX_COLUMNS)
             if cell.tag == f"{_TB}covered-table-cell":
                 continue
@@ -121,7 +115,7 @@ class _Walker:
     """Turns ``office:text`` into blocks: headings start sections, tables and lists are blocks."""
 
     def __init__(self) -> None:
-        self.blocks: list[_Block] = []
+        self.blocks: list[Block] = []
         self.section: str | None = None
         self.first_heading: str | None = None
 
@@ -129,18 +123,18 @@ class _Walker:
         for child in element:
             tag = child.tag
             if tag == f"{_T}h":
-                text = _one_line(_inline(child))
+                text = one_line(_inline(child))
                 if text:
                     self.section = text
                     self.first_heading = self.first_heading or text
-                    self.blocks.append(_Block(text, section=self.section))
+                    self.blocks.append(Block(text, section=self.section))
             elif tag == f"{_T}p":
-                self.blocks.append(_Block(_inline(child), section=self.section))
+                self.blocks.append(Block(_inline(child), section=self.section))
             elif tag == f"{_T}list":
-                self.blocks.append(_Block("\n".join(self._list_lines(child, 0)), None,
+                self.blocks.append(Block("\n".join(self._list_lines(child, 0)), None,
                                           self.section))  # fmt: skip
             elif tag == f"{_TB}table":
-                self.blocks.append(_Block(table_text(list(_table_rows(child))), None,
+                self.blocks.append(Block(table_text(list(_table_rows(child))), None,
                                           self.section))  # fmt: skip
             elif tag in (f"{_T}tracked-changes", f"{_OFFICE}annotation", f"{_T}sequence-decls"):
                 continue
@@ -154,7 +148,7 @@ class _Walker:
                 continue
             for child in item:
                 if child.tag in (f"{_T}p", f"{_T}h"):
-                    text = _one_line(_inline(child))
+                    text = one_line(_inline(child))
                     if text:
                         lines.append("  " * level + f"- {text}")
                 elif child.tag == f"{_T}list":
@@ -193,6 +187,6 @@ def convert_odt(path: Path, data: bytes) -> ConvertedDocument:
     title = ""
     if meta:
         found = xml_root(path, meta, "ODT").find(".//dc:title", _NS)
-        title = _one_line(found.text if found is not None else "")
+        title = one_line(found.text if found is not None else "")
     logger.debug("%s: %d blocks", path.name, len(walker.blocks))
-    return _assemble(path, "odt", walker.blocks, title or walker.first_heading)
+    return assemble(path, "odt", walker.blocks, title or walker.first_heading)

@@ -19,14 +19,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from indexer.convert import (
-    ConversionError,
-    ConvertedDocument,
-    _assemble,
-    _Block,
-    _one_line,
-    table_text,
-)
+from indexer.convert import table_text
+from indexer.document import Block, ConversionError, ConvertedDocument, assemble, one_line
 from indexer.formats.office_zip import check_office_zip
 
 logger = logging.getLogger(__name__)
@@ -54,7 +48,7 @@ def _shape_texts(shapes: Iterable[Any]) -> Iterator[str]:
         elif getattr(shape, "has_table", False) and shape.has_table:
             table = shape.table
             rows = [
-                ([_one_line(cell.text) for cell in row.cells], index == 0 and table.first_row)
+                ([one_line(cell.text) for cell in row.cells], index == 0 and table.first_row)
                 for index, row in enumerate(table.rows)
             ]
             yield table_text(rows)
@@ -78,16 +72,16 @@ def convert_pptx(path: Path, data: bytes) -> ConvertedDocument:
     check_office_zip(path, data, "PPTX")
     try:
         deck = Presentation(io.BytesIO(data))
-        blocks: list[_Block] = []
+        blocks: list[Block] = []
         first_title: str | None = None
         for number, slide in enumerate(deck.slides, start=1):
             section = f"slide {number}"
             title_shape = slide.shapes.title
             if first_title is None and title_shape is not None:
-                first_title = _one_line(title_shape.text) or None
-            blocks.extend(_Block(text, section=section) for text in _shape_texts(slide.shapes))
-            blocks.append(_Block(_notes(slide), section=section))
-        core_title = _one_line(deck.core_properties.title)
+                first_title = one_line(title_shape.text) or None
+            blocks.extend(Block(text, section=section) for text in _shape_texts(slide.shapes))
+            blocks.append(Block(_notes(slide), section=section))
+        core_title = one_line(deck.core_properties.title)
         if core_title == _DEFAULT_TITLE:
             core_title = ""
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
@@ -97,4 +91,4 @@ def convert_pptx(path: Path, data: bytes) -> ConvertedDocument:
     except Exception as exc:  # lxml and zip errors from damaged packages
         raise ConversionError(path, f"not a readable PPTX ({type(exc).__name__}: {exc})") from None
     logger.debug("%s: %d slides", path.name, len(deck.slides))
-    return _assemble(path, "pptx", blocks, core_title or first_title)
+    return assemble(path, "pptx", blocks, core_title or first_title)

@@ -32,14 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from indexer.convert import (
-    ConversionError,
-    ConvertedDocument,
-    _assemble,
-    _Block,
-    _one_line,
-    decode_text,
-)
+from indexer.convert import decode_text
+from indexer.document import Block, ConversionError, ConvertedDocument, assemble, one_line
 from indexer.formats.office_zip import ZipLimits, check_office_zip
 
 logger = logging.getLogger(__name__)
@@ -83,7 +77,7 @@ def cell_text(value: Any) -> str:
         return value.isoformat(sep=" ", timespec="seconds")
     if isinstance(value, dt.date | dt.time):
         return value.isoformat()
-    return _one_line(str(value))
+    return one_line(str(value))
 
 
 def row_line(header: Sequence[str], cells: Sequence[str]) -> str:
@@ -112,7 +106,7 @@ def _sheet_blocks(
     budget: _Budget,
     count_rest: bool,
     last_row: int | None = None,
-) -> Iterator[_Block]:
+) -> Iterator[Block]:
     """The header line and the row lines of one sheet; ``where`` prefixes "row N" ("sheet X, ").
 
     Past the cap, ``count_rest`` counts the rows left (streaming, for CSV); otherwise the total
@@ -132,7 +126,7 @@ def _sheet_blocks(
             continue
         if header is None:
             header, header_row = cells, number
-            yield _Block(" | ".join(c for c in cells if c), section=f"{where}row {number}")
+            yield Block(" | ".join(c for c in cells if c), section=f"{where}row {number}")
             continue
         if kept == cap:
             truncated = True
@@ -142,7 +136,7 @@ def _sheet_blocks(
                 total = last_row - header_row
             break
         kept += 1
-        yield _Block(row_line(header, cells), section=f"{where}row {number}")
+        yield Block(row_line(header, cells), section=f"{where}row {number}")
     budget.left -= kept
     if truncated:
         name = where.removesuffix(", ") or "the file"
@@ -161,17 +155,17 @@ def convert_xlsx(path: Path, data: bytes, limits: SheetLimits | None = None) -> 
     limits = limits or SheetLimits()
     check_office_zip(path, data, "XLSX", limits.zip)
     budget = _Budget(limits, limits.max_total_rows)
-    blocks: list[_Block] = []
+    blocks: list[Block] = []
     try:
         with warnings.catch_warnings():  # "no default style" and the like: nothing to act on
             warnings.simplefilter("ignore")
             book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         try:
             for sheet in book.worksheets:
-                where = f"sheet {_one_line(sheet.title)}, "
+                where = f"sheet {one_line(sheet.title)}, "
                 rows = sheet.iter_rows(max_col=limits.max_columns, values_only=True)
                 blocks.extend(_sheet_blocks(path, rows, where, budget, False, sheet.max_row))
-            title = _one_line(book.properties.title)
+            title = one_line(book.properties.title)
         finally:
             book.close()
     except MemoryError:  # the caller reports it (and caps memory)
@@ -180,7 +174,7 @@ def convert_xlsx(path: Path, data: bytes, limits: SheetLimits | None = None) -> 
         raise ConversionError(path, f"not a readable XLSX ({type(exc).__name__}: {exc})") from None
     except Exception as exc:  # lxml and zip errors from damaged packages
         raise ConversionError(path, f"not a readable XLSX ({type(exc).__name__}: {exc})") from None
-    doc = _assemble(path, "xlsx", blocks, title)
+    doc = assemble(path, "xlsx", blocks, title)
     if budget.truncated:
         doc.meta["truncated"] = budget.truncated
     return doc
@@ -206,7 +200,7 @@ def convert_csv(path: Path, data: bytes, limits: SheetLimits | None = None) -> C
         blocks = list(_sheet_blocks(path, reader, "", budget, count_rest=True))
     except csv.Error as exc:
         raise ConversionError(path, f"not a readable CSV (line {reader.line_num}: {exc})") from None
-    doc = _assemble(path, "csv", blocks, None)
+    doc = assemble(path, "csv", blocks, None)
     if budget.truncated:
         doc.meta["truncated"] = budget.truncated
     return doc

@@ -104,7 +104,7 @@ class SourceRecord:
     indexed_at: str
     passages: int = 0
     # The converter and splitter settings its text and passages were made with
-    # (indexer.run.passage_format); "" in indexes saved before it was recorded.
+    # (indexer.prepare.passage_format); "" in indexes saved before it was recorded.
     text_format: str = ""
 
 

@@ -13,6 +13,7 @@ import pytest
 from filelock import FileLock
 
 import indexer.manifest
+import indexer.prepare
 import indexer.run
 from indexer import IndexSummary, index_folder, plan_index
 from indexer.run import IndexingError, IndexLockedError
@@ -310,7 +311,7 @@ def test_dry_run_lists_the_changes_and_writes_nothing(
         raise AssertionError("a dry run must not convert, embed or save")
 
     with monkeypatch.context() as patch:
-        patch.setattr(indexer.run, "convert_bounded", forbidden)
+        patch.setattr(indexer.prepare, "convert_bounded", forbidden)
         patch.setattr(PassageEmbedder, "run", forbidden)
         patch.setattr(PassageStore, "save", forbidden)
         plan = plan_index([folder], settings)

@@ -24,8 +24,8 @@ from indexer.uploads import (
     remove_document,
     safe_filename,
 )
+from pipelines.answers import AnswerResult
 from pipelines.erasure import forget_document
-from pipelines.query import AnswerResult
 from pipelines.question_log import QuestionLog
 from pipelines.settings import Settings
 from pipelines.store import PassageStore

@@ -29,7 +29,7 @@ from pipelines.backend_choice import (
     measured_choice,
     select,
 )
-from pipelines.reader import BF16_WEIGHTS, SpanPredictor, choose_backend, cpu_supports_bf16
+from pipelines.reader import BF16_WEIGHTS, choose_backend, cpu_supports_bf16, get_predictor
 from tests.conftest import DEMO_LABELS
 
 CPU = torch.device("cpu")
@@ -91,7 +91,7 @@ def test_the_choice_is_measured_once_then_read_from_the_cache(
 
     caplog.set_level(logging.INFO)
     again = measured_choice(tiny_reader, home / "cache")
-    predictor = SpanPredictor(tiny_reader, "cpu", backend="auto", cache_dir=home / "cache")
+    predictor = get_predictor(tiny_reader, "cpu", backend="auto", cache_dir=home / "cache")
     assert not _measurement_logged(caplog)
     assert (path.stat().st_mtime_ns, path.stat().st_ino) == stamp
     assert again.measured_at == first.measured_at and again.chosen == first.chosen
@@ -130,10 +130,10 @@ def test_a_corrupt_cache_is_measured_again(
 def test_an_explicit_backend_is_never_overridden(tiny_reader: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     for backend in ("torch", "int8", "onnx-int8"):
-        assert choose_backend(backend, CPU, str(tiny_reader), cache) == (backend, None)
-    assert SpanPredictor(tiny_reader, backend="int8", cache_dir=cache).backend == "int8"
+        assert choose_backend(backend, CPU) == (backend, None)
+    assert get_predictor(tiny_reader, backend="int8", cache_dir=cache).backend == "int8"
     # A GPU reads with torch (fp16); nothing is measured for it.
-    assert choose_backend("auto", torch.device("cuda"), str(tiny_reader), cache) == ("torch", None)
+    assert choose_backend("auto", torch.device("cuda")) == ("torch", None)
     assert not (cache / "reader_backend").exists()
 
 
@@ -141,11 +141,14 @@ def test_without_a_cache_dir_or_with_measuring_off_auto_keeps_the_fixed_rules(
     tiny_reader: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fixed = ("torch", BF16_WEIGHTS) if cpu_supports_bf16() else ("int8", None)
-    assert choose_backend("auto", CPU, str(tiny_reader), None) == fixed
     assert choose_backend("auto", CPU) == fixed
+    assert get_predictor(tiny_reader, backend="auto", cache_dir=None).backend == fixed[0]
     monkeypatch.setenv(MEASURE_ENV, "0")
-    assert choose_backend("auto", CPU, str(tiny_reader), tmp_path / "cache") == fixed
-    assert not (tmp_path / "cache").exists()
+    assert (
+        get_predictor(tiny_reader, backend="auto", cache_dir=tmp_path / "cache").backend
+        == (fixed[0])
+    )
+    assert not (tmp_path / "cache" / "reader_backend").exists()
 
 
 def test_a_backend_more_than_half_a_point_below_fp32_is_never_chosen(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pipelines.answers import AnswerResult
 from pipelines.label_queue import label_queue
-from pipelines.query import AnswerResult
 from pipelines.question_log import LoggedQuestion, QuestionLog
 
 

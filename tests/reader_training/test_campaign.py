@@ -12,14 +12,13 @@ import torch
 from safetensors.torch import load_file
 
 from pipelines.settings import REPO_ROOT
-from reader_training.campaign import (
+from reader_training.campaign import linear_schedule, run_chunk
+from reader_training.campaign_spec import (
     POSITION_FILE,
     STATE_FILE,
     CampaignSpec,
     CampaignState,
-    linear_schedule,
     parse_budget,
-    run_chunk,
 )
 
 SHARED = REPO_ROOT.parent / "shared" / "data"

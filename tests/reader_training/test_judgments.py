@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from haystack import Document
 
-from pipelines.query import AnswerResult
+from pipelines.answers import AnswerResult
 from pipelines.store import SourceRecord
 from reader_training.feedback import MAX_CONTEXT_CHARS, FeedbackError, FeedbackStore
 from reader_training.judgments import (

@@ -19,8 +19,8 @@ from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
 from identity import AuditLog, UserStore
+from pipelines.answers import AnswerResult
 from pipelines.models import serving_name
-from pipelines.query import AnswerResult
 from pipelines.question_log import QuestionLog
 from pipelines.settings import Settings
 from pipelines.store import PassageStore

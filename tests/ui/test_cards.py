@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pipelines.query import AnswerResult, case_dicts
+from pipelines.answers import AnswerResult
+from pipelines.query import case_dicts
 from pipelines.settings import DEMO_COLLECTION
 from ui.cards import answer_html
 

@@ -13,9 +13,10 @@ import json
 
 import streamlit as st
 
+from pipelines.answers import QuestionError
 from pipelines.filters import build_filters, folders
 from pipelines.models import ReaderNotFoundError
-from pipelines.query import IndexMissingError, QuestionError
+from pipelines.query import IndexMissingError
 from ui import auth, cards, render, state
 
 RECENT_LIMIT = 10

@@ -1,6 +1,6 @@
-"""Markdown to text for :func:`indexer.convert.convert_file`: the token walk of markdown-it
-(headings become sections, lists keep their markers, tables their header labels, embedded HTML
-its text).
+"""Markdown (file type ``md``) to text for :func:`indexer.convert.convert_file`: the token walk of
+markdown-it (headings become sections, lists keep their markers, tables their header labels,
+embedded HTML its text).
 """
 
 from __future__ import annotations
@@ -8,15 +8,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from indexer.convert import (
-    ConvertedDocument,
-    _assemble,
-    _Block,
-    _html_fragment_text,
-    _one_line,
-    decode_text,
-    table_text,
-)
+from indexer.convert import decode_text, html_fragment_text, table_text
+from indexer.document import Block, ConvertedDocument, assemble, one_line
 
 
 def _md_inline(token: object) -> str:
@@ -32,13 +25,13 @@ def _md_inline(token: object) -> str:
     return "".join(parts)
 
 
-def convert_markdown(path: Path, data: bytes) -> ConvertedDocument:
+def convert_md(path: Path, data: bytes) -> ConvertedDocument:
     """A Markdown file (CommonMark with tables) as text with its sections."""
     from markdown_it import MarkdownIt
 
     source = decode_text(path, data)
     tokens = MarkdownIt("commonmark").enable("table").parse(source)
-    blocks: list[_Block] = []
+    blocks: list[Block] = []
     section: str | None = None
     first_h1: str | None = None
     first_heading: str | None = None
@@ -53,14 +46,14 @@ def convert_markdown(path: Path, data: bytes) -> ConvertedDocument:
         if list_stack:
             list_lines.append(text)
         else:
-            blocks.append(_Block(text, section=section))
+            blocks.append(Block(text, section=section))
 
     i = 0
     while i < len(tokens):
         token = tokens[i]
         kind = token.type
         if kind == "heading_open":
-            text = _one_line(_md_inline(tokens[i + 1]))
+            text = one_line(_md_inline(tokens[i + 1]))
             if text:
                 if not list_stack:
                     section = text
@@ -79,7 +72,7 @@ def convert_markdown(path: Path, data: bytes) -> ConvertedDocument:
             if not list_stack:
                 # An item with nothing after its marker ("- ") leaves no line.
                 lines = [line for line in list_lines if not re.fullmatch(r"(-|\d+\.) ?", line)]
-                blocks.append(_Block("\n".join(lines), section=section))
+                blocks.append(Block("\n".join(lines), section=section))
                 list_lines = []
         elif kind == "list_item_open":
             marker = f"{token.info}." if list_stack and list_stack[-1] and token.info else "-"
@@ -88,20 +81,20 @@ def convert_markdown(path: Path, data: bytes) -> ConvertedDocument:
         elif kind == "list_item_close":
             item_open = False
         elif kind == "inline" and row_cells is not None:
-            row_cells.append(_one_line(_md_inline(token)))
+            row_cells.append(one_line(_md_inline(token)))
         elif kind == "inline":
             text = _md_inline(token)
             if list_stack and item_open:
                 # Several paragraphs of one item stay on the item's line.
                 sep = "" if list_lines[-1].endswith(" ") else " "
-                list_lines[-1] += sep + _one_line(text)
+                list_lines[-1] += sep + one_line(text)
                 item_open = True
             else:
                 emit(text)
         elif kind in ("fence", "code_block"):
             emit(token.content)
         elif kind == "html_block":
-            emit(_html_fragment_text(token.content))
+            emit(html_fragment_text(token.content))
         elif kind in ("thead_open", "thead_close"):
             in_head = kind == "thead_open"
         elif kind == "tr_open":
@@ -113,4 +106,4 @@ def convert_markdown(path: Path, data: bytes) -> ConvertedDocument:
             emit(table_text(table_rows))
             table_rows = []
         i += 1
-    return _assemble(path, "md", blocks, first_h1 or first_heading)
+    return assemble(path, "md", blocks, first_h1 or first_heading)
