@@ -37,7 +37,7 @@ def backup(
     its SHA-256. Safe while the page, the API and an indexer run."""
     from pipelines.backup import BackupError, backup_home
 
-    settings = settings_from(home)
+    settings = settings_from(home, migrate=False)  # backed up as it is, an older format included
     try:
         done = backup_home(settings.home, dest, gzip=gzip, progress=progress)
     except (BackupError, OSError) as exc:

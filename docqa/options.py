@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pipelines.settings import Settings, make_private
+from pipelines.settings import Settings, SettingsError, make_private
 
 DEFAULTS = Settings()
 
@@ -47,12 +47,32 @@ BackendOption = Annotated[
 ]
 
 
-def settings_from(home: Path | None, **overrides: object) -> Settings:
+def settings_from(home: Path | None, *, migrate: bool = True, **overrides: object) -> Settings:
     """Settings of ``home`` (or $DOCQA_HOME) with the options given on the command line; the
-    home is made private to its owner (0700, and this process writes files 0600) before any
-    command reads or writes it."""
-    settings = Settings.from_env(home, **{k: v for k, v in overrides.items() if v is not None})
+    home is made private to its owner (0700, and this process writes files 0600) and, with
+    ``migrate``, opened in this release's format (a home of an older release migrated once,
+    backup first; a newer one refused: pipelines/home_format.py) before any command reads or
+    writes it."""
+    from pipelines.home_format import HomeFormatError, open_home
+
+    try:
+        settings = Settings.from_env(home, **{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as exc:  # the options are named as the command line spells them
+        raise fail(f"--{exc.field.replace('_', '-')} {exc.problem}", 2) from exc
     make_private(settings.home)
+    if migrate:
+        try:
+            report = open_home(settings, progress=True)
+        except HomeFormatError as exc:
+            raise fail(str(exc)) from exc
+        if report is not None:
+            typer.echo(
+                f"migrated {report.home} from home format {report.from_version} to "
+                f"{report.to_version} (backup first: {report.backup})",
+                err=True,
+            )
+            for line in report.changes:
+                typer.echo(f"  {line}", err=True)
     return settings
 
 
@@ -65,12 +85,5 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 def query_settings(
     home: Path | None, reader: str | None, retrieval: str | None, backend: str | None
 ) -> Settings:
-    """Settings for a command that answers questions, its options checked."""
-    from pipelines.reader import READER_BACKENDS
-    from pipelines.settings import RETRIEVAL_MODES
-
-    if retrieval is not None and retrieval not in RETRIEVAL_MODES:
-        raise fail(f"--retrieval must be one of {', '.join(RETRIEVAL_MODES)}", 2)
-    if backend is not None and backend not in READER_BACKENDS:
-        raise fail(f"--reader-backend must be one of {', '.join(READER_BACKENDS)}", 2)
+    """Settings for a command that answers questions (the options checked by Settings)."""
     return settings_from(home, reader_model=reader, retrieval=retrieval, reader_backend=backend)

@@ -7,7 +7,13 @@ Heavy modules (torch, FAISS, transformers) load on first use of the names below.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
+
+# ONNX Runtime's Linux build sends telemetry (DNS for mobile.events.data.microsoft.com about
+# 9 s after a session opens) unless this is set before it is imported; its
+# disable_telemetry_events() does not stop it. Every DocQA entry point imports this package first.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 from pipelines.settings import Settings
 
@@ -18,12 +24,12 @@ _LAZY = {
     "PassageEmbedder": "pipelines.embedder",
     "QuestionEmbedder": "pipelines.embedder",
     "DenseRetriever": "pipelines.retrievers",
-    "BM25Retriever": "pipelines.bm25",
-    "RankFusion": "pipelines.bm25",
+    "BM25Retriever": "pipelines.retrievers",
+    "RankFusion": "pipelines.fusion",
     "ExtractiveReader": "pipelines.reader",
     "ReaderConfig": "pipelines.reader",
-    "AnswerResult": "pipelines.query",
-    "QuestionError": "pipelines.query",
+    "AnswerResult": "pipelines.answers",
+    "QuestionError": "pipelines.answers",
     "QueryService": "pipelines.query",
     "ask": "pipelines.query",
     "build_query_pipeline": "pipelines.query",

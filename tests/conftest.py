@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.settings import REPO_ROOT
+from pipelines.settings import DEMO_LABELS, REPO_ROOT
 
 # No network, in this process and in every Python it starts (tests/offline/no_network.py).
 OFFLINE_DIR = Path(__file__).resolve().parent / "offline"
@@ -51,7 +51,6 @@ def _restore_umask() -> Iterator[None]:
     os.umask(before)
 
 
-DEMO_LABELS = REPO_ROOT / "data" / "demo" / "labels"
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
 
 
