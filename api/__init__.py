@@ -10,20 +10,17 @@ checks, scopes), ``errors``, ``limits`` (sizes, rates), ``metrics``,
 load FastAPI and ``docqa serve`` chooses the metrics mode before prometheus_client loads.
 """
 
-__all__ = ["ROLES", "KeyStore", "create_app", "serve"]
+from __future__ import annotations
 
+import lazy_loader
 
-def __getattr__(name: str) -> object:
-    if name == "create_app":
-        from api.app import create_app
-
-        return create_app
-    if name == "serve":
-        from api.server import serve
-
-        return serve
-    if name in ("KeyStore", "ROLES"):
-        from api import keys
-
-        return getattr(keys, name)
-    raise AttributeError(f"module 'api' has no attribute {name!r}")
+# Names load on first use (PEP 562, through lazy_loader) so that importing one light
+# module of the package (settings, convert, squad) does not load torch or FAISS.
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "app": ["create_app"],
+        "server": ["serve"],
+        "keys": ["KeyStore", "ROLES"],
+    },
+)

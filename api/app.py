@@ -10,7 +10,7 @@ The routes call the same core as the page and the CLI: :class:`~pipelines.query.
 for questions (it reloads when another process, or another worker, writes a new index
 version), :mod:`indexer.uploads` for documents, :mod:`reader_training.judgments` and the
 :class:`~reader_training.feedback.FeedbackStore` for feedback and labels,
-:mod:`pipelines.models` and :mod:`reader_training.promote` for models.
+:mod:`pipelines.reader_registry` and :mod:`reader_training.promote` for models.
 
 Request handling, outside in: metrics (every request counted, ``/ask`` timed), the key check
 and the key's rate limit (:mod:`api.auth`: 401 or 429 from the headers, before any body is

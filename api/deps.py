@@ -32,8 +32,8 @@ from api.metrics import ApiMetrics
 from identity.access import AccessRuleError, AccessRules, ScopeCache
 from identity.audit import AuditLog
 from identity.roles import ACTION_ROLE, Action, Caller
-from pipelines.models import ReaderNotFoundError
 from pipelines.query import IndexMissingError, QueryService, get_service
+from pipelines.reader_registry import ReaderNotFoundError
 from pipelines.settings import Settings
 from pipelines.store import PassageStore, SourceRecord
 

@@ -56,7 +56,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from api.metrics import MULTIPROC_ENV
-from pipelines import ray_cluster
+from pipelines.operations import ray_cluster
 from pipelines.settings import Settings, make_private
 
 if TYPE_CHECKING:
@@ -226,7 +226,7 @@ def serve_on_ray(
 ) -> None:
     """Serve the API on Ray Serve until interrupted (Ctrl+C, SIGTERM) or ``stop`` is set; then
     remove the application (and Serve, and the local Ray instance, as :func:`undeploy` and
-    :func:`~pipelines.ray_cluster.ray_connection` say)."""
+    :func:`~pipelines.operations.ray_cluster.ray_connection` say)."""
     stop = stop or threading.Event()
     with (
         ray_cluster.ray_connection(address, parts=("ray.serve",)),

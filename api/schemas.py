@@ -14,7 +14,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.answers import AnswerResult
-from pipelines.question_log import VERDICTS
+from pipelines.learning_loop.question_log import VERDICTS
 
 Verdict = Literal["correct", "wrong", "corrected", "no_answer_in_passage"]
 assert set(get_args(Verdict)) == set(VERDICTS), "the question log's verdicts changed"

@@ -69,12 +69,12 @@ def app_from_env() -> FastAPI:
 
 def check_engine(engine: str) -> None:
     """Refuse an unknown engine (ValueError), or ``ray`` where Ray Serve is not installed
-    (:class:`~pipelines.ray_cluster.RayUnavailableError`, saying what to install): before
+    (:class:`~pipelines.operations.ray_cluster.RayUnavailableError`, saying what to install): before
     anything starts."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if engine == "ray":
-        from pipelines.ray_cluster import require_ray
+        from pipelines.operations.ray_cluster import require_ray
 
         require_ray("ray.serve")
 

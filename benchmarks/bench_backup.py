@@ -24,8 +24,8 @@ at the size they run, so two homes are measured:
   ``/tmp/docqa-bench-backup``): reruns reuse both homes.
 
 Each step is a new process that runs the ``docqa`` CLI's app as the ``docqa`` script does,
-after importing it and ``pipelines.backup`` (the command's own lazy import): its wall time is
-taken from outside, and inside, the seconds of those imports and of the command itself; its
+after importing it and ``pipelines.operations.backup`` (the command's own lazy import): its wall
+time is taken from outside, and inside, the seconds of those imports and of the command itself; its
 peak RSS, and what the command added above the RSS it had after the imports (VmHWM, reset
 after the imports through ``/proc/self/clear_refs``). Steps: ``docqa backup DEST
 --home H`` to a plain ``.tar`` and to a ``.tar.gz``; ``docqa restore ARCHIVE --home NEW
@@ -118,8 +118,8 @@ def add_extras(home: Path) -> None:
     the stores the page, the API and the CLI use."""
     from api.keys import KeyStore
     from identity import AccessRules, AuditLog, Caller, Role, UserStore
+    from pipelines.learning_loop.question_log import VERDICTS, QuestionLog
     from pipelines.query import AnswerResult
-    from pipelines.question_log import VERDICTS, QuestionLog
     from pipelines.settings import Settings
     from reader_training.feedback import FeedbackStore
 
@@ -288,7 +288,7 @@ import json, os, sys, time
 from pathlib import Path
 started = time.perf_counter()
 from docqa.cli import app
-import pipelines.backup
+import pipelines.operations.backup
 imported = time.perf_counter()
 def kib(field):
     status = Path("/proc/self/status").read_text()

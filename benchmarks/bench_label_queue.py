@@ -6,7 +6,8 @@ query service with the base reader, and logged as a page question would be. User
 the answers: a top answer whose F1 against the gold answers is under 0.5 (or an answer where the
 gold says there is none) is marked wrong with probability ``--feedback-rate``. Then
 
-* ``queue``: the label queue's first N questions (:func:`pipelines.label_queue.label_queue`);
+* ``queue``: the label queue's first N questions
+(:func:`pipelines.learning_loop.label_queue.label_queue`);
 * ``queue-spread``: the queue spread over the documents its answers cite (``spread_decay=0.7``);
 * ``random``: N questions drawn at random (the learning curve's subset of the same size);
 
@@ -41,9 +42,9 @@ from bench_learning_curve import SHARED, domain_pool, fine_tune
 from evaluation.environment import environment
 from evaluation.reader_metrics import compute_f1, evaluate_reader, gold_texts
 from evaluation.squad import SquadExample, load_squad
-from pipelines.label_queue import QueueItem, label_queue, normalize_question
+from pipelines.learning_loop.label_queue import QueueItem, label_queue, normalize_question
+from pipelines.learning_loop.question_log import question_log
 from pipelines.query import QueryService
-from pipelines.question_log import question_log
 from pipelines.settings import DEFAULT_HOME, DEMO_COLLECTION, DEMO_LABELS, REPO_ROOT, Settings
 from reader_training.recipes import forgetting_sample
 

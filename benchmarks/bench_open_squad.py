@@ -38,7 +38,7 @@ from evaluation.end_to_end import contexts_of, evaluate_over_contexts, sample_ex
 from evaluation.environment import environment
 from evaluation.reader_metrics import evaluate_reader
 from evaluation.squad import load_squad
-from pipelines.models import resolve_reader
+from pipelines.reader_registry import resolve_reader
 from pipelines.settings import REPO_ROOT, SHIPPED_READER, Settings
 
 SQUAD = REPO_ROOT.parent / "shared" / "data" / "squad"

@@ -37,7 +37,7 @@ import numpy as np
 from evaluation.environment import cpu_description, environment
 from indexer.ray_engine import plan_pool, ray_connection
 from indexer.run import index_folder
-from pipelines.ray_cluster import available_cpus
+from pipelines.operations.ray_cluster import available_cpus
 from pipelines.settings import DEMO_COLLECTION, REPO_ROOT, Settings
 from pipelines.store import PassageStore
 

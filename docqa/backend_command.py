@@ -23,7 +23,7 @@ def reader_backend(
 ) -> None:
     """Which backend "auto" reads with on this CPU (measured once per CPU and reader)."""
     from pipelines.backend_choice import choice_path, measured_choice
-    from pipelines.models import ReaderNotFoundError, resolve_reader
+    from pipelines.reader_registry import ReaderNotFoundError, resolve_reader
 
     settings = settings_from(home, reader_model=reader)
     try:

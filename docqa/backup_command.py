@@ -1,5 +1,5 @@
 """``docqa backup DEST`` and ``docqa restore ARCHIVE --home DIR``: one verified archive of a data
-home, made while it serves, and restored all or nothing (pipelines/backup.py)."""
+home, made while it serves, and restored all or nothing (pipelines/operations/backup.py)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def backup(
     """Back up the data home into one archive: the serving index version, uploads, labels, keys,
     users, access rules, the question and audit logs, reader versions and settings, each with
     its SHA-256. Safe while the page, the API and an indexer run."""
-    from pipelines.backup import BackupError, backup_home
+    from pipelines.operations.backup import BackupError, backup_home
 
     settings = settings_from(home, migrate=False)  # backed up as it is, an older format included
     try:
@@ -70,7 +70,7 @@ def restore(
 ) -> None:
     """Restore a home from a backup: every checksum is checked before anything is written, and
     the new home replaces the old one with one rename."""
-    from pipelines.backup import BackupError, restore_home
+    from pipelines.operations.backup import BackupError, restore_home
 
     try:
         done = restore_home(archive, home, replace=replace, dry_run=dry_run, progress=progress)

@@ -240,8 +240,8 @@ def ask(
         return
     from docqa.identity_commands import narrowed_caller, os_user
     from pipelines.answers import QuestionError, validate_question
-    from pipelines.models import ReaderNotFoundError
     from pipelines.query import IndexMissingError, get_service
+    from pipelines.reader_registry import ReaderNotFoundError
 
     # One question in a new process: read with ONNX Runtime, whose start costs seconds less.
     settings = query_settings(home, reader, retrieval, reader_backend).for_one_question()
@@ -287,7 +287,7 @@ def evaluate_reader_cmd(
     """Reader EM/F1 on gold passages, with the official SQuAD v2.0 semantics."""
     from evaluation.reader_metrics import evaluate_reader, format_table
     from evaluation.squad import SquadFormatError, load_squad, write_json_atomic
-    from pipelines.models import resolve_reader
+    from pipelines.reader_registry import resolve_reader
 
     settings = settings_from(home, reader_model=model)
     try:
@@ -354,8 +354,8 @@ def evaluate(
 
     from evaluation import end_to_end as e2e
     from evaluation.squad import SquadFormatError, load_squad
-    from pipelines.models import ReaderNotFoundError
     from pipelines.query import IndexMissingError
+    from pipelines.reader_registry import ReaderNotFoundError
 
     settings = query_settings(home, reader, retrieval, reader_backend)
     try:
@@ -411,7 +411,7 @@ def tune_weight(
 
     from evaluation.end_to_end import tune_answer_ranking, tuning_key
     from evaluation.squad import load_squad
-    from pipelines.models import resolve_reader
+    from pipelines.reader_registry import resolve_reader
 
     settings = settings_from(home, reader_model=reader)
     examples, _ = load_squad(labels)
@@ -426,7 +426,7 @@ def tune_weight(
             f"offset {float(o):.1f} rank prior {float(prior):.1f}: F1 {f1:.2f}"
         )
     if save:
-        from pipelines.models import copy_as_version, is_own_version
+        from pipelines.reader_registry import copy_as_version, is_own_version
 
         model_dir = Path(resolve_reader(settings))
         copied = not is_own_version(settings, model_dir)
@@ -450,7 +450,7 @@ def tune_weight(
 @app.command()
 def models(home: HomeOption = None) -> None:
     """List reader versions with their held-out metrics; * marks the serving one."""
-    from pipelines.models import list_models
+    from pipelines.reader_registry import list_models
 
     settings = settings_from(home)
     for info in list_models(settings):
@@ -574,7 +574,7 @@ def serve(
     """Serve the REST API (ask, documents, feedback, labels, models, /metrics; docs at /docs)."""
     from api.server import ENGINES, check_engine
     from api.server import serve as serve_api
-    from pipelines.ray_cluster import RayError
+    from pipelines.operations.ray_cluster import RayError
 
     if engine not in ENGINES:
         raise fail(f"--engine must be one of {', '.join(ENGINES)}", 2)

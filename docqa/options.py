@@ -51,9 +51,9 @@ def settings_from(home: Path | None, *, migrate: bool = True, **overrides: objec
     """Settings of ``home`` (or $DOCQA_HOME) with the options given on the command line; the
     home is made private to its owner (0700, and this process writes files 0600) and, with
     ``migrate``, opened in this release's format (a home of an older release migrated once,
-    backup first; a newer one refused: pipelines/home_format.py) before any command reads or
-    writes it."""
-    from pipelines.home_format import HomeFormatError, open_home
+    backup first; a newer one refused: pipelines/operations/home_format.py) before any command reads
+    or writes it."""
+    from pipelines.operations.home_format import HomeFormatError, open_home
 
     try:
         settings = Settings.from_env(home, **{k: v for k, v in overrides.items() if v is not None})

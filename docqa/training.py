@@ -207,7 +207,7 @@ def train(
         return
     if not files or not name:
         raise fail("give SQuAD files and --name (or --recipe default)", 2)
-    from pipelines.models import ReaderNotFoundError
+    from pipelines.reader_registry import ReaderNotFoundError
     from reader_training.start import starting_point
 
     try:

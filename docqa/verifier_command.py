@@ -56,8 +56,8 @@ def train_verifier(
     say "no answer", from the reader's scores, retrieval scores and ranks, the kind of answer
     the question asks for and the candidate's sentence."""
     from evaluation.squad import SquadFormatError
-    from pipelines.models import copy_as_version, is_own_version, resolve_reader
     from pipelines.reader import ReaderConfig
+    from pipelines.reader_registry import copy_as_version, is_own_version, resolve_reader
     from pipelines.spans import AnswerRanking
     from pipelines.verifier import ReaderScoring
     from reader_training.verifier_training import (

@@ -10,26 +10,16 @@ Imports only ``pipelines`` (and ``indexer`` to index a collection it evaluates o
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+import lazy_loader
 
-_LAZY = {
-    "SquadExample": "evaluation.squad",
-    "SquadFormatError": "evaluation.squad",
-    "load_squad": "evaluation.squad",
-    "load_many": "evaluation.squad",
-    "write_squad": "evaluation.squad",
-    "evaluate_reader": "evaluation.reader_metrics",
-    "squad_metrics": "evaluation.reader_metrics",
-    "evaluate_end_to_end": "evaluation.end_to_end",
-    "tune_answer_ranking": "evaluation.end_to_end",
-    "write_plots": "evaluation.plots",
-}
-
-__all__ = list(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'evaluation' has no attribute {name!r}")
+# Names load on first use (PEP 562, through lazy_loader) so that importing one light
+# module of the package (settings, convert, squad) does not load torch or FAISS.
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "squad": ["SquadExample", "SquadFormatError", "load_squad", "load_many", "write_squad"],
+        "reader_metrics": ["evaluate_reader", "squad_metrics"],
+        "end_to_end": ["evaluate_end_to_end", "tune_answer_ranking"],
+        "plots": ["write_plots"],
+    },
+)

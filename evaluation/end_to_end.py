@@ -446,7 +446,7 @@ def evaluate_over_contexts(
     folder. The reader is the one ``settings`` resolves to (``settings.home``'s serving reader);
     ``settings.home``'s own index is neither read nor changed.
     """
-    from pipelines.models import resolve_reader
+    from pipelines.reader_registry import resolve_reader
 
     reader = resolve_reader(settings)
     with contextlib.ExitStack() as stack:

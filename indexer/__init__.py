@@ -6,43 +6,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import lazy_loader
 
-from indexer.convert import SUPPORTED_EXTENSIONS, ConversionError, ConvertedDocument, convert_file
-
-if TYPE_CHECKING:
-    from indexer.run import IndexPlan, IndexSummary, index_folder, plan_index
-    from indexer.split import split_document
-    from indexer.uploads import index_uploads, remove_document
-
-__all__ = [
-    "SUPPORTED_EXTENSIONS",
-    "ConversionError",
-    "ConvertedDocument",
-    "IndexPlan",
-    "IndexSummary",
-    "convert_file",
-    "index_folder",
-    "index_uploads",
-    "plan_index",
-    "remove_document",
-    "split_document",
-]
-
-_LAZY = {
-    "split_document": "indexer.split",
-    "index_folder": "indexer.run",
-    "IndexSummary": "indexer.run",
-    "IndexPlan": "indexer.run",
-    "plan_index": "indexer.run",
-    "index_uploads": "indexer.uploads",
-    "remove_document": "indexer.uploads",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'indexer' has no attribute {name!r}")
+# Names load on first use (PEP 562, through lazy_loader) so that importing one light
+# module of the package (settings, convert, squad) does not load torch or FAISS.
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "convert": ["SUPPORTED_EXTENSIONS", "ConversionError", "ConvertedDocument", "convert_file"],
+        "split": ["split_document"],
+        "run": ["index_folder", "IndexSummary", "IndexPlan", "plan_index"],
+        "uploads": ["index_uploads", "remove_document"],
+    },
+)

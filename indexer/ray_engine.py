@@ -24,7 +24,8 @@ batches are padded differently).
 Ray is imported only when this engine runs, so DocQA works without it (:func:`require_ray`
 says how to install it). Without an address a local Ray instance is started for the run and
 shut down after it; a process already connected to Ray keeps using that connection. Starting
-and joining Ray is shared with the Ray Serve engine of the API (:mod:`pipelines.ray_cluster`).
+and joining Ray is shared with the Ray Serve engine of the API
+(:mod:`pipelines.operations.ray_cluster`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ import numpy as np
 
 from indexer.convert import ConversionError
 from indexer.prepare import IndexingError, Outcome, PreparedFile, prepare_file
-from pipelines import ray_cluster
+from pipelines.operations import ray_cluster
 
 if TYPE_CHECKING:
     from indexer.isolation import ConversionLimits
@@ -72,8 +73,8 @@ def require_ray() -> ModuleType:
 
 @contextlib.contextmanager
 def ray_connection(address: str | None = None) -> Iterator[ModuleType]:
-    """Ray with Ray Data, connected as :func:`pipelines.ray_cluster.ray_connection` connects;
-    its errors as :class:`~indexer.run.IndexingError` (the CLI reports them)."""
+    """Ray with Ray Data, connected as :func:`pipelines.operations.ray_cluster.ray_connection`
+    connects; its errors as :class:`~indexer.run.IndexingError` (the CLI reports them)."""
     require_ray()
     try:
         with ray_cluster.ray_connection(address, parts=("ray.data",)) as ray:

@@ -21,8 +21,8 @@ Names are bounded in characters (:data:`MAX_NAME_CHARS`) and in UTF-8 bytes
 "-2" of a taken name): a long CJK name is shortened, keeping its extension.
 
 Removing a document (:func:`remove_document`) erases it from the learning loop too
-(:func:`pipelines.erasure.forget_document`) and purges the previous index version that still
-held its text; :class:`Removal` says what remains.
+(:func:`pipelines.learning_loop.erasure.forget_document`) and purges the previous index version that
+still held its text; :class:`Removal` says what remains.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from indexer.convert import SUPPORTED_EXTENSIONS
 from indexer.manifest import is_under
 from indexer.run import IndexSummary, _resolve_roots, _Run
 from indexer.split import doc_id_for
-from pipelines.erasure import Forgotten, forget_document
+from pipelines.learning_loop.erasure import Forgotten, forget_document
 from pipelines.settings import Settings
 from pipelines.store.versions import fsync_dir, writer_lock, writer_lock_free
 
@@ -341,9 +341,9 @@ def remove_document(settings: Settings, doc_id: str, delete_upload: bool = True)
     When the file was uploaded through the web page (it lives in ``uploads_dir``) it is deleted
     too, else a later indexing of the uploads folder would bring it back. Files elsewhere are
     never touched. The labeled pairs cut from it and the logged questions citing it are erased
-    (:func:`pipelines.erasure.forget_document`). The index is saved twice, so that the previous
-    version (kept on disk for readers that have just read ``CURRENT``) no longer holds its text
-    either: each save is the store's ordinary crash-safe one. Not erased: readers trained
+    (:func:`pipelines.learning_loop.erasure.forget_document`). The index is saved twice, so that the
+    previous version (kept on disk for readers that have just read ``CURRENT``) no longer holds its
+    text either: each save is the store's ordinary crash-safe one. Not erased: readers trained
     before on its pairs keep what they learned (their weights); that is always in
     ``remains``. Raises IndexLockedError while an indexer runs.
     """

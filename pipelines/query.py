@@ -32,9 +32,9 @@ from pipelines.answers import AnswerResult, QuestionError, validate_question
 from pipelines.cases import find_cases, has_parallel_values, question_names_a_case
 from pipelines.embedder import QuestionEmbedder
 from pipelines.fusion import RankFusion
-from pipelines.models import reader_version_name, resolve_reader
-from pipelines.question_log import question_log
+from pipelines.learning_loop.question_log import question_log
 from pipelines.reader import ExtractiveReader, SpanPredictor
+from pipelines.reader_registry import reader_version_name, resolve_reader
 from pipelines.retrievers import BM25Retriever, DenseRetriever
 from pipelines.settings import Settings
 from pipelines.store import PassageStore, StoreError, current_version

@@ -129,8 +129,8 @@ class Settings:
     # new process's start (benchmarks/bench_cold_ask.py). The first such ask exports them.
     # Off with False (or DOCQA_ONE_SHOT_ONNX=0 in the environment).
     one_shot_onnx: bool = True
-    # The question log (pipelines/question_log.py): questions asked on the page, with `docqa
-    # ask` and through the API, with their answers, in <home>/questions.sqlite; at most this
+    # The question log (pipelines/learning_loop/question_log.py): questions asked on the page, with
+    # `docqa ask` and through the API, with their answers, in <home>/questions.sqlite; at most this
     # many kept. Off with False (or DOCQA_QUESTION_LOG=0 in the environment).
     question_log: bool = True
     question_log_max_rows: int = 100_000

@@ -9,26 +9,19 @@ and ``evaluation``.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+import lazy_loader
 
-_LAZY = {
-    "TrainConfig": "reader_training.train",
-    "train_reader": "reader_training.train",
-    "run_chunk": "reader_training.campaign",
-    "CampaignSpec": "reader_training.campaign",
-    "finish_chunk": "reader_training.chunk_gate",
-    "hard_negatives": "reader_training.hard_negatives",
-    "promote_model": "reader_training.promote",
-    "PromotionError": "reader_training.promote",
-    "start_retrain": "reader_training.jobs",
-    "current_job": "reader_training.jobs",
-}
-
-__all__ = list(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'reader_training' has no attribute {name!r}")
+# Names load on first use (PEP 562, through lazy_loader) so that importing one light
+# module of the package (settings, convert, squad) does not load torch or FAISS.
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "train": ["TrainConfig", "train_reader"],
+        "campaign": ["run_chunk"],
+        "campaign_spec": ["CampaignSpec"],
+        "chunk_gate": ["finish_chunk"],
+        "hard_negatives": ["hard_negatives"],
+        "promote": ["promote_model", "PromotionError"],
+        "jobs": ["start_retrain", "current_job"],
+    },
+)

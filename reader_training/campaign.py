@@ -147,7 +147,6 @@ def run_chunk(
     from transformers import (
         AutoModelForQuestionAnswering,
         AutoTokenizer,
-        TrainingArguments,
         set_seed,
     )
 
@@ -157,6 +156,7 @@ def run_chunk(
         _JsonLinesLog,
         _QATrainer,
         resolve_precision,
+        training_arguments,
         write_model_folder,
     )
 
@@ -243,25 +243,18 @@ def run_chunk(
     dataset = ScheduleDataset(data, state, state.base_step * spec.batch_size)
     budget_stop = BudgetStop(deadline)
     steps_to_run = state.total_steps - state.base_step
-    args = TrainingArguments(
-        output_dir=str(checkpoints),
+    args = training_arguments(
+        checkpoints,
+        precision=precision,
         learning_rate=spec.learning_rate,
-        max_steps=steps_to_run,
-        per_device_train_batch_size=spec.batch_size,
+        batch_size=spec.batch_size,
         weight_decay=spec.weight_decay,
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
-        use_cpu=not torch.cuda.is_available(),
-        eval_strategy="steps",
         eval_steps=spec.eval_steps,
-        save_strategy="steps",
         save_steps=spec.save_steps,
-        save_total_limit=2,
         logging_steps=25,
-        report_to="none",
         seed=spec.seed,
-        disable_tqdm=not progress,
-        dataloader_num_workers=0,
+        progress=progress,
+        max_steps=steps_to_run,
     )
     reader_config = ReaderConfig(max_seq_length=spec.max_seq_length, doc_stride=spec.doc_stride)
 

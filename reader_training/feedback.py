@@ -45,12 +45,12 @@ from typing import Any
 from filelock import FileLock
 
 from evaluation.squad import Answer, SquadExample, to_squad_json, write_json_atomic
-from pipelines.erasure import FEEDBACK_EXTRA_KEY, feedback_lock
+from pipelines.learning_loop.erasure import FEEDBACK_EXTRA_KEY, feedback_lock
 
 logger = logging.getLogger(__name__)
 
-# Key of the per-question extras in the SQuAD file (one definition: pipelines.erasure edits the
-# file when a document is deleted).
+# Key of the per-question extras in the SQuAD file (one definition: pipelines.learning_loop.erasure
+# edits the file when a document is deleted).
 EXTRA_KEY = FEEDBACK_EXTRA_KEY
 # The longest context a pair may have: about two passages (Settings.split_max_chars is 4,000 by
 # default), enough for the trainer's windows around an answer, never whole long documents.
@@ -108,17 +108,28 @@ def locate_answer(context: str, text: str) -> list[tuple[int, int]]:
 
 
 @dataclass(frozen=True)
-class FeedbackRecord:
-    """One labeled pair; ``answer_text`` None means "no answer in this context"."""
+class LabeledPair:
+    """One labeled pair: a question, the context it is about and its answer (``answer_text``
+    None: "no answer in this context"). The same record before :meth:`FeedbackStore.add` stores
+    it (``id`` computed from the pair, ``created`` empty) and as the store lists it."""
 
-    id: str
     question: str
     context: str
     answer_text: str | None
     answer_start: int | None
     title: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    # The store's id: given for pairs read from a file (ids of imported SQuAD files are kept),
+    # else the id FeedbackStore.add gives this pair.
+    id: str = ""
     created: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            pair_id = make_id(
+                self.question, self.context, self.answer_text, self.answer_start, self.author
+            )
+            object.__setattr__(self, "id", pair_id)
 
     @property
     def is_impossible(self) -> bool:
@@ -129,6 +140,12 @@ class FeedbackRecord:
         """Who made the pair ("user:alice", "key:bot"), None for pairs from before authors."""
         author = self.meta.get("author")
         return author if isinstance(author, str) else None
+
+    @property
+    def verdict(self) -> str | None:
+        """The user's verdict this pair came from ("correct", "wrong", ...), if any."""
+        verdict = self.meta.get("verdict")
+        return verdict if isinstance(verdict, str) else None
 
     @property
     def key(self) -> tuple[str, str, str | None, int | None, str | None]:
@@ -147,6 +164,13 @@ class FeedbackRecord:
         if self.answer_text is not None and self.answer_start is not None:
             answers = (Answer(self.answer_text, self.answer_start),)
         return SquadExample(self.id, self.title, self.context, self.question, answers)
+
+    def save(self, store: FeedbackStore) -> bool:
+        """Add it to ``store``; False when the same pair is already there (FeedbackError when
+        the answer is not where it is said to be)."""
+        return store.add(
+            self.question, self.context, self.answer_text, self.answer_start, self.title, self.meta
+        )
 
     def region(self) -> tuple[int, int] | None:
         """The span of the source document this judgment is about, if known."""
@@ -209,17 +233,17 @@ class FeedbackStore:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def list(self) -> list[FeedbackRecord]:
+    def list(self) -> list[LabeledPair]:
         """All pairs, oldest first."""
         return self._read()
 
-    def get(self, record_id: str) -> FeedbackRecord | None:
+    def get(self, record_id: str) -> LabeledPair | None:
         return next((r for r in self._read() if r.id == record_id), None)
 
     def __len__(self) -> int:
         return len(self._read())
 
-    def _read(self) -> list[FeedbackRecord]:
+    def _read(self) -> list[LabeledPair]:
         try:
             raw = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -235,7 +259,7 @@ class FeedbackStore:
             ) from exc
         if not isinstance(data, dict) or not isinstance(data.get("data"), list):
             raise FeedbackError(f"{self.path}: not SQuAD JSON (expected an object with 'data')")
-        records: list[FeedbackRecord] = []
+        records: list[LabeledPair] = []
         for article in data["data"]:
             title = str(article.get("title", "")) if isinstance(article, dict) else ""
             for para in (article.get("paragraphs") or []) if isinstance(article, dict) else []:
@@ -252,7 +276,7 @@ class FeedbackStore:
     # -- writing ----------------------------------------------------------------------------
 
     @contextmanager
-    def _editing(self) -> Iterator[list[FeedbackRecord]]:
+    def _editing(self) -> Iterator[list[LabeledPair]]:
         """The records under the lock; what the caller leaves in the list is written back."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
@@ -260,7 +284,7 @@ class FeedbackStore:
             yield records
             self._write(records)
 
-    def _write(self, records: list[FeedbackRecord]) -> None:
+    def _write(self, records: list[LabeledPair]) -> None:
         data = to_squad_json([r.to_example() for r in records])
         extras = {r.id: _extras(r) for r in records}
         for article in data["data"]:
@@ -298,7 +322,7 @@ class FeedbackStore:
             )
         answer_text, answer_start = validate_answer(context, answer_text, answer_start)
         author = (meta or {}).get("author")
-        record = FeedbackRecord(
+        record = LabeledPair(
             id=make_id(question, context, answer_text, answer_start, author),
             question=question,
             context=context,
@@ -335,7 +359,7 @@ class FeedbackStore:
         no_answer: bool = False,
         title: str | None = None,
         meta: dict[str, Any] | None = None,
-    ) -> FeedbackRecord:
+    ) -> LabeledPair:
         """Change a pair's question or answer (``no_answer=True`` makes it unanswerable).
 
         The answer is changed when ``answer_text`` or ``no_answer`` is given. Raises KeyError for
@@ -381,8 +405,9 @@ class FeedbackStore:
 
     def forget_document(self, doc_id: str, source: str | None = None) -> int:
         """Remove the pairs cut from the document ``doc_id`` (or displayed as ``source``); how
-        many (:func:`pipelines.erasure.forget_pairs`, which deleting a document calls)."""
-        from pipelines.erasure import ErasureError, forget_pairs
+        many (:func:`pipelines.learning_loop.erasure.forget_pairs`, which deleting a document
+        calls)."""
+        from pipelines.learning_loop.erasure import ErasureError, forget_pairs
 
         try:
             return forget_pairs(self.path, doc_id, source)
@@ -399,7 +424,7 @@ class FeedbackStore:
 
     # -- export -----------------------------------------------------------------------------
 
-    def to_squad(self, records: list[FeedbackRecord] | None = None) -> dict[str, Any]:
+    def to_squad(self, records: list[LabeledPair] | None = None) -> dict[str, Any]:
         """Plain SQuAD v2.0 JSON of the pairs (all, or the given ones), without extras."""
         chosen = self._read() if records is None else records
         return to_squad_json([r.to_example() for r in chosen])
@@ -425,11 +450,11 @@ def _with_region(
     return meta
 
 
-def _extras(record: FeedbackRecord) -> dict[str, Any]:
+def _extras(record: LabeledPair) -> dict[str, Any]:
     return {"created": record.created, **record.meta}
 
 
-def _record_from_qa(qa: Any, title: str, context: str) -> FeedbackRecord | None:
+def _record_from_qa(qa: Any, title: str, context: str) -> LabeledPair | None:
     if not isinstance(qa, dict) or not isinstance(qa.get("question"), str):
         return None
     extras = qa.get(EXTRA_KEY) if isinstance(qa.get(EXTRA_KEY), dict) else {}
@@ -443,7 +468,7 @@ def _record_from_qa(qa: Any, title: str, context: str) -> FeedbackRecord | None:
             return None
     meta = {k: v for k, v in extras.items() if k != "created"}
     qid = qa.get("id") if isinstance(qa.get("id"), str) else None
-    return FeedbackRecord(
+    return LabeledPair(
         id=qid or make_id(qa["question"], context, text, start),
         question=qa["question"],
         context=context,
@@ -455,7 +480,7 @@ def _record_from_qa(qa: Any, title: str, context: str) -> FeedbackRecord | None:
     )
 
 
-def _contradicts(new: FeedbackRecord, old: FeedbackRecord) -> bool:
+def _contradicts(new: LabeledPair, old: LabeledPair) -> bool:
     """Whether ``new`` overrules ``old`` (see the module docstring)."""
     if new.author != old.author:
         return False  # one user's judgment never replaces another's

@@ -157,7 +157,7 @@ def labeled_pair_count(settings: Settings) -> int:
 
 def start_retrain(settings: Settings, name: str | None = None) -> RetrainJob:
     """Start training a new reader version on the home's labeled pairs, in the background."""
-    from pipelines.models import model_path, resolve_reader
+    from pipelines.reader_registry import model_path, resolve_reader
 
     with _lock(settings):
         job = _current_job_locked(settings)
@@ -219,7 +219,7 @@ def cancel_retrain(settings: Settings) -> RetrainJob:
 
 def decide(settings: Settings, promote: bool) -> RetrainJob:
     """Promote the finished job's reader (it serves from the next question) or discard it."""
-    from pipelines.models import model_path, set_serving
+    from pipelines.reader_registry import model_path, set_serving
 
     job = current_job(settings)
     if job is None or job.status != "finished" or job.decided:

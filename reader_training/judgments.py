@@ -26,16 +26,15 @@ see the text they are given.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from pipelines.question_log import VERDICTS
+from pipelines.learning_loop.question_log import VERDICTS
 from reader_training.feedback import (
     MAX_CONTEXT_CHARS,
     FeedbackError,
-    FeedbackStore,
+    LabeledPair,
     locate_answer,
-    make_id,
     validate_answer,
 )
 
@@ -47,7 +46,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "VERDICTS",
-    "LabeledPair",
     "PassageRef",
     "annotation_pair",
     "context_window",
@@ -108,39 +106,6 @@ class PassageRef:
             "section": self.section,
         }
         return {**{k: v for k, v in data.items() if v is not None}, **extra}
-
-
-@dataclass(frozen=True)
-class LabeledPair:
-    """A pair ready for :meth:`FeedbackStore.add` (``answer_text`` None: no answer)."""
-
-    question: str
-    context: str
-    answer_text: str | None
-    answer_start: int | None
-    title: str = ""
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def id(self) -> str:
-        """The id the feedback store gives this pair."""
-        question = " ".join(self.question.split())
-        return make_id(question, self.context, self.answer_text, self.answer_start, self.author)
-
-    @property
-    def verdict(self) -> str | None:
-        return self.meta.get("verdict")
-
-    @property
-    def author(self) -> str | None:
-        return self.meta.get("author")
-
-    def save(self, store: FeedbackStore) -> bool:
-        """Add it to ``store``; False when the same pair is already there (FeedbackError when
-        the answer is not where it is said to be)."""
-        return store.add(
-            self.question, self.context, self.answer_text, self.answer_start, self.title, self.meta
-        )
 
 
 def indexed_passage(ref: PassageRef, document_text: str | None) -> str:

@@ -13,7 +13,12 @@ from pathlib import Path
 
 from evaluation.reader_metrics import evaluate_reader
 from evaluation.squad import load_squad
-from pipelines.models import is_model_folder, model_path, resolve_reader_or_none, set_serving
+from pipelines.reader_registry import (
+    is_model_folder,
+    model_path,
+    resolve_reader_or_none,
+    set_serving,
+)
 from pipelines.settings import DEMO_LABELS, Settings
 
 logger = logging.getLogger(__name__)

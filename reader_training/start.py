@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines.models import resolve_reader
 from pipelines.reader import READER_CONFIG_FILE
+from pipelines.reader_registry import resolve_reader
 from pipelines.settings import DEMO_LABELS, Settings
 
 DEMO_TRAIN_LABELS = DEMO_LABELS / "train.json"

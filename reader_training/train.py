@@ -43,8 +43,8 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from evaluation.reader_metrics import best_threshold, metric_rows, predict, squad_metrics
 from evaluation.squad import SquadExample, ValidationReport, load_many
-from pipelines.models import recover_model_folder
 from pipelines.reader import ReaderConfig, SpanPredictor, cpu_supports_bf16
+from pipelines.reader_registry import recover_model_folder
 from pipelines.verifier import VERIFIER_FILE
 from reader_training.augment import synthetic_negatives
 from reader_training.features import (
@@ -274,6 +274,50 @@ class _QATrainer(Trainer):
         return metrics
 
 
+def training_arguments(
+    output_dir: Path,
+    *,
+    precision: str,
+    learning_rate: float,
+    batch_size: int,
+    weight_decay: float,
+    eval_steps: int,
+    save_steps: int,
+    logging_steps: int,
+    seed: int,
+    progress: bool,
+    **schedule: Any,
+) -> TrainingArguments:
+    """The one place DocQA's trainings (``train_reader`` and the campaign) configure Trainer:
+    evaluation and checkpoints by steps (two kept), ``precision`` from
+    :func:`resolve_precision`, the CPU unless CUDA is there, no reporting, data loaded in the
+    training process. ``schedule`` holds what differs between them (epochs or max steps,
+    warm-up, gradient accumulation, the metric for the best checkpoint)."""
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        learning_rate=learning_rate,
+        per_device_train_batch_size=batch_size,
+        weight_decay=weight_decay,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        use_cpu=not torch.cuda.is_available(),
+        eval_strategy="steps",
+        eval_steps=eval_steps,
+        save_strategy="steps",
+        save_steps=save_steps,
+        save_total_limit=2,
+        # The best checkpoint is reloaded with from_pretrained, which maps legacy weight names
+        # (LayerNorm gamma/beta) that Trainer's own state-dict reload would drop.
+        load_best_model_at_end=False,
+        logging_steps=logging_steps,
+        report_to="none",
+        seed=seed,
+        disable_tqdm=not progress,
+        dataloader_num_workers=0,
+        **schedule,
+    )
+
+
 def _load_training_examples(
     config: TrainConfig,
 ) -> tuple[list[SquadExample], list[SquadExample], ValidationReport]:
@@ -380,32 +424,22 @@ def train_reader(
 
     steps_per_epoch = max(1, len(dataset) // (config.batch_size * config.gradient_accumulation))
     eval_steps = config.eval_steps or steps_per_epoch
-    args = TrainingArguments(
-        output_dir=str(work / "checkpoints"),
+    args = training_arguments(
+        work / "checkpoints",
+        precision=precision,
         learning_rate=config.learning_rate,
+        batch_size=config.batch_size,
+        weight_decay=config.weight_decay,
+        eval_steps=eval_steps,
+        save_steps=eval_steps,  # save with every evaluation so the best can be reloaded
+        logging_steps=max(1, min(50, steps_per_epoch // 4)),
+        seed=config.seed,
+        progress=progress,
         num_train_epochs=config.epochs,
-        per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.gradient_accumulation,
         warmup_steps=config.warmup,
-        weight_decay=config.weight_decay,
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
-        use_cpu=not torch.cuda.is_available(),
-        eval_strategy="steps",
-        eval_steps=eval_steps,
-        save_strategy="steps",
-        save_steps=eval_steps,  # save with every evaluation so the best can be reloaded
-        save_total_limit=2,
-        # The best checkpoint is reloaded below with from_pretrained, which maps legacy weight
-        # names (LayerNorm gamma/beta) that Trainer's own state-dict reload would drop.
-        load_best_model_at_end=False,
         metric_for_best_model="f1",
         greater_is_better=True,
-        logging_steps=max(1, min(50, steps_per_epoch // 4)),
-        report_to="none",
-        seed=config.seed,
-        disable_tqdm=not progress,
-        dataloader_num_workers=0,
     )
     reader_config = ReaderConfig(max_seq_length=config.max_seq_length, doc_stride=config.doc_stride)
     trainer = _QATrainer.over_windows(

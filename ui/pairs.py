@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import streamlit as st
 
 from identity import Action, Caller
-from reader_training.feedback import FeedbackError, FeedbackRecord, FeedbackStore
+from reader_training.feedback import FeedbackError, FeedbackStore, LabeledPair
 from ui import auth, labeling, render, state
 
 PAGE_SIZE = 50
@@ -21,7 +21,7 @@ PAGE_SIZE = 50
 CONTEXT_RADIUS = 220
 
 
-def _excerpt(record: FeedbackRecord) -> str:
+def _excerpt(record: LabeledPair) -> str:
     """Escaped HTML: the part of the context around the answer, the answer marked."""
     text = record.context
     if record.answer_start is None or record.answer_text is None:
@@ -69,7 +69,7 @@ def _delete(key: str, record_id: str) -> None:
     )
 
 
-def pair_card(record: FeedbackRecord, prefix: str, caller: Caller) -> None:
+def pair_card(record: LabeledPair, prefix: str, caller: Caller) -> None:
     key = f"{prefix}-{record.id}"
     with st.container(border=True):
         answer = (
@@ -122,7 +122,7 @@ def pair_card(record: FeedbackRecord, prefix: str, caller: Caller) -> None:
 
 
 def pairs_list(
-    records: Sequence[FeedbackRecord],
+    records: Sequence[LabeledPair],
     prefix: str,
     export_name: str,
     store: FeedbackStore,
@@ -143,7 +143,7 @@ def pairs_list(
 
 
 def _export(
-    records: Sequence[FeedbackRecord], prefix: str, export_name: str, store: FeedbackStore
+    records: Sequence[LabeledPair], prefix: str, export_name: str, store: FeedbackStore
 ) -> None:
     st.download_button(
         f"Export {len(records)} pairs (SQuAD v2.0 JSON)",

@@ -27,12 +27,12 @@ from pathlib import Path
 import streamlit as st
 
 from identity import AccessRuleError, AccessRules, Action, Caller, ScopeCache
-from pipelines.models import ReaderNotFoundError, reader_version_name, resolve_reader
+from pipelines.learning_loop.question_log import LoggedQuestion, question_log
 from pipelines.query import IndexMissingError, QueryService
-from pipelines.question_log import LoggedQuestion, question_log
+from pipelines.reader_registry import ReaderNotFoundError, reader_version_name, resolve_reader
 from pipelines.settings import Settings, make_private
 from pipelines.store import PassageStore, SourceRecord, current_version
-from reader_training.feedback import FeedbackError, FeedbackRecord, FeedbackStore
+from reader_training.feedback import FeedbackError, FeedbackStore, LabeledPair
 from ui import render
 
 logger = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ def note_feedback(question: str, verdict: str | None) -> None:
 
 def labeled_pairs(
     store: FeedbackStore, origin: str, what: str, caller: Caller
-) -> list[FeedbackRecord]:
+) -> list[LabeledPair]:
     """The stored pairs of one origin ("feedback", "annotation") about documents ``caller`` may
     see (a pair that names no document: admins only); an unreadable file stops the page with an
     error naming ``what`` could not be read, and is never overwritten."""

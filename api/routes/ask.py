@@ -37,7 +37,7 @@ from api.schemas import (
 )
 from identity.roles import Action, Caller
 from pipelines.filters import build_filters, folders
-from pipelines.models import ReaderNotFoundError, reader_version_name
+from pipelines.learning_loop.question_log import question_log
 from pipelines.query import (
     AskOutcome,
     IndexMissingError,
@@ -45,12 +45,11 @@ from pipelines.query import (
     QuestionError,
     validate_question,
 )
-from pipelines.question_log import question_log
+from pipelines.reader_registry import ReaderNotFoundError, reader_version_name
 from pipelines.settings import Settings
 from pipelines.store import PassageStore
-from reader_training.feedback import FeedbackError, FeedbackStore
+from reader_training.feedback import FeedbackError, FeedbackStore, LabeledPair
 from reader_training.judgments import (
-    LabeledPair,
     PassageRef,
     annotation_pair,
     judged_pair,

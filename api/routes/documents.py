@@ -47,8 +47,8 @@ from indexer.uploads import (
     is_upload,
     remove_document,
 )
-from pipelines.models import ReaderNotFoundError, reader_version_name, resolve_reader
 from pipelines.query import IndexMissingError
+from pipelines.reader_registry import ReaderNotFoundError, reader_version_name, resolve_reader
 from pipelines.store import IndexLockedError, PassageStore, StoreError, current_version
 from pipelines.store.versions import writer_lock_free
 

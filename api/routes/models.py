@@ -18,7 +18,7 @@ from api.deps import Context, PromoteCaller, ReadCaller
 from api.errors import ApiError
 from api.schemas import ModelOut, PromoteRequest, PromoteResponse
 from identity.roles import Action
-from pipelines.models import is_model_folder, list_models, model_path, serving_name
+from pipelines.reader_registry import is_model_folder, list_models, model_path, serving_name
 from reader_training.promote import PromotionError, promote_model
 
 router = APIRouter(prefix="/models", tags=["models"])

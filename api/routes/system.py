@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from api.deps import ApiContext, Context, require_metrics_access
 from api.metrics import CONTENT_TYPE
 from api.schemas import Health, Ready
-from pipelines.models import ReaderNotFoundError, reader_version_name, resolve_reader
+from pipelines.reader_registry import ReaderNotFoundError, reader_version_name, resolve_reader
 from pipelines.store import StoreError, current_version
 
 logger = logging.getLogger(__name__)

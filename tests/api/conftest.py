@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.keys import KeyStore
-from pipelines.models import set_serving
+from pipelines.reader_registry import set_serving
 from pipelines.settings import Settings
 from tests.api.support import READER, Keys, install_reader
 

@@ -26,8 +26,8 @@ from api.app import create_app
 from api.keys import KeyStore
 from identity.audit import AuditLog
 from identity.roles import ACTION_ROLE, Action, Role
-from pipelines.models import set_serving
-from pipelines.question_log import QuestionLog
+from pipelines.learning_loop.question_log import QuestionLog
+from pipelines.reader_registry import set_serving
 from pipelines.settings import Settings
 from pipelines.store import PassageStore
 from tests.api.support import READER, Keys, install_reader

@@ -93,7 +93,7 @@ def test_cli_checks_the_engine_options(monkeypatch: pytest.MonkeyPatch, tmp_path
 
 def test_ray_is_imported_only_by_the_ray_engine() -> None:
     code = (
-        "import sys, docqa.cli, api.server, api.ray_serve, pipelines.ray_cluster; "
+        "import sys, docqa.cli, api.server, api.ray_serve, pipelines.operations.ray_cluster; "
         "assert 'ray' not in sys.modules, 'ray imported'"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from docqa.cli import app
 from evaluation.squad import load_squad, write_squad
-from pipelines.models import set_serving
+from pipelines.reader_registry import set_serving
 from pipelines.settings import REPO_ROOT, Settings
 from pipelines.store import PassageStore
 
@@ -555,7 +555,7 @@ def test_ask_is_logged_unless_the_log_is_off(
 ) -> None:
     import shutil
 
-    from pipelines.question_log import QuestionLog
+    from pipelines.learning_loop.question_log import QuestionLog
 
     home = tmp_path / "home"
     shutil.copytree(demo_home.index_dir, home / "index")

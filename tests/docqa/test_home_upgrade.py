@@ -11,7 +11,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from docqa.cli import app
-from pipelines.home_format import BACKUPS_DIR, HOME_FILE, home_format
+from pipelines.operations.home_format import BACKUPS_DIR, HOME_FILE, home_format
 
 API_RELEASE = (
     Path(__file__).resolve().parent.parent / "fixtures" / "homes"

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import pipelines.ray_cluster
+import pipelines.operations.ray_cluster
 from docqa.cli import app
 from indexer.ray_engine import EmbedderPool, plan_pool, ray_connection
 from indexer.run import IndexSummary, PreparedFile, index_folder
@@ -239,7 +239,7 @@ def test_a_local_instance_is_started_for_the_run_and_shut_down_after_it(
     fake = FakeRay()
     monkeypatch.setitem(sys.modules, "ray", fake)
     monkeypatch.setitem(sys.modules, "ray.data", fake.data)
-    monkeypatch.setattr(pipelines.ray_cluster, "available_cpus", lambda: 3)
+    monkeypatch.setattr(pipelines.operations.ray_cluster, "available_cpus", lambda: 3)
     monkeypatch.delenv("RAY_USAGE_STATS_ENABLED", raising=False)  # restored afterwards
 
     with ray_connection() as ray:

@@ -25,8 +25,8 @@ from indexer.uploads import (
     safe_filename,
 )
 from pipelines.answers import AnswerResult
-from pipelines.erasure import forget_document
-from pipelines.question_log import QuestionLog
+from pipelines.learning_loop.erasure import forget_document
+from pipelines.learning_loop.question_log import QuestionLog
 from pipelines.settings import Settings
 from pipelines.store import PassageStore
 from reader_training.feedback import FeedbackStore

@@ -10,7 +10,7 @@ import pytest
 from api.keys import KeyStore
 from identity import AccessRules, AuditLog, Caller, Role, UserStore
 from pipelines.answers import AnswerResult
-from pipelines.question_log import QuestionLog
+from pipelines.learning_loop.question_log import QuestionLog
 from pipelines.settings import Settings
 from reader_training.feedback import FeedbackStore
 

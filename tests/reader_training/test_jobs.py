@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.models import model_path, serving_name, set_serving
+from pipelines.reader_registry import model_path, serving_name, set_serving
 from pipelines.settings import Settings
 from reader_training.feedback import FeedbackStore
 from reader_training.jobs import (

@@ -10,7 +10,7 @@ import pytest
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer, set_seed
 
 from evaluation.squad import load_squad, write_squad
-from pipelines.models import (
+from pipelines.reader_registry import (
     SHIPPED_NAME,
     ReaderNotFoundError,
     list_models,

@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 
 from evaluation.reader_metrics import evaluate_reader, squad_metrics
 from evaluation.squad import SquadExample, load_squad, write_squad
-from pipelines.models import set_serving
 from pipelines.reader import ReaderConfig
+from pipelines.reader_registry import set_serving
 from pipelines.settings import REPO_ROOT, SHIPPED_READER, Settings
 from reader_training.jobs import gate
 from reader_training.promote import PromotionError, promote_model

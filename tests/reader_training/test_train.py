@@ -20,8 +20,8 @@ from transformers import (
 )
 
 from evaluation.squad import SquadExample, load_squad, write_squad
-from pipelines.models import is_model_folder
 from pipelines.reader import READER_CONFIG_FILE, ReaderConfig, SpanPredictor
+from pipelines.reader_registry import is_model_folder
 from pipelines.settings import REPO_ROOT
 from reader_training.features import FeatureParams, prepare_train_features
 from reader_training.train import (

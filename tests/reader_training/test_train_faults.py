@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipelines.models import is_model_folder, resolve_reader, set_serving
+from pipelines.reader_registry import is_model_folder, resolve_reader, set_serving
 from pipelines.settings import REPO_ROOT, Settings
 
 DEMO_TRAIN = REPO_ROOT / "data" / "demo" / "labels" / "train.json"

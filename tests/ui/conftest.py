@@ -23,8 +23,8 @@ import pytest
 
 from identity import UserStore
 from indexer.run import index_folder
-from pipelines.models import set_serving
 from pipelines.reader import ReaderConfig
+from pipelines.reader_registry import set_serving
 from pipelines.settings import REPO_ROOT, Settings
 
 if TYPE_CHECKING:

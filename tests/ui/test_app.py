@@ -16,8 +16,8 @@ from streamlit.testing.v1 import AppTest
 
 from evaluation.squad import load_squad
 from identity import AuditLog, UserStore
-from pipelines.models import serving_name, set_serving
-from pipelines.question_log import QuestionLog
+from pipelines.learning_loop.question_log import QuestionLog
+from pipelines.reader_registry import serving_name, set_serving
 from pipelines.settings import REPO_ROOT, Settings
 from pipelines.store import PassageStore
 from reader_training import jobs

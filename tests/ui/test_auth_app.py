@@ -20,8 +20,8 @@ from streamlit.testing.v1 import AppTest
 
 from identity import AuditLog, UserStore
 from pipelines.answers import AnswerResult
-from pipelines.models import serving_name
-from pipelines.question_log import QuestionLog
+from pipelines.learning_loop.question_log import QuestionLog
+from pipelines.reader_registry import serving_name
 from pipelines.settings import Settings
 from pipelines.store import PassageStore
 from reader_training import jobs

@@ -188,8 +188,8 @@ def test_the_learning_loop_ask_judge_label_monitor_retrain_promote(
 ) -> None:
     """Ask, mark an answer wrong, label the question from the queue, see it on the Monitor page,
     retrain from the Models page (the tiny reader), watch the curve, promote, ask again."""
-    from pipelines.models import serving_name
-    from pipelines.question_log import QuestionLog
+    from pipelines.learning_loop.question_log import QuestionLog
+    from pipelines.reader_registry import serving_name
     from reader_training import jobs
     from reader_training.feedback import FeedbackStore
 

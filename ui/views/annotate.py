@@ -2,8 +2,8 @@
 
 Pairs are saved to the same SQuAD v2.0 file as the feedback (``Settings.feedback_file``), with
 the whole converted document text as the context. The label queue on top offers the logged
-questions that would teach the reader most (``pipelines.label_queue``): one click puts the
-question and the document of its top answer into the form.
+questions that would teach the reader most (``pipelines.learning_loop.label_queue``): one click puts
+the question and the document of its top answer into the form.
 
 Editors use this page. It offers only the documents the caller may see; the queue holds the
 questions the caller may read (their own; everyone's for admins) whose answers all come from
@@ -16,8 +16,8 @@ from __future__ import annotations
 import streamlit as st
 
 from identity import Action, Caller
-from pipelines.label_queue import QueueItem, label_queue
-from pipelines.question_log import question_log
+from pipelines.learning_loop.label_queue import QueueItem, label_queue
+from pipelines.learning_loop.question_log import question_log
 from pipelines.store import SourceRecord
 from reader_training.feedback import FeedbackError
 from reader_training.judgments import annotation_pair

@@ -15,8 +15,8 @@ import streamlit as st
 
 from pipelines.answers import QuestionError
 from pipelines.filters import build_filters, folders
-from pipelines.models import ReaderNotFoundError
 from pipelines.query import IndexMissingError
+from pipelines.reader_registry import ReaderNotFoundError
 from ui import auth, cards, render, state
 
 RECENT_LIMIT = 10

@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from identity import Action
-from pipelines.models import ReaderNotFoundError, list_models
+from pipelines.reader_registry import ReaderNotFoundError, list_models
 from reader_training import jobs
 from reader_training.promote import PromotionError, promote_model
 from ui import auth, render, state

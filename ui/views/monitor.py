@@ -3,7 +3,7 @@
 Questions per day, the share answered and answered with low confidence, feedback and the share
 marked wrong, latency p50/p95, per reader version and over time; the confidence distribution;
 and a drift alert when the share of low-confidence or wrong answers in the last N questions rose
-past a threshold against the N before (``pipelines.monitoring``).
+past a threshold against the N before (``pipelines.learning_loop.monitoring``).
 
 Admins see every question; everyone else sees the questions they asked themselves.
 """
@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from identity import Action
-from pipelines.monitoring import (
+from pipelines.learning_loop.monitoring import (
     LOW_CONFIDENCE,
     PeriodStats,
     by_day_and_reader,
@@ -25,7 +25,7 @@ from pipelines.monitoring import (
     drift_alert,
     troubled_series,
 )
-from pipelines.question_log import question_log
+from pipelines.learning_loop.question_log import question_log
 from ui import auth, state
 
 PERIODS = {"7 days": 7, "30 days": 30, "90 days": 90, "All": None}

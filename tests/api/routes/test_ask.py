@@ -8,8 +8,8 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.keys import KeyStore
 from identity.audit import AuditLog
+from pipelines.learning_loop.question_log import QuestionLog
 from pipelines.query import ask as ask_in_process
-from pipelines.question_log import QuestionLog
 from pipelines.settings import SHIPPED_READER, Settings
 from pipelines.store import PassageStore
 from reader_training.feedback import MAX_CONTEXT_CHARS, FeedbackStore

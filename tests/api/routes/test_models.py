@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from identity.audit import AuditLog
-from pipelines.models import serving_name
+from pipelines.reader_registry import serving_name
 from pipelines.settings import Settings
 from tests.api.support import READER, WIFI_QUESTION, Keys, install_reader
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from api.keys import KeyStore
 from identity import AccessRules, UserStore
-from pipelines.backup import backup_home, restore_home, verify_archive
+from pipelines.operations.backup import backup_home, restore_home, verify_archive
 from pipelines.query import QueryService
 from pipelines.settings import REPO_ROOT, Settings
 from pipelines.store import PassageStore

@@ -5,10 +5,10 @@ confidence, feedback rate and share of feedback saying the answer was wrong, lat
 a drift alert: the share of questions answered with low confidence or marked wrong in the last
 ``window`` questions against the ``window`` before, raised when it rose by ``min_rise`` or more.
 
-Plain Python over :class:`~pipelines.question_log.LoggedQuestion` rows, so it is tested without
-the page; the page draws the charts. The numbers are those of the rows given: the page reads
-them with the caller's ``asker`` and ``scope`` (``QuestionLog.questions``), so counts never
-include questions the caller may not see.
+Plain Python over :class:`~pipelines.learning_loop.question_log.LoggedQuestion` rows, so it is
+tested without the page; the page draws the charts. The numbers are those of the rows given: the
+page reads them with the caller's ``asker`` and ``scope`` (``QuestionLog.questions``), so counts
+never include questions the caller may not see.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from pipelines.question_log import LoggedQuestion
+from pipelines.learning_loop.question_log import LoggedQuestion
 
 # An answer shown with less confidence than this counts as low confidence.
 LOW_CONFIDENCE = 0.5

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.learning_loop.question_log import QuestionLog, question_log
 from pipelines.query import AnswerResult, QueryService
-from pipelines.question_log import QuestionLog, question_log
 from pipelines.settings import Settings
 
 

@@ -6,7 +6,7 @@ Deleting a document from the index (``indexer.uploads.remove_document``) calls
 * the labeled pairs (``Settings.feedback_file``) whose context was cut from it: their extras
   name its ``doc_id`` or its displayed ``source``;
 * the logged questions (``Settings.question_log_file``) whose answers cite it (they quote its
-  passages), with :meth:`pipelines.question_log.QuestionLog.forget_document`.
+  passages), with :meth:`pipelines.learning_loop.question_log.QuestionLog.forget_document`.
 
 It lives here, below both the indexer and the trainer, because the indexer may not import the
 trainer: the feedback file is edited as the SQuAD JSON it is, under the same lock file and with
@@ -117,7 +117,7 @@ def forget_document(settings: Any, doc_id: str, source: str | None = None) -> Fo
     """
     import sqlite3
 
-    from pipelines.question_log import QuestionLog
+    from pipelines.learning_loop.question_log import QuestionLog
 
     problems: list[str] = []
     pairs = questions = 0

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipelines.monitoring import (
+from pipelines.learning_loop.monitoring import (
     PeriodStats,
     by_day_and_reader,
     by_reader,
@@ -14,7 +14,7 @@ from pipelines.monitoring import (
     drift_alert,
     troubled_series,
 )
-from pipelines.question_log import LoggedQuestion
+from pipelines.learning_loop.question_log import LoggedQuestion
 
 DAY = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 

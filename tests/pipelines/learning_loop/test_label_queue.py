@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipelines.answers import AnswerResult
-from pipelines.label_queue import label_queue
-from pipelines.question_log import LoggedQuestion, QuestionLog
+from pipelines.learning_loop.label_queue import label_queue
+from pipelines.learning_loop.question_log import LoggedQuestion, QuestionLog
 
 
 def logged(

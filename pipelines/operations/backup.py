@@ -52,7 +52,7 @@ from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from pipelines.bm25 import CACHE_DIR_NAME as BM25_CACHE
-from pipelines.models import serving_name
+from pipelines.reader_registry import serving_name
 from pipelines.settings import Settings
 from pipelines.store.versions import CURRENT_FILE, current_version, fsync_dir
 

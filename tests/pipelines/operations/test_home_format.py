@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from api.keys import KeyStore
-from pipelines.backup import restore_home, verify_archive
-from pipelines.home_format import (
+from pipelines.learning_loop.question_log import QuestionLog
+from pipelines.operations.backup import restore_home, verify_archive
+from pipelines.operations.home_format import (
     BACKUPS_DIR,
     HOME_FILE,
     HOME_FORMAT_VERSION,
@@ -24,7 +25,6 @@ from pipelines.home_format import (
     open_home,
 )
 from pipelines.query import QueryService
-from pipelines.question_log import QuestionLog
 from pipelines.settings import Settings
 from pipelines.store import PassageStore
 from pipelines.store.files import PASSAGES_FILE, SCHEMA_VERSION

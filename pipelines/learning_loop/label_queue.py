@@ -27,8 +27,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from pipelines.monitoring import WRONG_VERDICTS
-from pipelines.question_log import LoggedQuestion
+from pipelines.learning_loop.monitoring import WRONG_VERDICTS
+from pipelines.learning_loop.question_log import LoggedQuestion
 
 # How much each signal weighs in the priority (wrong answers come first).
 WRONG_WEIGHT = 2.0

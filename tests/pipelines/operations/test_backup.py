@@ -1,7 +1,7 @@
-"""Backup and restore of a real indexed home (pipelines/backup.py): the restored home answers the
-same and holds the same accounts, keys, rules, labels and logs; a damaged, partial, hostile or
-unknown archive is refused before anything is written; a backup taken while the question log and
-the audit log are written is consistent."""
+"""Backup and restore of a real indexed home (pipelines/operations/backup.py): the restored home
+answers the same and holds the same accounts, keys, rules, labels and logs; a damaged, partial,
+hostile or unknown archive is refused before anything is written; a backup taken while the question
+log and the audit log are written is consistent."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ import pytest
 from api.keys import KeyStore
 from identity import AccessRules, AuditLog, UserStore
 from pipelines.answers import AnswerResult
-from pipelines.backup import (
+from pipelines.learning_loop.question_log import QuestionLog
+from pipelines.operations.backup import (
     MANIFEST,
     BackupError,
     backup_home,
@@ -27,7 +28,6 @@ from pipelines.backup import (
     verify_archive,
 )
 from pipelines.query import QueryService
-from pipelines.question_log import QuestionLog
 from pipelines.settings import Settings
 from reader_training.feedback import FeedbackStore
 from tests.pipelines.conftest import ADMIN, QUESTION

@@ -13,9 +13,9 @@ before they start their workers) goes through :func:`open_home`:
 * a current home opens as it is; a new one is stamped with the current format;
 * an older home is migrated once, under the home's writer lock (no indexer writes meanwhile)
   and a lock of its own (two commands started at once migrate it once): first a backup
-  (:func:`pipelines.backup.backup_home`) into ``<home>/backups/``, then each migration step in
-  order, then the new format is written, atomically and last, so an interrupted migration runs
-  again from the start (every step can run twice);
+  (:func:`pipelines.operations.backup.backup_home`) into ``<home>/backups/``, then each migration
+  step in order, then the new format is written, atomically and last, so an interrupted migration
+  runs again from the start (every step can run twice);
 * a home written by a newer release is refused, untouched, with both numbers in the message.
 
 Steps are written against files, not against the classes that read them today, where the class
@@ -164,7 +164,7 @@ def _log_columns(path: Path) -> set[str]:
 
 
 def _question_log_pending(settings: Settings) -> bool:
-    from pipelines.question_log import ADDED_COLUMNS
+    from pipelines.learning_loop.question_log import ADDED_COLUMNS
 
     path = settings.question_log_file
     if not path.is_file():
@@ -175,7 +175,7 @@ def _question_log_pending(settings: Settings) -> bool:
 def _question_log_apply(settings: Settings) -> str:
     """The asker and cited-document columns and their index (the question log adds them when it
     first opens a file; here once, under the migration's lock)."""
-    from pipelines.question_log import QuestionLog
+    from pipelines.learning_loop.question_log import QuestionLog
 
     path = settings.question_log_file
     before = _log_columns(path)
@@ -213,7 +213,7 @@ def home_format(home: Path) -> int | None:
 
 
 def _write_format(home: Path) -> None:
-    from pipelines.backup import docqa_version
+    from pipelines.operations.backup import docqa_version
 
     data = {
         "format": HOME_FORMAT,
@@ -255,7 +255,7 @@ def open_home(settings: Settings, *, progress: bool = False) -> MigrationReport 
 def migrate_home(settings: Settings, *, progress: bool = False) -> MigrationReport | None:
     """Migrate an older home to :data:`HOME_FORMAT_VERSION` (see the module docstring); None when
     another process did it first."""
-    from pipelines.backup import BackupError, backup_home
+    from pipelines.operations.backup import BackupError, backup_home
 
     home = settings.home
     with FileLock(str(home / _LOCK_FILE), timeout=_LOCK_TIMEOUT_S):
