@@ -25,7 +25,7 @@ from docqa.options import (
     settings_from,
 )
 from docqa.printed_answers import print_answers
-from docqa.training import train
+from docqa.training import campaign, train
 from docqa.verifier_command import train_verifier
 from pipelines.settings import DEMO_COLLECTION, PRIVATE_UMASK
 
@@ -267,7 +267,8 @@ def ask(
     print_answers([r.to_dict() for r in asked.answers], as_json)
 
 
-app.command()(audited("train", target="name", details=("recipe", "files"))(train))
+app.command()(audited("train", target="name", details=("files",))(train))
+app.command()(audited("campaign", target="name", details=("recipe", "stage"))(campaign))
 app.command("reader-backend")(reader_backend)
 
 

@@ -1,16 +1,23 @@
-"""``docqa train``: fine-tune the serving reader on labeled pairs, or run the reader campaign."""
+"""``docqa train`` (fine-tune the serving reader on labeled pairs, its options derived from
+:class:`TrainConfig`) and ``docqa campaign`` (the reader campaign that trains the shipped
+reader)."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import time
+import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from docqa.options import HomeOption, fail, settings_from
 from pipelines.settings import REPO_ROOT, Settings
-from reader_training.train_config import TrainConfig
+from reader_training.train_config import TrainConfig, TrainConfigError
 
 
 def _train_campaign(
@@ -89,6 +96,49 @@ def _cooldown_start(settings: Settings, folder: Path, after: str) -> dict[str, o
     return {"spec": cooldown_spec(parent_state.spec), "base_model": str(parent / "latest")}
 
 
+def with_config_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``command`` with an option for every :class:`TrainConfig` field the command line sets
+    (its name, default and help from the field), passed to ``command`` as keyword arguments:
+    one definition of each training setting instead of a copy per option."""
+    hints = typing.get_type_hints(TrainConfig)
+    params = [
+        p
+        for p in inspect.signature(command, eval_str=True).parameters.values()
+        if p.kind is not inspect.Parameter.VAR_KEYWORD
+    ]
+    for config_field in dataclasses.fields(TrainConfig):
+        if not config_field.metadata.get("command_line", True):
+            continue
+        hint: Any = hints[config_field.name]
+        default: Any = config_field.default
+        if config_field.default_factory is not dataclasses.MISSING:
+            hint, default = hint | None, None  # a list option: None when not given
+        option = config_field.metadata.get("option", "--" + config_field.name.replace("_", "-"))
+        annotation = Annotated[hint, typer.Option(option, help=config_field.metadata["help"])]
+        params.append(
+            inspect.Parameter(
+                config_field.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=default,
+                annotation=annotation,
+            )
+        )
+
+    @functools.wraps(command)
+    def run(**kwargs: Any) -> None:
+        command(**kwargs)
+
+    run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in params}
+    return run
+
+
+def _option_name(field_name: str) -> str:
+    config_field = next(f for f in dataclasses.fields(TrainConfig) if f.name == field_name)
+    return config_field.metadata.get("option", "--" + field_name.replace("_", "-"))
+
+
+@with_config_options
 def train(
     files: Annotated[list[Path] | None, typer.Argument(help="SQuAD v1.1/v2.0 JSON files.")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Model version name.")] = None,
@@ -106,35 +156,7 @@ def train(
             help="Start from the bare sentence encoder with a new span head (no replay).",
         ),
     ] = False,
-    recipe: Annotated[
-        str | None,
-        typer.Option(
-            "--recipe",
-            help="'default': the reader campaign (budgeted chunks of one schedule); 'v0.2': "
-            "the single-run recipe of reader v0.2.",
-        ),
-    ] = None,
     home: HomeOption = None,
-    learning_rate: Annotated[float, typer.Option("--lr")] = TrainConfig.learning_rate,
-    epochs: Annotated[float, typer.Option()] = TrainConfig.epochs,
-    batch_size: Annotated[int, typer.Option()] = TrainConfig.batch_size,
-    grad_accum: Annotated[
-        int, typer.Option("--gradient-accumulation")
-    ] = TrainConfig.gradient_accumulation,
-    warmup: Annotated[
-        float, typer.Option(help="Warm-up as a fraction of steps.")
-    ] = TrainConfig.warmup,
-    weight_decay: Annotated[float, typer.Option()] = TrainConfig.weight_decay,
-    max_seq_length: Annotated[int, typer.Option()] = TrainConfig.max_seq_length,
-    doc_stride: Annotated[int, typer.Option()] = TrainConfig.doc_stride,
-    seed: Annotated[int, typer.Option()] = TrainConfig.seed,
-    negatives: Annotated[
-        float, typer.Option(help="Synthetic unanswerables per example.")
-    ] = TrainConfig.synthetic_negatives,
-    holdout: Annotated[
-        list[Path] | None,
-        typer.Option(help="Held-out SQuAD file(s) for early stopping and the threshold."),
-    ] = None,
     replay: Annotated[
         list[Path] | None,
         typer.Option(
@@ -146,95 +168,43 @@ def train(
         float | None,
         typer.Option(help="Replayed pairs per new pair (default: 3 when replaying, else 0)."),
     ] = None,
-    lora: Annotated[bool, typer.Option(help="Train a LoRA adapter (merged on save).")] = False,
-    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint.")] = False,
     promote: Annotated[bool, typer.Option(help="Serve the new model if it is not worse.")] = False,
     eval_file: Annotated[
         Path | None, typer.Option("--eval", help="SQuAD file that decides promotion.")
     ] = None,
-    shared: Annotated[Path, typer.Option(help="Shared data folder (recipe only).")] = (
-        REPO_ROOT.parent / "shared" / "data"
-    ),
-    ship: Annotated[
-        bool, typer.Option(help="Recipe only: copy the result into data/reader as fp16.")
-    ] = False,
-    budget: Annotated[
-        str | None,
-        typer.Option(help="Recipe only: train this long (150m, 2h), then stop with resume state."),
-    ] = None,
-    campaign: Annotated[
-        str, typer.Option(help="Recipe only: the campaign folder's name under <home>/campaign.")
-    ] = "default",
-    stage: Annotated[
-        str,
-        typer.Option(
-            help="Recipe only: 'all' (a chunk, then the gate), 'chunk' (train only) or 'gate' "
-            "(the domain stage, evaluation and gate for the last chunk, no training).",
-        ),
-    ] = "all",
-    after: Annotated[
-        str | None,
-        typer.Option(
-            "--after",
-            help="Recipe only: make --campaign a cool-down phase after this finished campaign: "
-            "one epoch from its final reader at a fifth of its learning rate, no warm-up, "
-            "shared normalization throughout, same pool and held-out articles.",
-        ),
-    ] = None,
+    **config_options: Any,
 ) -> None:
-    """Fine-tune the serving reader on labeled pairs (or run the reader campaign with --recipe)."""
+    """Fine-tune the serving reader on labeled pairs (the training settings below are
+    TrainConfig's; the reader campaign is ``docqa campaign``)."""
     from evaluation.squad import SquadFormatError
     from reader_training.promote import PromotionError, promote_model
     from reader_training.train import train_reader
 
     settings = settings_from(home)
-    if recipe == "default":
-        _train_campaign(settings, shared, campaign, budget, resume, stage, ship, after)
-        return
-    if recipe:
-        from reader_training.recipes import run_recipe
-
-        try:
-            final_dir = run_recipe(recipe, shared, settings, out_name=name, resume=resume)
-        except (SquadFormatError, ValueError) as exc:
-            raise fail(str(exc)) from exc
-        typer.echo(f"model: {final_dir}")
-        if ship:
-            from pipelines.settings import SHIPPED_READER
-            from reader_training.recipes import ship_reader
-
-            typer.echo(f"shipped (fp16): {ship_reader(final_dir, SHIPPED_READER)}")
-        return
     if not files or not name:
-        raise fail("give SQuAD files and --name (or --recipe default)", 2)
+        raise fail("give SQuAD files and --name (the reader campaign is `docqa campaign`)", 2)
     from pipelines.reader_registry import ReaderNotFoundError
     from reader_training.start import starting_point
 
+    holdout = config_options.pop("holdout_files", None) or []
+    try:
+        config = TrainConfig(
+            train_files=[str(f) for f in files],
+            base_model="",  # set below, once the options are known to be sound
+            output_dir=str(settings.models_dir / name),
+            holdout_files=[str(h) for h in holdout],
+            **config_options,
+        )
+    except TrainConfigError as exc:
+        raise fail(f"{_option_name(exc.field)} {exc.problem}", 2) from exc
     try:
         start = starting_point(settings, base_model, from_scratch, replay, replay_ratio)
     except (ValueError, ReaderNotFoundError) as exc:
         raise fail(str(exc), 2) from exc
     typer.echo(start.describe())
-    config = TrainConfig(
-        train_files=[str(f) for f in files],
-        base_model=start.base_model,
-        output_dir=str(settings.models_dir / name),
-        learning_rate=learning_rate,
-        epochs=epochs,
-        batch_size=batch_size,
-        gradient_accumulation=grad_accum,
-        warmup=warmup,
-        weight_decay=weight_decay,
-        max_seq_length=max_seq_length,
-        doc_stride=doc_stride,
-        seed=seed,
-        synthetic_negatives=negatives,
-        holdout_files=[str(h) for h in holdout or []],
-        replay_files=start.replay_files,
-        replay_ratio=start.replay_ratio,
-        lora=lora,
-        resume=resume,
-    )
+    config.base_model = start.base_model
+    config.replay_files = start.replay_files
+    config.replay_ratio = start.replay_ratio
     try:
         result = train_reader(config)
     except (SquadFormatError, ValueError) as exc:
@@ -254,3 +224,72 @@ def train(
             typer.echo(promote_model(settings, name, eval_file))
         except PromotionError as exc:
             raise fail(str(exc)) from exc
+
+
+def campaign(
+    recipe: Annotated[
+        str,
+        typer.Option(
+            help="'default': the reader campaign (budgeted chunks of one schedule); 'v0.2': "
+            "the single-run recipe of reader v0.2.",
+        ),
+    ] = "default",
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            help="The campaign's folder under <home>/campaign (default: 'default'); with "
+            "--recipe v0.2, the model version's name.",
+        ),
+    ] = None,
+    home: HomeOption = None,
+    shared: Annotated[Path, typer.Option(help="Shared data folder.")] = (
+        REPO_ROOT.parent / "shared" / "data"
+    ),
+    budget: Annotated[
+        str | None,
+        typer.Option(help="Train this long (150m, 2h), then stop with resume state."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the campaign (or the recipe's last checkpoint).")
+    ] = False,
+    ship: Annotated[
+        bool, typer.Option(help="Copy the result into data/reader as fp16 if it passes the gate.")
+    ] = False,
+    stage: Annotated[
+        str,
+        typer.Option(
+            help="'all' (a chunk, then the gate), 'chunk' (train only) or 'gate' (the domain "
+            "stage, evaluation and gate for the last chunk, no training).",
+        ),
+    ] = "all",
+    after: Annotated[
+        str | None,
+        typer.Option(
+            "--after",
+            help="Make the campaign a cool-down phase after this finished campaign: one epoch "
+            "from its final reader at a fifth of its learning rate, no warm-up, shared "
+            "normalization throughout, same pool and held-out articles.",
+        ),
+    ] = None,
+) -> None:
+    """Train the shipped reader: the reader campaign on the shared data, in budgeted chunks
+    with a gate before it ships (docs/campaign.md)."""
+    from evaluation.squad import SquadFormatError
+
+    settings = settings_from(home)
+    if recipe == "default":
+        _train_campaign(settings, shared, name or "default", budget, resume, stage, ship, after)
+        return
+    from reader_training.recipes import run_recipe
+
+    try:
+        final_dir = run_recipe(recipe, shared, settings, out_name=name, resume=resume)
+    except (SquadFormatError, ValueError) as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(f"model: {final_dir}")
+    if ship:
+        from pipelines.settings import SHIPPED_READER
+        from reader_training.recipes import ship_reader
+
+        typer.echo(f"shipped (fp16): {ship_reader(final_dir, SHIPPED_READER)}")

@@ -2,7 +2,7 @@
 
 Two CPU cores train about 35k windows in a session, while a reader that meets its targets needs
 about three epochs of the full permissive pool. So the schedule is fixed once, when a campaign
-starts, and run in chunks: ``docqa train --recipe default --budget 150m`` trains until the budget
+starts, and run in chunks: ``docqa campaign --budget 150m`` trains until the budget
 is spent and stops with its full resume state (weights, AdamW moments, scheduler, RNG and the
 data cursor, in Trainer's own checkpoint), and ``--resume`` continues the same schedule: no
 second warm-up, the learning rate going on down the one linear decay.

@@ -123,8 +123,8 @@ def readme_rows(
             f"top 10 F1 {d['end_to_end']['f1']:.2f} (top 1: {at_k.get('1', float('nan')):.2f})"
         )
 
-    named = "" if campaign == "default" else f" --campaign {campaign}"
-    command = f"docqa train --recipe default{named} --resume --budget 150m"
+    named = "" if campaign == "default" else f" --name {campaign}"
+    command = f"docqa campaign{named} --resume --budget 150m"
     forget = report["forgetting_best_span_hasans_f1"]
     return [
         {

@@ -1,6 +1,6 @@
 """The reader recipe's stages: the pool, the domain stage and the ranking tuning.
 
-The reader campaign (:mod:`reader_training.campaign`, ``docqa train --recipe default``) trains
+The reader campaign (:mod:`reader_training.campaign`, ``docqa campaign``) trains
 the base stage over the full pool in budgeted chunks and reuses stages 2 and 3 from here after
 each chunk (:mod:`reader_training.chunk_gate`). :func:`run_recipe` ("v0.2") is the single-run
 recipe that made reader v0.2, kept so that its numbers can be reproduced.

@@ -388,16 +388,26 @@ def test_train_reports_bad_input(runner: CliRunner, tmp_path: Path, tiny_base: s
     no_name = run(runner, "train", bad, "--home", home)
     assert no_name.exit_code == 2 and "--name" in no_name.stderr
 
-    recipe = run(runner, "train", "--recipe", "nope", "--home", home)
+    # The training settings are TrainConfig's, checked as it checks them, named as options.
+    stride = run(runner, "train", bad, "--name", "v1", "--doc-stride", "300", "--home", home)
+    assert stride.exit_code == 2
+    assert "--doc-stride must be above 0 and below max_seq_length (256), not 300" in stride.stderr
+    negatives = run(runner, "train", bad, "--name", "v1", "--negatives", "-1", "--home", home)
+    assert negatives.exit_code == 2 and "--negatives must be 0 or more" in negatives.stderr
+    precision = run(runner, "train", bad, "--name", "v1", "--precision", "fp8", "--home", home)
+    assert precision.exit_code == 2 and "--precision must be one of auto" in precision.stderr
+    assert not (home / "models" / "v1").exists()
+
+    recipe = run(runner, "campaign", "--recipe", "nope", "--home", home)
     assert recipe.exit_code == 1
     assert "error: unknown recipe 'nope' (known: default, v0.2)" in recipe.stderr
 
     # The campaign: bad options are refused before anything is read or trained.
-    budget = run(runner, "train", "--recipe", "default", "--budget", "2x", "--home", home)
+    budget = run(runner, "campaign", "--budget", "2x", "--home", home)
     assert budget.exit_code == 2 and "use e.g. 150m" in budget.stderr
-    stage = run(runner, "train", "--recipe", "default", "--stage", "nope", "--home", home)
+    stage = run(runner, "campaign", "--stage", "nope", "--home", home)
     assert stage.exit_code == 2 and "--stage must be all, chunk or gate" in stage.stderr
-    gate = run(runner, "train", "--recipe", "default", "--stage", "gate", "--home", home)
+    gate = run(runner, "campaign", "--stage", "gate", "--home", home)
     assert gate.exit_code == 2 and "no chunk to evaluate" in gate.stderr
     assert not (home / "campaign" / "default" / "campaign.json").exists()
 
@@ -448,6 +458,7 @@ def test_train_on_a_few_pairs_continues_the_serving_reader_and_keeps_its_f1(
     model = Settings(home=home).models_dir / "mine"
     card = json.loads((model / "metrics.json").read_text(encoding="utf-8"))
     assert card["config"]["base_model"] == str(SHIPPED_READER)
+    assert card["config"]["epochs"] == 1.0 and card["config"]["holdout_files"] == [str(held)]
     assert card["metrics"]["train_examples"] > 40  # the new pairs and the replayed ones
     after = heldout_metrics(model)
     # Held-out articles the run never saw: the reader keeps what it knew (v0.2 trained from the

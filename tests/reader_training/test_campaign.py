@@ -290,7 +290,7 @@ def test_the_gate_needs_a_better_reader_the_demo_kept_and_little_forgetting() ->
 def test_cooldown_phase_continues_a_finished_campaign_at_a_fifth_of_its_rate(
     mini_shared: Path, tmp_path: Path, tiny_base: str
 ) -> None:
-    """``docqa train --recipe default --campaign cool --after parent``: one epoch from the
+    """``docqa campaign --name cool --after parent``: one epoch from the
     parent's final reader, a fifth of its rate with no warm-up, on the parent's pool."""
     from typer.testing import CliRunner
 
@@ -299,18 +299,18 @@ def test_cooldown_phase_continues_a_finished_campaign_at_a_fifth_of_its_rate(
     home = tmp_path / "home"
     parent = home / "campaign" / "parent"
     common = ["--home", str(home), "--shared", str(mini_shared), "--stage", "chunk"]
-    train = ["train", "--recipe", "default", *common]
+    train = ["campaign", *common]
     runner = CliRunner()
     # A parent still under way is refused: a phase follows a finished schedule.
     run_chunk(parent, mini_shared, 0, False, spec=SPEC, base_model=tiny_base, progress=False)
-    refused = runner.invoke(app, [*train, "--campaign", "cool", "--after", "parent"])
+    refused = runner.invoke(app, [*train, "--name", "cool", "--after", "parent"])
     assert refused.exit_code == 2 and "finish its schedule" in refused.output
     assert not (home / "campaign" / "cool" / STATE_FILE).exists()
     run_chunk(parent, mini_shared, 3600, True, base_model=tiny_base, progress=False)
-    itself = runner.invoke(app, [*train, "--campaign", "parent", "--after", "parent"])
+    itself = runner.invoke(app, [*train, "--name", "parent", "--after", "parent"])
     assert itself.exit_code == 2 and "itself" in itself.output
 
-    done = runner.invoke(app, [*train, "--campaign", "cool", "--after", "parent"])
+    done = runner.invoke(app, [*train, "--name", "cool", "--after", "parent"])
     assert done.exit_code == 0, done.output
     cool = home / "campaign" / "cool"
     state = CampaignState.load(cool)
