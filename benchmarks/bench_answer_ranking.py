@@ -244,7 +244,7 @@ def compare_splits(args: argparse.Namespace, reader: str) -> None:
         for name, (examples, settings) in load_sets(args, reader).items():
             raw, predictor, seconds = read_all(examples, settings, args.top_k)
             reads = widened(raw, predictor)
-            ranking = AnswerRanking.of(predictor)
+            ranking = predictor.config.ranking
             predictions = {
                 qid: answer_at_k(r, args.top_k, predictor.score, ranking) or ""
                 for qid, r in reads.items()
@@ -309,7 +309,7 @@ def k_curve(args: argparse.Namespace, reader: str) -> None:
     for name, (examples, settings) in sets.items():
         raw, predictor, _ = read_all(examples, settings, ks[-1])
         reads = widened(raw, predictor)
-        shipped = AnswerRanking.of(predictor)
+        shipped = predictor.config.ranking
         other = "question" if shipped.null_scope == "window" else "window"
         rankings = [
             (f"null scope {shipped.null_scope} (the reader's)", shipped),
@@ -404,7 +404,7 @@ def main() -> None:
     for name, (examples, settings) in sets.items():
         raw, predictor, seconds = read_all(examples, settings, args.top_k)
         reads = widened(raw, predictor)
-        shipped = AnswerRanking.of(predictor)
+        shipped = predictor.config.ranking
         sizes[name] = {
             "questions": len(examples),
             "unanswerable": sum(1 for ex in examples if not ex.answers),

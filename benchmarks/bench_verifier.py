@@ -35,7 +35,6 @@ if str(REPO_ROOT) not in sys.path:
 from evaluation.environment import cpu_description, environment  # noqa: E402
 from pipelines.reader import ReaderConfig  # noqa: E402
 from pipelines.settings import DEMO_COLLECTION, SHIPPED_READER, Settings  # noqa: E402
-from pipelines.spans import AnswerRanking  # noqa: E402
 from pipelines.verifier import ReaderScoring, candidates_of  # noqa: E402
 from reader_training.verifier_training import (  # noqa: E402
     QuestionReads,
@@ -130,8 +129,8 @@ def main() -> None:
     reader = str(Path(SHIPPED_READER).resolve())
     settings = Settings(home=args.work / "home", reader_model=reader)
     config = ReaderConfig.load(reader)
-    scoring = ReaderScoring(config.retriever_weight, config.open_null_offset, config.temperature)
-    ranking = AnswerRanking.from_config(config)
+    ranking = config.ranking
+    scoring = ReaderScoring(ranking.retriever_weight, ranking.open_null_offset, config.temperature)
     training = collect_training_reads(settings, args.shared, args.work)
     by_source = {
         "pool + demo train": training,

@@ -427,6 +427,7 @@ def tune_weight(
             f"offset {float(o):.1f} rank prior {float(prior):.1f}: F1 {f1:.2f}"
         )
     if save:
+        from pipelines.reader_config import save_ranking
         from pipelines.reader_registry import copy_as_version, is_own_version
 
         model_dir = Path(resolve_reader(settings))
@@ -438,7 +439,7 @@ def tune_weight(
                 model_dir = copy_as_version(settings, model_dir, name or f"{model_dir.name}-tuned")
             except (FileExistsError, ValueError) as exc:
                 raise fail(f"{exc} (choose another --name)") from exc
-        best.save(model_dir)
+        save_ranking(model_dir, best)
         typer.echo(
             f"saved retriever_weight {best.retriever_weight}, open_null_offset "
             f"{best.open_null_offset}, null_scope {best.null_scope}, rank_prior "

@@ -58,7 +58,6 @@ def train_verifier(
     from evaluation.squad import SquadFormatError
     from pipelines.reader import ReaderConfig
     from pipelines.reader_registry import copy_as_version, is_own_version, resolve_reader
-    from pipelines.spans import AnswerRanking
     from pipelines.verifier import ReaderScoring
     from reader_training.verifier_training import (
         READ_DEPTH,
@@ -81,12 +80,12 @@ def train_verifier(
     except (SquadFormatError, ValueError, OSError) as exc:
         raise fail(str(exc)) from exc
     config = ReaderConfig.load(model_dir)
-    scoring = ReaderScoring(config.retriever_weight, config.open_null_offset, config.temperature)
+    ranking = config.ranking
+    scoring = ReaderScoring(ranking.retriever_weight, ranking.open_null_offset, config.temperature)
     try:
         verifier, report = fit_verifier(reads, scoring=scoring)
     except ValueError as exc:
         raise fail(str(exc)) from exc
-    ranking = AnswerRanking.from_config(config)
     reader_f1 = f1_at_ks(
         lambda r: reader_answer(ranking, config.temperature, r), reads, [READ_DEPTH]
     )[READ_DEPTH]["f1"]

@@ -49,8 +49,9 @@ from evaluation.squad import SquadExample
 from pipelines.answers import QuestionError, validate_question
 from pipelines.query import QueryService, get_service
 from pipelines.reader import SpanPredictor
+from pipelines.reader_config import AnswerRanking
 from pipelines.settings import Settings
-from pipelines.spans import AnswerRanking, RankedSpan, SpanCandidate
+from pipelines.spans import RankedSpan, SpanCandidate, rank_answers
 from pipelines.verifier import AnswerVerifier, PassageEvidence
 
 logger = logging.getLogger(__name__)
@@ -127,10 +128,11 @@ def rank_reads(
     if verifier is not None:
         evidence = [r.evidence or PassageEvidence(r.content) for r in first]
         return verifier.verify(question, [list(r.candidates) for r in first], evidence)
-    return ranking.rank(
+    return rank_answers(
         [r.candidates for r in first],
         [r.retriever_score for r in first],
         score,
+        ranking,
         spans_per_passage=1,
         passage_texts=[r.content for r in first],
     )
@@ -312,9 +314,9 @@ def evaluate_end_to_end(
     predictor = service.reader_predictor  # the reader as the product serves it
     weight = settings.retriever_weight
     if weight is None:
-        weight = predictor.config.retriever_weight
+        weight = predictor.config.ranking.retriever_weight
     gold = GoldPassages(store, doc_for_context)
-    ranking = AnswerRanking.of(predictor, weight)
+    ranking = predictor.config.ranking.with_weight(weight)
     verifier = predictor.verifier if settings.answer_verifier else None
     ks = report_ks(top_k, read_ks)
     ranks: list[int | None] = []
@@ -350,7 +352,7 @@ def evaluate_end_to_end(
         "reader": service.reader_model,
         "reader_backend": predictor.backend,
         "retriever_weight": weight,
-        "null_scope": predictor.config.null_scope,
+        "null_scope": predictor.config.ranking.null_scope,
         "answer_verifier": verifier is not None,
         "collection": {"documents": len(store.sources()), "passages": store.count_documents()},
         "retrieval": retrieval_metrics(ranks, report_ks(depth, recall_ks)),

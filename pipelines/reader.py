@@ -36,10 +36,9 @@ from pipelines.reader_backends import (
     onnx_model_path,
     resolve_device,
 )
-from pipelines.reader_config import READER_CONFIG_FILE, ReaderConfig
+from pipelines.reader_config import READER_CONFIG_FILE, AnswerRanking, ReaderConfig
 from pipelines.span_predictor import SpanPredictor
 from pipelines.spans import (
-    AnswerRanking,
     RankedSpan,
     SpanCandidate,
     Windows,
@@ -214,7 +213,7 @@ class ExtractiveReader:
         self.warm_up()
         assert self._predictor is not None
         top_k = top_k or self.top_k
-        ranking = AnswerRanking.of(self._predictor, self.retriever_weight)
+        ranking = self._predictor.config.ranking.with_weight(self.retriever_weight)
         docs = [d for d in documents if d.content]
         if not docs:
             return {"answers": [ExtractedAnswer(query=query, score=1.0, data=None)]}
@@ -266,7 +265,7 @@ class ExtractiveReader:
             n = len(spans)
             if verifier is not None:
                 return verifier.verify(query, spans, evidence[:n])
-            return ranking.rank(spans, scores[:n], predictor.score, top_k, texts[:n])
+            return rank_answers(spans, scores[:n], predictor.score, ranking, top_k, texts[:n])
 
         candidates = predictor.predict([query] * head, texts[:head], max_seq_length=window)
         ranked, no_answer = rank(candidates)

@@ -12,12 +12,13 @@ import logging
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
+
+from pipelines.reader_config import AnswerRanking
 
 logger = logging.getLogger(__name__)
 
@@ -290,20 +291,18 @@ def rank_answers(
     candidates: Sequence[Sequence[SpanCandidate]],
     retriever_scores: Sequence[float],
     score: Callable[[float], float],
-    retriever_weight: float = 0.0,
-    open_null_offset: float = 0.0,
-    null_scope: str = "window",
+    ranking: AnswerRanking | None = None,
     spans_per_passage: int | None = None,
-    answer_pooling: str = "max",
     passage_texts: Sequence[str] | None = None,
-    rank_prior: float = 0.0,
 ) -> tuple[list[RankedSpan], float]:
     """The spans of all passages read, best first, and the score of "no answer".
 
-    The one ranking of answers across passages: the query pipeline's reader and end-to-end
-    evaluation both call it. Within a passage a span overlapping a better one is dropped
-    ("202" vs "2024"); each passage contributes at most ``spans_per_passage`` spans. A span
-    scores ``(1 - w) * score(margin + shift - offset) + w * retriever`` (``shift``: see
+    The one ranking of answers across passages, with the settings of ``ranking`` (the
+    reader's :class:`~pipelines.reader_config.AnswerRanking`; default: none of its
+    adjustments): the query pipeline's reader and end-to-end evaluation both call it. Within
+    a passage a span overlapping a better one is dropped ("202" vs "2024"); each passage
+    contributes at most ``spans_per_passage`` spans. A span scores
+    ``(1 - w) * score(margin + shift - offset) + w * retriever`` (``shift``: see
     :func:`question_null_shifts`); ties keep passage order. "No answer" scores one minus the best
     reader score of any span, and loses ties to spans.
 
@@ -316,12 +315,12 @@ def rank_answers(
     subtracted from its margins, a prior that a lower-ranked passage holds the answer less often,
     so a weak span in the tenth passage no longer outvotes "no answer" on its own.
     """
-    if answer_pooling not in ANSWER_POOLINGS:
-        raise ValueError(f"answer_pooling must be one of {ANSWER_POOLINGS}, not {answer_pooling!r}")
-    if answer_pooling == "noisy_or" and passage_texts is None:
+    ranking = ranking or AnswerRanking()
+    if ranking.answer_pooling == "noisy_or" and passage_texts is None:
         raise ValueError('answer_pooling="noisy_or" needs the passage texts')
-    shift = question_null_shifts(candidates, null_scope)
-    w = retriever_weight
+    shift = question_null_shifts(candidates, ranking.null_scope)
+    w = ranking.retriever_weight
+    open_null_offset, rank_prior = ranking.open_null_offset, ranking.rank_prior
     ranked: list[RankedSpan] = []
     best_reader = 0.0
     for passage, (cands, retriever) in enumerate(zip(candidates, retriever_scores, strict=True)):
@@ -336,69 +335,11 @@ def rank_answers(
             if spans_per_passage is None or len(kept) <= spans_per_passage:
                 ranked.append(RankedSpan(passage, c, reader, (1 - w) * reader + w * retriever))
     ranked.sort(key=lambda r: r.score, reverse=True)  # stable: ties keep passage order
-    if answer_pooling == "noisy_or" and ranked:
+    if ranking.answer_pooling == "noisy_or" and ranked:
         assert passage_texts is not None
         ranked = _pool_same_text(ranked, passage_texts, retriever_scores, w)
         best_reader = max(r.reader_score for r in ranked)
     return ranked, 1.0 - best_reader
-
-
-ANSWER_POOLINGS = ("max", "noisy_or")
-
-
-@dataclass(frozen=True)
-class AnswerRanking:
-    """How answers are ranked across passages, besides the reader's own scoring: the settings a
-    reader's ``docqa_reader.json`` holds for :func:`rank_answers` (one place, so the query
-    pipeline, evaluation and tuning rank the same way)."""
-
-    retriever_weight: float = 0.0
-    open_null_offset: float = 0.0
-    null_scope: str = "window"
-    answer_pooling: str = "max"
-    rank_prior: float = 0.0
-
-    def rank(
-        self,
-        candidates: Sequence[Sequence[SpanCandidate]],
-        retriever_scores: Sequence[float],
-        score: Callable[[float], float],
-        spans_per_passage: int | None = None,
-        passage_texts: Sequence[str] | None = None,
-    ) -> tuple[list[RankedSpan], float]:
-        """:func:`rank_answers` with these settings."""
-        return rank_answers(
-            candidates,
-            retriever_scores,
-            score,
-            retriever_weight=self.retriever_weight,
-            open_null_offset=self.open_null_offset,
-            null_scope=self.null_scope,
-            spans_per_passage=spans_per_passage,
-            answer_pooling=self.answer_pooling,
-            passage_texts=passage_texts,
-            rank_prior=self.rank_prior,
-        )
-
-    def save(self, model_dir: str | Path) -> None:
-        """Write this ranking into a reader's ``docqa_reader.json`` (the rest kept)."""
-        from pipelines.reader_config import ReaderConfig
-
-        settings = {f.name: getattr(self, f.name) for f in fields(AnswerRanking)}
-        replace(ReaderConfig.load(model_dir), **settings).save(model_dir)
-
-    @classmethod
-    def from_config(cls, config: Any) -> AnswerRanking:
-        """The ranking a reader's ``ReaderConfig`` holds (its fields have the same names)."""
-        return cls(**{f.name: getattr(config, f.name) for f in fields(AnswerRanking)})
-
-    @classmethod
-    def of(cls, predictor: Any, retriever_weight: float | None = None) -> AnswerRanking:
-        """A loaded reader's ranking (``SpanPredictor``), with another weight if given."""
-        ranking = cls.from_config(predictor.config)
-        if retriever_weight is not None:
-            ranking = replace(ranking, retriever_weight=retriever_weight)
-        return ranking
 
 
 def answer_key(text: str) -> str:

@@ -181,7 +181,7 @@ def finish_chunk(
     from evaluation.end_to_end import index_collection
     from evaluation.environment import environment
     from evaluation.reader_metrics import evaluate_reader
-    from pipelines.reader import AnswerRanking, ReaderConfig
+    from pipelines.reader_config import ReaderConfig
     from pipelines.settings import DEMO_COLLECTION, SHIPPED_READER
     from reader_training.recipes import (
         DomainRecipe,
@@ -206,7 +206,7 @@ def finish_chunk(
         ranking: dict[str, Any] = asdict(tune_domain_weight(candidate, demo_settings, domain))
     else:  # a finish that was interrupted after training: keep its reader and its tuning
         index_collection([DEMO_COLLECTION], demo_settings, progress=False)
-        saved = AnswerRanking.from_config(ReaderConfig.load(candidate))
+        saved = ReaderConfig.load(candidate).ranking
         ranking = asdict(saved) | {"heldout_f1": "tuned by an earlier run of this gate"}
     write_json_atomic(state.position(), candidate / POSITION_FILE)
 

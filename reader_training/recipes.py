@@ -246,6 +246,7 @@ def tune_domain_weight(model_dir: Path, settings: Settings, domain: TrainConfig)
     on stage 2's held-out pairs; saved with the reader."""
 
     from evaluation.end_to_end import index_collection, tune_answer_ranking
+    from pipelines.reader_config import save_ranking
     from pipelines.settings import DEMO_COLLECTION
     from reader_training.train import split_holdout
 
@@ -258,7 +259,7 @@ def tune_domain_weight(model_dir: Path, settings: Settings, domain: TrainConfig)
         offsets=(-2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 6.0),
         progress=False,
     )
-    best.save(model_dir)
+    save_ranking(model_dir, best)
     logger.info(
         "null scope %s, retriever weight %.1f, open null offset %.1f, rank prior %.1f "
         "(held-out F1: %s)",

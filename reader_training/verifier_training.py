@@ -31,7 +31,8 @@ from tqdm import tqdm
 
 from evaluation.reader_metrics import compute_exact, compute_f1
 from evaluation.squad import SquadExample
-from pipelines.spans import AnswerRanking, SpanCandidate
+from pipelines.reader_config import AnswerRanking
+from pipelines.spans import SpanCandidate, rank_answers
 from pipelines.store.versions import write_atomic
 from pipelines.verifier import (
     FEATURES,
@@ -300,7 +301,7 @@ def reader_answer(ranking: AnswerRanking, temperature: float, r: QuestionReads) 
 
     texts = [p.text for p in r.passages]
     scores = [p.dense_score or 0.0 for p in r.passages]
-    ranked, no_answer = ranking.rank(r.spans, scores, score, 1, texts)
+    ranked, no_answer = rank_answers(r.spans, scores, score, ranking, 1, texts)
     if not ranked or ranked[0].score < no_answer:
         return ""
     best = ranked[0]

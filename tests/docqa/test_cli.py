@@ -467,11 +467,7 @@ def test_train_on_a_few_pairs_continues_the_serving_reader_and_keeps_its_f1(
     assert after["HasAns_f1_best_span"] >= before["HasAns_f1_best_span"] - 3.0, (before, after)
     # The tuned ranking settings carry over; the threshold is chosen anew.
     shipped, tuned = ReaderConfig.load(SHIPPED_READER), ReaderConfig.load(model)
-    assert (tuned.retriever_weight, tuned.open_null_offset, tuned.null_scope) == (
-        shipped.retriever_weight,
-        shipped.open_null_offset,
-        shipped.null_scope,
-    )
+    assert tuned.ranking == shipped.ranking
 
 
 def test_train_starting_points(tmp_path: Path, tiny_base: str, tiny_reader: Path) -> None:
@@ -523,9 +519,9 @@ def test_tune_weight_never_changes_a_reader_outside_the_home(
     assert "saved retriever_weight " in result.stdout and str(tuned) in result.stdout
     assert f"serve it with: docqa promote {tuned.name}" in result.stdout
     chosen = next(line for line in result.stdout.splitlines() if line.startswith("*"))
-    config = ReaderConfig.load(tuned)
-    assert f"null {config.null_scope:8} weight {config.retriever_weight:.1f}" in chosen
-    assert f"rank prior {config.rank_prior:.1f}: F1" in chosen
+    ranking = ReaderConfig.load(tuned).ranking
+    assert f"null {ranking.null_scope:8} weight {ranking.retriever_weight:.1f}" in chosen
+    assert f"rank prior {ranking.rank_prior:.1f}: F1" in chosen
     again = run(runner, *args)
     assert again.exit_code == 1
     assert "a version of that name exists" in again.stderr

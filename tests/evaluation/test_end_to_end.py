@@ -164,7 +164,7 @@ def test_answers_for_k_passages_are_what_ask_answers(demo_home: Settings) -> Non
     """Reading each passage once and keeping the first k gives ask(top_k_passages=k)'s answer."""
     service = get_service(demo_home)
     predictor = service.reader_predictor
-    ranking = AnswerRanking.of(predictor)
+    ranking = predictor.config.ranking
     for ex in _demo_examples()[:4]:
         reads = read_passages(predictor, ex.question, service.retrieve(ex.question, top_k=5))
         for k in (1, 3, 5):
@@ -180,13 +180,13 @@ def test_one_question_level_null_is_what_ask_answers(demo_home: Settings, tmp_pa
 
     reader = tmp_path / "reader"
     shutil.copytree(demo_home.reader_model, reader)
-    config = replace(ReaderConfig.load(reader), null_scope="question", open_null_offset=-1.0)
-    ReaderConfig.save(config, reader)
+    config = ReaderConfig.load(reader)
+    ranking = replace(config.ranking, null_scope="question", open_null_offset=-1.0)
+    replace(config, ranking=ranking).save(reader)
     settings = demo_home.with_(reader_model=str(reader))
     service = get_service(settings)
     predictor = service.reader_predictor
-    assert predictor.config.null_scope == "question"
-    ranking = AnswerRanking.of(predictor)
+    ranking = predictor.config.ranking
     assert ranking.null_scope == "question"
     decided = set()
     for ex in _demo_examples()[:6]:
@@ -207,13 +207,13 @@ def test_tuned_answer_ranking_is_what_the_pipeline_then_scores(
     reader; the offset and the rank prior change how often "no answer" is given."""
     from dataclasses import replace
 
-    from pipelines.reader import ReaderConfig
+    from pipelines.reader_config import ReaderConfig, save_ranking
 
     reader = tmp_path / "reader"
     shutil.copytree(demo_home.reader_model, reader)
     # A served offset and prior other than 0: tuning must undo them to recover the margins.
-    served = replace(ReaderConfig.load(reader), open_null_offset=1.0, rank_prior=0.5)
-    ReaderConfig.save(served, reader)
+    shipped = ReaderConfig.load(reader).ranking
+    save_ranking(reader, replace(shipped, open_null_offset=1.0, rank_prior=0.5))
     settings = demo_home.with_(reader_model=str(reader), reader_backend="torch")
     examples = _demo_examples()
     best = tune_answer_ranking(
@@ -242,14 +242,10 @@ def test_tuned_answer_ranking_is_what_the_pipeline_then_scores(
     for scope, o, prior in [*combinations, ("window", -3.0, 2.0)]:
         other = tmp_path / f"reader-{scope}{o:g}-{prior:g}"
         shutil.copytree(reader, other)
-        config = replace(
-            ReaderConfig.load(other),
-            retriever_weight=0.5,
-            open_null_offset=o,
-            null_scope=scope,
-            rank_prior=prior,
+        ranking = replace(
+            shipped, retriever_weight=0.5, open_null_offset=o, null_scope=scope, rank_prior=prior
         )
-        ReaderConfig.save(config, other)
+        save_ranking(other, ranking)
         report = evaluate_end_to_end(
             examples, settings.with_(reader_model=str(other)), top_k=5, progress=False
         )

@@ -441,7 +441,8 @@ def test_a_cached_reader_serves_settings_tuned_after_it_loaded(
     reader = ExtractiveReader(folder, top_k=1)
     question, passage = "Where is the office?", Document(content="The office is in Leeds.")
     before = reader.run(question, [passage])["answers"][0]
-    tuned = replace(ReaderConfig.load(folder), no_answer_threshold=1e6, retriever_weight=0.0)
+    config = ReaderConfig.load(folder)
+    tuned = replace(config, no_answer_threshold=1e6, ranking=config.ranking.with_weight(0.0))
     tuned.save(folder)
     assert reader.predictor.config == tuned
     after = reader.run(question, [passage])["answers"][0]

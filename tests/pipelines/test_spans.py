@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from pipelines.reader_config import AnswerRanking
 from pipelines.spans import RankedSpan, SpanCandidate, answer_key, rank_answers
 
 PASSAGES = [
@@ -48,7 +49,7 @@ def test_pooling_combines_the_evidence_of_passages_that_agree() -> None:
         CANDIDATES,
         [0.5, 0.5, 0.9],
         sigmoid,
-        answer_pooling="noisy_or",
+        AnswerRanking(answer_pooling="noisy_or"),
         passage_texts=PASSAGES,
     )
     # Two passages say "21 days": 1 - (1 - s(0.4)) (1 - s(0.2)) beats s(0.8).
@@ -63,8 +64,7 @@ def test_pooling_combines_the_evidence_of_passages_that_agree() -> None:
         CANDIDATES,
         [0.5, 0.5, 0.9],
         sigmoid,
-        retriever_weight=0.5,
-        answer_pooling="noisy_or",
+        AnswerRanking(retriever_weight=0.5, answer_pooling="noisy_or"),
         passage_texts=PASSAGES,
     )
     assert weighted[0].score == pytest.approx(0.5 * pooled + 0.5 * 0.9)
@@ -72,9 +72,9 @@ def test_pooling_combines_the_evidence_of_passages_that_agree() -> None:
 
 def test_pooling_needs_the_texts_and_a_known_mode() -> None:
     with pytest.raises(ValueError, match="passage texts"):
-        rank_answers(CANDIDATES, [0.5] * 3, sigmoid, answer_pooling="noisy_or")
+        rank_answers(CANDIDATES, [0.5] * 3, sigmoid, AnswerRanking(answer_pooling="noisy_or"))
     with pytest.raises(ValueError, match="answer_pooling"):
-        rank_answers(CANDIDATES, [0.5] * 3, sigmoid, answer_pooling="sum")
+        AnswerRanking(answer_pooling="sum")
 
 
 def test_answer_key_ignores_case_punctuation_and_spacing() -> None:
@@ -87,7 +87,7 @@ def test_a_rank_prior_asks_more_of_spans_from_lower_ranked_passages() -> None:
     same = [[_candidate(0, "21 days", 0.5)], [], [_candidate(2, "21 days", 0.5)]]
     ranked, _ = rank_answers(same, [0.5] * 3, sigmoid)
     assert [r.reader_score for r in ranked] == [sigmoid(0.5), sigmoid(0.5)]
-    ranked, _ = rank_answers(same, [0.5] * 3, sigmoid, rank_prior=1.0)
+    ranked, _ = rank_answers(same, [0.5] * 3, sigmoid, AnswerRanking(rank_prior=1.0))
     assert ranked[0].passage == 0 and ranked[0].reader_score == pytest.approx(sigmoid(0.5))
     assert ranked[1].reader_score == pytest.approx(sigmoid(0.5 - math.log(3)))
 
@@ -95,14 +95,12 @@ def test_a_rank_prior_asks_more_of_spans_from_lower_ranked_passages() -> None:
     weak = [[], [], [_candidate(2, "21 days", 0.3)]]
     ranked, no_answer = rank_answers(weak, [0.5] * 3, sigmoid)
     assert ranked[0].score > no_answer
-    ranked, no_answer = rank_answers(weak, [0.5] * 3, sigmoid, rank_prior=1.0)
+    ranked, no_answer = rank_answers(weak, [0.5] * 3, sigmoid, AnswerRanking(rank_prior=1.0))
     assert ranked[0].score < no_answer
 
-    # The prior is a setting of a reader's ranking, saved with it.
-    from pipelines.reader import ReaderConfig
-    from pipelines.spans import AnswerRanking
+    # The prior is a setting of a reader's ranking, saved with it (flat in docqa_reader.json).
+    from pipelines.reader_config import ReaderConfig
 
-    assert "rank_prior" in ReaderConfig.__dataclass_fields__
-    assert AnswerRanking(rank_prior=1.0).rank(weak, [0.5] * 3, sigmoid)[1] == pytest.approx(
-        no_answer
-    )
+    saved = ReaderConfig(ranking=AnswerRanking(rank_prior=1.0)).to_dict()
+    assert saved["rank_prior"] == 1.0
+    assert ReaderConfig.from_dict(saved).ranking == AnswerRanking(rank_prior=1.0)

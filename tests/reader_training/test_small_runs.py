@@ -87,9 +87,8 @@ def start_reader(tiny_reader: Path, tmp_path_factory: pytest.TempPathFactory) ->
     folder = tmp_path_factory.mktemp("start") / "reader"
     shutil.copytree(tiny_reader, folder)
     config = ReaderConfig.load(folder)
-    dataclasses.replace(config, no_answer_threshold=START_THRESHOLD, retriever_weight=0.7).save(
-        folder
-    )
+    ranking = config.ranking.with_weight(0.7)
+    dataclasses.replace(config, no_answer_threshold=START_THRESHOLD, ranking=ranking).save(folder)
     return folder
 
 
@@ -128,7 +127,7 @@ def test_a_small_run_keeps_the_starting_readers_threshold(
     result = train_reader(small_run(start_reader, held, tmp_path / "mine"), progress=False)
     saved = ReaderConfig.load(result.model_dir)
     assert saved.no_answer_threshold == START_THRESHOLD
-    assert saved.retriever_weight == 0.7  # the tuned ranking settings carry over too
+    assert saved.ranking.retriever_weight == 0.7  # the tuned ranking settings carry over too
     metrics = result.metrics
     assert metrics["threshold_choice"]["chosen_on_heldout"] is False
     assert metrics["threshold_choice"]["starting_reader_threshold"] == START_THRESHOLD
