@@ -17,11 +17,11 @@ keeps answering from the last good index and switches when the new one is comple
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -437,26 +437,24 @@ class QueryService:
         return out[passages_component(self.settings)]["documents"]
 
 
-# Services (each a loaded index and reader), most recently used last; bounded like the readers.
+# Services (each a loaded index and reader), bounded like the readers; the lock makes two
+# threads asking at once load one service.
 MAX_CACHED_SERVICES = 4
-_SERVICES: OrderedDict[tuple[str, str], QueryService] = OrderedDict()
 _SERVICES_LOCK = threading.Lock()
 
 
+@functools.lru_cache(maxsize=MAX_CACHED_SERVICES)
+def _load_service(settings: Settings, reader: str) -> QueryService:
+    return QueryService(settings)
+
+
 def get_service(settings: Settings) -> QueryService:
-    """One QueryService per (data directory, resolved reader) in this process.
+    """One QueryService per (settings, resolved reader) in this process.
 
     Keyed on the resolved reader, so promoting another version takes effect on the next call.
     """
-    key = (str(settings.home), resolve_reader(settings))
     with _SERVICES_LOCK:
-        service = _SERVICES.get(key)
-        if service is None or service.settings != settings:
-            service = _SERVICES[key] = QueryService(settings)
-        _SERVICES.move_to_end(key)
-        while len(_SERVICES) > MAX_CACHED_SERVICES:
-            _SERVICES.popitem(last=False)
-        return service
+        return _load_service(settings, resolve_reader(settings))
 
 
 def ask(

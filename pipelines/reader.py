@@ -16,9 +16,9 @@ training-time evaluation and query-time reading decode spans the same way:
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -79,11 +79,26 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Loaded readers, most recently used last. Bounded: a page that switches readers (or a service
-# answering with several) keeps at most this many models in memory.
+# Loaded readers, bounded: a page that switches readers (or a service answering with several)
+# keeps at most this many models in memory. The lock makes two threads asking for the same
+# reader at once load it once.
 MAX_CACHED_PREDICTORS = 4
-_PREDICTORS: OrderedDict[tuple[str, ...], SpanPredictor] = OrderedDict()
 _PREDICTORS_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=MAX_CACHED_PREDICTORS)
+def _load_predictor(
+    model: str,
+    device: str | None,
+    cpu_precision: str,
+    batch_size: int,
+    backend: str,
+    cache_dir: str | None,
+) -> SpanPredictor:
+    logger.info("loading reader %s on %s (%s)", model, resolve_device(device), backend)
+    return SpanPredictor(
+        model, device, batch_size, cpu_precision, backend=backend, cache_dir=cache_dir
+    )
 
 
 def get_predictor(
@@ -112,21 +127,12 @@ def get_predictor(
         measured = auto_backend(model, cache_dir)
         if measured is not None:
             backend, cpu_precision = measured[0], measured[1] or cpu_precision
-    key = (str(model), str(resolve_device(device)), cpu_precision, str(batch_size), backend)
-    if backend != "torch":
-        key = (*key, str(cache_dir))
+    # The torch backend caches nothing on disk: the same reader for every home.
+    cache = None if backend == "torch" or cache_dir is None else str(cache_dir)
     with _PREDICTORS_LOCK:
-        if key in _PREDICTORS:
-            _PREDICTORS.move_to_end(key)
-            return _PREDICTORS[key]
-        logger.info("loading reader %s on %s (%s)", model, key[1], backend)
-        predictor = SpanPredictor(
-            model, device, batch_size, cpu_precision, backend=backend, cache_dir=cache_dir
+        return _load_predictor(
+            str(model), str(resolve_device(device)), cpu_precision, batch_size, backend, cache
         )
-        _PREDICTORS[key] = predictor
-        while len(_PREDICTORS) > MAX_CACHED_PREDICTORS:
-            _PREDICTORS.popitem(last=False)
-        return predictor
 
 
 @component

@@ -467,7 +467,8 @@ def test_the_predictor_cache_is_bounded_and_keyed_by_batch_size(tiny_reader: Pat
         for b in range(2, reader_module.MAX_CACHED_PREDICTORS + 2)
     ]
     assert all(p.batch_size == b for p, b in zip(others, range(2, 99), strict=False))
-    assert len(reader_module._PREDICTORS) <= reader_module.MAX_CACHED_PREDICTORS
+    cached = reader_module._load_predictor.cache_info().currsize
+    assert cached <= reader_module.MAX_CACHED_PREDICTORS
     # The least recently used one was dropped: asking again loads it anew.
     assert get_predictor(tiny_reader, batch_size=1) is not first
 
