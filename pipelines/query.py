@@ -73,7 +73,7 @@ def _add_retrieval(pipe: Pipeline, settings: Settings, store: PassageStore) -> s
     are the passages to read. The one definition of the graph, for both pipelines below."""
     mode = settings.retrieval
     depth = candidate_depth(settings, settings.top_k_passages)
-    pipe.add_component("embedder", QuestionEmbedder(settings))
+    pipe.add_component("embedder", QuestionEmbedder.from_settings(settings))
     if mode in ("dense", "hybrid"):
         pipe.add_component("retriever", DenseRetriever(store, top_k=depth))
     if mode in ("bm25", "hybrid"):

@@ -148,6 +148,8 @@ class Settings:
 
     def __post_init__(self) -> None:
         """Refuse a value no component can use, naming the setting (:class:`SettingsError`)."""
+        if not isinstance(self.home, Path):  # a str home would break every path below it
+            object.__setattr__(self, "home", Path(self.home))
         for name, allowed in _CHOICES.items():
             value = getattr(self, name)
             if value is not None and value not in allowed:

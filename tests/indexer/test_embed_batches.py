@@ -54,7 +54,7 @@ def test_unsorted_batches_follow_the_input() -> None:
 
 def test_sorted_and_unsorted_batching_give_the_same_vectors() -> None:
     """With the real MiniLM: the length sort changes the speed, never a passage's vector."""
-    model = load_embedder(Settings(), device="cpu")
+    model = load_embedder(None, device="cpu")
     texts = [
         "Short.",
         "The VPN client reconnects automatically after the laptop wakes from sleep, " * 3,
@@ -87,7 +87,7 @@ def test_embedder_runs_on_the_gpu_when_there_is_one(
     monkeypatch.setattr(sentence_transformers, "SentenceTransformer", FakeSentenceTransformer)
     monkeypatch.setattr(pipelines.embedder, "_MODELS", {})  # no model cached from other tests
     assert default_device() == "cuda"
-    PassageEmbedder(Settings(home=tmp_path)).warm_up()
+    PassageEmbedder.from_settings(Settings(home=tmp_path)).warm_up()
     assert loaded == ["cuda"]
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert default_device() == "cpu"

@@ -110,7 +110,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 def ticket_store(settings: Settings) -> PassageStore:
     documents = [Document(id=k, content=v, meta={"file_type": "txt"}) for k, v in TICKETS.items()]
     store = PassageStore(embedding_dim=384)
-    store.write_documents(PassageEmbedder(settings).run(documents)["documents"])
+    store.write_documents(PassageEmbedder.from_settings(settings).run(documents)["documents"])
     return store
 
 
@@ -125,7 +125,7 @@ def test_bm25_finds_a_rare_keyword_the_dense_retriever_misses(
     settings: Settings, ticket_store: PassageStore
 ) -> None:
     question = "What is ticket 48213 about?"
-    embedding = QuestionEmbedder(settings).run(question)["embedding"]
+    embedding = QuestionEmbedder.from_settings(settings).run(question)["embedding"]
 
     dense = DenseRetriever(ticket_store, top_k=3).run(query_embedding=embedding)["documents"]
     keyword = BM25Retriever(ticket_store, top_k=3).run(query=question)["documents"]

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 from haystack import Document
 
-from pipelines.embedder import PassageEmbedder, QuestionEmbedder, load_embedder
+from pipelines.embedder import (
+    PassageEmbedder,
+    QuestionEmbedder,
+    embedder_model_path,
+    load_embedder,
+)
 from pipelines.settings import Settings
 
 PASSAGES = [
@@ -33,8 +38,10 @@ def documents() -> list[Document]:
 
 
 def test_question_is_closest_to_its_passage(settings: Settings) -> None:
-    passages = PassageEmbedder(settings).run(documents())["documents"]
-    question = QuestionEmbedder(settings).run("How many vacation days do employees get?")
+    passages = PassageEmbedder.from_settings(settings).run(documents())["documents"]
+    question = QuestionEmbedder.from_settings(settings).run(
+        "How many vacation days do employees get?"
+    )
 
     matrix = np.asarray([doc.embedding for doc in passages], dtype=np.float32)
     scores = matrix @ np.asarray(question["embedding"], dtype=np.float32)
@@ -44,7 +51,9 @@ def test_question_is_closest_to_its_passage(settings: Settings) -> None:
 
 def test_embeddings_are_normalized_float32_in_input_order(settings: Settings) -> None:
     progress: list[tuple[int, int]] = []
-    embedder = PassageEmbedder(settings, progress=lambda done, n: progress.append((done, n)))
+    embedder = PassageEmbedder.from_settings(
+        settings, progress=lambda done, n: progress.append((done, n))
+    )
     docs = documents()
 
     out = embedder.run(docs)["documents"]
@@ -61,7 +70,7 @@ def test_embeddings_are_normalized_float32_in_input_order(settings: Settings) ->
     for doc, vector in zip(docs, matrix, strict=True):
         alone = np.asarray(embedder.run([doc])["documents"][0].embedding)
         np.testing.assert_allclose(alone, vector, atol=1e-5)
-    out = QuestionEmbedder(settings).run("opening hours")
+    out = QuestionEmbedder.from_settings(settings).run("opening hours")
     question = np.asarray(out["embedding"])
     assert question.shape == (384,) and abs(np.linalg.norm(question) - 1.0) < 1e-5
     # The same values as one float32 array, which DocQA's retrievers take.
@@ -69,34 +78,44 @@ def test_embeddings_are_normalized_float32_in_input_order(settings: Settings) ->
 
 
 def test_title_and_section_are_embedded_with_the_content(settings: Settings) -> None:
-    embedder = PassageEmbedder(settings)
+    embedder = PassageEmbedder.from_settings(settings)
     doc = Document(content="Body.", meta={"title": "Leave policy", "section": "Carry-over"})
     assert embedder.text_to_embed(doc) == "Leave policy\nCarry-over\nBody."
     same = Document(content="Body.", meta={"title": "Intro", "section": "Intro"})
     assert embedder.text_to_embed(same) == "Intro\nBody."
-    assert PassageEmbedder(settings, meta_fields=[]).text_to_embed(doc) == "Body."
+    assert PassageEmbedder.from_settings(settings, meta_fields=[]).text_to_embed(doc) == "Body."
     assert embedder.run([])["documents"] == []
     with pytest.raises(TypeError):
-        QuestionEmbedder(settings).run(["not", "a", "string"])  # type: ignore[arg-type]
+        QuestionEmbedder.from_settings(settings).run(["not", "a", "string"])  # type: ignore[arg-type]
 
 
 def test_model_is_loaded_once_per_process(settings: Settings) -> None:
-    first = load_embedder(settings, device="cpu")
-    assert load_embedder(settings.with_(home=Path("/elsewhere")), device="cpu") is first
-    a, b = PassageEmbedder(settings, device="cpu"), QuestionEmbedder(settings, device="cpu")
+    first = load_embedder(settings.embedder_model, device="cpu")
+    assert load_embedder(embedder_model_path(None), device="cpu") is first  # the same folder
+    a = PassageEmbedder.from_settings(settings, device="cpu")
+    b = QuestionEmbedder.from_settings(settings, device="cpu")
     a.warm_up()
     b.warm_up()
     assert a._model is b._model is first
 
 
 def test_serialization_round_trip(settings: Settings) -> None:
-    embedder = PassageEmbedder(settings, meta_fields=["title"], device="cpu")
+    embedder = PassageEmbedder.from_settings(settings, meta_fields=["title"], device="cpu")
     data = embedder.to_dict()
     assert data["type"] == "pipelines.embedder.PassageEmbedder"
     again = PassageEmbedder.from_dict(data)
-    assert (again.settings, again.meta_fields, again.device) == (settings, ["title"], "cpu")
-    question = QuestionEmbedder.from_dict(QuestionEmbedder(settings).to_dict())
-    assert question.settings == settings and question.device is None
+    assert (again.model, again.batch_size, again.meta_fields, again.device) == (
+        settings.embedder_model,
+        settings.embed_batch_size,
+        ["title"],
+        "cpu",
+    )
+    question = QuestionEmbedder.from_dict(QuestionEmbedder.from_settings(settings).to_dict())
+    assert (question.backend, question.cache_dir, question.device) == (
+        settings.question_encoder_backend,
+        str(settings.home / "cache"),
+        None,
+    )
 
 
 def test_questions_embed_without_sentence_transformers_and_match_it(
@@ -118,7 +137,7 @@ def test_questions_embed_without_sentence_transformers_and_match_it(
         "import json, sys\n"
         "from pipelines.embedder import QuestionEmbedder\n"
         "from pipelines.settings import Settings\n"
-        f"embedder = QuestionEmbedder(Settings(home={str(tmp_path)!r}))\n"
+        f"embedder = QuestionEmbedder.from_settings(Settings(home={str(tmp_path)!r}))\n"
         f"vectors = [embedder.run(t)['embedding'] for t in {texts!r}]\n"
         "print(json.dumps({'vectors': vectors,"
         " 'imported': 'sentence_transformers' in sys.modules}))\n"
@@ -129,7 +148,7 @@ def test_questions_embed_without_sentence_transformers_and_match_it(
     assert run.returncode == 0, run.stderr[-2000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["imported"] is False
-    reference = load_embedder(settings).encode(texts, normalize_embeddings=True)
+    reference = load_embedder(settings.embedder_model).encode(texts, normalize_embeddings=True)
     plain = np.asarray(result["vectors"], dtype=np.float32)
     assert plain.shape == reference.shape == (3, 384)
     assert np.abs(plain - reference).max() < 1e-5
@@ -140,7 +159,7 @@ def test_other_kinds_of_sentence_models_go_through_sentence_transformers(tmp_pat
 
     from pipelines.embedder import PlainSentenceEncoder, embedder_model_path
 
-    assert PlainSentenceEncoder.supports(embedder_model_path(Settings(home=tmp_path)))
+    assert PlainSentenceEncoder.supports(embedder_model_path(None))
     folder = tmp_path / "cls-model"
     (folder / "1_Pooling").mkdir(parents=True)
     st = "sentence_transformers.models."
@@ -170,28 +189,29 @@ def test_onnx_question_encoder_gives_sentence_transformers_vectors(
     from pipelines.embedder import OnnxSentenceEncoder, embedder_model_path, load_question_encoder
 
     onnx_settings = Settings(home=tmp_path, question_encoder_backend="onnx")
-    encoder = load_question_encoder(onnx_settings, "cpu")
+    cache = onnx_settings.home / "cache"
+    encoder = load_question_encoder(None, "onnx", cache, "cpu")
     assert isinstance(encoder, OnnxSentenceEncoder)
     assert encoder.path.parent == tmp_path / "cache" / "onnx"
-    assert load_question_encoder(onnx_settings, "cpu") is encoder  # loaded once per process
+    assert load_question_encoder(None, "onnx", cache, "cpu") is encoder  # loaded once per process
     texts = [
         "How many vacation days do employees get?",
         "short",
         " ".join(["annual leave carry-over rules"] * 120),  # over 256 tokens: truncated alike
         *PASSAGES,
     ]
-    reference = load_embedder(settings).encode(texts, normalize_embeddings=True)
+    reference = load_embedder(settings.embedder_model).encode(texts, normalize_embeddings=True)
     got = encoder.encode(texts, batch_size=4)  # batches with padding
     assert got.dtype == np.float32 and got.shape == reference.shape
     assert np.abs(got - reference).max() < 1e-5
-    vector = QuestionEmbedder(onnx_settings).run(texts[0])["vector"]
+    vector = QuestionEmbedder.from_settings(onnx_settings).run(texts[0])["vector"]
     assert np.abs(vector - reference[0]).max() < 1e-5
 
     def no_export(*args: object, **kwargs: object) -> None:
         raise AssertionError("exported again")
 
     monkeypatch.setattr("pipelines.reader_backends.export_onnx_encoder", no_export)
-    again = OnnxSentenceEncoder(embedder_model_path(onnx_settings), tmp_path / "cache")
+    again = OnnxSentenceEncoder(embedder_model_path(None), tmp_path / "cache")
     assert again.path == encoder.path
     assert len(list((tmp_path / "cache" / "onnx").glob("encoder-*.onnx"))) == 1
 
@@ -200,4 +220,4 @@ def test_unknown_question_encoder_backend_is_refused(tmp_path: Path) -> None:
     from pipelines.embedder import load_question_encoder
 
     with pytest.raises(ValueError, match="question_encoder_backend"):
-        load_question_encoder(Settings(home=tmp_path, question_encoder_backend="tensorrt"))
+        load_question_encoder(None, "tensorrt", tmp_path / "cache")

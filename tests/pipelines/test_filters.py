@@ -45,7 +45,9 @@ def test_filters_select_the_right_passages(base_home: Path) -> None:
     settings = Settings(home=base_home)
     store = PassageStore.load(settings.index_dir)
     records = store.sources()
-    embedding = QuestionEmbedder(settings).run(text="Where is the badge office?")["embedding"]
+    embedding = QuestionEmbedder.from_settings(settings).run(text="Where is the badge office?")[
+        "embedding"
+    ]
 
     def sources(filters: dict | None) -> set[str]:
         found = store.embedding_retrieval(embedding, top_k=50, filters=filters)

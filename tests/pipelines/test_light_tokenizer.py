@@ -11,7 +11,7 @@ from transformers import AutoTokenizer
 from evaluation.squad import load_squad
 from pipelines.embedder import embedder_model_path
 from pipelines.light_tokenizer import LightTokenizer, load_tokenizer
-from pipelines.settings import SHIPPED_READER, Settings
+from pipelines.settings import SHIPPED_READER
 from pipelines.spans import tokenize_pairs
 from tests.conftest import DEMO_LABELS
 
@@ -24,7 +24,7 @@ def pairs() -> tuple[list[str], list[str]]:
 
 
 def model_folders(tiny_reader: Path) -> list[str]:
-    return [str(SHIPPED_READER), embedder_model_path(Settings()), str(tiny_reader)]
+    return [str(SHIPPED_READER), embedder_model_path(None), str(tiny_reader)]
 
 
 @pytest.mark.parametrize(("max_length", "stride"), [(256, 128), (64, 16)])

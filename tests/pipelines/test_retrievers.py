@@ -48,13 +48,13 @@ def store(settings: Settings) -> PassageStore:
         for key, (source, file_type, text) in PASSAGES.items()
     ]
     store = PassageStore(embedding_dim=384)
-    store.write_documents(PassageEmbedder(settings).run(docs)["documents"])
+    store.write_documents(PassageEmbedder.from_settings(settings).run(docs)["documents"])
     return store
 
 
 def build_pipeline(settings: Settings, store: PassageStore) -> Pipeline:
     pipeline = Pipeline()
-    pipeline.add_component("embedder", QuestionEmbedder(settings))
+    pipeline.add_component("embedder", QuestionEmbedder.from_settings(settings))
     pipeline.add_component("retriever", DenseRetriever(store, top_k=3))
     pipeline.connect("embedder.embedding", "retriever.query_embedding")
     return pipeline
