@@ -122,7 +122,7 @@ def main() -> None:
 
     median = {
         name: {
-            key: round(statistics.median(r[key] for r in rows), 1)
+            key: round(statistics.median(r[key] for r in rows), 2 if key == "f1" else 1)
             for key in ("f1", "p50_ms", "p95_ms", "mean_ms")
         }
         for name, rows in rounds.items()
