@@ -25,13 +25,13 @@ from pipelines.operations.home_format import (
     open_home,
 )
 from pipelines.query import QueryService
-from pipelines.settings import Settings
+from pipelines.settings import REPO_ROOT, Settings
 from pipelines.store import PassageStore
 from pipelines.store.files import PASSAGES_FILE, SCHEMA_VERSION
 from pipelines.store.versions import current_folder, writer_lock
 from reader_training.feedback import FeedbackStore
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "homes"
+FIXTURES = REPO_ROOT / "tests" / "fixtures" / "homes"
 FIRST_RELEASE = FIXTURES / "release-2026-11-24-461226f.tar.gz"
 API_RELEASE = FIXTURES / "release-2026-12-02-c917935.tar.gz"
 # The key the 2026-12-02 release printed when make_old_homes.sh made the fixture (a test secret).
