@@ -96,6 +96,11 @@ def _cooldown_start(settings: Settings, folder: Path, after: str) -> dict[str, o
     return {"spec": cooldown_spec(parent_state.spec), "base_model": str(parent / "latest")}
 
 
+def _option_name(config_field: dataclasses.Field[Any]) -> str:
+    """The command-line option of a TrainConfig field: its own, else ``--field-name``."""
+    return config_field.metadata.get("option", "--" + config_field.name.replace("_", "-"))
+
+
 def with_config_options(command: Callable[..., None]) -> Callable[..., None]:
     """``command`` with an option for every :class:`TrainConfig` field the command line sets
     (its name, default and help from the field), passed to ``command`` as keyword arguments:
@@ -113,7 +118,7 @@ def with_config_options(command: Callable[..., None]) -> Callable[..., None]:
         default: Any = config_field.default
         if config_field.default_factory is not dataclasses.MISSING:
             hint, default = hint | None, None  # a list option: None when not given
-        option = config_field.metadata.get("option", "--" + config_field.name.replace("_", "-"))
+        option = _option_name(config_field)
         annotation = Annotated[hint, typer.Option(option, help=config_field.metadata["help"])]
         params.append(
             inspect.Parameter(
@@ -131,11 +136,6 @@ def with_config_options(command: Callable[..., None]) -> Callable[..., None]:
     run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     run.__annotations__ = {p.name: p.annotation for p in params}
     return run
-
-
-def _option_name(field_name: str) -> str:
-    config_field = next(f for f in dataclasses.fields(TrainConfig) if f.name == field_name)
-    return config_field.metadata.get("option", "--" + field_name.replace("_", "-"))
 
 
 @with_config_options
@@ -196,7 +196,8 @@ def train(
             **config_options,
         )
     except TrainConfigError as exc:
-        raise fail(f"{_option_name(exc.field)} {exc.problem}", 2) from exc
+        by_name = {f.name: f for f in dataclasses.fields(TrainConfig)}
+        raise fail(f"{_option_name(by_name[exc.field])} {exc.problem}", 2) from exc
     try:
         start = starting_point(settings, base_model, from_scratch, replay, replay_ratio)
     except (ValueError, ReaderNotFoundError) as exc:

@@ -321,9 +321,7 @@ class FeedbackStore:
                 f"{MAX_CONTEXT_CHARS:,} a labeled pair may keep: choose a passage of the document"
             )
         answer_text, answer_start = validate_answer(context, answer_text, answer_start)
-        author = (meta or {}).get("author")
-        record = LabeledPair(
-            id=make_id(question, context, answer_text, answer_start, author),
+        record = LabeledPair(  # its id computed from the pair and its author
             question=question,
             context=context,
             answer_text=answer_text,
