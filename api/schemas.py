@@ -93,9 +93,9 @@ class AnswerOut(BaseModel):
 
     @classmethod
     def of(cls, result: AnswerResult) -> AnswerOut:
-        """The answer as the API shows it: never the server's absolute file path."""
-        data = result.to_dict()
-        return cls(**{k: v for k, v in data.items() if k in cls.model_fields})
+        """The answer as the API shows it: never the server's absolute file path (``path`` is
+        not a field, so it is left behind)."""
+        return cls.model_validate(result, from_attributes=True)
 
 
 class AskResponse(BaseModel):

@@ -104,10 +104,10 @@ def evaluate(
         d = dense.run(query_embedding=emb)["documents"]
         seconds["dense"] += time.perf_counter() - t
         t = time.perf_counter()
-        b = bm25.run(query=question)["documents"]
+        b = bm25.run(query=question, query_embedding=emb)["documents"]
         seconds["bm25"] += time.perf_counter() - t
         t = time.perf_counter()
-        h = fusion.run(dense_documents=d, bm25_documents=b, query_embedding=emb)["documents"]
+        h = fusion.run(dense_documents=d, bm25_documents=b)["documents"]
         seconds["hybrid (fusion only)"] += time.perf_counter() - t
         add("dense", d, check)
         add("bm25", b, check)

@@ -248,7 +248,7 @@ def ask(
     # identity (and its Argon2 set-up) is loaded only when someone's view is asked for.
     caller = narrowed_caller(settings, user, groups)
     try:
-        validate_question(question, settings.max_question_chars)  # before loading any model
+        checked = validate_question(question, settings.max_question_chars)  # before any model
         service = get_service(settings)
         scope = None
         if caller is not None:
@@ -260,7 +260,7 @@ def ask(
                 raise fail(str(exc)) from exc
         # The operator asked, whoever's view it was: the question log names them.
         asked = service.answer(
-            question, passages, answers, channel="cli", scope=scope, asker=f"cli:{os_user()}"
+            checked, passages, answers, channel="cli", scope=scope, asker=f"cli:{os_user()}"
         )
     except (QuestionError, IndexMissingError, ReaderNotFoundError) as exc:
         raise fail(str(exc), 2) from exc
@@ -410,21 +410,18 @@ def tune_weight(
     whether "no answer" is judged per passage or once per question (null_scope), and how much
     more evidence a span from a lower-ranked passage needs (rank_prior)."""
 
-    from evaluation.end_to_end import tune_answer_ranking, tuning_key
+    from evaluation.end_to_end import tune_answer_ranking
     from evaluation.squad import load_squad
     from pipelines.reader_registry import resolve_reader
 
     settings = settings_from(home, reader_model=reader)
     examples, _ = load_squad(labels)
     best = tune_answer_ranking(examples, settings, top_k=passages)
-    chosen = tuning_key(
-        best.null_scope, best.retriever_weight, best.open_null_offset, best.rank_prior
-    )
-    for key, f1 in best.heldout_f1.items():
-        scope, w, o, prior = key.split(",")
+    for tried, f1 in best.heldout_f1.items():
         typer.echo(
-            f"{'*' if key == chosen else ' '} null {scope:8} weight {float(w):.1f} "
-            f"offset {float(o):.1f} rank prior {float(prior):.1f}: F1 {f1:.2f}"
+            f"{'*' if tried == best.plain() else ' '} null {tried.null_scope:8} weight "
+            f"{tried.retriever_weight:.1f} offset {tried.open_null_offset:.1f} rank prior "
+            f"{tried.rank_prior:.1f}: F1 {f1:.2f}"
         )
     if save:
         from pipelines.reader_config import save_ranking

@@ -51,7 +51,7 @@ from pipelines.query import QueryService, get_service
 from pipelines.reader import SpanPredictor
 from pipelines.reader_config import AnswerRanking
 from pipelines.settings import Settings
-from pipelines.spans import RankedSpan, SpanCandidate, rank_answers
+from pipelines.spans import SpanCandidate, rank_answers
 from pipelines.verifier import AnswerVerifier, PassageEvidence
 
 logger = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ def rank_reads(
     ranking: AnswerRanking,
     verifier: AnswerVerifier | None = None,
     question: str = "",
-) -> tuple[list[RankedSpan], float]:
+) -> tuple[list[SpanCandidate], float]:
     """:func:`pipelines.spans.rank_answers` over the first ``k`` passages read (each passage's
     best span, as :func:`answer_at_k` takes them): the spans best first and "no answer"'s score.
     With a ``verifier`` it ranks instead, as ``ExtractiveReader`` does."""
@@ -152,8 +152,7 @@ def answer_at_k(
     ranked, no_answer = rank_reads(reads, k, score, ranking, verifier, question)
     if not ranked or ranked[0].score < no_answer:
         return None
-    best = ranked[0]
-    return reads[best.passage].content[best.candidate.start_char : best.candidate.end_char]
+    return ranked[0].text_in([r.content for r in reads])
 
 
 # -- gold passages --------------------------------------------------------------------------------
@@ -546,7 +545,12 @@ def _metric_lines(title: str, metrics: dict[str, Any]) -> list[str]:
 class TunedRanking(AnswerRanking):
     """The :class:`AnswerRanking` that scored best on held-out pairs, and F1 for each tried."""
 
-    heldout_f1: dict[str, float] = field(default_factory=dict)  # "scope,weight,offset,prior"
+    heldout_f1: dict[AnswerRanking, float] = field(default_factory=dict)  # each one tried
+
+    def report(self) -> dict[str, Any]:
+        """As JSON: the chosen settings, and each setting tried with its F1."""
+        tried = [asdict(ranking) | {"f1": f1} for ranking, f1 in self.heldout_f1.items()]
+        return asdict(self.plain()) | {"heldout_f1": tried}
 
 
 def tune_answer_ranking(
@@ -580,7 +584,7 @@ def tune_answer_ranking(
         reads_of[ex.id] = read_passages(
             predictor, ex.question, passages, settings.reader_max_seq_length
         )
-    table: dict[str, float] = {}
+    table: dict[AnswerRanking, float] = {}
     best: tuple[tuple[float, ...], AnswerRanking] | None = None
     for rank, scope in enumerate(null_scopes):
         for prior in rank_priors:
@@ -592,14 +596,9 @@ def tune_answer_ranking(
                         for qid, reads in reads_of.items()
                     }
                     f1 = squad_metrics(examples, predictions)["f1"]
-                    table[tuning_key(scope, w, offset, prior)] = round(f1, 2)
+                    table[ranking] = round(f1, 2)
                     key = (f1, -rank, -prior, -w, -offset)  # ties: the simpler setting
                     if best is None or key > best[0]:
                         best = (key, ranking)
     assert best is not None
     return TunedRanking(**asdict(best[1]), heldout_f1=table)
-
-
-def tuning_key(scope: str, weight: float, offset: float, prior: float) -> str:
-    """How :func:`tune_answer_ranking` names a combination in ``heldout_f1``."""
-    return f"{scope},{weight:g},{offset:g},{prior:g}"

@@ -27,7 +27,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "fusion": ["RankFusion"],
         "reader": ["ExtractiveReader"],
         "reader_config": ["ReaderConfig"],
-        "answers": ["AnswerResult", "QuestionError"],
+        "answers": ["AnswerResult", "Question", "QuestionError"],
         "query": ["QueryService", "ask", "build_query_pipeline"],
         "filters": ["build_filters"],
         "reader_registry": ["resolve_reader", "list_models", "set_serving"],

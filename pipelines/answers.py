@@ -41,7 +41,17 @@ class AnswerResult:
         return data
 
 
-def validate_question(question: str, max_chars: int) -> str:
+class Question(str):
+    """A question that passed :func:`validate_question` (whitespace normalized): what the page,
+    the API and the CLI check before any model loads, and what the query service then takes
+    without checking it again ("parse, don't validate")."""
+
+
+def validate_question(question: str, max_chars: int) -> Question:
+    """``question`` with its whitespace normalized, or :class:`QuestionError` saying why it
+    cannot be asked. A :class:`Question` is returned as it is."""
+    if isinstance(question, Question):
+        return question
     if not isinstance(question, str) or not question.strip():
         raise QuestionError("the question is empty: type a question")
     question = " ".join(question.split())
@@ -50,4 +60,4 @@ def validate_question(question: str, max_chars: int) -> str:
             f"the question is {len(question):,} characters long; the limit is {max_chars:,}"
             " (ask about one thing at a time)"
         )
-    return question
+    return Question(question)

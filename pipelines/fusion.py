@@ -3,10 +3,12 @@ joiner component.
 
 Scores: RRF scores (about 1/61) have nothing in common with the cosine similarities the
 reader's ``retriever_weight`` was tuned on, so :class:`RankFusion` orders passages by RRF but
-sets ``Document.score`` to the passage's dense cosine similarity with the question (computed for
-passages only BM25 found), and keeps the other numbers in ``meta`` (``rrf_score``,
-``dense_score``, ``bm25_score``, ``dense_rank``, ``bm25_rank``). The reader therefore always
-mixes in the same kind of score, whatever the retrieval mode.
+sets ``Document.score`` to the passage's dense cosine similarity with the question (for a
+passage only BM25 found, the one the store worked out during the BM25 search,
+``meta["dense_score"]``: see :meth:`pipelines.store.PassageStore.bm25_retrieval`), and keeps the
+other numbers in ``meta`` (``rrf_score``, ``dense_score``, ``bm25_score``, ``dense_rank``,
+``bm25_rank``). The reader therefore always mixes in the same kind of score, whatever the
+retrieval mode.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
 from haystack import component, default_from_dict, default_to_dict
 from haystack.dataclasses import Document
 
@@ -87,7 +88,6 @@ class RankFusion:
         self,
         dense_documents: list[Document] | None = None,
         bm25_documents: list[Document] | None = None,
-        query_embedding: np.ndarray | list[float] | None = None,
         top_k: int | None = None,
     ) -> dict[str, list[Document]]:
         k = self.top_k if top_k is None else top_k
@@ -99,19 +99,13 @@ class RankFusion:
         dense_scores = {doc.id: doc.score for doc in dense}
         bm25_scores = {doc.id: doc.score for doc in bm25}
         bm25_docs = {doc.id: doc for doc in bm25}
-        query = (
-            np.asarray(query_embedding, dtype=np.float32) if query_embedding is not None else None
-        )
         documents = []
         for doc, rrf, (dense_rank, bm25_rank) in fused:
             cosine = dense_scores.get(doc.id)
-            found_by_bm25 = bm25_docs.get(doc.id)
-            if cosine is None and found_by_bm25 is not None:
-                # BM25Retriever's, given the question's embedding; else from the embedding.
-                cosine = found_by_bm25.meta.get("dense_score")
-                if cosine is None and query is not None and found_by_bm25.embedding is not None:
-                    embedding = np.asarray(found_by_bm25.embedding, dtype=np.float32)
-                    cosine = float(np.dot(query, embedding))
+            if cosine is None and doc.id in bm25_docs:
+                # Worked out once, by the store with the BM25 search (given the question's
+                # embedding): never again here.
+                cosine = bm25_docs[doc.id].meta.get("dense_score")
             meta = dict(doc.meta)
             meta.update(
                 rrf_score=rrf,

@@ -467,6 +467,6 @@ def ask(
 ) -> list[AnswerResult]:
     """Answer ``question`` over the index in ``settings.home`` (logged when ``channel`` is
     given, see :meth:`QueryService.answer`)."""
-    validate_question(question, settings.max_question_chars)  # before loading any model
+    question = validate_question(question, settings.max_question_chars)  # before any model loads
     service = get_service(settings)
     return service.answer(question, top_k_passages, top_n_answers, filters, channel).answers

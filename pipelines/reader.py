@@ -39,7 +39,6 @@ from pipelines.reader_backends import (
 from pipelines.reader_config import READER_CONFIG_FILE, AnswerRanking, ReaderConfig
 from pipelines.span_predictor import SpanPredictor
 from pipelines.spans import (
-    RankedSpan,
     SpanCandidate,
     Windows,
     decode_spans,
@@ -226,11 +225,11 @@ class ExtractiveReader:
         ranked, no_answer, docs = self._read(query, docs, ranking, top_k)
         answers: list[ExtractedAnswer] = []
         for r in ranked:
-            doc, c = docs[r.passage], r.candidate
+            doc, c = docs[r.pair], r
             answers.append(
                 ExtractedAnswer(
                     query=query,
-                    score=r.score,
+                    score=r.score or 0.0,
                     data=(doc.content or "")[c.start_char : c.end_char],
                     document=doc,
                     context=doc.content,
@@ -251,7 +250,7 @@ class ExtractiveReader:
 
     def _read(
         self, query: str, docs: list[Document], ranking: AnswerRanking, top_k: int
-    ) -> tuple[list[RankedSpan], float, list[Document]]:
+    ) -> tuple[list[SpanCandidate], float, list[Document]]:
         """Read the passages (all, or the cascade's first ones when they settle it) and rank
         their spans; returns the ranking, "no answer"'s score and the passages it indexes."""
         assert self._predictor is not None
@@ -264,7 +263,7 @@ class ExtractiveReader:
         verifier = predictor.verifier if self.verifier else None
         evidence = [PassageEvidence.of(d) for d in docs] if verifier is not None else []
 
-        def rank(spans: list[list[SpanCandidate]]) -> tuple[list[RankedSpan], float]:
+        def rank(spans: list[list[SpanCandidate]]) -> tuple[list[SpanCandidate], float]:
             """The spans of the first ``len(spans)`` passages ranked: by the verifier where the
             reader has one (trained at several numbers of passages read, its scores mean the
             same after the cascade's first passages as after all), else the reader's ranking."""
@@ -275,7 +274,7 @@ class ExtractiveReader:
 
         candidates = predictor.predict([query] * head, texts[:head], max_seq_length=window)
         ranked, no_answer = rank(candidates)
-        top = max([no_answer] + [r.score for r in ranked[:1]])
+        top = max([no_answer] + [r.score or 0.0 for r in ranked[:1]])
         if head == len(docs) or top >= predictor.config.cascade_min_score:
             return ranked, no_answer, docs[:head]
         candidates += predictor.predict(

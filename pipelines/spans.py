@@ -32,14 +32,28 @@ class Windows:
     offsets: list[list[tuple[int, int] | None]]  # per token: char span in the context, else None
 
 
-@dataclass
+@dataclass(frozen=True)
 class SpanCandidate:
-    pair: int
+    """An answer span as decoding finds it and, once ranked across the passages read
+    (:func:`rank_answers`), with its scores: the one shape of a span before it is cited."""
+
+    pair: int  # the (question, passage) pair it was read from; once ranked, the passage read
     start_char: int
     end_char: int
     margin: float  # span logit - null logit + threshold; > 0 means "answer"
     span_logit: float
     null_logit: float = 0.0  # its window's null ("no answer") logit
+    # Set by the ranking across passages (None while only decoded):
+    reader_score: float | None = None  # the reader's confidence in [0, 1] (offsets applied)
+    score: float | None = None  # (1 - w) * reader_score + w * the passage's retriever score
+
+    def ranked(self, passage: int, reader_score: float, score: float) -> SpanCandidate:
+        """This span as ranked: from the ``passage``-th passage read, with its scores."""
+        return replace(self, pair=passage, reader_score=reader_score, score=score)
+
+    def text_in(self, passage_texts: Sequence[str]) -> str:
+        """The span's text, ``passage_texts`` being the passages its ``pair`` indexes."""
+        return passage_texts[self.pair][self.start_char : self.end_char]
 
 
 def tokenize_pairs(
@@ -277,16 +291,6 @@ def question_null_shifts(
     return lambda c: c.null_logit - question_null
 
 
-@dataclass(frozen=True)
-class RankedSpan:
-    """One answer span as the reader ranks it across passages."""
-
-    passage: int  # index into the passages read
-    candidate: SpanCandidate
-    reader_score: float  # the reader's confidence in [0, 1] (no-answer offset applied)
-    score: float  # (1 - w) * reader_score + w * the passage's retriever score
-
-
 def rank_answers(
     candidates: Sequence[Sequence[SpanCandidate]],
     retriever_scores: Sequence[float],
@@ -294,8 +298,9 @@ def rank_answers(
     ranking: AnswerRanking | None = None,
     spans_per_passage: int | None = None,
     passage_texts: Sequence[str] | None = None,
-) -> tuple[list[RankedSpan], float]:
-    """The spans of all passages read, best first, and the score of "no answer".
+) -> tuple[list[SpanCandidate], float]:
+    """The spans of all passages read, best first (each :meth:`SpanCandidate.ranked`: its
+    ``pair`` the passage's index in ``candidates``), and the score of "no answer".
 
     The one ranking of answers across passages, with the settings of ``ranking`` (the
     reader's :class:`~pipelines.reader_config.AnswerRanking`; default: none of its
@@ -321,7 +326,7 @@ def rank_answers(
     shift = question_null_shifts(candidates, ranking.null_scope)
     w = ranking.retriever_weight
     open_null_offset, rank_prior = ranking.open_null_offset, ranking.rank_prior
-    ranked: list[RankedSpan] = []
+    ranked: list[SpanCandidate] = []
     best_reader = 0.0
     for passage, (cands, retriever) in enumerate(zip(candidates, retriever_scores, strict=True)):
         rank_penalty = rank_prior * math.log1p(passage)
@@ -333,13 +338,17 @@ def rank_answers(
             reader = score(c.margin + shift(c) - open_null_offset - rank_penalty)
             best_reader = max(best_reader, reader)
             if spans_per_passage is None or len(kept) <= spans_per_passage:
-                ranked.append(RankedSpan(passage, c, reader, (1 - w) * reader + w * retriever))
-    ranked.sort(key=lambda r: r.score, reverse=True)  # stable: ties keep passage order
+                ranked.append(c.ranked(passage, reader, (1 - w) * reader + w * retriever))
+    ranked.sort(key=_score, reverse=True)  # stable: ties keep passage order
     if ranking.answer_pooling == "noisy_or" and ranked:
         assert passage_texts is not None
         ranked = _pool_same_text(ranked, passage_texts, retriever_scores, w)
-        best_reader = max(r.reader_score for r in ranked)
+        best_reader = max(r.reader_score or 0.0 for r in ranked)
     return ranked, 1.0 - best_reader
+
+
+def _score(span: SpanCandidate) -> float:
+    return span.score or 0.0
 
 
 def answer_key(text: str) -> str:
@@ -348,27 +357,23 @@ def answer_key(text: str) -> str:
 
 
 def _pool_same_text(
-    ranked: list[RankedSpan],
+    ranked: list[SpanCandidate],
     passage_texts: Sequence[str],
     retriever_scores: Sequence[float],
     w: float,
-) -> list[RankedSpan]:
+) -> list[SpanCandidate]:
     """Spans of one text become one answer (noisy-or of the passages' reader scores)."""
-    groups: dict[str, list[RankedSpan]] = {}
+    groups: dict[str, list[SpanCandidate]] = {}
     for r in ranked:  # best first, so each group's first span is its best
-        text = passage_texts[r.passage][r.candidate.start_char : r.candidate.end_char]
+        text = r.text_in(passage_texts)
         groups.setdefault(answer_key(text) or text, []).append(r)
     pooled = []
     for spans in groups.values():
         best_per_passage: dict[int, float] = {}
         for r in spans:
-            best_per_passage.setdefault(r.passage, r.reader_score)
+            best_per_passage.setdefault(r.pair, r.reader_score or 0.0)
         reader = 1.0 - float(np.prod([1.0 - x for x in best_per_passage.values()]))
         retriever = max(retriever_scores[p] for p in best_per_passage)
-        pooled.append(
-            RankedSpan(
-                spans[0].passage, spans[0].candidate, reader, (1 - w) * reader + w * retriever
-            )
-        )
-    pooled.sort(key=lambda r: r.score, reverse=True)
+        pooled.append(spans[0].ranked(spans[0].pair, reader, (1 - w) * reader + w * retriever))
+    pooled.sort(key=_score, reverse=True)
     return pooled

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.spans import RankedSpan, SpanCandidate, answer_key, question_null_shifts
+from pipelines.spans import SpanCandidate, answer_key, question_null_shifts
 from pipelines.store.versions import write_atomic
 
 logger = logging.getLogger(__name__)
@@ -385,7 +385,7 @@ class AnswerVerifier:
         question: str,
         spans: Sequence[Sequence[SpanCandidate]],
         passages: Sequence[PassageEvidence],
-    ) -> tuple[list[RankedSpan], float]:
+    ) -> tuple[list[SpanCandidate], float]:
         """The candidates of all passages, best first, and "no answer"'s score (see the class)."""
         candidates = candidates_of(question, spans, passages, self.scoring)
         if not candidates:
@@ -394,7 +394,7 @@ class AnswerVerifier:
         logits = self.logits(np.stack([c.features for c in candidates])) - cut
         scores = 1.0 / (1.0 + np.exp(-logits))
         ranked = [
-            RankedSpan(c.passage, c.span, float(s), float(s))
+            c.span.ranked(c.passage, float(s), float(s))
             for c, s in zip(candidates, scores, strict=True)
         ]
         ranked.sort(key=lambda r: r.score, reverse=True)

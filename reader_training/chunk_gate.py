@@ -203,7 +203,7 @@ def finish_chunk(
     )
     if not (candidate / "metrics.json").is_file():
         train_reader(domain, progress=False)
-        ranking: dict[str, Any] = asdict(tune_domain_weight(candidate, demo_settings, domain))
+        ranking: dict[str, Any] = tune_domain_weight(candidate, demo_settings, domain).report()
     else:  # a finish that was interrupted after training: keep its reader and its tuning
         index_collection([DEMO_COLLECTION], demo_settings, progress=False)
         saved = ReaderConfig.load(candidate).ranking

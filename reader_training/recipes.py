@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -233,7 +233,7 @@ def run_recipe(
     report = {
         "before_domain": before,
         "after_domain": after,
-        "answer_ranking": asdict(ranking),
+        "answer_ranking": ranking.report(),
     }
     write_json_atomic(report, final_dir / "recipe_report.json")
     logger.info("recipe report: %s", report)
@@ -262,12 +262,13 @@ def tune_domain_weight(model_dir: Path, settings: Settings, domain: TrainConfig)
     save_ranking(model_dir, best)
     logger.info(
         "null scope %s, retriever weight %.1f, open null offset %.1f, rank prior %.1f "
-        "(held-out F1: %s)",
+        "(held-out F1 %.2f of %d tried)",
         best.null_scope,
         best.retriever_weight,
         best.open_null_offset,
         best.rank_prior,
-        best.heldout_f1,
+        best.heldout_f1[best.plain()],
+        len(best.heldout_f1),
     )
     return best
 

@@ -288,8 +288,7 @@ def verifier_answer(verifier: AnswerVerifier, r: QuestionReads) -> str:
     ranked, no_answer = verifier.verify(r.question, r.spans, r.passages)
     if not ranked or ranked[0].score < no_answer:
         return ""
-    best = ranked[0]
-    return r.passages[best.passage].text[best.candidate.start_char : best.candidate.end_char]
+    return ranked[0].text_in([p.text for p in r.passages])
 
 
 def reader_answer(ranking: AnswerRanking, temperature: float, r: QuestionReads) -> str:
@@ -304,8 +303,7 @@ def reader_answer(ranking: AnswerRanking, temperature: float, r: QuestionReads) 
     ranked, no_answer = rank_answers(r.spans, scores, score, ranking, 1, texts)
     if not ranked or ranked[0].score < no_answer:
         return ""
-    best = ranked[0]
-    return texts[best.passage][best.candidate.start_char : best.candidate.end_char]
+    return ranked[0].text_in(texts)
 
 
 def f1_at_ks(

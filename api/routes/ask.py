@@ -36,15 +36,10 @@ from api.schemas import (
     LabelResponse,
 )
 from identity.roles import Action, Caller
+from pipelines.answers import Question, QuestionError, validate_question
 from pipelines.filters import build_filters, folders
 from pipelines.learning_loop.question_log import question_log
-from pipelines.query import (
-    AskOutcome,
-    IndexMissingError,
-    QueryService,
-    QuestionError,
-    validate_question,
-)
+from pipelines.query import AskOutcome, IndexMissingError, QueryService
 from pipelines.reader_registry import ReaderNotFoundError, reader_version_name
 from pipelines.settings import Settings
 from pipelines.store import PassageStore
@@ -60,7 +55,7 @@ logger = logging.getLogger(__name__)
 router = APIRouter(tags=["ask"])
 
 
-def _question(question: str, settings: Settings) -> str:
+def _question(question: str, settings: Settings) -> Question:
     try:
         return validate_question(question, settings.max_question_chars)
     except QuestionError as exc:
@@ -101,7 +96,7 @@ def unavailable(exc: Exception) -> ApiError:
 
 
 def _answer(
-    ctx: Context, caller: Caller, body: AskRequest, question: str
+    ctx: Context, caller: Caller, body: AskRequest, question: Question
 ) -> tuple[QueryService, AskOutcome]:
     service = ctx.service()
     store = service.store

@@ -54,30 +54,29 @@ def test_rrf_counts_a_duplicate_once_and_checks_arguments() -> None:
 
 
 def test_rank_fusion_gives_the_reader_dense_cosine_scores() -> None:
-    query = [1.0, 0.0]
     dense = [
         Document(id="a", content="a", score=0.9),
         Document(id="b", content="b", score=0.5),
     ]
     bm25 = [
-        Document(id="c", content="c", score=12.0, embedding=[0.6, 0.8]),
-        Document(id="a", content="a", score=7.0, embedding=[0.9, 0.1]),
+        # As the store's BM25 search gives them, with the question's embedding.
+        Document(id="c", content="c", score=12.0, meta={"dense_score": 0.6}),
+        Document(id="a", content="a", score=7.0, meta={"dense_score": 0.9}),
     ]
 
-    out = RankFusion(top_k=2).run(dense_documents=dense, bm25_documents=bm25, query_embedding=query)
+    out = RankFusion(top_k=2).run(dense_documents=dense, bm25_documents=bm25)
 
     a, c = out["documents"]  # a: 1/61 + 1/62; c: 1/61 beats b: 1/62; top_k=2 drops b
     assert (a.id, c.id) == ("a", "c")
     assert a.score == pytest.approx(0.9)  # the dense retriever's own score
-    assert c.score == pytest.approx(0.6)  # computed: dot(query, c's embedding)
+    assert c.score == pytest.approx(0.6)  # the store's cosine for a passage only BM25 found
     assert a.meta["rrf_score"] == pytest.approx(1 / 61 + 1 / 62)
     assert (a.meta["dense_rank"], a.meta["bm25_rank"], a.meta["bm25_score"]) == (1, 2, 7.0)
     assert (c.meta["dense_rank"], c.meta["bm25_rank"]) == (None, 1)
-    assert c.embedding is None and bm25[0].embedding is not None  # copies, inputs untouched
-    assert "rrf_score" not in bm25[1].meta
+    assert "rrf_score" not in bm25[1].meta  # copies, inputs untouched
 
     # One input only (the BM25-only pipeline): BM25 order, cosine scores.
-    alone = RankFusion().run(bm25_documents=bm25, query_embedding=query)["documents"]
+    alone = RankFusion().run(bm25_documents=bm25)["documents"]
     assert [d.id for d in alone] == ["c", "a"]
     assert [d.score for d in alone] == pytest.approx([0.6, 0.9])
     assert RankFusion().run()["documents"] == []
@@ -129,9 +128,7 @@ def test_bm25_finds_a_rare_keyword_the_dense_retriever_misses(
 
     dense = DenseRetriever(ticket_store, top_k=3).run(query_embedding=embedding)["documents"]
     keyword = BM25Retriever(ticket_store, top_k=3).run(query=question)["documents"]
-    hybrid = RankFusion(top_k=3).run(
-        dense_documents=dense, bm25_documents=keyword, query_embedding=embedding
-    )["documents"]
+    hybrid = RankFusion(top_k=3).run(dense_documents=dense, bm25_documents=keyword)["documents"]
 
     assert "target" not in [d.id for d in dense]
     assert keyword[0].id == "target" and keyword[0].score > keyword[1].score

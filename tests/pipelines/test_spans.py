@@ -7,7 +7,7 @@ import math
 import pytest
 
 from pipelines.reader_config import AnswerRanking
-from pipelines.spans import RankedSpan, SpanCandidate, answer_key, rank_answers
+from pipelines.spans import SpanCandidate, answer_key, rank_answers
 
 PASSAGES = [
     "Colleagues in India get 21 days of earned leave a year.",
@@ -32,9 +32,8 @@ CANDIDATES = [
 ]
 
 
-def _top(ranked: list[RankedSpan], texts: list[str] = PASSAGES) -> str:
-    best = ranked[0]
-    return texts[best.passage][best.candidate.start_char : best.candidate.end_char]
+def _top(ranked: list[SpanCandidate], texts: list[str] = PASSAGES) -> str:
+    return ranked[0].text_in(texts)
 
 
 def test_without_pooling_the_single_best_span_wins() -> None:
@@ -42,6 +41,18 @@ def test_without_pooling_the_single_best_span_wins() -> None:
     assert _top(ranked) == "up to 30 days"
     assert no_answer == pytest.approx(1 - sigmoid(0.8))
     assert len(ranked) == 3
+
+
+def test_a_ranked_span_names_the_passage_it_was_read_from() -> None:
+    """Spans decoded in a second read (the cascade's rest) count their pairs from 0 again;
+    ranked, each names its passage among all those read, and keeps what decoding found."""
+    second_read = [[], [], [SpanCandidate(0, 7, 14, 0.7, 2.0, 1.3)]]  # "21 days" of passage 2
+    ranked, _ = rank_answers(second_read, [0.5] * 3, sigmoid)
+    (span,) = ranked
+    assert span.pair == 2 and span.text_in(PASSAGES) == "21 days"
+    assert (span.margin, span.span_logit, span.null_logit) == (0.7, 2.0, 1.3)
+    assert span.reader_score == pytest.approx(sigmoid(0.7)) == span.score
+    assert second_read[2][0].score is None  # the decoded candidate is left as it was
 
 
 def test_pooling_combines_the_evidence_of_passages_that_agree() -> None:
@@ -54,9 +65,9 @@ def test_pooling_combines_the_evidence_of_passages_that_agree() -> None:
     )
     # Two passages say "21 days": 1 - (1 - s(0.4)) (1 - s(0.2)) beats s(0.8).
     pooled = 1 - (1 - sigmoid(0.4)) * (1 - sigmoid(0.2))
-    assert _top(ranked) == "21 days" and ranked[0].passage == 0  # shown at its best span
+    assert _top(ranked) == "21 days" and ranked[0].pair == 0  # shown at its best span
     assert ranked[0].reader_score == pytest.approx(pooled)
-    assert [r.candidate.start_char for r in ranked].count(PASSAGES[0].index("21")) == 1
+    assert [r.start_char for r in ranked].count(PASSAGES[0].index("21")) == 1
     assert len(ranked) == 2
     assert no_answer == pytest.approx(1 - pooled)
     # The retriever part is the best of the agreeing passages'.
@@ -88,7 +99,7 @@ def test_a_rank_prior_asks_more_of_spans_from_lower_ranked_passages() -> None:
     ranked, _ = rank_answers(same, [0.5] * 3, sigmoid)
     assert [r.reader_score for r in ranked] == [sigmoid(0.5), sigmoid(0.5)]
     ranked, _ = rank_answers(same, [0.5] * 3, sigmoid, AnswerRanking(rank_prior=1.0))
-    assert ranked[0].passage == 0 and ranked[0].reader_score == pytest.approx(sigmoid(0.5))
+    assert ranked[0].pair == 0 and ranked[0].reader_score == pytest.approx(sigmoid(0.5))
     assert ranked[1].reader_score == pytest.approx(sigmoid(0.5 - math.log(3)))
 
     # A weak span found only in the third passage answers without a prior and not with one.
