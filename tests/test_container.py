@@ -49,7 +49,8 @@ default_ulimits = []
 runtime = "runc"
 """
 
-pytestmark = pytest.mark.slow
+# One worker builds the image once for the module's tests (pytest-xdist's loadgroup).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("container")]
 
 
 class Podman:
