@@ -13,12 +13,6 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"
 # in every temporary home would add seconds to each; tests/pipelines/test_backend_choice.py
 # turns it back on.
 os.environ["DOCQA_MEASURE_READER_BACKEND"] = "0"
-# One worker per core (pytest-xdist, pyproject's addopts): each worker computes on one thread,
-# it and the processes it starts, so two workers never fight over the cores with spinning
-# OpenMP threads.
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[name] = "1"
 
 import sys
 from collections.abc import Iterator
@@ -155,16 +149,3 @@ def access_home(tmp_path_factory: pytest.TempPathFactory, tiny_reader: Path) -> 
 def leaks_hr(text: str) -> list[str]:
     """The HR markers found in ``text`` (what an eng viewer must never see)."""
     return [marker for marker in HR_MARKERS if marker in text]
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow tests first, the longest (``slow(seconds=N)``, about N seconds on 2 cores) first
-    of all; the order is otherwise kept. With one worker per core (pytest-xdist) the runs that
-    train or start a cluster begin at once, side by side, and the short tests fill in around
-    them instead of waiting for the last long one to end alone."""
-
-    def expected_seconds(item: pytest.Item) -> float:
-        slow = item.get_closest_marker("slow")
-        return 0.0 if slow is None else float(slow.kwargs.get("seconds", 10))
-
-    items.sort(key=expected_seconds, reverse=True)

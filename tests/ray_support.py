@@ -17,10 +17,6 @@ from pathlib import Path
 
 import pytest
 
-# The modules that start a Ray cluster run on one worker, one after the other: two local
-# clusters at once would compete for the cores and Ray's ports (pytest-xdist's loadgroup).
-RAY_GROUP = pytest.mark.xdist_group("ray")
-
 
 @contextlib.contextmanager
 def local_ray_cluster(tmp_path_factory: pytest.TempPathFactory, num_cpus: int = 2) -> Iterator[str]:

@@ -49,8 +49,7 @@ default_ulimits = []
 runtime = "runc"
 """
 
-# One worker builds the image once for the module's tests (pytest-xdist's loadgroup).
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("container")]
+pytestmark = pytest.mark.slow
 
 
 class Podman:

@@ -233,7 +233,6 @@ def test_the_harness_catches_a_connection_to_another_machine(tmp_path: Path) -> 
     assert "127.0.0.1" in traced.trace and not traced.outbound(), traced.trace
 
 
-@pytest.mark.slow
 def test_docqa_ui_starts_without_reaching_another_machine(
     demo_home: Settings, tmp_path: Path
 ) -> None:
@@ -248,7 +247,6 @@ def test_docqa_ui_starts_without_reaching_another_machine(
     assert not traced.outbound(), "\n".join(traced.outbound())
 
 
-@pytest.mark.slow
 def test_docqa_serve_starts_and_answers_without_reaching_another_machine(
     demo_home: Settings, tmp_path: Path
 ) -> None:
@@ -271,7 +269,6 @@ def test_docqa_serve_starts_and_answers_without_reaching_another_machine(
     assert not traced.outbound(), "\n".join(traced.outbound())
 
 
-@pytest.mark.slow
 def test_docqa_ask_on_onnx_runtime_reaches_no_other_machine(
     demo_home: Settings, tmp_path: Path
 ) -> None:

@@ -30,7 +30,6 @@ def test_the_guard_refuses_other_machines_and_allows_loopback() -> None:
             pass
 
 
-@pytest.mark.slow
 def test_index_and_ask_run_without_the_network_and_without_offline_flags(
     tmp_path: Path, tiny_reader: Path
 ) -> None:

@@ -35,9 +35,7 @@ from pipelines.query import ask
 from pipelines.settings import Settings
 from tests.api.support import WIFI_QUESTION, Keys, ask_requests_counted
 from tests.conftest import leaks_hr
-from tests.ray_support import RAY_GROUP, local_ray_cluster
-
-pytestmark = RAY_GROUP
+from tests.ray_support import local_ray_cluster
 
 REPLICAS = 2
 QUESTIONS = (

@@ -493,7 +493,6 @@ def test_train_starting_points(tmp_path: Path, tiny_base: str, tiny_reader: Path
         starting_point(settings, base_model=tiny_base, from_scratch=True)
 
 
-@pytest.mark.slow
 def test_tune_weight_never_changes_a_reader_outside_the_home(
     runner: CliRunner, tmp_path: Path, demo_home: Settings, tiny_reader: Path
 ) -> None:
@@ -592,7 +591,6 @@ finally:
 """
 
 
-@pytest.mark.slow
 def test_ask_in_a_new_process_reads_with_onnx_without_transformers(
     runner: CliRunner, demo_home: Settings
 ) -> None:

@@ -6,7 +6,6 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from docqa.cli import app
@@ -15,7 +14,6 @@ from pipelines.settings import REPO_ROOT, SHIPPED_READER, Settings
 from pipelines.verifier import VERIFIER_FILE, AnswerVerifier
 
 
-@pytest.mark.slow
 def test_train_verifier_on_own_pairs_compares_with_the_reader_and_saves_a_version(
     demo_home: Settings, tmp_path: Path
 ) -> None:

@@ -29,9 +29,7 @@ from indexer.ray_engine import EmbedderPool, plan_pool, ray_connection
 from indexer.run import IndexSummary, PreparedFile, index_folder
 from pipelines.settings import DEMO_COLLECTION, REPO_ROOT, Settings
 from pipelines.store import PassageStore
-from tests.ray_support import RAY_GROUP, local_ray_cluster
-
-pytestmark = RAY_GROUP
+from tests.ray_support import local_ray_cluster
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
 

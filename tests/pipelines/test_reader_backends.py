@@ -175,7 +175,6 @@ def test_unknown_backend_is_refused(tiny_reader: Path) -> None:
         SpanPredictor(tiny_reader, cpu_precision="fp8")
 
 
-@pytest.mark.slow
 def test_a_bf16_model_reads_as_the_fp32_one(pairs: tuple) -> None:
     """The shipped reader converted to bf16 (half the memory, no autocast casts) finds the fp32
     model's answers; a model handed in (a training one) is never converted."""

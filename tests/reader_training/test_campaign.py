@@ -99,7 +99,6 @@ def test_schedule_has_one_warmup_and_one_decay() -> None:
     assert all(resumed(s) == factor(s + 40) for s in range(60))
 
 
-@pytest.mark.slow
 def test_budget_stop_then_resume_continues_the_same_schedule(
     mini_shared: Path, tmp_path: Path, tiny_base: str
 ) -> None:
@@ -199,7 +198,6 @@ def test_warm_start_from_a_shipped_reader_without_the_campaign_folder(
     assert (fresh / STATE_FILE).is_file()
 
 
-@pytest.mark.slow(seconds=150)
 def test_finish_chunk_ships_only_a_reader_that_passes_the_gate(
     mini_shared: Path, tmp_path: Path, tiny_base: str
 ) -> None:

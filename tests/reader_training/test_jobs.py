@@ -67,7 +67,6 @@ def wait_for(settings: Settings, seconds: float = 600) -> list[dict]:
     raise AssertionError("the retraining did not finish in time")
 
 
-@pytest.mark.slow
 def test_retrain_in_the_background_then_promote(settings: Settings) -> None:
     with pytest.raises(JobError, match="no labeled pairs"):
         start_retrain(settings)

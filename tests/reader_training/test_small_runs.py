@@ -229,7 +229,7 @@ def shipped_on_dev() -> tuple[dict, dict[str, str]]:
     return evaluate_reader(SHIPPED_READER, dev, progress=False)
 
 
-@pytest.mark.slow(seconds=250)
+@pytest.mark.slow
 @pytest.mark.parametrize("pairs", list(NEW_PAIRS))
 def test_retraining_on_40_pairs_keeps_the_serving_readers_f1(
     pairs: str, tmp_path: Path, shipped_on_dev: tuple[dict, dict[str, str]]

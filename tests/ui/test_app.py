@@ -12,7 +12,6 @@ import re
 import time
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from evaluation.squad import load_squad
@@ -481,7 +480,6 @@ def test_switch_the_serving_reader_through_the_promotion_gate(home: Path) -> Non
     assert "do not seem to contain an answer" in texts(at.warning)
 
 
-@pytest.mark.slow
 def test_retrain_from_the_page_then_promote_and_ask(home: Path) -> None:
     settings = Settings(home=home)
     at = ask(app(), LEAVE_QUESTION)

@@ -88,7 +88,6 @@ class Shots:
             shutil.copy2(path, target / path.name)
 
 
-@pytest.mark.slow
 def test_ask_open_the_document_upload_and_ask_about_it(
     server: str, browser: Browser, home: Path, tmp_path: Path
 ) -> None:
@@ -184,7 +183,6 @@ def test_ask_open_the_document_upload_and_ask_about_it(
         page.close()
 
 
-@pytest.mark.slow
 def test_the_learning_loop_ask_judge_label_monitor_retrain_promote(
     server: str, browser: Browser, home: Path, tmp_path: Path
 ) -> None:
