@@ -224,19 +224,19 @@ class ExtractiveReader:
             return {"answers": [ExtractedAnswer(query=query, score=1.0, data=None)]}
         ranked, no_answer, docs = self._read(query, docs, ranking, top_k)
         answers: list[ExtractedAnswer] = []
-        for r in ranked:
-            doc, c = docs[r.pair], r
+        for c in ranked:
+            doc = docs[c.pair]
             answers.append(
                 ExtractedAnswer(
                     query=query,
-                    score=r.score or 0.0,
+                    score=c.score or 0.0,
                     data=(doc.content or "")[c.start_char : c.end_char],
                     document=doc,
                     context=doc.content,
                     document_offset=ExtractedAnswer.Span(c.start_char, c.end_char),
                     context_offset=ExtractedAnswer.Span(c.start_char, c.end_char),
                     meta={
-                        "reader_score": r.reader_score,
+                        "reader_score": c.reader_score,
                         "retriever_score": float(doc.score) if doc.score is not None else 0.0,
                     },
                 )
