@@ -16,6 +16,12 @@ measured again with a warning. ``DOCQA_MEASURE_READER_BACKEND=0`` turns measurin
 keeps the fixed rules). bf16 candidates are measured only on CPUs with native bf16: elsewhere
 one read would take minutes.
 
+A server does not wait for it: on a miss "auto" serves with the fixed rules at once and measures
+in a background thread (:func:`measure_in_background`, one per reader and cache in a process);
+the reader component (:class:`pipelines.reader.ExtractiveReader`) reads with the measured
+backend from the first question after it is written. The first questions are slower while the
+measurement shares the CPU, but none waits half a minute for it.
+
 One read of the 48 pairs (66 windows) per backend: at benchmarks/results/serving*.json's
 speeds about 30 s on 2 cores with loading and the one-time ONNX export (40 s on a 2-core EPYC
 that another process kept busy). With 48 pairs one flipped answer moves F1 by about 2 points,
@@ -29,6 +35,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -384,14 +391,59 @@ def measuring_enabled() -> bool:
     return value not in ("0", "false", "off", "no")
 
 
-def auto_backend(model_dir: str | Path, cache_dir: str | Path) -> tuple[str, str] | None:
+_background: dict[Path, threading.Thread] = {}
+_background_lock = threading.Lock()
+
+
+def measure_in_background(model_dir: str | Path, cache_dir: str | Path) -> threading.Thread:
+    """Measure this reader's backends into ``cache_dir`` in a daemon thread, once per process:
+    a second call while one runs returns the running thread. A failure is logged as a warning
+    (the fixed rules keep serving); a process that exits first leaves no file (atomic write)."""
+    path = choice_path(cache_dir, choice_key(model_dir))
+
+    def measure() -> None:
+        try:
+            measured_choice(model_dir, cache_dir)
+        except Exception as exc:  # a choice never stops the reader from serving
+            logger.warning("reader backend not measured (%s): using the fixed rules", exc)
+
+    with _background_lock:
+        running = _background.get(path)
+        if running is None or not running.is_alive():
+            running = threading.Thread(target=measure, name="measure-reader-backend", daemon=True)
+            _background[path] = running
+            running.start()
+    return running
+
+
+def pending_measurement(model_dir: str | Path, cache_dir: str | Path) -> threading.Thread | None:
+    """The background measurement of this reader's backends still running, if any."""
+    with _background_lock:
+        running = _background.get(choice_path(cache_dir, choice_key(model_dir)))
+    return running if running is not None and running.is_alive() else None
+
+
+def auto_backend(
+    model_dir: str | Path, cache_dir: str | Path, wait: bool = False
+) -> tuple[str, str] | None:
     """(backend, CPU precision) that "auto" reads with on this CPU, from the cached measured
-    choice (measured now on a miss); None when measuring is off or fails (the caller falls
-    back to its fixed rules; a failure is logged as a warning)."""
+    choice; None when measuring is off, fails (logged as a warning) or has not finished: the
+    caller then keeps its fixed rules. On a miss the measurement runs now with ``wait``, else in
+    the background (:func:`measure_in_background`)."""
     if not measuring_enabled():
         return None
     try:
-        choice = measured_choice(model_dir, cache_dir)
+        key = choice_key(model_dir)
+        choice = _read_cached(choice_path(cache_dir, key), key)
+        if choice is None and not wait:
+            measure_in_background(model_dir, cache_dir)
+            logger.info(
+                "reader backend auto: the fixed rules until this CPU's measurement ends (%s)",
+                key["cpu"],
+            )
+            return None
+        if choice is None:
+            choice = measured_choice(model_dir, cache_dir)
     except Exception as exc:  # a choice never stops the reader from loading
         logger.warning("reader backend not measured (%s): using the fixed rules", exc)
         return None
@@ -413,7 +465,9 @@ __all__ = [
     "cpu_model",
     "load_calibration",
     "measure_backends",
+    "measure_in_background",
     "measured_choice",
     "measuring_enabled",
+    "pending_measurement",
     "select",
 ]

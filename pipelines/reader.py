@@ -113,7 +113,8 @@ def get_predictor(
 
     ``backend`` "auto" on CPU with a reader folder and a ``cache_dir`` (a home's cache) reads
     with the backend measured fastest within 0.5 F1 of fp32 on this CPU
-    (:func:`pipelines.backend_choice.auto_backend`, cached); otherwise the fixed rule of
+    (:func:`pipelines.backend_choice.auto_backend`, cached; until it is measured, in the
+    background, the fixed rule); otherwise the fixed rule of
     :func:`pipelines.reader_backends.choose_backend`."""
     if (
         backend == "auto"
@@ -172,6 +173,9 @@ class ExtractiveReader:
         self.backend = backend  # one of READER_BACKENDS (Settings.reader_backend)
         self.cache_dir = cache_dir  # where the ONNX export is cached
         self._predictor: SpanPredictor | None = None
+        # "auto" on a CPU not measured yet: the measurement running in the background, after
+        # which the reader is loaded again with the measured backend.
+        self._measuring: threading.Thread | None = None
 
     @property
     def predictor(self) -> SpanPredictor:
@@ -181,7 +185,8 @@ class ExtractiveReader:
         return self._predictor
 
     def warm_up(self) -> None:
-        if self._predictor is None:
+        measured = self._measuring is not None and not self._measuring.is_alive()
+        if self._predictor is None or measured:
             self._predictor = get_predictor(
                 self.model,
                 self.device,
@@ -190,6 +195,11 @@ class ExtractiveReader:
                 backend=self.backend,
                 cache_dir=self.cache_dir,
             )
+            self._measuring = None
+            if self.backend == "auto" and self.cache_dir is not None:
+                from pipelines.backend_choice import pending_measurement
+
+                self._measuring = pending_measurement(self.model, self.cache_dir)
 
     def to_dict(self) -> dict[str, Any]:
         return default_to_dict(

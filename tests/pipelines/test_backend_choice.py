@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from haystack import Document
 from typer.testing import CliRunner
 
 from docqa.cli import app
@@ -27,9 +28,16 @@ from pipelines.backend_choice import (
     choice_path,
     load_calibration,
     measured_choice,
+    pending_measurement,
     select,
 )
-from pipelines.reader import BF16_WEIGHTS, choose_backend, cpu_supports_bf16, get_predictor
+from pipelines.reader import (
+    BF16_WEIGHTS,
+    ExtractiveReader,
+    choose_backend,
+    cpu_supports_bf16,
+    get_predictor,
+)
 from tests.conftest import DEMO_LABELS
 
 CPU = torch.device("cpu")
@@ -46,13 +54,60 @@ def _measurement_logged(caplog: pytest.LogCaptureFixture) -> bool:
     return any("measuring the reader's backends" in r.getMessage() for r in caplog.records)
 
 
+@dataclasses.dataclass
+class FirstServed:
+    """A server's reader component ("auto", a home's cache) from its first load on a CPU
+    not measured yet: the backend it loaded, and whether its measurement was still running
+    when the load returned."""
+
+    reader: ExtractiveReader
+    backend: str
+    measuring: bool
+
+
 @pytest.fixture(scope="module")
-def measured(tiny_reader: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def first_served(
+    tiny_reader: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, FirstServed]:
     """A home whose cache holds the tiny reader's choice, measured with every candidate on the
-    shipped calibration set; (home, cache file)."""
+    shipped calibration set as a server measures it: in the background of the reader
+    component's first load (its home, and that component after the measurement ended)."""
     home = tmp_path_factory.mktemp("measured")
-    measured_choice(tiny_reader, home / "cache")
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv(MEASURE_ENV, raising=False)
+        reader = ExtractiveReader(tiny_reader, backend="auto", cache_dir=str(home / "cache"))
+        reader.warm_up()
+        first = reader.predictor.backend
+        running = pending_measurement(tiny_reader, home / "cache")
+        if running is not None:
+            running.join(timeout=600)
+    return home, FirstServed(reader, first, running is not None)
+
+
+@pytest.fixture(scope="module")
+def measured(first_served: tuple[Path, FirstServed], tiny_reader: Path) -> tuple[Path, Path]:
+    """(home, cache file) of that measurement."""
+    home = first_served[0]
     return home, choice_path(home / "cache", choice_key(tiny_reader))
+
+
+def test_a_server_answers_at_once_and_reads_with_the_measured_backend_once_measured(
+    first_served: tuple[Path, FirstServed], measured: tuple[Path, Path], tiny_reader: Path
+) -> None:
+    """The first load does not wait for the measurement (half a minute on the shipped reader):
+    it reads with the fixed rule; the next question after the measurement is written reads
+    with the measured backend."""
+    _, served = first_served
+    assert served.measuring
+    assert served.backend == ("torch" if cpu_supports_bf16() else "int8")
+    choice = BackendChoice.from_json(measured[1].read_text(encoding="utf-8"))
+    document = Document(content=load_calibration()[0].context, score=1.0)
+    answers = served.reader.run("What is this about?", [document])["answers"]
+    assert answers  # it still answers, now with the measured backend
+    assert (served.reader.predictor.backend, served.reader.predictor.cpu_precision) == (
+        CANDIDATES[choice.chosen]
+    )
+    assert pending_measurement(tiny_reader, measured[0] / "cache") is None
 
 
 def test_the_calibration_set_ships_with_the_reader_and_is_no_test_data() -> None:
