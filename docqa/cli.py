@@ -14,6 +14,7 @@ import typer
 from docqa.backend_command import reader_backend
 from docqa.backup_command import backup, restore
 from docqa.identity_commands import access_app, audit, audited, keys_app, users_app
+from docqa.index_command import index
 from docqa.options import (
     DEFAULTS,
     BackendOption,
@@ -54,121 +55,11 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> 
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-@app.command()
-@audited("index", target="paths", details=("full", "engine"), unless=lambda kw: kw["dry_run"])
-def index(
-    paths: Annotated[list[Path], typer.Argument(help="Folders or files to index.")],
-    home: HomeOption = None,
-    full: Annotated[
-        bool, typer.Option("--full", help="Rebuild these folders from scratch.")
-    ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
-    dry_run: Annotated[
-        bool,
-        typer.Option(
-            "--dry-run", help="List what would be added, updated and removed; change nothing."
-        ),
-    ] = False,
-    checkpoint_every: Annotated[
-        int,
-        typer.Option(
-            "--checkpoint-every", min=1, help="Save the index after every N indexed files."
-        ),
-    ] = 50,
-    index_type: Annotated[
-        str | None,
-        typer.Option(
-            "--index-type",
-            help="auto (exact below 50,000 passages, IVF above), flat, ivf or hnsw."
-            " Default: what the index has (auto for a new one).",
-            show_default=False,
-        ),
-    ] = None,
-    compression: Annotated[
-        str | None,
-        typer.Option(
-            "--compression",
-            help="Codes of the IVF/HNSW index: none, sq8 or pq (IVF only)."
-            " Default: what the index has (none for a new one).",
-            show_default=False,
-        ),
-    ] = None,
-    engine: Annotated[
-        str,
-        typer.Option(
-            "--engine",
-            help="Where files are converted, split and embedded: local (this process) or ray"
-            " (Ray Data stages, embedder actors on the cluster's GPUs or CPUs; needs the ray"
-            " extra). Planning and writing the index are the same.",
-        ),
-    ] = "local",
-    address: Annotated[
-        str | None,
-        typer.Option(
-            "--address",
-            help="The Ray cluster to run on (with --engine ray): auto, HEAD:6379, ray://HEAD:10001."
-            " Default: a local Ray instance started for the run.",
-            show_default=False,
-        ),
-    ] = None,
-) -> None:
-    """Index documents: new, changed and deleted files only (unless --full)."""
-    from indexer.run import ENGINES, IndexingError, index_folder, plan_index
-    from pipelines.faiss_index import IndexSpec
-    from pipelines.store import StoreError
-
-    if engine not in ENGINES:
-        raise fail(f"--engine must be one of {', '.join(ENGINES)}", 2)
-    if address is not None and engine != "ray":
-        raise fail("--address needs --engine ray", 2)
-    settings = settings_from(home, index_type=index_type, index_compression=compression)
-    try:
-        IndexSpec.from_settings(settings)
-    except ValueError as exc:
-        raise fail(str(exc), 2) from exc
-    if dry_run:
-        try:
-            plan = plan_index(paths, settings, full=full)
-        except (IndexingError, StoreError) as exc:
-            raise fail(str(exc)) from exc
-        if as_json:
-            typer.echo(json.dumps(plan.to_dict(), indent=2, ensure_ascii=False))
-            return
-        for action, path in plan.changes():
-            typer.echo(f"{action}: {path}")
-        for path, reason in plan.failed:
-            typer.secho(f"failed: {path}: {reason}", err=True, fg=typer.colors.YELLOW)
-        for path, reason in plan.skipped:
-            typer.secho(f"skipped: {path}: {reason}", err=True)
-        typer.echo(plan.describe())
-        return
-    try:
-        summary = index_folder(
-            paths,
-            settings,
-            full=full,
-            progress=progress and not as_json,
-            checkpoint_every=checkpoint_every,
-            engine=engine,
-            address=address,
-        )
-    except (IndexingError, StoreError) as exc:
-        raise fail(str(exc)) from exc
-    if as_json:
-        typer.echo(json.dumps(summary.to_dict(), indent=2))
-    else:
-        for path, reason in summary.failed:
-            typer.secho(f"failed: {path}: {reason}", err=True, fg=typer.colors.YELLOW)
-        for path, reason in getattr(summary, "skipped", []):
-            typer.secho(f"skipped: {path}: {reason}", err=True)
-        typer.echo(summary.describe())
-    indexed = summary.added + summary.updated + summary.unchanged
-    # Nothing from these paths is in the index (and no vanished file was removed): every file
-    # failed, or there was no supported document at all. Scripts must see that as a failure.
-    if indexed == 0 and summary.removed == 0:
-        why = "every file failed" if summary.failed else "no supported documents found"
-        raise fail(f"nothing was indexed: {why}")
+app.command()(
+    audited("index", target="paths", details=("full", "engine"), unless=lambda kw: kw["dry_run"])(
+        index
+    )
+)
 
 
 @app.command()
