@@ -5,7 +5,7 @@ Every converter produces a list of blocks that :func:`indexer.document.assemble`
 
 Problems with a file (missing, unreadable, corrupt, encrypted, scanned, binary, empty,
 unsupported type) raise :class:`ConversionError`, whose message is one line naming the file.
-PPTX, XLSX, CSV, EML, MSG, ODT and EPUB are converted by their own modules under
+PPTX, XLSX, ODS, CSV, EML, MSG, ODT and EPUB are converted by their own modules under
 :mod:`indexer.formats`.
 """
 
@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 SUPPORTED_EXTENSIONS = {
     ".pdf", ".docx", ".html", ".htm", ".md", ".markdown", ".txt", ".pptx", ".xlsx", ".csv", ".eml",
-    ".msg", ".odt", ".epub", ".png", ".jpg", ".jpeg", ".tif", ".tiff",
+    ".msg", ".odt", ".ods", ".epub", ".png", ".jpg", ".jpeg", ".tif", ".tiff",
 }  # fmt: skip
 
 # Raise whenever a converter's output changes for the same file: every file indexed with an
@@ -75,11 +75,13 @@ _FILE_TYPES = {
     ".eml": "eml",
     ".msg": "msg",
     ".odt": "odt",
+    ".ods": "ods",
     ".epub": "epub",
     **dict.fromkeys((".png", ".jpg", ".jpeg", ".tif", ".tiff"), "image"),
 }
 # File types converted by a module of indexer.formats (its ``convert_<type>(path, data)``).
 _FORMAT_MODULES = {"md": "markdown", "pptx": "pptx", "xlsx": "sheets", "csv": "sheets",
+                   "ods": "sheets",
                    "eml": "email", "msg": "msg", "odt": "odt", "epub": "epub",
                    "image": "ocr"}  # fmt: skip
 

@@ -37,6 +37,7 @@ _NS = {
     "dc": "http://purl.org/dc/elements/1.1/",
 }
 _T, _TB, _OFFICE = (f"{{{_NS[k]}}}" for k in ("text", "table", "office"))
+TABLE_NS, OFFICE_NS = _TB, _OFFICE  # for the spreadsheet reader (indexer/formats/sheets.py)
 # Inline elements whose text is not part of the running text.
 _SKIP_INLINE = {f"{_T}note-citation", f"{_OFFICE}annotation", f"{_OFFICE}annotation-end",
                 f"{_T}tracked-changes", f"{_T}bookmark-ref"}  # fmt: skip
@@ -56,7 +57,7 @@ def xml_root(path: Path, data: bytes, kind: str) -> Any:
         raise ConversionError(path, f"not a readable {kind} (broken XML: {exc})") from None
 
 
-def _inline(element: Any) -> str:
+def inline_text(element: Any) -> str:
     """The text of a paragraph or heading: spaces, tabs and line breaks as ODF encodes them."""
     parts: list[str] = [element.text or ""]
     for child in element:
@@ -72,9 +73,9 @@ def _inline(element: Any) -> str:
         elif tag == f"{_T}note":
             body = child.find(f"{_T}note-body")
             if body is not None:
-                parts.append(" (" + " ".join(_inline(p) for p in body.iter(f"{_T}p")) + ")")
+                parts.append(" (" + " ".join(inline_text(p) for p in body.iter(f"{_T}p")) + ")")
         else:
-            parts.append(_inline(child))
+            parts.append(inline_text(child))
         parts.append(child.tail or "")
     return "".join(parts)
 
@@ -89,7 +90,7 @@ def _table_rows(table: Any) -> Iterator[tuple[list[str], bool]]:
         for cell in row:
             if cell.tag not in (f"{_TB}table-cell", f"{_TB}covered-table-cell"):
                 continue
-            text = one_line(" ".join(_inline(p) for p in cell.iter(f"{_T}p", f"{_T}h")))
+            text = one_line(" ".join(inline_text(p) for p in cell.iter(f"{_T}p", f"{_T}h")))
             repeat = min(int(cell.get(f"{_TB}number-columns-repeated", "1") or 1), _MAX_COLUMNS)
             if cell.tag == f"{_TB}covered-table-cell":
                 continue
@@ -123,13 +124,13 @@ class _Walker:
         for child in element:
             tag = child.tag
             if tag == f"{_T}h":
-                text = one_line(_inline(child))
+                text = one_line(inline_text(child))
                 if text:
                     self.section = text
                     self.first_heading = self.first_heading or text
                     self.blocks.append(Block(text, section=self.section))
             elif tag == f"{_T}p":
-                self.blocks.append(Block(_inline(child), section=self.section))
+                self.blocks.append(Block(inline_text(child), section=self.section))
             elif tag == f"{_T}list":
                 self.blocks.append(Block("\n".join(self._list_lines(child, 0)), None,
                                           self.section))  # fmt: skip
@@ -148,7 +149,7 @@ class _Walker:
                 continue
             for child in item:
                 if child.tag in (f"{_T}p", f"{_T}h"):
-                    text = one_line(_inline(child))
+                    text = one_line(inline_text(child))
                     if text:
                         lines.append("  " * level + f"- {text}")
                 elif child.tag == f"{_T}list":
@@ -164,29 +165,37 @@ def _encrypted(archive: zipfile.ZipFile) -> bool:
     return b"encryption-data" in manifest
 
 
-def convert_odt(path: Path, data: bytes) -> ConvertedDocument:
-    """An ODT document: its paragraphs, lists and tables, sections from its headings."""
-    check_office_zip(path, data, "ODT")
+def odf_parts(path: Path, data: bytes, kind: str) -> tuple[Any, str]:
+    """The parsed ``content.xml`` of an OpenDocument package (checked as an Office ZIP first)
+    and its title from ``meta.xml`` ("" when none); ``kind`` names it in errors (ODT, ODS)."""
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         if _encrypted(archive):
-            raise ConversionError(path, "password-protected ODT: remove the password to index it")
+            raise ConversionError(
+                path, f"password-protected {kind}: remove the password to index it"
+            )
         try:
             content = archive.read("content.xml")
         except KeyError:
-            raise ConversionError(path, "not a readable ODT (no content.xml)") from None
+            raise ConversionError(path, f"not a readable {kind} (no content.xml)") from None
         try:
             meta = archive.read("meta.xml")
         except KeyError:
             meta = b""
-    root = xml_root(path, content, "ODT")
+    title = ""
+    if meta:
+        found = xml_root(path, meta, kind).find(".//dc:title", _NS)
+        title = one_line(found.text if found is not None else "")
+    return xml_root(path, content, kind), title
+
+
+def convert_odt(path: Path, data: bytes) -> ConvertedDocument:
+    """An ODT document: its paragraphs, lists and tables, sections from its headings."""
+    check_office_zip(path, data, "ODT")
+    root, title = odf_parts(path, data, "ODT")
     body = root.find(f"{_OFFICE}body/{_OFFICE}text")
     if body is None:
         raise ConversionError(path, "not a readable ODT (no text body: a spreadsheet or drawing?)")
     walker = _Walker()
     walker.walk(body)
-    title = ""
-    if meta:
-        found = xml_root(path, meta, "ODT").find(".//dc:title", _NS)
-        title = one_line(found.text if found is not None else "")
     logger.debug("%s: %d blocks", path.name, len(walker.blocks))
     return assemble(path, "odt", walker.blocks, title or walker.first_heading)

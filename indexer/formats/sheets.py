@@ -1,10 +1,10 @@
-"""Spreadsheets (XLSX, CSV) as text a reader can answer a cell from; cites the sheet and the row.
+"""Spreadsheets (XLSX, ODS, CSV) as text a reader can answer a cell from; cites sheet and row.
 
 The first non-empty row of a sheet is its header; every row under it becomes one line labelling
 each value with its column's header ("Region: EMEA; Revenue: 1200"), so a passage cut from the
 middle of a sheet still says what each number is. Each row is its own span, with the section
-"sheet NAME, row N" (XLSX) or "row N" (CSV), N the row number a spreadsheet program shows, so an
-answer is cited at its row.
+"sheet NAME, row N" (XLSX, ODS) or "row N" (CSV), N the row number a spreadsheet program shows,
+so an answer is cited at its row.
 
 Bounded: at most ``max_rows`` rows per sheet and ``max_total_rows`` per file are kept (a warning
 is logged and ``ConvertedDocument.meta["truncated"]`` lists what was cut), and ``max_columns``
@@ -34,6 +34,7 @@ from typing import Any
 
 from indexer.convert import decode_text
 from indexer.document import Block, ConversionError, ConvertedDocument, assemble, one_line
+from indexer.formats.odt import OFFICE_NS, TABLE_NS, inline_text, odf_parts
 from indexer.formats.office_zip import ZipLimits, check_office_zip
 
 logger = logging.getLogger(__name__)
@@ -101,13 +102,14 @@ class _Budget:
 
 def _sheet_blocks(
     path: Path,
-    rows: Iterable[Sequence[Any]],
+    rows: Iterable[tuple[int, Sequence[Any]]],
     where: str,
     budget: _Budget,
     count_rest: bool,
     last_row: int | None = None,
 ) -> Iterator[Block]:
-    """The header line and the row lines of one sheet; ``where`` prefixes "row N" ("sheet X, ").
+    """The header line and the row lines of one sheet, from its (row number, values) pairs;
+    ``where`` prefixes "row N" ("sheet X, ").
 
     Past the cap, ``count_rest`` counts the rows left (streaming, for CSV); otherwise the total
     is the sheet's declared ``last_row`` (XLSX dimension: empty rows included) or unknown.
@@ -120,7 +122,7 @@ def _sheet_blocks(
     total: int | None = None
     truncated = False
     header_row: int | None = None
-    for number, values in enumerate(rows, start=1):
+    for number, values in rows:
         cells = [cell_text(v) for v in values[: limits.max_columns]]
         if not any(cells):
             continue
@@ -131,7 +133,7 @@ def _sheet_blocks(
         if kept == cap:
             truncated = True
             if count_rest:  # streaming: memory stays bounded
-                total = kept + 1 + sum(1 for rest in rows if any(cell_text(v) for v in rest))
+                total = kept + 1 + sum(1 for _, rest in rows if any(cell_text(v) for v in rest))
             elif last_row is not None and header_row is not None:
                 total = last_row - header_row
             break
@@ -164,7 +166,8 @@ def convert_xlsx(path: Path, data: bytes, limits: SheetLimits | None = None) -> 
             for sheet in book.worksheets:
                 where = f"sheet {one_line(sheet.title)}, "
                 rows = sheet.iter_rows(max_col=limits.max_columns, values_only=True)
-                blocks.extend(_sheet_blocks(path, rows, where, budget, False, sheet.max_row))
+                numbered = enumerate(rows, start=1)
+                blocks.extend(_sheet_blocks(path, numbered, where, budget, False, sheet.max_row))
             title = one_line(book.properties.title)
         finally:
             book.close()
@@ -197,10 +200,57 @@ def convert_csv(path: Path, data: bytes, limits: SheetLimits | None = None) -> C
     budget = _Budget(limits, limits.max_total_rows)
     reader = csv.reader(io.StringIO(text, newline=""), _dialect(text))
     try:
-        blocks = list(_sheet_blocks(path, reader, "", budget, count_rest=True))
+        numbered = enumerate(reader, start=1)
+        blocks = list(_sheet_blocks(path, numbered, "", budget, count_rest=True))
     except csv.Error as exc:
         raise ConversionError(path, f"not a readable CSV (line {reader.line_num}: {exc})") from None
     doc = assemble(path, "csv", blocks, None)
+    if budget.truncated:
+        doc.meta["truncated"] = budget.truncated
+    return doc
+
+
+def _ods_rows(table: Any, max_columns: int) -> Iterator[tuple[int, list[str]]]:
+    """(row number, cell texts) of one ``table:table``: repeated rows and columns expanded as a
+    spreadsheet program shows them, except empty ones (a sheet stretched to a million rows
+    gives no million empty rows); merged-away cells keep their column, empty."""
+    number = 0
+    for row in table.iter(f"{TABLE_NS}table-row"):
+        cells: list[str] = []
+        for cell in row:
+            if cell.tag not in (f"{TABLE_NS}table-cell", f"{TABLE_NS}covered-table-cell"):
+                continue
+            text = one_line(" ".join(inline_text(p) for p in cell if p.tag.endswith("}p")))
+            repeat = int(cell.get(f"{TABLE_NS}number-columns-repeated", "1") or 1)
+            cells.extend([text] * min(repeat, max_columns - len(cells)))
+            if len(cells) >= max_columns:
+                break
+        repeat = max(int(row.get(f"{TABLE_NS}number-rows-repeated", "1") or 1), 1)
+        if not any(cells):
+            number += repeat
+            continue
+        for _ in range(repeat):
+            number += 1
+            yield number, cells
+
+
+def convert_ods(path: Path, data: bytes, limits: SheetLimits | None = None) -> ConvertedDocument:
+    """An OpenDocument spreadsheet: each sheet's rows as "header: value" lines, cited by sheet
+    and row. Read like ODT (zipfile + lxml, :mod:`indexer.formats.odt`); a cell shows the text
+    the spreadsheet program displays (number formats applied, as stored in the file)."""
+    limits = limits or SheetLimits()
+    check_office_zip(path, data, "ODS", limits.zip)
+    root, title = odf_parts(path, data, "ODS")
+    body = root.find(f"{OFFICE_NS}body/{OFFICE_NS}spreadsheet")
+    if body is None:
+        raise ConversionError(path, "not a readable ODS (no spreadsheet body: a text document?)")
+    budget = _Budget(limits, limits.max_total_rows)
+    blocks: list[Block] = []
+    for table in body.iter(f"{TABLE_NS}table"):
+        where = f"sheet {one_line(table.get(f'{TABLE_NS}name', ''))}, "
+        rows = _ods_rows(table, limits.max_columns)
+        blocks.extend(_sheet_blocks(path, rows, where, budget, count_rest=True))
+    doc = assemble(path, "ods", blocks, title)
     if budget.truncated:
         doc.meta["truncated"] = budget.truncated
     return doc

@@ -112,10 +112,11 @@ _ODT_NS = (
 )
 
 
-def write_odt(path: Path, body: str, title: str | None = None) -> Path:
-    """An ODT package as LibreOffice lays it out: ``mimetype`` first and stored, then the XML."""
-    content = f"<office:document-content {_ODT_NS}><office:body><office:text>{body}"
-    content += "</office:text></office:body></office:document-content>"
+def write_odt(path: Path, body: str, title: str | None = None, kind: str = "text") -> Path:
+    """An ODT package (``kind`` "spreadsheet": an ODS) as LibreOffice lays it out: ``mimetype``
+    first and stored, then the XML."""
+    content = f"<office:document-content {_ODT_NS}><office:body><office:{kind}>{body}"
+    content += f"</office:{kind}></office:body></office:document-content>"
     meta = f"<office:document-meta {_ODT_NS}><office:meta>"
     meta += f"<dc:title>{title}</dc:title>" if title else ""
     meta += "</office:meta></office:document-meta>"
@@ -127,7 +128,7 @@ def write_odt(path: Path, body: str, title: str | None = None) -> Path:
         "</manifest:manifest>"
     )
     with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("mimetype", "application/vnd.oasis.opendocument.text")
+        archive.writestr("mimetype", f"application/vnd.oasis.opendocument.{kind}")
         archive.writestr("content.xml", content, compress_type=zipfile.ZIP_DEFLATED)
         archive.writestr("meta.xml", meta, compress_type=zipfile.ZIP_DEFLATED)
         archive.writestr("META-INF/manifest.xml", manifest, compress_type=zipfile.ZIP_DEFLATED)
@@ -202,3 +203,21 @@ def make_epub(path: Path) -> Path:
              "<tr><td>Herring gull</td><td>120</td></tr></table>"),
         ],
     )  # fmt: skip
+
+
+def make_ods(path: Path) -> Path:
+    """A two-sheet ODS as LibreOffice lays it out (a header row, a repeated empty row)."""
+    cell = "<table:table-cell><text:p>{}</text:p></table:table-cell>"
+    rows = [("Region", "Revenue"), ("EMEA", "1200"), ("APAC", "900.5")]
+    sales = "".join(
+        "<table:table-row>" + "".join(cell.format(v) for v in r) + "</table:table-row>"
+        for r in rows
+    )
+    body = (
+        f'<table:table table:name="Sales">{sales}'
+        '<table:table-row table:number-rows-repeated="5"><table:table-cell/></table:table-row>'
+        '</table:table><table:table table:name="Staff"><table:table-row>'
+        f"{cell.format('Name')}{cell.format('Office')}</table:table-row><table:table-row>"
+        f"{cell.format('Ana')}{cell.format('Lisbon')}</table:table-row></table:table>"
+    )
+    return write_odt(path, body, title="Figures", kind="spreadsheet")

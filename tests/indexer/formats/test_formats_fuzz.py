@@ -1,4 +1,5 @@
-"""Damaged slides, sheets and e-mail either convert or raise ConversionError naming the file."""
+"""Damaged slides, sheets (XLSX, ODS, CSV) and e-mail either convert or raise ConversionError
+naming the file."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.indexer.formats.samples import make_csv, make_deck, make_message, make_workbook
+from tests.indexer.formats.samples import (
+    make_csv,
+    make_deck,
+    make_message,
+    make_ods,
+    make_workbook,
+)
 from tests.indexer.test_convert_fuzz import check_converts_or_names_the_file, damaged
 
 
@@ -17,7 +24,8 @@ def _samples() -> dict[str, bytes]:
         made = [
             make(Path(folder) / name)
             for make, name in [(make_deck, "review.pptx"), (make_workbook, "figures.xlsx"),
-                               (make_csv, "offices.csv"), (make_message, "move.eml")]
+                               (make_csv, "offices.csv"), (make_message, "move.eml"),
+                               (make_ods, "figures.ods")]
         ]  # fmt: skip
         return {path.name: path.read_bytes() for path in made}
 
@@ -33,6 +41,8 @@ def test_damaged_files_convert_or_raise_our_error(case: tuple[str, bytes]) -> No
 
 
 @_FUZZ
-@given(suffix=st.sampled_from([".pptx", ".xlsx", ".csv", ".eml"]), data=st.binary(max_size=400))
+@given(
+    suffix=st.sampled_from([".pptx", ".xlsx", ".csv", ".eml", ".ods"]), data=st.binary(max_size=400)
+)
 def test_any_bytes_convert_or_raise_our_error(suffix: str, data: bytes) -> None:
     check_converts_or_names_the_file(f"file{suffix}", data)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from indexer import index_folder
 from indexer.uploads import check_upload
 from pipelines.settings import Settings
@@ -68,7 +70,7 @@ def test_index_folder_indexes_each_new_format_with_its_citations(tmp_path: Path)
 
 def test_the_page_and_api_uploads_accept_the_new_formats() -> None:
     for name in ("deck.pptx", "figures.XLSX", "offices.csv", "move.eml", "a.msg", "b.odt",
-                 "c.EPUB"):  # fmt: skip
+                 "c.EPUB", "d.ods"):  # fmt: skip
         assert check_upload(name, 10) == name
 
 
@@ -82,14 +84,18 @@ def test_index_folder_indexes_messages_with_attachments_odt_and_epub(tmp_path: P
     ))  # fmt: skip
     make_odt(folder / "handbook.odt")
     make_epub(folder / "guide.epub")
+    with pd.ExcelWriter(folder / "figures.ods", engine="odf") as book:  # odfpy writes it
+        pd.DataFrame({"Region": ["EMEA", "APAC"], "Revenue": [1200, 900.5]}).to_excel(
+            book, sheet_name="Sales", index=False
+        )
     settings = Settings(home=tmp_path / "home")
     summary = index_folder([folder], settings, progress=False)  # converts in the child process
-    assert summary.failed == [] and summary.added == 4
+    assert summary.failed == [] and summary.added == 5
 
     store = PassageStore.load(settings.index_dir)
     assert {r.source: r.file_type for r in store.sources()} == {
         "mail/budget.eml": "eml", "mail/plan.msg": "msg", "mail/handbook.odt": "odt",
-        "mail/guide.epub": "epub",
+        "mail/guide.epub": "epub", "mail/figures.ods": "ods",
     }  # fmt: skip
     passages = store.filter_documents()
     expected = {
@@ -98,6 +104,7 @@ def test_index_folder_indexes_messages_with_attachments_odt_and_epub(tmp_path: P
         "Desks: 40.": ("mail/plan.msg", "attachment plan.pdf, page 1"),
         "Years: 10 | Extra days: 2": ("mail/handbook.odt", "Carry-over"),
         "counted at dawn": ("mail/guide.epub", "chapter 1"),
+        "Region: APAC; Revenue: 900.5": ("mail/figures.ods", "sheet Sales, row 3"),
     }
     for needle, (source, section) in expected.items():
         passage = next(p for p in passages if needle in (p.content or ""))
@@ -106,4 +113,4 @@ def test_index_folder_indexes_messages_with_attachments_odt_and_epub(tmp_path: P
 
     # Unchanged messages are not converted again on the next run.
     again = index_folder([folder], settings, progress=False)
-    assert (again.added, again.updated, again.unchanged) == (0, 0, 4)
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 5)
