@@ -273,7 +273,7 @@ def test_pdf_encrypted_with_an_empty_password_is_read(tmp_path: Path, algorithm:
 def test_supported_extensions() -> None:
     assert {
         ".pdf", ".docx", ".html", ".htm", ".md", ".markdown", ".txt",
-        ".pptx", ".xlsx", ".csv", ".eml", ".msg", ".odt", ".epub",
+        ".pptx", ".xlsx", ".csv", ".eml", ".msg", ".odt", ".ods", ".epub",
         ".png", ".jpg", ".jpeg", ".tif", ".tiff",
     } == SUPPORTED_EXTENSIONS  # fmt: skip
 
