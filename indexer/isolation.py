@@ -14,7 +14,8 @@ parent's torch threads). If the child cannot start, files are converted in-proce
 with a warning.
 
 The worker is shared by the runs of one process (the page indexes uploads many times) and
-restarted when its limits change or it died.
+restarted when its limits change or it died. While a long file converts, the child sends its
+OCR progress ("page 12 of 80") ahead of the result, for the caller's progress bar.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import socket
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -34,6 +37,11 @@ from indexer.convert import convert_file
 from indexer.document import ConversionError, ConvertedDocument
 
 logger = logging.getLogger(__name__)
+
+
+# A child's message ahead of a file's result: (_PROGRESS, pages done, pages to read).
+_PROGRESS = "progress"
+Progress = Callable[[int, int], None]
 
 
 class WorkerUnavailableError(RuntimeError):
@@ -69,6 +77,9 @@ def _serve(conn: Connection, memory_mb: int | None) -> None:
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         except (ImportError, ValueError, OSError):  # not Linux: the time limit still holds
             pass
+    from indexer.formats.ocr import PAGE_PROGRESS
+
+    PAGE_PROGRESS.set(lambda done, total: conn.send((_PROGRESS, done, total)))
     conn.send("ready")
     while True:
         try:
@@ -122,8 +133,9 @@ class ConversionWorker:
     def _alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    def convert(self, path: Path) -> ConvertedDocument:
-        """Like :func:`convert_file`, bounded; raises :class:`ConversionError`."""
+    def convert(self, path: Path, on_progress: Progress | None = None) -> ConvertedDocument:
+        """Like :func:`convert_file`, bounded; raises :class:`ConversionError`.
+        ``on_progress(done, total)``: the pages OCR'd so far, as the child reports them."""
         path = Path(path)
         if self.limits.file_mb is not None:
             try:
@@ -138,17 +150,25 @@ class ConversionWorker:
             self._start()
         assert self._conn is not None
         self._conn.send(path)
-        if not self._conn.poll(self.limits.seconds):
-            self.close()
-            raise ConversionError(
-                path, f"took longer than {self.limits.seconds:g} s to convert (stopped)"
-            )
-        try:
-            result = self._conn.recv()
-        except (EOFError, OSError):
-            code = self._process.poll() if self._process is not None else None
-            self.close()
-            raise ConversionError(path, f"the converter crashed (exit code {code})") from None
+        limit = self.limits.seconds
+        deadline = None if limit is None else time.monotonic() + limit
+        while True:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            if not self._conn.poll(left):
+                self.close()
+                raise ConversionError(
+                    path, f"took longer than {self.limits.seconds:g} s to convert (stopped)"
+                )
+            try:
+                result = self._conn.recv()
+            except (EOFError, OSError):
+                code = self._process.poll() if self._process is not None else None
+                self.close()
+                raise ConversionError(path, f"the converter crashed (exit code {code})") from None
+            if not (isinstance(result, tuple) and result[0] == _PROGRESS):
+                break
+            if on_progress is not None:
+                on_progress(result[1], result[2])
         if isinstance(result, tuple):
             _, failed, reason = result
             raise ConversionError(failed, reason)
@@ -170,8 +190,11 @@ _LOCK = threading.Lock()
 _WORKERS: dict[ConversionLimits, ConversionWorker] = {}
 
 
-def convert_bounded(path: Path, limits: ConversionLimits) -> ConvertedDocument:
-    """Convert ``path`` in the shared worker for ``limits`` (one file at a time per process)."""
+def convert_bounded(
+    path: Path, limits: ConversionLimits, on_progress: Progress | None = None
+) -> ConvertedDocument:
+    """Convert ``path`` in the shared worker for ``limits`` (one file at a time per process);
+    ``on_progress(done, total)`` hears of each page OCR'd."""
     with _LOCK:
         worker = _WORKERS.get(limits)
         if worker is None:
@@ -180,10 +203,16 @@ def convert_bounded(path: Path, limits: ConversionLimits) -> ConvertedDocument:
             _WORKERS.clear()
             worker = _WORKERS[limits] = ConversionWorker(limits)
         try:
-            return worker.convert(path)
+            return worker.convert(path, on_progress)
         except WorkerUnavailableError:
             logger.warning("converting %s in-process, without time or memory limits", path)
-            return convert_file(path)
+            from indexer.formats.ocr import PAGE_PROGRESS
+
+            token = PAGE_PROGRESS.set(on_progress)
+            try:
+                return convert_file(path)
+            finally:
+                PAGE_PROGRESS.reset(token)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from indexer.convert import TEXT_FORMAT_VERSION, ConversionError
-from indexer.isolation import ConversionLimits, convert_bounded
+from indexer.isolation import ConversionLimits, Progress, convert_bounded
 from indexer.manifest import FileState
 from indexer.split import doc_id_for, modified_iso, split_document
 from pipelines.settings import Settings
@@ -50,8 +50,14 @@ class PreparedFile:
 Outcome = tuple[FileState, "PreparedFile | str"]
 
 
-def prepare_file(state: FileState, settings: Settings, limits: ConversionLimits) -> PreparedFile:
-    """Hash, convert (bounded by ``limits``) and split one file: each engine's work per file.
+def prepare_file(
+    state: FileState,
+    settings: Settings,
+    limits: ConversionLimits,
+    on_progress: Progress | None = None,
+) -> PreparedFile:
+    """Hash, convert (bounded by ``limits``; ``on_progress`` hears of each page OCR'd) and split
+    one file: each engine's work per file.
 
     Raises :class:`ConversionError`, whose ``reason`` is what the run reports for the file.
     """
@@ -62,7 +68,7 @@ def prepare_file(state: FileState, settings: Settings, limits: ConversionLimits)
         # hash and the next run sees the change (the other order would store the new hash with
         # the old text, and the next run would take the stale text as current).
         sha256 = state.sha256
-        doc = convert_bounded(state.path, limits)
+        doc = convert_bounded(state.path, limits, on_progress)
     except OSError as exc:
         raise ConversionError(state.path, f"cannot read file ({exc.strerror or exc})") from exc
     doc_id = doc_id_for(state.path)

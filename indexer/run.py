@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Iterator
@@ -339,7 +340,7 @@ class _Run:
         self.bar = tqdm(
             unit=" passages",
             desc="Indexing",
-            bar_format="{desc}: {n_fmt}{unit} [{elapsed}, {rate_noinv_fmt}]",
+            bar_format="{desc}: {n_fmt}{unit} [{elapsed}, {rate_noinv_fmt}{postfix}]",
             disable=not self.progress,
         )
         # Log lines printed through tqdm so they do not tear the progress bar apart.
@@ -392,9 +393,11 @@ class _Run:
         pending: list[Outcome] = []
         for done, state in enumerate(todo, 1):
             try:
-                pending.append((state, prepare_file(state, self.settings, self.limits)))
+                progress = functools.partial(self._ocr_progress, state.source)
+                pending.append((state, prepare_file(state, self.settings, self.limits, progress)))
             except ConversionError as exc:
                 pending.append((state, exc.reason))
+            self.bar.set_postfix_str("", refresh=False)
             self.bar.set_description_str(f"Indexing {done}/{len(todo)} files", refresh=False)
             queued = sum(len(r.passages) for _, r in pending if isinstance(r, PreparedFile))
             if queued >= self._group_size() or done % self.checkpoint_every == 0:
@@ -456,6 +459,11 @@ class _Run:
             self.summary.updated += 1
         self.dirty = True
         logger.debug("indexed %s: %d passages", record.source, len(passages))
+
+    def _ocr_progress(self, source: str, done: int, total: int) -> None:
+        """A long scan shows its pages on the bar (its passages come only once it is read)."""
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{source}: OCR page {done}/{total}")
 
     def _embedded(self, done: int, total: int) -> None:
         """Embedder progress: ``done`` of the ``total`` passages of the group being embedded."""

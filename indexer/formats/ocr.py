@@ -25,7 +25,9 @@ the accuracy above; fewer pixels for huge pages).
 Bounded: OCR runs inside the conversion child (:mod:`indexer.isolation`), so at most
 ``max_pages`` pages per file are read and reading stops before ``max_seconds`` (below the child's
 own time limit of 120 s); pages left out are logged as a warning and listed in
-``ConvertedDocument.meta["truncated"]``, the pages read are indexed. Progress is logged per page.
+``ConvertedDocument.meta["truncated"]``, the pages read are indexed. Progress is logged per page
+and reported to :data:`PAGE_PROGRESS` where a caller set it (the conversion child forwards it to
+the indexer's progress bar: "scan.pdf: OCR page 12/80").
 Words Tesseract is less than ``min_confidence`` (30) sure of are dropped, and a page whose words
 average under ``min_page_confidence`` (50) or with fewer than ``min_chars`` letters or digits left
 counts as empty, so an image of noise gives the error "no text found" instead of passages of
@@ -44,7 +46,8 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +84,12 @@ class OcrPage:
     dropped: int = 0
 
 
+# Called after each page OCR'd with (pages done, pages to read) of the file being converted.
+PAGE_PROGRESS: ContextVar[Callable[[int, int], None] | None] = ContextVar(
+    "ocr_page_progress", default=None
+)
+
+
 @dataclass
 class _Budget:
     settings: OcrSettings
@@ -100,6 +109,9 @@ class _Budget:
         self.slowest = max(self.slowest, seconds)
         log = logger.info if self.total > 1 else logger.debug
         log("%s: OCR page %d (%d/%d) in %.1f s", path.name, number, self.done, self.total, seconds)
+        report = PAGE_PROGRESS.get()
+        if report is not None:
+            report(self.done, self.total)
 
 
 def _tesseract() -> str:

@@ -159,13 +159,18 @@ def test_uploads_accept_images() -> None:
         assert check_upload(name, 10) == name
 
 
-def test_index_folder_cites_page_2_of_a_scanned_pdf(tmp_path: Path) -> None:
+def test_index_folder_cites_page_2_of_a_scanned_pdf_and_shows_its_pages_progress(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = tmp_path / "documents"
     folder.mkdir()
     (folder / "travel.pdf").write_bytes(scanned_pdf(FIRST, SECOND))
     settings = Settings(home=tmp_path / "home")
-    summary = index_folder([folder], settings, progress=False)  # OCR in the conversion child
+    summary = index_folder([folder], settings, progress=True)  # OCR in the conversion child
     assert summary.failed == [] and summary.added == 1
+    # The child reports each page as it is read; the progress bar shows it.
+    bar = capsys.readouterr().err
+    assert bar.index("documents/travel.pdf: OCR page 1/2") < bar.index("OCR page 2/2"), bar
     store = PassageStore.load(settings.index_dir)
     passage = next(p for p in store.filter_documents() if "euros" in (p.content or ""))
     offset = passage.content.index("euros")
