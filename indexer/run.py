@@ -37,7 +37,7 @@ import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -125,7 +125,9 @@ class IndexPlan:
 
 @dataclass
 class IndexSummary:
-    """What one run did. ``passages``: passages embedded in this run; totals: the whole index."""
+    """What one run did. ``passages``: passages stored by this run, ``reused`` of them with the
+    vector of the same text already in the index or embedded for another file of the run (a
+    copy of a file, the unchanged paragraphs of an edited one); totals: the whole index."""
 
     added: int = 0
     updated: int = 0
@@ -134,6 +136,7 @@ class IndexSummary:
     failed: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     passages: int = 0
+    reused: int = 0
     total_documents: int = 0
     total_passages: int = 0
     seconds: float = 0.0
@@ -149,8 +152,9 @@ class IndexSummary:
         return (
             f"{self.added} added, {self.updated} updated, {self.removed} removed, "
             f"{self.unchanged} unchanged, {len(self.failed)} failed, "
-            f"{len(self.skipped)} skipped; {self.passages} passages embedded in "
-            f"{self.seconds:.1f} s; index: {self.total_documents} documents, "
+            f"{len(self.skipped)} skipped; {self.passages} passages embedded"
+            + (f" ({self.reused} of them reused, the same text)" if self.reused else "")
+            + f" in {self.seconds:.1f} s; index: {self.total_documents} documents, "
             f"{self.total_passages} passages"
         )
 
@@ -427,20 +431,44 @@ class _Run:
         from pipelines.embedder import PassageEmbedder
 
         documents = [doc for _, r in pending if isinstance(r, PreparedFile) for doc in r.passages]
-        embedded: dict[str, Document] = {}
-        if documents:
-            if self.embedder is None:
-                self.embedder = PassageEmbedder.from_settings(
-                    self.settings, progress=self._embedded
-                )
-                warm_up = getattr(self.embedder, "warm_up", None)
-                if callable(warm_up):
-                    warm_up()
-            embedded = {d.id: d for d in self.embedder.run(documents=documents)["documents"]}
+        if not documents:
+            yield from pending
+            return
+        if self.embedder is None:
+            self.embedder = PassageEmbedder.from_settings(self.settings, progress=self._embedded)
+            warm_up = getattr(self.embedder, "warm_up", None)
+            if callable(warm_up):
+                warm_up()
+        embedded_text = self.embedder.text_to_embed
+        # Vectors by the text embedded (title, section, content): the index's for the same text,
+        # then one embedding per text new to it, shared by every passage with that text.
+        vectors = self._stored_vectors(documents, embedded_text)
+        new: dict[str, Document] = {}
+        for doc in documents:
+            if (text := embedded_text(doc)) not in vectors:
+                new.setdefault(text, doc)
+        for doc in self.embedder.run(documents=list(new.values()))["documents"]:
+            vectors[embedded_text(doc)] = doc.embedding or []
+        self.summary.reused += len(documents) - len(new)
+        if self.bar is not None and len(new) < len(documents):
+            self.bar.update(len(documents) - len(new))  # the rate counts them too
         for state, result in pending:
             if isinstance(result, PreparedFile):
-                result.passages = [embedded[doc.id] for doc in result.passages]
+                result.passages = [
+                    dataclasses.replace(doc, embedding=vectors[embedded_text(doc)])
+                    for doc in result.passages
+                ]
             yield state, result
+
+    def _stored_vectors(
+        self, documents: list[Document], embedded_text: Callable[[Document], str]
+    ) -> dict[str, list[float]]:
+        """The index's vectors of passages with the same text as some of ``documents`` (none
+        with --full: it embeds everything again, e.g. after a change of embedder)."""
+        if self.store is None or self.full:
+            return {}
+        stored = self.store.passages_with_content(doc.content or "" for doc in documents)
+        return {embedded_text(doc): doc.embedding for doc in stored if doc.embedding}
 
     def _store(self, prepared: PreparedFile, is_new: bool) -> None:
         """Write one embedded file to the store (creating the store on the first one)."""
