@@ -65,6 +65,16 @@ class CaseOut(BaseModel):
     case_end: int = Field(description="End of the case's phrase in the passage.")
 
 
+class CopyOut(BaseModel):
+    """Another document holding the same passage, cited."""
+
+    document: str | None = None
+    title: str | None = None
+    page: int | None = None
+    section: str | None = None
+    doc_id: str | None = None
+
+
 class AnswerOut(BaseModel):
     """One ranked answer with its citation; ``answer`` null means "the documents hold no
     answer" (its ``score`` is that verdict's confidence). Same keys as ``docqa ask --json``."""
@@ -89,6 +99,12 @@ class AnswerOut(BaseModel):
         default_factory=list,
         description="When the passage gives different values for different cases (countries, "
         "plans, versions): each value with its case; the answer is one of them. Empty otherwise.",
+    )
+
+    also_in: list[CopyOut] = Field(
+        default_factory=list,
+        description="The same passage in other documents the caller may read (copies of the "
+        "file at other paths), each with its citation.",
     )
 
     @classmethod

@@ -32,6 +32,9 @@ def print_answers(results: list[dict], as_json: bool) -> None:
         for case in cases:
             typer.echo(f"   - {' '.join(case['case'].split())}: {' '.join(case['value'].split())}")
         typer.echo(f"   source: {r['document']}" + (f", {where}" if where else "") + f", {offsets}")
+        for copy in r.get("also_in") or []:
+            page = f", page {copy['page']}" if copy.get("page") else ""
+            typer.echo(f"   also in: {copy['document']}{page}")
         context, context_offsets = r.get("context"), r.get("context_offsets")
         if context and context_offsets:
             spans = [(c["start"], c["end"]) for c in cases] or [tuple(context_offsets)]

@@ -32,6 +32,9 @@ class AnswerResult:
     retriever_score: float | None = None
     # A case-dependent answer's values, each with its case (see case_dicts); empty otherwise.
     cases: list[dict[str, Any]] = field(default_factory=list)
+    # The same passage in other documents the asker may read (copies of the file at other
+    # paths): each {"document", "title", "page", "section", "doc_id"}.
+    also_in: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -179,10 +179,7 @@ def to_result(answer: ExtractedAnswer) -> AnswerResult:
     start = int(doc.meta.get("start", 0)) + answer.document_offset.start
     end = int(doc.meta.get("start", 0)) + answer.document_offset.end
     meta = answer.meta or {}
-    page, section = doc.meta.get("page"), doc.meta.get("section")
-    for offset, boundary_page, boundary_section in doc.meta.get("boundaries") or []:
-        if offset <= answer.document_offset.start:
-            page, section = boundary_page, boundary_section
+    page, section = _page_and_section(doc, answer.document_offset.start)
     return AnswerResult(
         answer=answer.data,
         score=float(answer.score),
@@ -204,7 +201,26 @@ def to_result(answer: ExtractedAnswer) -> AnswerResult:
             int(doc.meta.get("start", 0)),
             answer.query,
         ),
+        also_in=[
+            {
+                "document": copy.meta.get("source"),
+                "title": copy.meta.get("title"),
+                "page": _page_and_section(copy, answer.document_offset.start)[0],
+                "section": _page_and_section(copy, answer.document_offset.start)[1],
+                "doc_id": copy.meta.get("doc_id"),
+            }
+            for copy in meta.get("same_text_in", [])
+        ],
     )
+
+
+def _page_and_section(doc: Document, offset: int) -> tuple[Any, Any]:
+    """The page and section of ``offset`` in a passage (a passage may cross a page)."""
+    page, section = doc.meta.get("page"), doc.meta.get("section")
+    for start, boundary_page, boundary_section in doc.meta.get("boundaries") or []:
+        if start <= offset:
+            page, section = boundary_page, boundary_section
+    return page, section
 
 
 def _shown_as_case(

@@ -298,6 +298,9 @@ def _dedupe_text(answers: list[ExtractedAnswer]) -> list[ExtractedAnswer]:
     """Merge answers with the same text from overlapping passages; keep the best-scored one."""
     seen: set[tuple[str, str]] = set()
     kept = []
+    # The same span of the same passage text in another document (a copy of a file at another
+    # path): one answer, the other documents listed in its meta["same_text_in"].
+    copies: dict[tuple[str, str, int], ExtractedAnswer] = {}
     for a in answers:
         doc = a.document
         key = ((a.data or "").strip().lower(), str(doc.meta.get("doc_id")) if doc else "")
@@ -308,5 +311,11 @@ def _dedupe_text(answers: list[ExtractedAnswer]) -> list[ExtractedAnswer]:
         if key in seen:
             continue
         seen.add(key)
+        if doc is not None and a.document_offset is not None:
+            copy_key = (key[0], doc.content or "", a.document_offset.start)
+            first = copies.setdefault(copy_key, a)
+            if first is not a:
+                first.meta.setdefault("same_text_in", []).append(doc)
+                continue
         kept.append(a)
     return kept

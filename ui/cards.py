@@ -130,4 +130,8 @@ def passage_card(doc: Document, question: str, rank: int, caller: Caller) -> Non
 
 
 def _citation(result: AnswerResult) -> str:
-    return render.citation(result.title, result.document, result.page, result.section)
+    cited = render.citation(result.title, result.document, result.page, result.section)
+    copies = [
+        render.citation(c["title"], c["document"], c["page"], c["section"]) for c in result.also_in
+    ]
+    return cited + "".join(f" · also in {copy}" for copy in copies)

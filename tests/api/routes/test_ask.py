@@ -17,7 +17,7 @@ from tests.api.support import READER, WIFI_QUESTION, Keys
 
 ANSWER_KEYS = {
     "answer", "score", "document", "title", "page", "section", "document_offsets", "context",
-    "context_offsets", "doc_id", "reader_score", "retriever_score", "cases",
+    "context_offsets", "doc_id", "reader_score", "retriever_score", "cases", "also_in",
 }  # fmt: skip
 
 
