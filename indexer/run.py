@@ -467,8 +467,14 @@ class _Run:
         with --full: it embeds everything again, e.g. after a change of embedder)."""
         if self.store is None or self.full:
             return {}
-        stored = self.store.passages_with_content(doc.content or "" for doc in documents)
-        return {embedded_text(doc): doc.embedding for doc in stored if doc.embedding}
+        contents = sorted({doc.content or "" for doc in documents})
+        vectors: dict[str, list[float]] = {}
+        for start in range(0, len(contents), 500):  # bounded SQL parameter lists
+            same = {"field": "content", "operator": "in", "value": contents[start : start + 500]}
+            for doc in self.store.filter_documents(same):
+                if doc.embedding:
+                    vectors[embedded_text(doc)] = doc.embedding
+        return vectors
 
     def _store(self, prepared: PreparedFile, is_new: bool) -> None:
         """Write one embedded file to the store (creating the store on the first one)."""

@@ -255,19 +255,6 @@ class PassageStore:
             ).fetchall()
             return self._documents(rows, with_embedding=return_embedding)
 
-    def passages_with_content(self, contents: Iterable[str]) -> list[Document]:
-        """The stored passages whose text is one of ``contents``, with their embeddings (what
-        the indexer reuses instead of embedding the same text again)."""
-        rows: list[tuple[Any, ...]] = []
-        with self._lock:
-            for chunk in chunks(sorted(set(contents))):
-                rows += self._db.execute(
-                    "SELECT faiss_id, id, content, meta, has_embedding FROM passages"
-                    f" WHERE content IN ({', '.join('?' * len(chunk))}) AND has_embedding",
-                    list(chunk),
-                ).fetchall()
-            return self._documents(rows, with_embedding=True)
-
     def filter_ids(self, filters: dict[str, Any] | None = None) -> list[str]:
         """Ids of the passages matching ``filters``, in insertion order (nothing else read)."""
         where, params = self._where(filters)
