@@ -284,6 +284,8 @@ class _Run:
         self.dirty = False
         self.bar: tqdm[Any] | None = None
         self.group_done = 0  # passages of the current embedding group already on the bar
+        # Told of each page OCR'd (source, pages done, pages to read): the page's uploads.
+        self.on_ocr_page: Callable[[str, int, int], None] | None = None
 
     def run(self) -> IndexSummary:
         from pipelines.store import PassageStore
@@ -498,6 +500,8 @@ class _Run:
         """A long scan shows its pages on the bar (its passages come only once it is read)."""
         if self.bar is not None:
             self.bar.set_postfix_str(f"{source}: OCR page {done}/{total}")
+        if self.on_ocr_page is not None:
+            self.on_ocr_page(source, done, total)
 
     def _embedded(self, done: int, total: int) -> None:
         """Embedder progress: ``done`` of the ``total`` passages of the group being embedded."""

@@ -59,7 +59,8 @@ _UNSAFE = re.compile(r"[^\w.\-() ]+")
 _WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
                      *(f"lpt{i}" for i in range(1, 10))}  # fmt: skip
 
-ProgressCallback = Callable[[int, int, str], None]
+# (files done, files, message); while a scan is read, its pages make ``done`` fractional.
+ProgressCallback = Callable[[float, int, str], None]
 
 
 class UploadError(ValueError):
@@ -217,9 +218,11 @@ def index_uploads(
 
         total = len(queued)
         for done, (outcome, staged) in enumerate(queued):
+            pages = None
             if on_progress:
                 on_progress(done, total, f"Indexing {outcome.saved_as}")
-            _index_one(outcome, staged, settings)
+                pages = _page_progress(on_progress, done, total, outcome.saved_as)
+            _index_one(outcome, staged, settings, pages)
     finally:
         for outcome, staged in queued:
             staged.unlink(missing_ok=True)
@@ -270,14 +273,34 @@ def _place(staged: Path, uploads: Path, wanted: str) -> Path:
         return target
 
 
-def _index_uploads_folder(settings: Settings) -> IndexSummary:
+def _page_progress(
+    on_progress: ProgressCallback, done: int, total: int, name: str
+) -> Callable[[str, int, int], None]:
+    """A long scan's pages as progress within its file's share of the bar."""
+
+    def report(source: str, page: int, pages: int) -> None:
+        on_progress(done + page / max(pages, 1), total, f"Indexing {name}: OCR page {page}/{pages}")
+
+    return report
+
+
+def _index_uploads_folder(
+    settings: Settings, on_ocr_page: Callable[[str, int, int], None] | None = None
+) -> IndexSummary:
     """:func:`indexer.run.index_folder` over the uploads folder, for a caller that already
     holds the writer lock (index_folder would take it again and find it held)."""
     roots = _resolve_roots([settings.uploads_dir])
-    return _Run(roots, settings, full=False, progress=False, every=50).run()
+    run = _Run(roots, settings, full=False, progress=False, every=50)
+    run.on_ocr_page = on_ocr_page
+    return run.run()
 
 
-def _index_one(outcome: UploadOutcome, staged: Path, settings: Settings) -> None:
+def _index_one(
+    outcome: UploadOutcome,
+    staged: Path,
+    settings: Settings,
+    on_ocr_page: Callable[[str, int, int], None] | None = None,
+) -> None:
     # Name, move and index in one hold of the lock: no other upload can choose this name or
     # replace this file in between, and the cleanup below only removes what we created.
     with writer_lock(settings.home):
@@ -290,7 +313,7 @@ def _index_one(outcome: UploadOutcome, staged: Path, settings: Settings) -> None
             return
         outcome.saved_as = target.name
         try:
-            summary = _index_uploads_folder(settings)
+            summary = _index_uploads_folder(settings, on_ocr_page)
         except BaseException:
             target.unlink(missing_ok=True)  # this upload's own new file, nobody else's
             raise

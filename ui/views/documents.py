@@ -40,7 +40,7 @@ def _duplicate_reason(reason: str, visible: list[SourceRecord]) -> str:
 def _upload(who: Caller, files: list) -> None:
     bar = st.progress(0.0, text="Starting…")
 
-    def _progress(done: int, total: int, message: str) -> None:
+    def _progress(done: float, total: int, message: str) -> None:
         bar.progress(done / total if total else 1.0, text=message)
 
     try:

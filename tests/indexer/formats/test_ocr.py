@@ -20,7 +20,7 @@ from pypdf import PdfReader, PdfWriter
 from indexer import index_folder
 from indexer.convert import ConversionError, convert_file, locate
 from indexer.formats.ocr import OcrSettings, convert_image
-from indexer.uploads import check_upload
+from indexer.uploads import check_upload, index_uploads
 from pipelines.settings import Settings
 from pipelines.store import PassageStore
 from tests.indexer.formats.samples import pdf_bytes
@@ -179,3 +179,21 @@ def test_index_folder_cites_page_2_of_a_scanned_pdf_and_shows_its_pages_progress
         if start <= offset:
             page = boundary_page
     assert page == 2
+
+
+def test_an_uploaded_scan_shows_its_pages_on_the_pages_progress_bar(tmp_path: Path) -> None:
+    """The page's uploads (index_uploads' on_progress, drawn with st.progress) move through a
+    scan page by page within its file's share of the bar."""
+    calls: list[tuple[float, int, str]] = []
+    outcomes = index_uploads(
+        [("travel.pdf", scanned_pdf(FIRST, SECOND))],
+        Settings(home=tmp_path / "home"),
+        on_progress=lambda done, total, message: calls.append((done, total, message)),
+    )
+    assert [o.status for o in outcomes] == ["indexed"]
+    assert calls == [
+        (0, 1, "Indexing travel.pdf"),
+        (0.5, 1, "Indexing travel.pdf: OCR page 1/2"),
+        (1.0, 1, "Indexing travel.pdf: OCR page 2/2"),
+        (1, 1, "Done"),
+    ]
