@@ -391,15 +391,21 @@ def measuring_enabled() -> bool:
     return value not in ("0", "false", "off", "no")
 
 
-_background: dict[Path, threading.Thread] = {}
+# Running measurements by (reader folder, cache folder): looked up on every reader load, so
+# keyed by paths, not by choice_key (which hashes the model's weights).
+_background: dict[tuple[str, str], threading.Thread] = {}
 _background_lock = threading.Lock()
+
+
+def _background_key(model_dir: str | Path, cache_dir: str | Path) -> tuple[str, str]:
+    return str(Path(model_dir).resolve()), str(Path(cache_dir).resolve())
 
 
 def measure_in_background(model_dir: str | Path, cache_dir: str | Path) -> threading.Thread:
     """Measure this reader's backends into ``cache_dir`` in a daemon thread, once per process:
     a second call while one runs returns the running thread. A failure is logged as a warning
     (the fixed rules keep serving); a process that exits first leaves no file (atomic write)."""
-    path = choice_path(cache_dir, choice_key(model_dir))
+    key = _background_key(model_dir, cache_dir)
 
     def measure() -> None:
         try:
@@ -408,10 +414,10 @@ def measure_in_background(model_dir: str | Path, cache_dir: str | Path) -> threa
             logger.warning("reader backend not measured (%s): using the fixed rules", exc)
 
     with _background_lock:
-        running = _background.get(path)
+        running = _background.get(key)
         if running is None or not running.is_alive():
             running = threading.Thread(target=measure, name="measure-reader-backend", daemon=True)
-            _background[path] = running
+            _background[key] = running
             running.start()
     return running
 
@@ -419,31 +425,27 @@ def measure_in_background(model_dir: str | Path, cache_dir: str | Path) -> threa
 def pending_measurement(model_dir: str | Path, cache_dir: str | Path) -> threading.Thread | None:
     """The background measurement of this reader's backends still running, if any."""
     with _background_lock:
-        running = _background.get(choice_path(cache_dir, choice_key(model_dir)))
+        running = _background.get(_background_key(model_dir, cache_dir))
     return running if running is not None and running.is_alive() else None
 
 
-def auto_backend(
-    model_dir: str | Path, cache_dir: str | Path, wait: bool = False
-) -> tuple[str, str] | None:
+def auto_backend(model_dir: str | Path, cache_dir: str | Path) -> tuple[str, str] | None:
     """(backend, CPU precision) that "auto" reads with on this CPU, from the cached measured
     choice; None when measuring is off, fails (logged as a warning) or has not finished: the
-    caller then keeps its fixed rules. On a miss the measurement runs now with ``wait``, else in
-    the background (:func:`measure_in_background`)."""
+    caller then keeps its fixed rules. On a miss the measurement starts in the background
+    (:func:`measure_in_background`; :func:`measured_choice` measures in the foreground)."""
     if not measuring_enabled():
         return None
     try:
         key = choice_key(model_dir)
         choice = _read_cached(choice_path(cache_dir, key), key)
-        if choice is None and not wait:
+        if choice is None:
             measure_in_background(model_dir, cache_dir)
             logger.info(
                 "reader backend auto: the fixed rules until this CPU's measurement ends (%s)",
                 key["cpu"],
             )
             return None
-        if choice is None:
-            choice = measured_choice(model_dir, cache_dir)
     except Exception as exc:  # a choice never stops the reader from loading
         logger.warning("reader backend not measured (%s): using the fixed rules", exc)
         return None
