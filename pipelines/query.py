@@ -179,7 +179,7 @@ def to_result(answer: ExtractedAnswer) -> AnswerResult:
     start = int(doc.meta.get("start", 0)) + answer.document_offset.start
     end = int(doc.meta.get("start", 0)) + answer.document_offset.end
     meta = answer.meta or {}
-    page, section = _page_and_section(doc, answer.document_offset.start)
+    page, section = page_and_section(doc, answer.document_offset.start)
     return AnswerResult(
         answer=answer.data,
         score=float(answer.score),
@@ -202,20 +202,26 @@ def to_result(answer: ExtractedAnswer) -> AnswerResult:
             answer.query,
         ),
         also_in=[
-            {
-                "document": copy.meta.get("source"),
-                "title": copy.meta.get("title"),
-                "page": _page_and_section(copy, answer.document_offset.start)[0],
-                "section": _page_and_section(copy, answer.document_offset.start)[1],
-                "doc_id": copy.meta.get("doc_id"),
-            }
-            for copy in meta.get("same_text_in", [])
+            _copy_cited(copy, answer.document_offset.start) for copy in meta.get("same_text_in", [])
         ],
     )
 
 
-def _page_and_section(doc: Document, offset: int) -> tuple[Any, Any]:
-    """The page and section of ``offset`` in a passage (a passage may cross a page)."""
+def _copy_cited(copy: Document, offset: int) -> dict[str, Any]:
+    """Another document's passage with the same text, cited at the answer's ``offset``."""
+    page, section = page_and_section(copy, offset)
+    return {
+        "document": copy.meta.get("source"),
+        "title": copy.meta.get("title"),
+        "page": page,
+        "section": section,
+        "doc_id": copy.meta.get("doc_id"),
+    }
+
+
+def page_and_section(doc: Document, offset: int) -> tuple[Any, Any]:
+    """The page and section of ``offset`` in a passage (a passage may cross a page): what an
+    answer there is cited with, here and in the API's feedback."""
     page, section = doc.meta.get("page"), doc.meta.get("section")
     for start, boundary_page, boundary_section in doc.meta.get("boundaries") or []:
         if start <= offset:

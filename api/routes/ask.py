@@ -39,7 +39,7 @@ from identity.roles import Action, Caller
 from pipelines.answers import Question, QuestionError, validate_question
 from pipelines.filters import build_filters, folders
 from pipelines.learning_loop.question_log import question_log
-from pipelines.query import AskOutcome, IndexMissingError, QueryService
+from pipelines.query import AskOutcome, IndexMissingError, QueryService, page_and_section
 from pipelines.reader_registry import ReaderNotFoundError, reader_version_name
 from pipelines.settings import Settings
 from pipelines.store import PassageStore
@@ -194,10 +194,7 @@ def _cited(passage: Document, offset: int) -> PassageRef:
     """The passage as a citation, with the page and section where the answer is (as
     :func:`pipelines.query.to_result` names them)."""
     ref = PassageRef.of_passage(passage)
-    page, section = ref.page, ref.section
-    for boundary, boundary_page, boundary_section in passage.meta.get("boundaries") or []:
-        if boundary <= offset:
-            page, section = boundary_page, boundary_section
+    page, section = page_and_section(passage, offset)
     return PassageRef(ref.doc_id, ref.title, ref.source, ref.text, ref.start, page, section)
 
 
