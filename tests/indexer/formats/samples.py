@@ -221,3 +221,12 @@ def make_ods(path: Path) -> Path:
         f"{cell.format('Ana')}{cell.format('Lisbon')}</table:table-row></table:table>"
     )
     return write_odt(path, body, title="Figures", kind="spreadsheet")
+
+
+def write_locked_odf(path: Path) -> Path:
+    """An OpenDocument package saved with a password: its manifest lists encryption data and
+    its parts are ciphertext."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("content.xml", b"\x8f\x11 encrypted bytes")
+        archive.writestr("META-INF/manifest.xml", "<manifest:encryption-data/>")
+    return path

@@ -3,19 +3,15 @@ sheet and row, as a spreadsheet program numbers them; broken, locked and huge fi
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from indexer.convert import ConversionError, convert_file, locate
+from indexer.convert import ConversionError, convert_file
 from indexer.formats.sheets import SheetLimits, convert_ods
-from tests.indexer.formats.samples import make_odt, write_odt
-
-
-def section_of(doc: object, needle: str) -> str | None:
-    return locate(doc, doc.text.index(needle)).section  # type: ignore[attr-defined]
+from tests.indexer.formats.samples import make_odt, write_locked_odf, write_odt
+from tests.indexer.formats.test_sheets import section_of
 
 
 def cell(text: str, repeat: int = 1) -> str:
@@ -90,10 +86,7 @@ def test_broken_locked_and_misnamed_ods_files_are_named(tmp_path: Path) -> None:
     broken = write_odt(tmp_path / "broken.ods", "<table:table>", kind="spreadsheet")
     with pytest.raises(ConversionError, match=r"^broken\.ods: not a readable ODS \(broken XML"):
         convert_file(broken)
-    locked = tmp_path / "locked.ods"
-    with zipfile.ZipFile(locked, "w") as archive:
-        archive.writestr("content.xml", b"\x8f\x11 encrypted bytes")
-        archive.writestr("META-INF/manifest.xml", "<manifest:encryption-data/>")
+    locked = write_locked_odf(tmp_path / "locked.ods")
     with pytest.raises(ConversionError, match=r"^locked\.ods: password-protected ODS"):
         convert_file(locked)
     text_document = make_odt(tmp_path / "handbook.odt").rename(tmp_path / "handbook.ods")

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from indexer.convert import ConversionError, convert_file, locate
-from tests.indexer.formats.samples import make_epub, make_odt, write_epub, write_odt
+from tests.indexer.formats.samples import (
+    make_epub,
+    make_odt,
+    write_epub,
+    write_locked_odf,
+    write_odt,
+)
 
 
 def test_odt_headings_sections_lists_tables_and_notes(tmp_path: Path) -> None:
@@ -25,10 +31,7 @@ def test_odt_broken_encrypted_and_bomb_files_are_named(tmp_path: Path) -> None:
     broken = write_odt(tmp_path / "broken.odt", "<text:p>unclosed")
     with pytest.raises(ConversionError, match=r"^broken\.odt: not a readable ODT \(broken XML"):
         convert_file(broken)
-    locked = tmp_path / "locked.odt"
-    with zipfile.ZipFile(locked, "w") as archive:
-        archive.writestr("content.xml", b"\x8f\x11 encrypted bytes")
-        archive.writestr("META-INF/manifest.xml", "<manifest:encryption-data/>")
+    locked = write_locked_odf(tmp_path / "locked.odt")
     with pytest.raises(ConversionError, match=r"^locked\.odt: password-protected ODT"):
         convert_file(locked)
     bomb = tmp_path / "bomb.odt"
