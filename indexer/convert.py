@@ -16,6 +16,7 @@ import importlib
 import io
 import logging
 import re
+import warnings
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -446,10 +447,13 @@ def _convert_html(path: Path, data: bytes) -> ConvertedDocument:
 
 def html_blocks(path: Path, markup: bytes | str) -> tuple[list[Block], str | None]:
     """The blocks of an HTML page (or an e-mail's HTML body) and its title or first ``<h1>``."""
-    from bs4 import BeautifulSoup
+    from bs4 import BeautifulSoup, XMLParsedAsHTMLWarning
 
     try:
-        soup = BeautifulSoup(markup, "lxml")
+        with warnings.catch_warnings():
+            # XHTML (EPUB chapters, some exports) is read as HTML on purpose: the same walker.
+            warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
+            soup = BeautifulSoup(markup, "lxml")
     except MemoryError:  # the caller reports it (and caps memory)
         raise
     except Exception as exc:

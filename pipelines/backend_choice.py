@@ -31,6 +31,7 @@ answers also move with how windows are batched (one activation scale per batch).
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
@@ -67,6 +68,10 @@ CANDIDATES: dict[str, tuple[str, str]] = {
     "onnx-int8": ("onnx-int8", "fp32"),
 }
 _CPU_FLAGS = ("amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx512f", "avx2")
+
+
+class MeasurementStopped(RuntimeError):
+    """A measurement stopped before its end (the process is exiting); nothing was cached."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,7 @@ def measure_backends(
     batch_size: int = 16,
     warmup_pairs: int = 4,
     rounds: int = 3,
+    stop: threading.Event | None = None,
 ) -> list[Measurement]:
     """Read ``calibration`` with the reader at ``model_dir`` on CPU with each candidate
     (fp32 always, first): F1 against the gold answers and the seconds of one read after a
@@ -147,7 +153,13 @@ def measure_backends(
 
     The read is cut in ``rounds`` parts read by each backend in turn, so a busy spell of a
     shared machine is spread over all backends (as benchmarks/bench_serving.py does) at no cost.
+    With ``stop`` set, it raises :class:`MeasurementStopped` at the next load or read.
     """
+
+    def check() -> None:
+        if stop is not None and stop.is_set():
+            raise MeasurementStopped("the reader backend measurement was stopped")
+
     from pipelines.span_predictor import SpanPredictor
     from pipelines.spans import tokenize_pairs
 
@@ -166,6 +178,7 @@ def measure_backends(
     predictors, loads = {}, {}
     for i, name in enumerate(names, 1):
         backend, precision = CANDIDATES[name]
+        check()
         logger.info("loading reader backend %s (%d of %d)", name, i, len(names))
         started = time.perf_counter()
         predictors[name] = SpanPredictor(
@@ -186,6 +199,7 @@ def measure_backends(
     for lo in range(0, len(calibration), step):
         logger.info("reading calibration pairs %d-%d of %d", lo + 1, lo + step, len(calibration))
         for name in names:
+            check()
             started = time.perf_counter()
             read = predictors[name].predict(
                 questions[lo : lo + step], contexts[lo : lo + step], n_best=1
@@ -349,6 +363,7 @@ def measured_choice(
     calibration_file: str | Path = CALIBRATION_FILE,
     candidates: Sequence[str] | None = None,
     remeasure: bool = False,
+    stop: threading.Event | None = None,
 ) -> BackendChoice:
     """The cached choice for this reader on this CPU, measured (once, under a file lock, so
     concurrent workers wait for one measurement) when there is none or ``remeasure``."""
@@ -367,7 +382,7 @@ def measured_choice(
         )
         started = time.perf_counter()
         pairs = load_calibration(calibration_file)
-        rows = measure_backends(model_dir, pairs, candidates, cache_dir)
+        rows = measure_backends(model_dir, pairs, candidates, cache_dir, stop=stop)
         best, base = select(rows), rows[0]
         reason = (
             f"fastest within {MAX_F1_DROP} F1 of fp32 on {len(pairs)}"
@@ -395,6 +410,20 @@ def measuring_enabled() -> bool:
 # keyed by paths, not by choice_key (which hashes the model's weights).
 _background: dict[tuple[str, str], threading.Thread] = {}
 _background_lock = threading.Lock()
+# Set at interpreter exit: a measurement still running stops at its next step instead of being
+# killed inside ONNX Runtime or torch ("terminate called without an active exception", SIGABRT).
+_stop_background = threading.Event()
+_EXIT_WAIT_SECONDS = 30.0
+
+
+@atexit.register
+def _stop_measurements() -> None:
+    _stop_background.set()
+    with _background_lock:
+        running = [thread for thread in _background.values() if thread.is_alive()]
+    deadline = time.monotonic() + _EXIT_WAIT_SECONDS
+    for thread in running:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _background_key(model_dir: str | Path, cache_dir: str | Path) -> tuple[str, str]:
@@ -409,7 +438,9 @@ def measure_in_background(model_dir: str | Path, cache_dir: str | Path) -> threa
 
     def measure() -> None:
         try:
-            measured_choice(model_dir, cache_dir)
+            measured_choice(model_dir, cache_dir, stop=_stop_background)
+        except MeasurementStopped:
+            logger.info("reader backend measurement stopped: the process is exiting")
         except Exception as exc:  # a choice never stops the reader from serving
             logger.warning("reader backend not measured (%s): using the fixed rules", exc)
 
@@ -460,6 +491,7 @@ __all__ = [
     "BackendChoice",
     "CalibrationPair",
     "Measurement",
+    "MeasurementStopped",
     "answer_f1",
     "auto_backend",
     "choice_key",

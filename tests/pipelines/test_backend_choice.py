@@ -7,7 +7,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,7 +41,7 @@ from pipelines.reader import (
     cpu_supports_bf16,
     get_predictor,
 )
-from tests.conftest import DEMO_LABELS
+from tests.conftest import DEMO_LABELS, REPO_ROOT
 
 CPU = torch.device("cpu")
 QUICK = ("fp32", "int8")  # candidates where a test needs a measurement, not every backend
@@ -263,3 +266,35 @@ def test_the_cli_prints_the_table_and_measures_again_when_asked(
         BackendChoice.from_json(path.read_text(encoding="utf-8")).measured_at
         == remeasured.measured_at
     )
+
+
+# A process that starts the background measurement and exits once ONNX Runtime has loaded the
+# export (what a server stopped in its first minute does): the measurement must stop at its next
+# step, not be killed inside ONNX Runtime or torch at interpreter exit.
+_EXIT_WHILE_MEASURING = """
+import sys, time
+from pathlib import Path
+from pipelines.backend_choice import measure_in_background, pending_measurement
+reader, cache = sys.argv[1], Path(sys.argv[2])
+measure_in_background(reader, cache)
+deadline = time.monotonic() + 300
+while not any((cache / "onnx").rglob("*.onnx")) and time.monotonic() < deadline:
+    time.sleep(0.05)
+time.sleep(0.5)
+if pending_measurement(reader, cache) is None:
+    sys.exit("the measurement ended before the process exited")
+"""
+
+
+def test_a_process_exiting_while_measuring_exits_cleanly_and_caches_nothing(
+    tiny_reader: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    env = {**os.environ, MEASURE_ENV: "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", _EXIT_WHILE_MEASURING, str(tiny_reader), str(cache)],
+        capture_output=True, text=True, timeout=400, env=env, cwd=REPO_ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "terminate called" not in done.stderr
+    assert choice_path(cache, choice_key(tiny_reader)).exists() is False  # a cut measurement

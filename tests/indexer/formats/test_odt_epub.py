@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -53,6 +54,19 @@ def test_epub_chapters_in_spine_order_each_a_section(tmp_path: Path) -> None:
     assert locate(doc, doc.text.index("nest on cliffs")).section == "Gulls"
     assert "Species: Herring gull | Pairs: 120" in doc.text
     assert "Book" not in doc.text  # the chapters' <title> is not text
+
+
+def test_epub_chapters_of_real_length_convert_without_a_warning(tmp_path: Path) -> None:
+    """bs4 warns that XHTML "looks like XML" once a chapter is a few hundred words long; it is
+    read as HTML on purpose, so the index log gets no warning per chapter."""
+    long_chapter = "".join(
+        f"<p>Paragraph {i}: gulls nest on cliffs and dunes.</p>" for i in range(60)
+    )
+    epub = write_epub(tmp_path / "long.epub", [("c1.xhtml", long_chapter)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        doc = convert_file(epub)
+    assert "Paragraph 59: gulls nest" in doc.text
 
 
 def test_epub_without_container_drm_or_bomb_is_named(tmp_path: Path) -> None:
