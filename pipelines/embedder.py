@@ -24,7 +24,7 @@ import numpy as np
 from haystack import component, default_from_dict, default_to_dict
 from haystack.dataclasses import Document
 
-from pipelines.settings import QUESTION_ENCODER_BACKENDS, Settings
+from pipelines.settings import EMBED_PRECISIONS, QUESTION_ENCODER_BACKENDS, Settings
 
 if TYPE_CHECKING:  # importing sentence-transformers takes seconds; only load() needs it
     from sentence_transformers import SentenceTransformer
@@ -301,6 +301,22 @@ def embed_texts(
     return result
 
 
+def resolve_embed_precision(precision: str, device: str) -> str:
+    """ "fp32" or "bf16": what ``precision`` (``Settings.embed_precision``) means on ``device``.
+    "auto" is bf16 only on a CPU with native bf16; a GPU embeds in fp32."""
+    if precision not in EMBED_PRECISIONS:
+        raise ValueError(
+            f"embed_precision must be one of {', '.join(EMBED_PRECISIONS)}, got {precision!r}"
+        )
+    if not device.startswith("cpu"):
+        return "fp32"
+    if precision == "auto":
+        from pipelines.reader_backends import cpu_supports_bf16
+
+        return "bf16" if cpu_supports_bf16() else "fp32"
+    return precision
+
+
 @component
 class PassageEmbedder:
     """Adds a normalized embedding to each passage (a Haystack ``Document``).
@@ -310,6 +326,8 @@ class PassageEmbedder:
     :param meta_fields: meta fields embedded before the content, one per line, when present.
     :param progress: called with ``(done, total)`` after each batch.
     :param device: "cuda", "cpu", ...; default: cuda when available.
+    :param precision: "auto", "fp32" or "bf16" on CPU (:func:`resolve_embed_precision`); the
+        vectors are float32 and normalized either way.
     """
 
     def __init__(
@@ -319,17 +337,25 @@ class PassageEmbedder:
         meta_fields: list[str] | None = None,
         progress: ProgressCallback | None = None,
         device: str | None = None,
+        precision: str = "fp32",
     ) -> None:
+        if precision not in EMBED_PRECISIONS:
+            raise ValueError(
+                f"embed_precision must be one of {', '.join(EMBED_PRECISIONS)}, got {precision!r}"
+            )
         self.model = model
         self.batch_size = batch_size
         self.meta_fields = list(DEFAULT_META_FIELDS if meta_fields is None else meta_fields)
         self.progress = progress
         self.device = device
+        self.precision = precision
         self._model: SentenceTransformer | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> PassageEmbedder:
-        """The embedder ``settings`` configure (``embedder_model``, ``embed_batch_size``)."""
+        """The embedder ``settings`` configure (``embedder_model``, ``embed_batch_size``,
+        ``embed_precision``)."""
+        kwargs.setdefault("precision", settings.embed_precision)
         return cls(settings.embedder_model, settings.embed_batch_size, **kwargs)
 
     def warm_up(self) -> None:
@@ -356,13 +382,33 @@ class PassageEmbedder:
         self.warm_up()
         assert self._model is not None
         texts = [self.text_to_embed(doc) for doc in documents]
-        vectors = embed_texts(self._model, texts, self.batch_size, self.progress)
+        with self._autocast():
+            vectors = embed_texts(self._model, texts, self.batch_size, self.progress)
         return {
             "documents": [
                 replace(doc, embedding=vector.tolist())
                 for doc, vector in zip(documents, vectors, strict=True)
             ]
         }
+
+    @property
+    def resolved_precision(self) -> str:
+        """ "fp32" or "bf16": what this embedder computes in on its device."""
+        return resolve_embed_precision(self.precision, str(self._model_device()))
+
+    def _model_device(self) -> str:
+        if self._model is not None:
+            return str(self._model.device)
+        return self.device or default_device()
+
+    def _autocast(self) -> Any:
+        import contextlib
+
+        if self.resolved_precision != "bf16":
+            return contextlib.nullcontext()
+        import torch
+
+        return torch.autocast("cpu", dtype=torch.bfloat16)
 
     def to_dict(self) -> dict[str, Any]:
         # The progress callback is a runtime hook, not configuration: it is not serialized.
@@ -372,6 +418,7 @@ class PassageEmbedder:
             batch_size=self.batch_size,
             meta_fields=self.meta_fields,
             device=self.device,
+            precision=self.precision,
         )
 
     @classmethod
