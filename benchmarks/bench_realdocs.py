@@ -40,6 +40,10 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The reader backend "auto" would measure this CPU in the background of the first reader load,
+# in this process and in every child with a fresh home, sharing the CPU with the timed indexing
+# and questions: the fixed rule instead (bf16 torch where the CPU has native bf16, else int8).
+os.environ.setdefault("DOCQA_MEASURE_READER_BACKEND", "0")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
