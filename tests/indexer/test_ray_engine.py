@@ -27,6 +27,7 @@ import pipelines.operations.ray_cluster
 from docqa.cli import app
 from indexer.ray_engine import EmbedderPool, plan_pool, ray_connection
 from indexer.run import IndexSummary, PreparedFile, index_folder
+from pipelines.embedder import resolve_embed_precision
 from pipelines.settings import DEMO_COLLECTION, REPO_ROOT, Settings
 from pipelines.store import PassageStore
 from tests.ray_support import local_ray_cluster
@@ -69,7 +70,10 @@ def assert_same_index(ray_index: Snapshot, local_index: Snapshot) -> None:
         assert (got.content, got.meta) == (want.content, want.meta)  # offsets, pages, sources
     got_vectors = np.asarray([p.embedding for p in ray_index.passages], dtype=np.float32)
     want_vectors = np.asarray([p.embedding for p in local_index.passages], dtype=np.float32)
-    np.testing.assert_allclose(got_vectors, want_vectors, atol=1e-4, rtol=0)
+    if resolve_embed_precision(Settings().embed_precision, "cpu") == "fp32":
+        np.testing.assert_allclose(got_vectors, want_vectors, atol=1e-4, rtol=0)
+    else:  # bf16: a passage's vector moves by ~1e-3 with the padding of the batch it was in
+        assert np.min(np.sum(got_vectors * want_vectors, axis=1)) >= 0.9995
 
 
 def counts(summary: IndexSummary) -> tuple[int, int, int, int]:
