@@ -40,10 +40,6 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# The reader backend "auto" would measure this CPU in the background of the first reader load,
-# in this process and in every child with a fresh home, sharing the CPU with the timed indexing
-# and questions: the fixed rule instead (bf16 torch where the CPU has native bf16, else int8).
-os.environ.setdefault("DOCQA_MEASURE_READER_BACKEND", "0")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
@@ -51,6 +47,12 @@ if str(REPO_ROOT) not in sys.path:
 
 from evaluation.environment import cpu_description, environment  # noqa: E402
 from evaluation.squad import Answer, SquadExample  # noqa: E402
+from pipelines.backend_choice import MEASURE_ENV  # noqa: E402
+
+# The reader backend "auto" would measure this CPU in the background of the first reader load,
+# in this process and in every child with a fresh home, sharing the CPU with the timed indexing
+# and questions: the fixed rule instead (bf16 torch where the CPU has native bf16, else int8).
+os.environ.setdefault(MEASURE_ENV, "0")
 
 LABELS = REPO_ROOT / "data" / "realdocs" / "sqlite-doc.jsonl"
 DOCS = Path("/usr/share/doc/sqlite3")

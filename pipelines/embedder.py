@@ -301,13 +301,17 @@ def embed_texts(
     return result
 
 
-def resolve_embed_precision(precision: str, device: str) -> str:
-    """ "fp32" or "bf16": what ``precision`` (``Settings.embed_precision``) means on ``device``.
-    "auto" is bf16 only on a CPU with native bf16; a GPU embeds in fp32."""
+def _check_embed_precision(precision: str) -> None:
     if precision not in EMBED_PRECISIONS:
         raise ValueError(
             f"embed_precision must be one of {', '.join(EMBED_PRECISIONS)}, got {precision!r}"
         )
+
+
+def resolve_embed_precision(precision: str, device: str) -> str:
+    """ "fp32" or "bf16": what ``precision`` (``Settings.embed_precision``) means on ``device``.
+    "auto" is bf16 only on a CPU with native bf16; a GPU embeds in fp32."""
+    _check_embed_precision(precision)
     if not device.startswith("cpu"):
         return "fp32"
     if precision == "auto":
@@ -339,10 +343,7 @@ class PassageEmbedder:
         device: str | None = None,
         precision: str = "fp32",
     ) -> None:
-        if precision not in EMBED_PRECISIONS:
-            raise ValueError(
-                f"embed_precision must be one of {', '.join(EMBED_PRECISIONS)}, got {precision!r}"
-            )
+        _check_embed_precision(precision)
         self.model = model
         self.batch_size = batch_size
         self.meta_fields = list(DEFAULT_META_FIELDS if meta_fields is None else meta_fields)

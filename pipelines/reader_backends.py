@@ -6,6 +6,7 @@ cached per model fingerprint.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -20,6 +21,7 @@ from pipelines.settings import BF16_WEIGHTS, READER_BACKENDS
 logger = logging.getLogger(__name__)
 
 
+@functools.cache  # the CPU does not change under a process; asked on every embedding batch
 def cpu_supports_bf16() -> bool:
     """True on CPUs with native bf16 (AVX-512 BF16 / AMX); elsewhere bf16 autocast is far slower."""
     try:
