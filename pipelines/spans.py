@@ -332,13 +332,17 @@ def rank_answers(
         rank_penalty = rank_prior * math.log1p(passage)
         kept: list[tuple[int, int]] = []
         for c in cands:
-            if any(c.start_char < e and s < c.end_char for s, e in kept):
-                continue
-            kept.append((c.start_char, c.end_char))
-            reader = score(c.margin + shift(c) - open_null_offset - rank_penalty)
-            best_reader = max(best_reader, reader)
-            if spans_per_passage is None or len(kept) <= spans_per_passage:
-                ranked.append(c.ranked(passage, reader, (1 - w) * reader + w * retriever))
+            # A loop, not any() over a generator: tuning calls this ~10^5 times a run.
+            start, end = c.start_char, c.end_char
+            for s, e in kept:
+                if start < e and s < end:
+                    break
+            else:
+                kept.append((start, end))
+                reader = score(c.margin + shift(c) - open_null_offset - rank_penalty)
+                best_reader = max(best_reader, reader)
+                if spans_per_passage is None or len(kept) <= spans_per_passage:
+                    ranked.append(c.ranked(passage, reader, (1 - w) * reader + w * retriever))
     ranked.sort(key=_score, reverse=True)  # stable: ties keep passage order
     if ranking.answer_pooling == "noisy_or" and ranked:
         assert passage_texts is not None

@@ -13,12 +13,22 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"
 # in every temporary home would add seconds to each; tests/pipelines/test_backend_choice.py
 # turns it back on.
 os.environ["DOCQA_MEASURE_READER_BACKEND"] = "0"
+# Under pytest-xdist each worker (and every process it starts) computes on one thread: two
+# workers on two cores, not four threads fighting over them.
+# Threads that wait for work sleep (PASSIVE) rather than spin: the tests on every core
+# (``every_core``) then share the cores with the other worker instead of spinning against it.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from filelock import FileLock
 
 from pipelines.settings import DEMO_LABELS, REPO_ROOT
 
@@ -52,6 +62,63 @@ def _restore_umask() -> Iterator[None]:
 
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """How pytest-xdist (``--dist loadgroup``) shares the tests out: a module's tests go to one
+    worker (its module fixtures are made once), unless they name a group of their own; tests
+    marked ``first(minutes=...)`` start first, the longest first, then the modules with
+    ``slow`` tests, so the long work runs side by side and the short modules fill in around it."""
+    slow_modules = {item.module for item in items if item.get_closest_marker("slow")}
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+    def turn(item: pytest.Item) -> tuple[int, float]:
+        first = item.get_closest_marker("first")
+        if first:
+            return 0, -first.kwargs.get("minutes", 1.0)  # the longest first
+        return (1 if item.module in slow_modules else 2), 0.0
+
+    items.sort(key=turn)
+
+
+@pytest.fixture
+def every_core() -> Iterator[None]:
+    """Torch on every core, as a user's ``docqa train`` runs, also in a pytest-xdist worker
+    (one thread there). A training run's numbers move with the threads that sum its gradients
+    (a 40-pair retrain's F1 by a point): the tests whose bounds were measured on all of a
+    2-core machine use it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or threads)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _plain(value: Any) -> Any:
+    """A NumPy scalar as the Python number JSON can write."""
+    return value.item()
+
+
+@pytest.fixture(scope="session")
+def once_per_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
+    """``once_per_run(name, compute)``: ``compute()``'s JSON result, computed by the first
+    worker that asks and read by the others (pytest-xdist workers share the parent of their
+    temporary folders; a lone pytest uses its own)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+    def get(name: str, compute: Callable[[], Any]) -> Any:
+        path = shared / f"once-{name}.json"
+        with FileLock(str(path) + ".lock"):
+            if not path.is_file():
+                path.write_text(json.dumps(compute(), default=_plain), encoding="utf-8")
+            return json.loads(path.read_text(encoding="utf-8"))
+
+    return get
 
 
 def tiny_base_model() -> str:

@@ -5,6 +5,7 @@ home inside the folder) and stops on Ctrl+C with the index saved."""
 from __future__ import annotations
 
 import json
+import os
 import queue
 import signal
 import subprocess
@@ -60,6 +61,13 @@ def _next_run(stdout: Lines, timeout: float = 120) -> tuple[int, int, int]:
     return run["added"], run["updated"], run["removed"]
 
 
+def _as_started_from_a_shell() -> None:
+    """Ctrl+C reaches the child as it would from a terminal: a test run's worker process can
+    hold SIGINT ignored or blocked (both are inherited), and the watcher then never stops."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_a_watcher_indexes_added_changed_and_deleted_files_and_stops_on_ctrl_c(
     tmp_path: Path,
 ) -> None:
@@ -74,6 +82,8 @@ def test_a_watcher_indexes_added_changed_and_deleted_files_and_stops_on_ctrl_c(
         stderr=subprocess.PIPE,
         text=True,
         cwd=REPO_ROOT,
+        env=os.environ | {"PYTHONFAULTHANDLER": "1"},
+        preexec_fn=_as_started_from_a_shell,
     )
     stdout, stderr = Lines(child.stdout), Lines(child.stderr)
     try:
@@ -100,7 +110,14 @@ def test_a_watcher_indexes_added_changed_and_deleted_files_and_stops_on_ctrl_c(
         assert stdout.quiet_for(5.0) == []
 
         child.send_signal(signal.SIGINT)  # Ctrl+C
-        assert child.wait(timeout=60) == 0
+        try:
+            assert child.wait(timeout=60) == 0
+        except subprocess.TimeoutExpired:
+            child.send_signal(signal.SIGABRT)  # faulthandler prints where each thread is
+            child.wait(timeout=30)
+            raise AssertionError(
+                "still running 60 s after Ctrl+C:\n" + "\n".join(stderr.quiet_for(2.0))
+            ) from None
         stderr.next_matching(lambda line: line.startswith("stopped watching"), timeout=10)
     finally:
         if child.poll() is None:

@@ -198,6 +198,8 @@ def test_warm_start_from_a_shipped_reader_without_the_campaign_folder(
     assert (fresh / STATE_FILE).is_file()
 
 
+@pytest.mark.first(minutes=2)
+@pytest.mark.usefixtures("every_core")  # a tiny reader's gain on SQuAD: 2 threads' numbers
 def test_finish_chunk_ships_only_a_reader_that_passes_the_gate(
     mini_shared: Path, tmp_path: Path, tiny_base: str
 ) -> None:
