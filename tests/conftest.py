@@ -13,22 +13,18 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"
 # in every temporary home would add seconds to each; tests/pipelines/test_backend_choice.py
 # turns it back on.
 os.environ["DOCQA_MEASURE_READER_BACKEND"] = "0"
-# Under pytest-xdist each worker (and every process it starts) computes on one thread: two
-# workers on two cores, not four threads fighting over them.
-# Threads that wait for work sleep (PASSIVE) rather than spin: the tests on every core
-# (``every_core``) then share the cores with the other worker instead of spinning against it.
+# Under pytest-xdist each worker (and every process it starts) computes on one thread, and
+# threads that wait for work sleep rather than spin: two workers on two cores, and the tests on
+# every core (``every_core``) share them with the other worker instead of spinning against it.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from filelock import FileLock
 
 from pipelines.settings import DEMO_LABELS, REPO_ROOT
 
@@ -96,29 +92,6 @@ def every_core() -> Iterator[None]:
     torch.set_num_threads(os.cpu_count() or threads)
     yield
     torch.set_num_threads(threads)
-
-
-def _plain(value: Any) -> Any:
-    """A NumPy scalar as the Python number JSON can write."""
-    return value.item()
-
-
-@pytest.fixture(scope="session")
-def once_per_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
-    """``once_per_run(name, compute)``: ``compute()``'s JSON result, computed by the first
-    worker that asks and read by the others (pytest-xdist workers share the parent of their
-    temporary folders; a lone pytest uses its own)."""
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-
-    def get(name: str, compute: Callable[[], Any]) -> Any:
-        path = shared / f"once-{name}.json"
-        with FileLock(str(path) + ".lock"):
-            if not path.is_file():
-                path.write_text(json.dumps(compute(), default=_plain), encoding="utf-8")
-            return json.loads(path.read_text(encoding="utf-8"))
-
-    return get
 
 
 def tiny_base_model() -> str:
