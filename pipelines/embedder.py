@@ -24,6 +24,7 @@ import numpy as np
 from haystack import component, default_from_dict, default_to_dict
 from haystack.dataclasses import Document
 
+from pipelines.allocator import keep_freed_memory
 from pipelines.settings import EMBED_PRECISIONS, QUESTION_ENCODER_BACKENDS, Settings
 
 if TYPE_CHECKING:  # importing sentence-transformers takes seconds; only load() needs it
@@ -67,6 +68,7 @@ def load_embedder(model: str | None = None, device: str | None = None) -> Senten
             from sentence_transformers import SentenceTransformer
 
             logger.info("Loading embedder %s on %s", path, device)
+            keep_freed_memory()
             model = SentenceTransformer(path, device=device)
             model.eval()
             _MODELS[key] = model
@@ -124,6 +126,7 @@ class PlainSentenceEncoder:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
+        keep_freed_memory()
         self.max_seq_length = _max_seq_length(path)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModel.from_pretrained(path, dtype=torch.float32).to(device).eval()
@@ -193,6 +196,7 @@ class OnnxSentenceEncoder:
             onnx_session,
         )
 
+        keep_freed_memory()
         self.max_seq_length = _max_seq_length(path)
         self.tokenizer = load_tokenizer(path)
         self.input_names = list(self.tokenizer.model_input_names)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipelines.allocator import keep_freed_memory
 from pipelines.light_tokenizer import load_tokenizer
 from pipelines.reader_backends import (
     choose_backend,
@@ -123,6 +124,7 @@ class SpanPredictor:
     def _load_torch_model(self) -> Any:
         from transformers import AutoModelForQuestionAnswering
 
+        keep_freed_memory()
         loaded = AutoModelForQuestionAnswering.from_pretrained(self.model_path)
         # Half-precision weights are shipped to save space; compute in fp32 on CPU.
         if self.device.type == "cuda":

@@ -41,6 +41,7 @@ from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from evaluation.environment import cpu_description
+from pipelines.allocator import keep_freed_memory
 from reader_training.campaign_data import CampaignData, ScheduleDataset
 from reader_training.campaign_spec import (
     POSITION_FILE,
@@ -236,6 +237,7 @@ def run_chunk(
             "starting a campaign: %d steps of %d windows", state.total_steps, spec.batch_size
         )
     # fp32 weights: the shipped reader is stored in fp16, which trains ~11x slower on a CPU.
+    keep_freed_memory()
     model = AutoModelForQuestionAnswering.from_pretrained(weights, dtype=torch.float32)
     if spec.freeze_word_embeddings:
         model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)

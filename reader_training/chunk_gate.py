@@ -229,15 +229,19 @@ def finish_chunk(
     }
     squad: dict[str, Any] = {}
     demo: dict[str, Any] = {}
+    measured: dict[Path, tuple[dict[str, Any], dict[str, str], dict[str, Any]]] = {}
     for name, reader in (("candidate", candidate), ("shipped", shipped)):
-        metrics, predictions = _squad_eval(reader, shared_data)
+        folder = Path(reader).resolve()
+        if folder not in measured:  # a reader gated against itself is measured once
+            on_squad = _squad_eval(reader, shared_data)
+            measured[folder] = (*on_squad, _demo_eval(reader, demo_settings))
+        metrics, predictions, d = measured[folder]
         squad[name] = _summary(metrics) | {"threshold": round(float(metrics["threshold"]), 3)}
         if name == "candidate":
             official = _official_score(shared_data, predictions, work)
             squad[name]["official"] = {
                 k: round(float(v), 2) for k, v in official.items() if "total" not in k
             }
-        d = _demo_eval(reader, demo_settings)
         demo[name] = {
             "gold_documents": _summary(d["gold_documents"]),
             "end_to_end": _summary(d["end_to_end"]),

@@ -43,6 +43,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from evaluation.reader_metrics import best_threshold, metric_rows, predict, squad_metrics
 from evaluation.squad import SquadExample, ValidationReport, load_many
+from pipelines.allocator import keep_freed_memory
 from pipelines.reader import ReaderConfig, SpanPredictor, cpu_supports_bf16
 from pipelines.reader_registry import recover_model_folder
 from pipelines.verifier import VERIFIER_FILE
@@ -401,6 +402,7 @@ def train_reader(
     weights = resume_from if resume_from and not config.lora else config.base_model
     # fp32 master weights whatever the stored precision: the shipped reader is stored in fp16,
     # which trains about 11x slower on a CPU (autocast does the mixed precision where it pays).
+    keep_freed_memory()
     model = AutoModelForQuestionAnswering.from_pretrained(weights, dtype=torch.float32)
     params = FeatureParams(
         config.max_seq_length, config.doc_stride, config.max_negative_windows, config.seed

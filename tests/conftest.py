@@ -60,6 +60,13 @@ def _restore_umask() -> Iterator[None]:
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: a worker per core and one more. Tests wait too (servers and a browser
+    starting, a Ray cluster, ``docqa`` processes importing torch): on 2 cores 3 workers ran the
+    suite in 1,029 s against 2 workers' 1,098 s (AMD EPYC Zen 4)."""
+    return len(os.sched_getaffinity(0)) + 1
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """How pytest-xdist (``--dist loadgroup``) shares the tests out: a module's tests go to one
