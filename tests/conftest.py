@@ -20,11 +20,14 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from filelock import FileLock
 
 from pipelines.settings import DEMO_LABELS, REPO_ROOT
 
@@ -99,6 +102,29 @@ def every_core() -> Iterator[None]:
     torch.set_num_threads(os.cpu_count() or threads)
     yield
     torch.set_num_threads(threads)
+
+
+def _plain(value: Any) -> Any:
+    """A NumPy scalar as the Python number JSON can write."""
+    return value.item()
+
+
+@pytest.fixture(scope="session")
+def once_per_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
+    """``once_per_run(name, compute)``: ``compute()``'s JSON result, computed by the first
+    worker that asks and read by the others (pytest-xdist workers share the parent of their
+    temporary folders, one per run; a lone pytest uses its own)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+    def get(name: str, compute: Callable[[], Any]) -> Any:
+        path = shared / f"once-{name}.json"
+        with FileLock(str(path) + ".lock"):
+            if not path.is_file():
+                path.write_text(json.dumps(compute(), default=_plain), encoding="utf-8")
+            return json.loads(path.read_text(encoding="utf-8"))
+
+    return get
 
 
 def tiny_base_model() -> str:
