@@ -19,10 +19,10 @@ environment variable of glibc's tunables, or an ``LD_PRELOAD``ed allocator; and
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 import platform
-import threading
 from collections.abc import Mapping
 
 logger = logging.getLogger(__name__)
@@ -36,9 +36,6 @@ M_MMAP_THRESHOLD = -3
 # grows 256 MiB at a time (fewer brk calls while a batch's activations are made).
 SETTINGS = {M_MMAP_THRESHOLD: 1 << 30, M_TRIM_THRESHOLD: (1 << 31) - 1, M_TOP_PAD: 1 << 28}
 
-_lock = threading.Lock()
-_state: dict[str, bool] = {}
-
 
 def operator_chose_allocator(environ: Mapping[str, str] = os.environ) -> bool:
     """Whether the environment sets the allocator already (glibc tunables, a preloaded one, or
@@ -50,17 +47,10 @@ def operator_chose_allocator(environ: Mapping[str, str] = os.environ) -> bool:
     )
 
 
+@functools.cache  # once per process (a second mallopt from a racing thread is harmless)
 def keep_freed_memory() -> bool:
     """Set glibc's malloc to keep freed blocks for the next batch (once per process); True when
     the settings are in force. Called where DocQA loads a model to compute with."""
-    with _lock:
-        if "applied" in _state:
-            return _state["applied"]
-        _state["applied"] = applied = _apply()
-        return applied
-
-
-def _apply() -> bool:
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     if operator_chose_allocator():

@@ -14,8 +14,8 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"
 # turns it back on.
 os.environ["DOCQA_MEASURE_READER_BACKEND"] = "0"
 # Under pytest-xdist each worker (and every process it starts) computes on one thread, and
-# threads that wait for work sleep rather than spin: two workers on two cores, and the tests on
-# every core (``every_core``) share them with the other worker instead of spinning against it.
+# threads that wait for work sleep rather than spin: the workers (a core each and one more) and
+# the tests on every core (``every_core``) share the cores instead of spinning against each other.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
