@@ -48,6 +48,7 @@ from pipelines.reader import ReaderConfig, SpanPredictor, cpu_supports_bf16
 from pipelines.reader_registry import recover_model_folder
 from pipelines.verifier import VERIFIER_FILE
 from reader_training.augment import synthetic_negatives
+from reader_training.dropout import use_cpu_dropout
 from reader_training.features import (
     FeatureDataset,
     FeatureParams,
@@ -205,9 +206,14 @@ class _QATrainer(Trainer):
         precision: str,
         callbacks: Sequence[TrainerCallback],
         serving_threshold: float | None = None,
+        cpu_dropout: bool = False,
     ) -> Any:
         """A trainer over tokenized windows (trimmed batches), evaluated on held-out pairs at the
-        threshold chosen on them, or at ``serving_threshold`` when one is kept."""
+        threshold chosen on them, or at ``serving_threshold`` when one is kept. With
+        ``cpu_dropout`` a model that trains on a CPU draws :mod:`reader_training.dropout`'s
+        cheaper dropout masks."""
+        if cpu_dropout and args.use_cpu:
+            use_cpu_dropout(model)
         return cls(
             model=model,
             args=args,
@@ -458,6 +464,7 @@ def train_reader(
             *callbacks,
         ],
         serving_threshold=None if choice.choose else choice.start,
+        cpu_dropout=config.cpu_dropout,
     )
     train_out = trainer.train(resume_from_checkpoint=resume_from)
     model = trainer.model
@@ -505,6 +512,7 @@ def train_reader(
         ),
         "training_loss": train_out.training_loss,
         "precision": precision,
+        "dropout": "reader_training.dropout" if config.cpu_dropout and args.use_cpu else "torch",
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "validation": report.to_dict() | {"skipped": len(report.skipped)},
     }
@@ -598,7 +606,8 @@ def model_card(config: TrainConfig, metrics: dict[str, Any], created: str) -> st
         f"{config.batch_size}x{config.gradient_accumulation}, warm-up {config.warmup}, "
         f"weight decay "
         f"{config.weight_decay}, max length {config.max_seq_length}, stride {config.doc_stride}, "
-        f"seed {config.seed}, LoRA {config.lora}, precision {metrics.get('precision')}",
+        f"seed {config.seed}, LoRA {config.lora}, precision {metrics.get('precision')}, "
+        f"dropout masks {metrics.get('dropout')}",
         f"- Training time: {metrics.get('train_seconds')} s on {metrics.get('device')} "
         f"({metrics.get('train_windows_per_second')} windows/s)",
         "",

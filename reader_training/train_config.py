@@ -89,6 +89,15 @@ class TrainConfig:
     precision: str = field(
         default="auto", metadata=_cli(f"Training precision: {', '.join(PRECISIONS)}.")
     )
+    cpu_dropout: bool = field(
+        default=False,
+        metadata=_cli(
+            "On a CPU, draw dropout masks four to a random draw (reader_training.dropout): "
+            "steps about 1.5x faster; the masks differ from torch's, so results differ as with "
+            "another seed.",
+            "--cpu-dropout/--torch-dropout",
+        ),
+    )
     eval_steps: int | None = field(
         default=None, metadata=_cli("Evaluate every N steps (default: once an epoch).")
     )
