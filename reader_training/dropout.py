@@ -1,11 +1,12 @@
 """Dropout for training on a CPU, with masks drawn four at a time.
 
 torch draws a CPU dropout mask one element at a time, each from its own 64-bit Mersenne Twister
-draw, on one thread (``bernoulli_``); and its fused attention kernel takes no dropout on a CPU,
-so BERT's attention falls back to the math path and draws a mask for every attention weight
-(32 windows x 12 heads x 256 x 256 per layer and step). On a 2-core AMD EPYC Zen 4 drawing those
-masks was 40% of a training step of the 6-layer reader
-(``benchmarks/bench_training_dropout.py``).
+draw, on one thread (``bernoulli_``; its parallel MKL path is for Intel CPUs only, so this is what
+an AMD EPYC gets); and its fused attention kernel takes no dropout on a CPU, so BERT's attention
+falls back to the math path and draws a mask for every attention weight (32 windows x 12 heads x
+256 x 256 per layer and step). On a 2-core AMD EPYC Zen 4 drawing those masks was 40% of a
+training step of the 6-layer reader, and a 40-pair ``docqa train`` takes 0.64x the time with the
+masks here (``benchmarks/bench_training_dropout.py``).
 
 Here a mask element is 16 bits of a 64-bit draw from the same torch generator: four elements
 a draw, at memory speed. The dropout is the same: each element is kept with probability
