@@ -15,8 +15,9 @@ so its expectation is the input's; a seeded run repeats itself, and a resumed ru
 generator's stream that Trainer saved with the checkpoint. The masks themselves differ from
 torch's, so a run's numbers differ from a run with torch's dropout as two seeds do: that is why
 it is asked for (``docqa train --cpu-dropout``) rather than the default. Issue 28's 40-pair
-retrain, measured with torch's masks, lost one question of its 60 other dev pairs with these
-(F1 78.65 against a bound of 79.33) while keeping its F1 on all 190.
+retrain (seed 42), whose bounds were measured with torch's masks, falls one question short on
+its 60 pairs with these (F1 78.65 against 79.33), as torch's own masks do at seeds 2 and 3; over
+five seeds these give demo dev F1 76.28 on average, torch's 75.41 (docs/experiments.md).
 
 Hand-written because no library offers a faster CPU dropout: transformers lets a model take an
 attention function of its own (``AttentionInterface``), which is the hook used. On a GPU torch's
