@@ -26,14 +26,11 @@ own dropout (Philox, in the fused kernel) is kept.
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import Any
 
 import torch
 from torch import nn
-
-logger = logging.getLogger(__name__)
 
 ATTENTION_NAME = "docqa_cpu_dropout"
 _LANES = 4  # 16-bit mask elements per 64-bit draw

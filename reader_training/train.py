@@ -210,9 +210,9 @@ class _QATrainer(Trainer):
     ) -> Any:
         """A trainer over tokenized windows (trimmed batches), evaluated on held-out pairs at the
         threshold chosen on them, or at ``serving_threshold`` when one is kept. With
-        ``cpu_dropout`` a model that trains on a CPU draws :mod:`reader_training.dropout`'s
-        cheaper dropout masks."""
-        if cpu_dropout and args.use_cpu:
+        ``cpu_dropout`` (for a model that trains on a CPU) the model draws
+        :mod:`reader_training.dropout`'s cheaper dropout masks."""
+        if cpu_dropout:
             use_cpu_dropout(model)
         return cls(
             model=model,
@@ -450,6 +450,7 @@ def train_reader(
         greater_is_better=True,
     )
     reader_config = ReaderConfig(max_seq_length=config.max_seq_length, doc_stride=config.doc_stride)
+    cpu_masks = config.cpu_dropout and args.use_cpu  # on a GPU torch's dropout is fast
     trainer = _QATrainer.over_windows(
         model,
         args,
@@ -464,7 +465,7 @@ def train_reader(
             *callbacks,
         ],
         serving_threshold=None if choice.choose else choice.start,
-        cpu_dropout=config.cpu_dropout,
+        cpu_dropout=cpu_masks,
     )
     train_out = trainer.train(resume_from_checkpoint=resume_from)
     model = trainer.model
@@ -512,7 +513,7 @@ def train_reader(
         ),
         "training_loss": train_out.training_loss,
         "precision": precision,
-        "dropout": "reader_training.dropout" if config.cpu_dropout and args.use_cpu else "torch",
+        "dropout": "reader_training.dropout" if cpu_masks else "torch",
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "validation": report.to_dict() | {"skipped": len(report.skipped)},
     }
