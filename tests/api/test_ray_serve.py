@@ -12,12 +12,13 @@ The CLI's engine options are checked without a cluster.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,24 @@ QUESTIONS = (
     "How long are daily backups kept?",
 )
 SCORES = ("score", "reader_score", "retriever_score")
+
+
+def until_every_replica(
+    request: Callable[[int], httpx.Response], seconds: float = 120
+) -> tuple[set[str], httpx.Response]:
+    """``request(0)``, ``request(1)``, ... until every replica has answered one, or ``seconds``
+    passed: the replicas that answered, and the last response. Ray's router picks the replica;
+    on a busy machine its queue probes of one replica can time out for a while and every request
+    goes to the other, so the limit is a time, not a count."""
+    workers: set[str] = set()
+    deadline = time.monotonic() + seconds
+    for i in itertools.count():
+        response = request(i)
+        workers.add(response.headers["X-DocQA-Worker"])
+        if len(workers) == REPLICAS or time.monotonic() > deadline:
+            return workers, response
+        time.sleep(0.2)
+    raise AssertionError("unreachable")
 
 
 def _free_port() -> int:
@@ -171,11 +190,7 @@ def served(ray_cluster: str, shared_settings: Settings, shared_keys: Keys) -> It
 @pytest.mark.slow
 def test_every_replica_is_healthy(served: Served) -> None:
     # serve.run returned only once each replica had loaded: no replica answers "loading".
-    # Ray's router picks the replica; on a busy machine its queue probes of one replica can time
-    # out for a while and every request goes to the other, so ask for up to two minutes.
-    workers: set[int] = set()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+    def health(_: int) -> httpx.Response:
         response = httpx.get(f"{served.url}/health", timeout=10)
         assert response.status_code == 200, response.text
         body = response.json()
@@ -184,10 +199,9 @@ def test_every_replica_is_healthy(served: Served) -> None:
             True,
             "tiny-answers",
         )
-        workers.add(response.headers["X-DocQA-Worker"])
-        if len(workers) == REPLICAS:
-            break
-        time.sleep(0.2)
+        return response
+
+    workers, _ = until_every_replica(health)
     assert len(workers) == REPLICAS, f"/health reached only {workers}"
 
 
@@ -229,20 +243,22 @@ def test_a_request_without_a_valid_key_gets_401(served: Served) -> None:
 
 @pytest.mark.slow
 def test_metrics_add_up_the_replicas(served: Served, shared_keys: Keys) -> None:
-    for i in range(40):
-        if len(served.askers) == REPLICAS:
-            break
-        served.ask({"question": QUESTIONS[i % len(QUESTIONS)], "k": 2}, shared_keys.ask)
+    if len(served.askers) < REPLICAS:
+        until_every_replica(
+            lambda i: served.ask(
+                {"question": QUESTIONS[i % len(QUESTIONS)], "k": 2}, shared_keys.ask
+            )
+        )
     assert len(served.askers) == REPLICAS, f"every ask went to {served.askers}"
+
     # Whichever replica answers /metrics, it counts the questions both answered.
-    seen: set[str] = set()
-    for _ in range(40):
-        metrics = httpx.get(f"{served.url}/metrics", headers=shared_keys.admin, timeout=30)
-        assert metrics.status_code == 200, metrics.text
-        assert ask_requests_counted(metrics.text) == served.asked
-        seen.add(metrics.headers["X-DocQA-Worker"])
-        if len(seen) == REPLICAS:
-            break
+    def metrics_page(_: int) -> httpx.Response:
+        page = httpx.get(f"{served.url}/metrics", headers=shared_keys.admin, timeout=30)
+        assert page.status_code == 200, page.text
+        assert ask_requests_counted(page.text) == served.asked
+        return page
+
+    seen, metrics = until_every_replica(metrics_page)
     assert seen == served.askers
     assert 'docqa_reader_info{version="tiny-answers"} 1.0' in metrics.text
     assert "docqa_ask_duration_seconds_bucket" in metrics.text
