@@ -24,15 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from bench_env import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from evaluation.environment import cpu_description, environment  # noqa: E402
+from evaluation.environment import cpu_description, environment
 
 SETTINGS = {"glibc defaults": "0", "freed memory kept": "1"}  # DOCQA_KEEP_FREED_MEMORY
 TASKS = ("train", "evaluate", "embed")

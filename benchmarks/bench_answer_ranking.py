@@ -39,24 +39,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from bench_env import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-for path in (REPO_ROOT, REPO_ROOT / "benchmarks"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
-
-from evaluation.end_to_end import (  # noqa: E402
+from evaluation.end_to_end import (
     AnswerRanking,
     PassageRead,
     answer_at_k,
@@ -67,11 +58,11 @@ from evaluation.end_to_end import (  # noqa: E402
     read_passages,
     sample_examples,
 )
-from evaluation.environment import cpu_description, environment  # noqa: E402
-from evaluation.reader_metrics import squad_metrics  # noqa: E402
-from evaluation.squad import SquadExample, load_squad  # noqa: E402
-from pipelines.settings import DEMO_COLLECTION, SHIPPED_READER, Settings  # noqa: E402
-from pipelines.spans import widen_candidates  # noqa: E402
+from evaluation.environment import cpu_description, environment
+from evaluation.reader_metrics import squad_metrics
+from evaluation.squad import SquadExample, load_squad
+from pipelines.settings import DEMO_COLLECTION, SHIPPED_READER, Settings
+from pipelines.spans import widen_candidates
 
 SQUAD = REPO_ROOT.parent / "shared" / "data" / "squad"
 DEMO_DEV = REPO_ROOT / "data" / "demo" / "labels" / "dev.json"

@@ -40,10 +40,7 @@ from math import nan
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
+import bench_env  # noqa: F401  (the offline environment and the import path)
 import httpx
 
 from api.keys import KeyStore

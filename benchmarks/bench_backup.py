@@ -65,12 +65,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_env import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from evaluation.environment import cpu_description, environment  # noqa: E402
+from evaluation.environment import cpu_description, environment
 
 print = functools.partial(print, flush=True)  # progress shows as it comes
 

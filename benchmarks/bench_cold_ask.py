@@ -33,17 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from bench_env import REPO_ROOT
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from api.client import wait_until_healthy  # noqa: E402
-from evaluation.environment import cpu_description, environment  # noqa: E402
+from api.client import wait_until_healthy
+from evaluation.environment import cpu_description, environment
 
 QUESTION = "How many days of annual leave do I get?"
 PHASES = ("imports", "load", "first_answer")

@@ -18,10 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
+import bench_env  # noqa: F401  (the offline environment and the import path)
 import torch
 
 from evaluation.squad import load_squad

@@ -32,9 +32,7 @@ import datetime as dt
 import functools
 import html
 import json
-import os
 import random
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -42,25 +40,17 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from bench_env import REPO_ROOT
+from bench_ocr import scan
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-for where in (REPO_ROOT, REPO_ROOT / "benchmarks"):
-    if str(where) not in sys.path:
-        sys.path.insert(0, str(where))
-
-from bench_ocr import scan  # noqa: E402
-
-from evaluation.end_to_end import evaluate_end_to_end  # noqa: E402
-from evaluation.environment import cpu_description, environment  # noqa: E402
-from evaluation.squad import SquadExample, load_squad  # noqa: E402
-from indexer.run import index_folder  # noqa: E402
-from pipelines.query import QueryService  # noqa: E402
-from pipelines.settings import Settings  # noqa: E402
-from tests.indexer.formats.msg_writer import make_msg  # noqa: E402
-from tests.indexer.formats.samples import write_epub, write_odt  # noqa: E402
+from evaluation.end_to_end import evaluate_end_to_end
+from evaluation.environment import cpu_description, environment
+from evaluation.squad import SquadExample, load_squad
+from indexer.run import index_folder
+from pipelines.query import QueryService
+from pipelines.settings import Settings
+from tests.indexer.formats.msg_writer import make_msg
+from tests.indexer.formats.samples import write_epub, write_odt
 
 print = functools.partial(print, flush=True)  # progress shows as it comes
 

@@ -26,17 +26,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
+import bench_env  # noqa: F401  (the offline environment and the import path)
 from bench_learning_curve import SHARED, domain_pool, fine_tune
 
 from evaluation.environment import environment

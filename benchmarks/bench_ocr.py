@@ -31,7 +31,6 @@ import os
 import platform
 import random
 import subprocess
-import sys
 import time
 import unicodedata
 from collections.abc import Callable
@@ -39,12 +38,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_env import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from evaluation.environment import cpu_description  # noqa: E402
+from evaluation.environment import cpu_description
 
 print = functools.partial(print, flush=True)  # progress shows as it comes
 

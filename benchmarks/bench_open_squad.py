@@ -23,16 +23,13 @@ import argparse
 import datetime as dt
 import json
 import logging
-import os
 import shlex
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import bench_env  # noqa: F401  (the offline environment and the import path)
 
 from evaluation.end_to_end import contexts_of, evaluate_over_contexts, sample_examples
 from evaluation.environment import environment

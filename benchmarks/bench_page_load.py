@@ -31,9 +31,7 @@ from math import nan
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
-
+import bench_env  # noqa: F401  (the offline environment and the import path)
 
 from evaluation.end_to_end import latency_summary
 from evaluation.environment import cpu_description, environment

@@ -41,7 +41,6 @@ import json
 import logging
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -49,26 +48,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import faiss
+import numpy as np
+from bench_env import REPO_ROOT
+from bench_scale import make_dataset
+from haystack import Document
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-for folder in (REPO_ROOT, REPO_ROOT / "benchmarks"):
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
-
-import faiss  # noqa: E402
-import numpy as np  # noqa: E402
-from bench_scale import make_dataset  # noqa: E402
-from haystack import Document  # noqa: E402
-
-from evaluation.environment import cpu_description, environment  # noqa: E402
-from identity import AccessRules, Caller, Role, ScopeCache  # noqa: E402
-from pipelines.bm25 import tokenize  # noqa: E402
-from pipelines.faiss_index import IndexSpec  # noqa: E402
-from pipelines.store import PassageStore  # noqa: E402
-from pipelines.store.files import SourceRecord  # noqa: E402
+from evaluation.environment import cpu_description, environment
+from identity import AccessRules, Caller, Role, ScopeCache
+from pipelines.bm25 import tokenize
+from pipelines.faiss_index import IndexSpec
+from pipelines.store import PassageStore
+from pipelines.store.files import SourceRecord
 
 logger = logging.getLogger("bench_permissions")
 

@@ -16,26 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from bench_env import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-for path in (REPO_ROOT, REPO_ROOT / "benchmarks"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
-
-from evaluation.end_to_end import evaluate_end_to_end  # noqa: E402
-from evaluation.environment import cpu_description, environment  # noqa: E402
-from pipelines.query import QueryService  # noqa: E402
-from pipelines.settings import SHIPPED_READER  # noqa: E402
+from evaluation.end_to_end import evaluate_end_to_end
+from evaluation.environment import cpu_description, environment
+from pipelines.query import QueryService
+from pipelines.settings import SHIPPED_READER
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -30,24 +30,17 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from bench_env import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from evaluation.environment import cpu_description, environment  # noqa: E402
-from evaluation.squad import Answer, SquadExample  # noqa: E402
-from pipelines.backend_choice import MEASURE_ENV  # noqa: E402
+from evaluation.environment import cpu_description, environment
+from evaluation.squad import Answer, SquadExample
+from pipelines.backend_choice import MEASURE_ENV
 
 # The reader backend "auto" would measure this CPU in the background of the first reader load,
 # in this process and in every child with a fresh home, sharing the CPU with the timed indexing

@@ -54,13 +54,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+from bench_env import REPO_ROOT
 
 WORKER = REPO_ROOT / "benchmarks" / "reference_worker.py"
 REFERENCE_VENV = REPO_ROOT / ".venv-reference"

@@ -44,19 +44,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import faiss
+import numpy as np
+from bench_env import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-import faiss  # noqa: E402
-import numpy as np  # noqa: E402
-
-from pipelines.faiss_index import IndexSpec, VectorIndex  # noqa: E402
-from pipelines.store import VECTORS_FILE, PassageStore, current_folder  # noqa: E402
+from pipelines.faiss_index import IndexSpec, VectorIndex
+from pipelines.store import VECTORS_FILE, PassageStore, current_folder
 
 DIM = 384
 K = 10

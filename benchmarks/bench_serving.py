@@ -21,6 +21,7 @@ machine and its load: compare backends of one run only.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import os
@@ -29,12 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-import dataclasses
-
+import bench_env  # noqa: F401  (the offline environment and the import path)
 import torch
 
 from evaluation.environment import cpu_description

@@ -21,10 +21,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+from bench_env import REPO_ROOT
 
-from evaluation.environment import cpu_description, environment  # noqa: E402
+from evaluation.environment import cpu_description, environment
 
 DEMO_LABELS = "data/demo/labels/dev.json"
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
 import subprocess
@@ -24,17 +23,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from bench_env import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from evaluation.environment import cpu_description, environment  # noqa: E402
-from evaluation.squad import load_squad, write_squad  # noqa: E402
-from pipelines.settings import DEMO_LABELS, SHIPPED_READER  # noqa: E402
+from evaluation.environment import cpu_description, environment
+from evaluation.squad import load_squad, write_squad
+from pipelines.settings import DEMO_LABELS, SHIPPED_READER
 
 DROPOUTS = {"torch": "--torch-dropout", "cpu masks": "--cpu-dropout"}
 

@@ -18,25 +18,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sys
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from bench_env import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from evaluation.environment import cpu_description, environment  # noqa: E402
-from pipelines.reader import ReaderConfig  # noqa: E402
-from pipelines.settings import DEMO_COLLECTION, SHIPPED_READER, Settings  # noqa: E402
-from pipelines.verifier import ReaderScoring, candidates_of  # noqa: E402
-from reader_training.verifier_training import (  # noqa: E402
+from evaluation.environment import cpu_description, environment
+from pipelines.reader import ReaderConfig
+from pipelines.settings import DEMO_COLLECTION, SHIPPED_READER, Settings
+from pipelines.verifier import ReaderScoring, candidates_of
+from reader_training.verifier_training import (
     QuestionReads,
     answer_f1,
     collect_training_reads,

