@@ -32,6 +32,17 @@ from ui import auth, render, state  # noqa: E402
 PAGES = Path(__file__).resolve().parent / "views"
 
 
+# The pages after Ask and Document, in the menu's order: (view module, title, icon, the action a
+# role needs to be offered it; None: every signed-in role). Each opens at /<module name>.
+MENU: tuple[tuple[str, str, str, Action | None], ...] = (
+    ("feedback.py", "Feedback", ":material/thumbs_up_down:", Action.FEEDBACK),
+    ("monitor.py", "Monitor", ":material/monitoring:", None),
+    ("annotate.py", "Annotate", ":material/edit_note:", Action.LABEL),
+    ("documents.py", "Documents", ":material/folder_open:", None),
+    ("models.py", "Models", ":material/model_training:", Action.RETRAIN),
+)
+
+
 def pages(who: Caller) -> list[st.Page]:
     """The pages ``who``'s role may use; the others are not offered at all."""
     shown = [
@@ -44,46 +55,10 @@ def pages(who: Caller) -> list[st.Page]:
             visibility="hidden",
         ),
     ]
-    if who.may(Action.FEEDBACK):
-        shown.append(
-            st.Page(
-                PAGES / "feedback.py",
-                title="Feedback",
-                icon=":material/thumbs_up_down:",
-                url_path="feedback",
-            )
-        )
-    shown.append(
-        st.Page(
-            PAGES / "monitor.py", title="Monitor", icon=":material/monitoring:", url_path="monitor"
-        )
-    )
-    if who.may(Action.LABEL):
-        shown.append(
-            st.Page(
-                PAGES / "annotate.py",
-                title="Annotate",
-                icon=":material/edit_note:",
-                url_path="annotate",
-            )
-        )
-    shown.append(
-        st.Page(
-            PAGES / "documents.py",
-            title="Documents",
-            icon=":material/folder_open:",
-            url_path="documents",
-        )
-    )
-    if who.may(Action.RETRAIN):
-        shown.append(
-            st.Page(
-                PAGES / "models.py",
-                title="Models",
-                icon=":material/model_training:",
-                url_path="models",
-            )
-        )
+    for view, title, icon, needs in MENU:
+        if needs is None or who.may(needs):
+            url_path = view.removesuffix(".py")
+            shown.append(st.Page(PAGES / view, title=title, icon=icon, url_path=url_path))
     return shown
 
 
