@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_env import REPO_ROOT
+from bench_env import REPO_ROOT, write_result
 
 from evaluation.environment import cpu_description, environment
 
@@ -186,9 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
         "environment": environment(),
     }  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    write_result(args.out, report)
     return 0
 
 

@@ -45,7 +45,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench_env import REPO_ROOT
+from bench_env import REPO_ROOT, write_result
 
 from evaluation.end_to_end import (
     AnswerRanking,
@@ -285,8 +285,7 @@ def compare_splits(args: argparse.Namespace, reader: str) -> None:
             }
         ],
     }
-    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {out}")
+    write_result(out, result)
 
 
 def k_curve(args: argparse.Namespace, reader: str) -> None:
@@ -354,8 +353,7 @@ def k_curve(args: argparse.Namespace, reader: str) -> None:
             }
         ],
     }
-    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {out}")
+    write_result(out, result)
 
 
 def main() -> None:
@@ -467,9 +465,7 @@ def main() -> None:
             }
         ],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -40,8 +39,8 @@ from math import nan
 from pathlib import Path
 from typing import Any
 
-import bench_env  # noqa: F401  (the offline environment and the import path)
 import httpx
+from bench_env import write_result
 
 from api.keys import KeyStore
 from evaluation.end_to_end import latency_summary
@@ -265,8 +264,7 @@ def main() -> None:
             for r in runs
         ],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_result(args.out, result)
     print(f"CPU: {cpu}")
     heads = ("clients", "asks", "errors", "p50 s", "p95 s", "max s", "q/s")
     print(f"{'server':<22} " + " ".join(f"{h:>7}" for h in heads) + "  by worker")
@@ -276,7 +274,6 @@ def main() -> None:
             f"{r['p50_s']:>7.2f} {r['p95_s']:>7.2f} {r['max_s']:>7.2f} "
             f"{r['questions_per_second']:>7.2f}  {r['asks_by_worker']}"
         )
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -32,11 +32,11 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-import bench_env  # noqa: F401  (the offline environment and the import path)
+from bench_env import write_result
 
 from evaluation.environment import environment
 from evaluation.reader_metrics import best_threshold, predict, squad_metrics
-from evaluation.squad import SquadExample, load_squad, write_json_atomic
+from evaluation.squad import SquadExample, load_squad
 from pipelines.reader import SpanPredictor
 from pipelines.settings import DEFAULT_HOME, REPO_ROOT
 from reader_training.campaign import run_chunk
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             "environment": environment(),
             "readme_rows": readme_rows(rows, args.windows),
         }
-        write_json_atomic(report, args.out)
+        write_result(args.out, report)
         print(f"{name} done in {result['seconds']:.0f} s", flush=True)
     print(format_table(rows))
     return 0

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from bench_env import REPO_ROOT
+from bench_env import REPO_ROOT, write_result
 
 from api.client import wait_until_healthy
 from evaluation.environment import cpu_description, environment
@@ -217,9 +217,7 @@ def main() -> None:
         print(f"{'  ' + k:22}" + "".join(f"{phases[m][k]:13.2f}s" for m in MODES))
     print(f"one-shot / as the page: {one_shot / page:.2f}x")
     print(f"docqa ask --server, new process: {', '.join(f'{x:.2f}' for x in via_server)} s")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

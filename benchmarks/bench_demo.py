@@ -9,7 +9,6 @@ on the machine; compare runs on the same machine only.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -18,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import bench_env  # noqa: F401  (the offline environment and the import path)
 import torch
+from bench_env import write_result
 
 from evaluation.squad import load_squad
 from indexer.run import index_folder
@@ -76,8 +75,7 @@ def main() -> None:
         },
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_result(args.out, result)
     rows = [
         ("files indexed", result["index"]["files"]),
         ("passages", result["index"]["passages"]),
@@ -90,7 +88,6 @@ def main() -> None:
     ]
     for name, value in rows:
         print(f"{name:20} {value:>10}")
-    print(f"written to {args.out}")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ import csv
 import datetime as dt
 import functools
 import html
-import json
 import random
 import tempfile
 import time
@@ -40,7 +39,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from bench_env import REPO_ROOT
+from bench_env import REPO_ROOT, write_result
 from bench_ocr import scan
 
 from evaluation.end_to_end import evaluate_end_to_end
@@ -355,9 +354,7 @@ def main() -> None:
         "environment": environment(),
     }
     result["readme_rows"] = [readme_row(result)]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"written to {args.out}")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

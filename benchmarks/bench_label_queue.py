@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import bench_env  # noqa: F401  (the offline environment and the import path)
+from bench_env import write_result
 from bench_learning_curve import SHARED, domain_pool, fine_tune
 
 from evaluation.environment import environment
@@ -183,9 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         ],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    write_result(args.out, result)
     return 0
 
 

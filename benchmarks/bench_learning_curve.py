@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import bench_env  # noqa: F401  (the offline environment and the import path)
+from bench_env import write_result
 
 from evaluation.environment import environment
 from evaluation.reader_metrics import evaluate_reader
@@ -168,8 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         ],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    write_result(args.out, result)
     plot(rows, args.plot)
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)

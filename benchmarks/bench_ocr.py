@@ -26,7 +26,6 @@ import argparse
 import functools
 import importlib.util
 import io
-import json
 import os
 import platform
 import random
@@ -38,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_env import REPO_ROOT
+from bench_env import REPO_ROOT, write_result
 
 from evaluation.environment import cpu_description
 
@@ -257,9 +256,7 @@ def main() -> None:
         "rows": rows,
         "readme_rows": readme_rows(rows),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwrote {args.out}")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import logging
 import shlex
 import sys
@@ -29,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import bench_env  # noqa: F401  (the offline environment and the import path)
+from bench_env import write_result
 
 from evaluation.end_to_end import contexts_of, evaluate_over_contexts, sample_examples
 from evaluation.environment import environment
@@ -186,13 +185,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "environment": environment(),
     }
     result["seconds"] = round(time.perf_counter() - started, 1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_result(args.out, result)
     env = result["environment"]
     print(f"{len(questions)} of {len(examples)} questions, top {args.top_k} passages read")
     print(format_rows(summary_rows(result)))
     print(f"{env['cpu']}, {env['cores']} cores, torch {env['packages'].get('torch')}")
-    print(f"written to {args.out}")
     return result
 
 

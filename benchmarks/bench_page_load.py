@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
 import socket
@@ -31,7 +30,7 @@ from math import nan
 from pathlib import Path
 from typing import Any
 
-import bench_env  # noqa: F401  (the offline environment and the import path)
+from bench_env import write_result
 
 from evaluation.end_to_end import latency_summary
 from evaluation.environment import cpu_description, environment
@@ -184,8 +183,7 @@ def main() -> None:
             }
         ],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_result(args.out, result)
     print(f"CPU: {cpu}")
     heads = ("askers", "asks", "errors", "p50 s", "p95 s", "max s", "ans/s")
     print(f"{'run':<8} " + " ".join(f"{h:>7}" for h in heads))

@@ -37,7 +37,6 @@ Prints a table and writes benchmarks/results/permissions.json (README rows, envi
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import statistics
@@ -50,7 +49,7 @@ from typing import Any
 
 import faiss
 import numpy as np
-from bench_env import REPO_ROOT
+from bench_env import REPO_ROOT, write_result
 from bench_scale import make_dataset
 from haystack import Document
 
@@ -609,8 +608,7 @@ def main() -> None:
         "by query"
     )
     result["readme_rows"] = readme_rows(result, command)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_result(args.out, result)
     print(table(result))
     if "scaled_ask" in result:
         scaled = result["scaled_ask"]
@@ -631,7 +629,6 @@ def main() -> None:
     env = result["environment"]
     print(f"{result['cpu']}; load average {env['load_average']} at start, "
           f"{env['load_average_at_end']} at end; {result['wall_s']} s")  # fmt: skip
-    print(f"written to {args.out}")
 
 
 if __name__ == "__main__":

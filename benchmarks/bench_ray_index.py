@@ -19,7 +19,6 @@ every engine down); compare runs on the same machine only.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import tempfile
 import time
@@ -27,8 +26,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import bench_env  # noqa: F401  (the offline environment and the import path)
 import numpy as np
+from bench_env import write_result
 
 from evaluation.environment import cpu_description, environment
 from indexer.ray_engine import plan_pool, ray_connection
@@ -128,8 +127,7 @@ def main() -> None:
             "command": "python benchmarks/bench_ray_index.py",
         }
     ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_result(args.out, result)
     print(f"CPU: {result['cpu']}; load average {env['load_average']}")
     print(f"{result['collection']}: {local['files']} files, {local['passages']} passages")
     print(f"{'engine':8} {'actors':>6} {'wall s':>8} {'passages/s':>11} {'vs local':>9} same")
@@ -142,7 +140,6 @@ def main() -> None:
             + (f" (max embedding diff {diff:.1e})" if diff is not None else "")
         )
     print(f"starting the local Ray instance: {ray_start_s:.2f} s (not counted above)")
-    print(f"written to {args.out}")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from bench_env import REPO_ROOT
+from bench_env import REPO_ROOT, write_result
 
 from evaluation.environment import cpu_description, environment
 from evaluation.squad import Answer, SquadExample
@@ -260,14 +260,13 @@ def main() -> None:
         result["docqa_only"] = {**ref.metrics(examples, top), **ref.latency(seconds)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     # Written before the rows are derived, so a mistake there cannot lose a long run.
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_result(args.out, result)
     rows = readme_rows(result, args)
     result["readme_rows"] = rows
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_result(args.out, result)
     print(f"CPU: {result['cpu']}")
     for row in rows:
         print(f"{row['what']}: {row['number']}")
-    print(f"wrote {args.out}")
 
 
 def readme_rows(result: dict[str, Any], args: argparse.Namespace) -> list[dict[str, str]]:

@@ -54,7 +54,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_env import REPO_ROOT
+from bench_env import REPO_ROOT, write_result
 
 WORKER = REPO_ROOT / "benchmarks" / "reference_worker.py"
 REFERENCE_VENV = REPO_ROOT / ".venv-reference"
@@ -630,13 +630,11 @@ def main() -> None:
             subprocess.run(cmd, check=True, cwd=tmp, env=clean_env())
             store = json.loads(args.store_out.read_text(encoding="utf-8"))
             store["machine"] = result["machine"]
-            args.store_out.write_text(json.dumps(store, indent=2) + "\n", encoding="utf-8")
+            write_result(args.store_out, store)
             print_store(store)
             result["store_scale"] = str(args.store_out)
     if names:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        print(f"\nwritten to {args.out}")
+        write_result(args.out, result)
 
 
 if __name__ == "__main__":

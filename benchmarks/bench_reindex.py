@@ -16,7 +16,6 @@ jobs on the machine. Compare runs on the same machine only.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -27,8 +26,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-import bench_env  # noqa: F401  (the offline environment and the import path)
 import torch
+from bench_env import write_result
 
 from indexer.run import IndexSummary, index_folder
 from pipelines.embedder import PassageEmbedder, default_device, embed_texts, load_embedder
@@ -228,10 +227,8 @@ def main() -> None:
         "embedding": embedding_result,
         "benchmark_seconds": round(time.perf_counter() - started, 1),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_result(args.out, result)
     print_table(result)
-    print(f"written to {args.out}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import platform
 import tempfile
@@ -31,8 +30,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import bench_env  # noqa: F401  (the offline environment and the import path)
 import torch
+from bench_env import write_result
 from haystack import Document
 
 from evaluation.squad import SquadExample, load_squad
@@ -245,8 +244,7 @@ def main() -> None:
         },
         "sets": sets,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_result(args.out, result)
     for name, data in sets.items():
         print(f"\n{name}: {data['questions']} questions over {data['passages']} passages")
         print(
@@ -256,7 +254,6 @@ def main() -> None:
             values = [m[f"recall@{k}"] for k in CUTOFFS] + [m["mrr"]]
             print(f"{mode:26}" + "".join(f"{v:>11.3f}" for v in values))
         print("ms per question:", data["timing"]["retrieval_ms_per_q"])
-    print(f"\nwritten to {args.out}")
 
 
 if __name__ == "__main__":

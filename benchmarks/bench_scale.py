@@ -46,7 +46,7 @@ from typing import Any
 
 import faiss
 import numpy as np
-from bench_env import REPO_ROOT
+from bench_env import REPO_ROOT, write_result
 
 from pipelines.faiss_index import IndexSpec, VectorIndex
 from pipelines.store import VECTORS_FILE, PassageStore, current_folder
@@ -473,12 +473,11 @@ def main() -> None:
                 print(f"N={n:,} {name} ...", flush=True)
                 run = run_config(n, name, work, args.queries, args.faiss_only, args.threads)
                 result["runs"].append(run)
-                args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+                write_result(args.out, result)
             shutil.rmtree(work, ignore_errors=True)
     print(result["data"])
     print(f"memory: {result['memory']}")
     print(table(result["runs"]))
-    print(f"written to {args.out}")
 
 
 if __name__ == "__main__":

@@ -23,15 +23,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import io
-import json
 import os
 import platform
 import time
 from pathlib import Path
 from typing import Any
 
-import bench_env  # noqa: F401  (the offline environment and the import path)
 import torch
+from bench_env import write_result
 
 from evaluation.environment import cpu_description
 from evaluation.reader_metrics import predict, squad_metrics
@@ -199,8 +198,7 @@ def main() -> None:
         "max_f1_drop": args.max_f1_drop,
         "recommended_backend": recommended,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_result(args.out, result)
 
     print(
         f"{len(examples)} questions, {windows_total} windows, batch {args.batch_size}, "
@@ -217,7 +215,6 @@ def main() -> None:
             f"{r['load_seconds']:7.1f} {r['model_mb']:6.1f}"
         )
     print(f"recommended (fastest with F1 >= fp32 - {args.max_f1_drop}): {recommended}")
-    print(f"written to {args.out}")
 
 
 if __name__ == "__main__":

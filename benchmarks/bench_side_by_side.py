@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench_env import REPO_ROOT
+from bench_env import REPO_ROOT, write_result
 
 from evaluation.environment import cpu_description, environment
 
@@ -167,9 +167,7 @@ def main() -> None:
             }
         ],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

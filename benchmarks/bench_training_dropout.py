@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench_env import REPO_ROOT
+from bench_env import REPO_ROOT, write_result
 
 from evaluation.environment import cpu_description, environment
 from evaluation.squad import load_squad, write_squad
@@ -142,9 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         "train_time_ratio_cpu_masks_to_torch": ratio,
         "environment": environment(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    write_result(args.out, report)
     return 0
 
 

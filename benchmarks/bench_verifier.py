@@ -17,13 +17,12 @@ candidates). Prints a table, writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 from pathlib import Path
 from typing import Any
 
-from bench_env import REPO_ROOT
+from bench_env import REPO_ROOT, write_result
 
 from evaluation.environment import cpu_description, environment
 from pipelines.reader import ReaderConfig
@@ -158,9 +157,7 @@ def main() -> None:
             "oracle_f1_at_10": oracles(reads, scoring),
         }
     result["readme_rows"] = readme_rows(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":
