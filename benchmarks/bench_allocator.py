@@ -186,8 +186,29 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
         "environment": environment(),
     }  # fmt: skip
+    report["readme_rows"] = readme_rows(report)
     write_result(args.out, report)
     return 0
+
+
+def readme_rows(report: dict[str, Any]) -> list[dict[str, str]]:
+    """The result as a row of docs/results.md: time and peak memory, kept / glibc defaults."""
+    results, settings = report["results"], report["settings"]
+    ratios = "; ".join(
+        f"{task} time {results[task]['time_ratio_kept_to_defaults']:.3f}x, peak memory "
+        f"{results[task]['peak_rss_ratio_kept_to_defaults']:.3f}x"
+        for task in TASKS
+    )
+    return [
+        {
+            "what": "freed memory kept by glibc malloc (pipelines/allocator.py) against its "
+            f"defaults, medians of {settings['rounds']} fresh processes each: reader training "
+            f"({settings['steps']} steps), {settings['dev_pairs']} demo dev pairs read, "
+            f"{settings['passages']} passages embedded",
+            "number": ratios,
+            "command": "python benchmarks/bench_allocator.py",
+        }
+    ]
 
 
 if __name__ == "__main__":
