@@ -182,6 +182,38 @@ def cascade_answer(
     return answer_at_k(reads, k, score, ranking) or "", len(reads[:k])
 
 
+Shown = list[tuple[float, int | None, int | None, int | None]]
+
+
+def shown_answers(
+    reads: list[PassageRead], n: int, shown: int, score: Any, ranking: AnswerRanking
+) -> Shown:
+    """The ``shown`` best answers reading the first ``n`` passages, as (score, passage, start,
+    end); passage None: "no answer" (which competes for the places, as in ExtractiveReader)."""
+    ranked, no_answer = rank_reads(reads, n, score, ranking)
+    top = [(c.score or 0.0, c.pair, c.start_char, c.end_char) for c in ranked]
+    return sorted([*top, (no_answer, None, None, None)], key=lambda a: -a[0])[:shown]
+
+
+def exact_stop(
+    reads: list[PassageRead], k: int, shown: int, score: Any, ranking: AnswerRanking
+) -> tuple[Shown, int]:
+    """Reading passages in retrieval order and stopping as soon as no unread passage can change
+    the ``shown`` best answers: a span scores at most ``(1 - w) + w * retriever`` (the reader's
+    confidence is below 1) and "no answer" only falls as more is read, so once the ``shown``-th
+    best is a span scoring above that bound for every unread passage, the list is settled (with
+    the reader's own ranking: window null, max pooling). Returns those answers and the passages
+    read."""
+    w = ranking.retriever_weight
+    last = min(k, len(reads))
+    for n in range(1, last):
+        top = shown_answers(reads, n, shown, score, ranking)
+        bound = max((1 - w) + w * r.retriever_score for r in reads[n:last])
+        if len(top) == shown and all(a[1] is not None for a in top) and top[-1][0] > bound:
+            return top, n
+    return shown_answers(reads, last, shown, score, ranking), last
+
+
 def variants(shipped: AnswerRanking, top_k: int) -> list[tuple[str, AnswerRanking, int, bool]]:
     """(name, ranking, k, drop near-duplicates) for each variant."""
     out = [("the reader's own ranking", shipped, top_k, False)]
@@ -389,6 +421,7 @@ def main() -> None:
     table: dict[str, dict[str, float]] = {}
     sizes: dict[str, dict[str, Any]] = {}
     passages_read: dict[str, dict[str, float]] = {}
+    stops: dict[str, dict[str, dict[str, float]]] = {"top 1 shown": {}, "top 3 shown": {}}
     shipped: AnswerRanking | None = None
     for name, (examples, settings) in sets.items():
         raw, predictor, seconds = read_all(examples, settings, args.top_k)
@@ -423,6 +456,20 @@ def main() -> None:
                 passages_read.setdefault(label, {})[name] = round(
                     read / max(1, sum(len(r[: args.top_k]) for r in reads.values())), 3
                 )
+        # Exact early stop: the same answers as reading all k (checked), fewer passages read.
+        for shown in (1, 3):
+            read = every = 0
+            for r in reads.values():
+                top, n = exact_stop(r, args.top_k, shown, predictor.score, shipped)
+                assert top == shown_answers(r, args.top_k, shown, predictor.score, shipped)
+                read += n
+                every += n == len(r[: args.top_k])
+            stops[f"top {shown} shown"][name] = {
+                "share_of_passages_read": round(
+                    read / max(1, sum(len(r[: args.top_k]) for r in reads.values())), 3
+                ),
+                "share_of_questions_reading_all": round(every / max(1, len(reads)), 3),
+            }
     for row in table.values():
         row["mean"] = round(sum(row.values()) / len(row), 2)
 
@@ -440,6 +487,15 @@ def main() -> None:
         if label != "the reader's own ranking" and all(row[n] > base[n] for n in sets)
     ]
     print("helps on all three sets:", ", ".join(helps) or "nothing")
+    for label, row in stops.items():
+        print(
+            f"exact early stop, {label}: passages read "
+            + ", ".join(
+                f"{n} {v['share_of_passages_read']:.3f} (all {args.top_k}: "
+                f"{v['share_of_questions_reading_all']:.0%} of questions)"
+                for n, v in row.items()
+            )
+        )
     assert shipped is not None
     result = {
         "benchmark": "answer_ranking",
@@ -453,6 +509,7 @@ def main() -> None:
         "top1_f1": table,
         "helps_on_all_sets": helps,
         "cascade_share_of_passages_read": passages_read,
+        "exact_early_stop": stops,
         "readme_rows": [
             {
                 "what": f"answer ranking across passages ({', '.join(sets)}; top {args.top_k}"
