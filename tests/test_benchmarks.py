@@ -59,8 +59,8 @@ def test_every_benchmark_starts_with_bench_env_and_writes_through_it() -> None:
 def test_a_benchmark_run_from_another_folder_is_offline_and_finds_docqa(tmp_path: Path) -> None:
     """From any folder, with none of the offline variables set: after bench_env, DocQA imports
     from this checkout and the offline environment is set."""
-    env = {k: v for k, v in os.environ.items() if k not in {"HF_HUB_OFFLINE", "PYTHONPATH"}}
-    env.pop("HAYSTACK_TELEMETRY_ENABLED", None)
+    unset = {"HF_HUB_OFFLINE", "HAYSTACK_TELEMETRY_ENABLED", "PYTHONPATH"}
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     probe = (
         f"import os, sys; sys.path.insert(0, {str(BENCHMARKS)!r})\n"
         "import bench_env, evaluation.environment\n"
