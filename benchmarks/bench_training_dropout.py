@@ -1,14 +1,15 @@
 """Training with torch's dropout against ``--cpu-dropout`` (reader_training/dropout.py).
 
 Issue 28's run, once per seed and dropout, each in a fresh process: ``docqa train`` with its
-defaults on 40 demo train pairs (a seeded sample) continuing the shipped reader, then the new
-reader evaluated on the 190 demo dev pairs (and the 60 of them that the issue's test checks
-apart) at the threshold it serves with. Reports the training time, steps per second and F1 per
-run, and the ratio of the median training times. The two dropouts alternate within a seed, so a
-busy spell of the machine is shared. Run it alone.
+defaults on 40 demo train pairs (a seeded sample, or with ``--pairs three-articles`` the first
+40 in file order, of three FAQ articles: the suite's two runs) continuing the shipped reader,
+then the new reader evaluated on the 190 demo dev pairs (and the 60 of them that the issue's
+test checks apart) at the threshold it serves with. Reports the training time, steps per
+second and F1 per run, and the ratio of the median training times. The two dropouts alternate
+within a seed, so a busy spell of the machine is shared. Run it alone.
 
-    python benchmarks/bench_training_dropout.py [--seeds 42 7]
-        [--out benchmarks/results/training_dropout.json]
+    python benchmarks/bench_training_dropout.py [--seeds 42 7] [--pairs seeded-sample]
+        [--dropouts torch cpu-masks] [--out benchmarks/results/training_dropout.json]
 """
 
 from __future__ import annotations
@@ -30,11 +31,22 @@ from evaluation.squad import load_squad, write_squad
 from pipelines.settings import DEMO_LABELS, SHIPPED_READER
 
 DROPOUTS = {"torch": "--torch-dropout", "cpu masks": "--cpu-dropout"}
+NEW_PAIRS = {  # as tests/reader_training/test_small_runs.py picks them
+    "seeded-sample": lambda train: random.Random(0).sample(train, 40),
+    "three-articles": lambda train: train[:40],
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 7])
+    parser.add_argument("--pairs", choices=sorted(NEW_PAIRS), default="seeded-sample")
+    parser.add_argument(
+        "--dropouts",
+        nargs="+",
+        choices=[name.replace(" ", "-") for name in DROPOUTS],
+        default=[name.replace(" ", "-") for name in DROPOUTS],
+    )
     parser.add_argument("--child-eval", type=Path, help=argparse.SUPPRESS)
     parser.add_argument(
         "--out", type=Path, default=REPO_ROOT / "benchmarks/results/training_dropout.json"
@@ -87,13 +99,16 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(evaluate(args.child_eval)))
         return 0
     train, _ = load_squad(DEMO_LABELS / "train.json")
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in DROPOUTS}
+    chosen = {
+        name: flag for name, flag in DROPOUTS.items() if name.replace(" ", "-") in args.dropouts
+    }
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in chosen}
     with tempfile.TemporaryDirectory(prefix="bench-dropout-") as tmp:
         new_pairs = Path(tmp) / "new.json"
-        write_squad(random.Random(0).sample(train, 40), new_pairs)
+        write_squad(NEW_PAIRS[args.pairs](train), new_pairs)
         shipped = evaluate_in_child(SHIPPED_READER)
         for seed in args.seeds:
-            order = list(DROPOUTS.items())
+            order = list(chosen.items())
             for name, flag in order if seed % 2 else order[::-1]:
                 row = train_once(new_pairs, Path(tmp) / "home", seed, flag) | {"seed": seed}
                 runs[name].append(row)
@@ -108,33 +123,51 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['windows_per_second']:>11.2f}{r['f1']:>8.2f}{r['f1_on_the_60']:>8.2f}"
             )
     medians = {n: statistics.median(r["train_seconds"] for r in rows) for n, rows in runs.items()}
-    ratio = round(medians["cpu masks"] / medians["torch"], 3)
-    print(f"median training time, cpu masks / torch: {ratio}")
-    command = "python benchmarks/bench_training_dropout.py --seeds " + " ".join(
-        map(str, args.seeds)
+    ratio = (
+        round(medians["cpu masks"] / medians["torch"], 3) if len(medians) == len(DROPOUTS) else None
     )
-    f1 = {
-        n: ", ".join(f"{r['f1']:.2f}/{r['f1_on_the_60']:.2f}" for r in rows)
+    if ratio is not None:
+        print(f"median training time, cpu masks / torch: {ratio}")
+    command = (
+        f"python benchmarks/bench_training_dropout.py --pairs {args.pairs} --dropouts "
+        + " ".join(args.dropouts)
+        + " --seeds "
+        + " ".join(map(str, args.seeds))
+    )
+    pairs = f"40 demo pairs ({args.pairs.replace('-', ' ')}, defaults)"
+    seeds = ", ".join(map(str, args.seeds))
+    f1 = "; ".join(
+        f"{n} " + ", ".join(f"{r['f1']:.2f}/{r['f1_on_the_60']:.2f}" for r in rows)
         for n, rows in runs.items()
-    }
-    report = {
-        "benchmark": "bench_training_dropout",
-        "readme_rows": [
+    )
+    rows = [
+        {
+            "what": f"docqa train on {pairs}: dev F1 (190 pairs / issue 28's 60) by seed "
+            f"({seeds}); the shipped reader {shipped['f1']:.2f}/{shipped['f1_on_the_60']:.2f}",
+            "number": f1,
+            "command": command,
+        }
+    ]
+    if ratio is not None:
+        rows.insert(
+            0,
             {
-                "what": "docqa train on 40 demo pairs (defaults), --cpu-dropout against torch's "
-                "dropout: training time (median of seeds " + ", ".join(map(str, args.seeds)) + ")",
+                "what": f"docqa train on {pairs}, --cpu-dropout against torch's dropout: training "
+                f"time (median of seeds {seeds})",
                 "number": f"{medians['cpu masks']:.1f} s against {medians['torch']:.1f} s "
                 f"({ratio}x)",
                 "command": command,
             },
-            {
-                "what": "the same runs: dev F1 (190 pairs / issue 28's 60), by seed; the shipped "
-                f"reader {shipped['f1']:.2f}/{shipped['f1_on_the_60']:.2f}",
-                "number": f"cpu masks {f1['cpu masks']}; torch {f1['torch']}",
-                "command": command,
-            },
-        ],
-        "settings": {"seeds": args.seeds, "pairs": 40, "command": "docqa train (defaults)"},
+        )
+    report = {
+        "benchmark": "bench_training_dropout",
+        "readme_rows": rows,
+        "settings": {
+            "seeds": args.seeds,
+            "pairs": args.pairs,
+            "dropouts": args.dropouts,
+            "command": "docqa train (defaults)",
+        },
         "cpu": cpu_description(),
         "shipped": shipped,
         "runs": runs,

@@ -302,6 +302,7 @@ def run_chunk(
             max_seq_length=spec.max_seq_length,
             doc_stride=spec.doc_stride,
             seed=spec.seed,
+            cpu_dropout=False,  # the card says what trained: the campaign keeps torch's masks
             description=(
                 f"Reader campaign, base stage: schedule step {state.step} of "
                 f"{state.total_steps} ({state.step * spec.batch_size} windows)."

@@ -90,11 +90,11 @@ class TrainConfig:
         default="auto", metadata=_cli(f"Training precision: {', '.join(PRECISIONS)}.")
     )
     cpu_dropout: bool = field(
-        default=False,
+        default=True,
         metadata=_cli(
             "On a CPU, draw dropout masks four to a random draw (reader_training.dropout): "
-            "steps about 1.5x faster; the masks differ from torch's, so results differ as with "
-            "another seed.",
+            "steps about 1.5x faster than with torch's masks (--torch-dropout), which differ, so "
+            "results differ as with another seed.",
             "--cpu-dropout/--torch-dropout",
         ),
     )

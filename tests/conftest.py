@@ -20,11 +20,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from filelock import FileLock
@@ -104,27 +102,11 @@ def every_core() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-def _plain(value: Any) -> Any:
-    """A NumPy scalar as the Python number JSON can write."""
-    return value.item()
-
-
-@pytest.fixture(scope="session")
-def once_per_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
-    """``once_per_run(name, compute)``: ``compute()``'s JSON result, computed by the first
-    worker that asks and read by the others (pytest-xdist workers share the parent of their
-    temporary folders, one per run; a lone pytest uses its own)."""
+def shared_by_the_workers(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder every pytest-xdist worker of this run sees (the parent of their temporary
+    folders); a lone pytest's own."""
     base = tmp_path_factory.getbasetemp()
-    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-
-    def get(name: str, compute: Callable[[], Any]) -> Any:
-        path = shared / f"once-{name}.json"
-        with FileLock(str(path) + ".lock"):
-            if not path.is_file():
-                path.write_text(json.dumps(compute(), default=_plain), encoding="utf-8")
-            return json.loads(path.read_text(encoding="utf-8"))
-
-    return get
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
 def tiny_base_model() -> str:
@@ -136,26 +118,30 @@ def tiny_base_model() -> str:
 
 @pytest.fixture(scope="session")
 def tiny_reader(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A complete reader folder: the tiny BERT briefly fine-tuned on demo train pairs (~10 s)."""
+    """A complete reader folder: the tiny BERT briefly fine-tuned on demo train pairs (~10 s),
+    once a run: the first worker that asks trains it, the others wait for it (read-only)."""
     from reader_training.train import TrainConfig, train_reader
 
-    out = tmp_path_factory.mktemp("readers") / "tiny"
-    config = TrainConfig(
-        train_files=[str(DEMO_LABELS / "train.json")],
-        base_model=tiny_base_model(),
-        output_dir=str(out),
-        learning_rate=3e-4,
-        epochs=1,
-        batch_size=16,
-        max_seq_length=192,
-        doc_stride=64,
-        max_negative_windows=1,
-        max_train_examples=120,
-        holdout_fraction=0.15,
-        max_holdout_questions=40,
-        seed=1,
-    )
-    return train_reader(config, progress=False).model_dir
+    out = shared_by_the_workers(tmp_path_factory) / "readers" / "tiny"
+    with FileLock(f"{out}.lock"):
+        if out.is_dir():  # the model folder appears whole (written aside, then renamed)
+            return out
+        config = TrainConfig(
+            train_files=[str(DEMO_LABELS / "train.json")],
+            base_model=tiny_base_model(),
+            output_dir=str(out),
+            learning_rate=3e-4,
+            epochs=1,
+            batch_size=16,
+            max_seq_length=192,
+            doc_stride=64,
+            max_negative_windows=1,
+            max_train_examples=120,
+            holdout_fraction=0.15,
+            max_holdout_questions=40,
+            seed=1,
+        )
+        return train_reader(config, progress=False).model_dir
 
 
 from pipelines.settings import DEMO_COLLECTION, Settings  # noqa: E402
