@@ -73,8 +73,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """How pytest-xdist (``--dist loadgroup``) shares the tests out: a module's tests go to one
     worker (its module fixtures are made once), unless they name a group of their own; tests
     marked ``first(minutes=...)`` start first, the longest first, then the modules with
-    ``slow`` tests, so the long work runs side by side and the short modules fill in around it."""
-    slow_modules = {item.module for item in items if item.get_closest_marker("slow")}
+    ``slow`` tests or a browser, so the long work runs side by side and the short modules fill in
+    around it. (A browser test mostly waits, for Chromium and a server: among the long work its
+    waits are filled; last, they left the cores half idle for the suite's final minute.)"""
+    slow_modules = {
+        item.module
+        for item in items
+        if item.get_closest_marker("slow") or "browser" in getattr(item, "fixturenames", ())
+    }
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))

@@ -2,8 +2,9 @@
 
 One small cluster (2 CPUs, the smallest object store) serves the module. The Ray engine must
 write what the local engine writes: the same sources, texts, passages in the same order and
-embeddings to 1e-4, on the demo collection and after a re-run with files changed, added and
-deleted; failing files are reported by name while the rest is indexed; the CLI runs it.
+embeddings to 1e-4, on ten demo files (two of each format) and after a re-run with files
+changed, added and deleted; failing files are reported by name while the rest is indexed; the
+CLI runs it.
 """
 
 from __future__ import annotations
@@ -90,13 +91,33 @@ class Demo:
     first: tuple[Snapshot, Snapshot]  # (ray, local) after the first runs
 
 
+# Two demo files of each format (the re-run changes the FAQ and deletes the Wi-Fi runbook): what
+# the engines must agree on is per file and per batch, not the collection's size.
+DEMO_FILES = (
+    "faq/new-joiner-faq.md",
+    "hr/remote-work-policy.md",
+    "it/office-network-and-wifi.txt",
+    "finance/corporate-card-guidelines.txt",
+    "it/laptop-provisioning.html",
+    "security/incident-reporting.html",
+    "hr/leave-policy.pdf",
+    "products/beacon-g3-manual.pdf",
+    "it/backup-restore-runbook-v1.docx",
+    "hr/travel-policy-2025.docx",
+)
+
+
 @pytest.fixture(scope="module")
 def demo(ray_cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Demo:
-    """The demo collection indexed once by each engine (each into its own home)."""
+    """Ten demo files indexed once by each engine (each into its own home)."""
     root = tmp_path_factory.mktemp("demo")
     folder = root / "documents"
-    shutil.copytree(DEMO_COLLECTION, folder)
-    local, ray_settings = Settings(home=root / "local"), Settings(home=root / "ray")
+    for name in DEMO_FILES:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(DEMO_COLLECTION / name, folder / name)
+    # Small embedding batches: the ten files' passages still reach the actors in several calls.
+    local = Settings(home=root / "local", embed_batch_size=8)
+    ray_settings = local.with_(home=root / "ray")
     local_first = run(folder, local)
     ray_first = run(folder, ray_settings, "ray")
     first = (snapshot(ray_settings), snapshot(local))
@@ -104,7 +125,7 @@ def demo(ray_cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Demo:
 
 
 @pytest.mark.slow
-def test_the_demo_collection_indexed_on_ray_equals_the_local_index(demo: Demo) -> None:
+def test_demo_files_indexed_on_ray_equal_the_local_index(demo: Demo) -> None:
     files = len([path for path in demo.folder.rglob("*") if path.is_file()])
     assert counts(demo.ray_first) == counts(demo.local_first) == (files, 0, 0, 0)
     assert not demo.ray_first.failed and not demo.ray_first.skipped
