@@ -31,6 +31,7 @@ from evaluation.squad import load_squad, write_squad
 from pipelines.settings import DEMO_LABELS, SHIPPED_READER
 
 DROPOUTS = {"torch": "--torch-dropout", "cpu masks": "--cpu-dropout"}
+DROPOUT_CHOICES = {name.replace(" ", "-"): name for name in DROPOUTS}  # as --dropouts names them
 NEW_PAIRS = {  # as tests/reader_training/test_small_runs.py picks them
     "seeded-sample": lambda train: random.Random(0).sample(train, 40),
     "three-articles": lambda train: train[:40],
@@ -44,8 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--dropouts",
         nargs="+",
-        choices=[name.replace(" ", "-") for name in DROPOUTS],
-        default=[name.replace(" ", "-") for name in DROPOUTS],
+        choices=list(DROPOUT_CHOICES),
+        default=list(DROPOUT_CHOICES),
     )
     parser.add_argument("--child-eval", type=Path, help=argparse.SUPPRESS)
     parser.add_argument(
@@ -99,9 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(evaluate(args.child_eval)))
         return 0
     train, _ = load_squad(DEMO_LABELS / "train.json")
-    chosen = {
-        name: flag for name, flag in DROPOUTS.items() if name.replace(" ", "-") in args.dropouts
-    }
+    wanted = {DROPOUT_CHOICES[choice] for choice in args.dropouts}
+    chosen = {name: flag for name, flag in DROPOUTS.items() if name in wanted}  # in this order
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in chosen}
     with tempfile.TemporaryDirectory(prefix="bench-dropout-") as tmp:
         new_pairs = Path(tmp) / "new.json"

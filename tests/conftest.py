@@ -21,7 +21,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -161,6 +161,17 @@ DEMO_HOME_FILES = (
 )
 
 
+def copy_demo_files(names: Iterable[str], folder: Path) -> Path:
+    """Copy these demo documents (paths relative to the collection) into ``folder``, keeping
+    their subfolders, so sources read ``<folder name>/hr/...``; returns ``folder``."""
+    import shutil
+
+    for name in names:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(DEMO_COLLECTION / name, folder / name)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_base() -> str:
     """The untrained tiny BERT folder (a QA head is added, randomly initialized, on load)."""
@@ -174,15 +185,10 @@ def demo_home(tmp_path_factory: pytest.TempPathFactory, tiny_reader: Path) -> Se
     The files are copied to ``<tmp>/documents/...`` so sources read ``documents/hr/...``; the
     reader is the session's tiny reader. Tests that change the index must use their own home.
     """
-    import shutil
-
     from indexer.run import index_folder
 
     root = tmp_path_factory.mktemp("demo")
-    docs = root / "documents"
-    for rel in DEMO_HOME_FILES:
-        (docs / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(DEMO_COLLECTION / rel, docs / rel)
+    docs = copy_demo_files(DEMO_HOME_FILES, root / "documents")
     settings = Settings(home=root / "home", reader_model=str(tiny_reader))
     summary = index_folder([docs], settings, progress=False)
     assert summary.added == len(DEMO_HOME_FILES) and not summary.failed, summary.describe()

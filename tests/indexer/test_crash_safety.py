@@ -26,8 +26,9 @@ import pytest
 from indexer.run import IndexSummary, index_folder
 from pipelines.embedder import PassageEmbedder
 from pipelines.query import QueryService
-from pipelines.settings import DEMO_COLLECTION, REPO_ROOT, Settings
+from pipelines.settings import REPO_ROOT, Settings
 from pipelines.store import CURRENT_FILE, PassageStore
+from tests.conftest import copy_demo_files
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
 # Small documents of four types (about 40 passages): enough files for several checkpoints,
@@ -47,11 +48,7 @@ WAIT_S = 1200.0  # generous for a busy machine: each wait ends as soon as its ev
 
 @pytest.fixture(scope="module")
 def collection(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    docs = tmp_path_factory.mktemp("crash") / "documents"
-    for rel in SUBSET:
-        (docs / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(DEMO_COLLECTION / rel, docs / rel)
-    return docs
+    return copy_demo_files(SUBSET, tmp_path_factory.mktemp("crash") / "documents")
 
 
 @pytest.fixture(scope="module")

@@ -29,8 +29,9 @@ from docqa.cli import app
 from indexer.ray_engine import EmbedderPool, plan_pool, ray_connection
 from indexer.run import IndexSummary, PreparedFile, index_folder
 from pipelines.embedder import resolve_embed_precision
-from pipelines.settings import DEMO_COLLECTION, REPO_ROOT, Settings
+from pipelines.settings import REPO_ROOT, Settings
 from pipelines.store import PassageStore
+from tests.conftest import copy_demo_files
 from tests.ray_support import local_ray_cluster
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
@@ -111,10 +112,7 @@ DEMO_FILES = (
 def demo(ray_cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Demo:
     """Ten demo files indexed once by each engine (each into its own home)."""
     root = tmp_path_factory.mktemp("demo")
-    folder = root / "documents"
-    for name in DEMO_FILES:
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(DEMO_COLLECTION / name, folder / name)
+    folder = copy_demo_files(DEMO_FILES, root / "documents")
     # Small embedding batches: the ten files' passages still reach the actors in several calls.
     local = Settings(home=root / "local", embed_batch_size=8)
     ray_settings = local.with_(home=root / "ray")

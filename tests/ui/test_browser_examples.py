@@ -3,7 +3,6 @@ with the shipped reader: it gets an answer (issue 28: it used to get "no answer,
 
 from __future__ import annotations
 
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +11,8 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from indexer.run import index_folder
-from pipelines.settings import DEMO_COLLECTION, Settings
+from pipelines.settings import Settings
+from tests.conftest import copy_demo_files
 from tests.ui.browser_support import ANSWER_TIMEOUT_MS, free_port, running, wait_idle
 from tests.ui.test_browser import APP
 
@@ -27,10 +27,7 @@ FILES = (
 
 @pytest.fixture
 def demo_server(tmp_path: Path) -> Iterator[str]:
-    docs = tmp_path / "documents"
-    for rel in FILES:
-        (docs / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(DEMO_COLLECTION / rel, docs / rel)
+    docs = copy_demo_files(FILES, tmp_path / "documents")
     home = tmp_path / "home"
     summary = index_folder([docs], Settings(home=home), progress=False)  # the shipped reader
     assert summary.added == len(FILES), summary.describe()
